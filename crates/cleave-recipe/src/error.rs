@@ -1,0 +1,292 @@
+//! Errors in recipes and variant files, each pointing at the offending text.
+//!
+//! A recipe is checked as a whole: parsing and rendering collect every
+//! [`Problem`] they find and return them together as [`RecipeErrors`], so a
+//! user fixes a file in one round instead of one error per run.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+
+use crate::source::SourceFile;
+
+/// What is wrong, independent of where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The YAML scanner rejected the text.
+    #[error("invalid YAML: {0}")]
+    Yaml(String),
+    /// The file holds more than one YAML document.
+    #[error("a recipe is one YAML document, but a second one starts here")]
+    MultipleDocuments,
+    /// The file holds no document at all.
+    #[error("the file is empty")]
+    EmptyDocument,
+    /// The top level is a list or scalar.
+    #[error("the top level must be a mapping, found {found}")]
+    TopLevelNotMapping {
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// YAML aliases (`*name`) are not part of the recipe format.
+    #[error("YAML aliases are not supported in recipes")]
+    Alias,
+    /// YAML anchors (`&name`) are not part of the recipe format.
+    #[error("YAML anchors are not supported in recipes")]
+    Anchor,
+    /// YAML tags (`!!str`) are not part of the recipe format.
+    #[error("YAML tags are not supported in recipes")]
+    Tag,
+    /// A list or mapping used as a mapping key.
+    #[error("mapping keys must be plain strings")]
+    ComplexKey,
+    /// The same key twice in one mapping.
+    #[error("duplicate key `{key}` (first defined at line {line}, column {column})")]
+    DuplicateKey {
+        /// The repeated key.
+        key: String,
+        /// Line of the first definition.
+        line: usize,
+        /// Column of the first definition.
+        column: usize,
+    },
+    /// A key the section does not know.
+    #[error("unknown key `{key}` in {section}")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The section it appeared in.
+        section: String,
+    },
+    /// A required key is absent.
+    #[error("{section} is missing `{key}`")]
+    MissingKey {
+        /// The missing key.
+        key: String,
+        /// The section that needs it.
+        section: String,
+    },
+    /// A value of the wrong shape.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the field takes.
+        expected: &'static str,
+        /// What was written.
+        found: &'static str,
+    },
+    /// A value of the right shape that does not parse.
+    #[error("invalid {what} `{value}`: {reason}")]
+    InvalidValue {
+        /// The kind of value, e.g. "version".
+        what: &'static str,
+        /// The value as rendered.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A dependency that is not a valid conda match spec.
+    #[error("invalid match spec `{spec}`: {reason}")]
+    MatchSpec {
+        /// The spec as rendered.
+        spec: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A Jinja syntax or evaluation error.
+    #[error("template error: {0}")]
+    Template(String),
+    /// A Jinja expression refers to a name nothing defines.
+    #[error("undefined variable `{name}`")]
+    UndefinedVariable {
+        /// The undefined name.
+        name: String,
+    },
+    /// Only schema version 1 exists.
+    #[error("unsupported schema_version `{found}`; cleave reads schema_version 1")]
+    SchemaVersion {
+        /// The version written.
+        found: String,
+    },
+    /// Two keys that exclude each other.
+    #[error("`{first}` and `{second}` cannot both be given")]
+    Conflict {
+        /// The key pointed at.
+        first: &'static str,
+        /// The key it conflicts with.
+        second: &'static str,
+    },
+    /// `inherit` names a staging output that does not exist.
+    #[error("`inherit` names `{name}`, but the recipe has no staging output of that name")]
+    UnknownStaging {
+        /// The name written.
+        name: String,
+    },
+    /// `pin_subpackage` names something that is not an output here.
+    #[error("pin_subpackage names `{name}`, which is not an output of this recipe")]
+    UnknownPinTarget {
+        /// The name written.
+        name: String,
+    },
+    /// Two outputs with the same name.
+    #[error("two outputs are named `{name}`")]
+    DuplicateOutput {
+        /// The shared name.
+        name: String,
+    },
+    /// Outputs depend on each other in a loop.
+    #[error("outputs depend on each other in a cycle: {path}")]
+    Cycle {
+        /// The loop, as `a -> b -> a`.
+        path: String,
+    },
+    /// A key a staging output cannot carry.
+    #[error("a staging output cannot have `{key}`")]
+    StagingKey {
+        /// The key written.
+        key: String,
+    },
+}
+
+/// One error at one place in one file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}")]
+pub struct Problem {
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// The offending text.
+    pub span: SourceSpan,
+    /// A suggestion for fixing it, if there is one.
+    pub help: Option<String>,
+    label: String,
+    source_name: Arc<str>,
+    named: NamedSource<Arc<str>>,
+}
+
+impl Problem {
+    /// A problem at `span` in `source`, labelled with a default text.
+    pub fn new(source: &SourceFile, kind: ProblemKind, span: SourceSpan) -> Self {
+        let label = default_label(&kind).to_string();
+        Self {
+            kind,
+            span,
+            help: None,
+            label,
+            source_name: Arc::from(source.name()),
+            named: source.named_source(),
+        }
+    }
+
+    /// Adds a hint line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Replaces the label under the offending text.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// The name of the file the problem is in.
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+}
+
+fn default_label(kind: &ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::UnknownKey { .. } => "unknown key",
+        ProblemKind::MissingKey { .. } => "in this section",
+        ProblemKind::DuplicateKey { .. } => "defined again here",
+        ProblemKind::MatchSpec { .. } => "not a match spec",
+        ProblemKind::UndefinedVariable { .. } => "used here",
+        ProblemKind::Template(_) => "in this template",
+        ProblemKind::Cycle { .. } => "part of the cycle",
+        ProblemKind::DuplicateOutput { .. } => "second output with this name",
+        _ => "here",
+    }
+}
+
+impl Diagnostic for Problem {
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.named)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span),
+        )))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+}
+
+/// Every problem found in a recipe, in source order.
+#[derive(Debug, Clone)]
+pub struct RecipeErrors {
+    problems: Vec<Problem>,
+}
+
+impl RecipeErrors {
+    /// Sorts and deduplicates; rendering every variant can find the same
+    /// problem many times.
+    pub fn new(mut problems: Vec<Problem>) -> Self {
+        problems.sort_by(|a, b| {
+            (a.source_name(), a.span.offset(), a.to_string()).cmp(&(
+                b.source_name(),
+                b.span.offset(),
+                b.to_string(),
+            ))
+        });
+        problems.dedup_by(|a, b| {
+            a.source_name() == b.source_name() && a.span == b.span && a.kind == b.kind
+        });
+        Self { problems }
+    }
+
+    /// The individual problems.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+}
+
+impl From<Problem> for RecipeErrors {
+    fn from(problem: Problem) -> Self {
+        Self::new(vec![problem])
+    }
+}
+
+impl fmt::Display for RecipeErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.problems.first().map_or("recipe", |p| p.source_name());
+        match self.problems.len() {
+            1 => write!(f, "{name}: 1 error"),
+            n => write!(f, "{name}: {n} errors"),
+        }
+    }
+}
+
+impl std::error::Error for RecipeErrors {}
+
+impl Diagnostic for RecipeErrors {
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+    }
+}
+
+/// The closest known word to `word`, for "did you mean" hints.
+pub fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}

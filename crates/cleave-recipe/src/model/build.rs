@@ -1,0 +1,308 @@
+use serde::Serialize;
+
+use super::script::Script;
+use crate::error::ProblemKind;
+use crate::read::Reader;
+use crate::yaml::{Node, NodeKind};
+
+/// How a package output is built and what goes into it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Build {
+    /// Build number.
+    pub number: u64,
+    /// The final build string (from `build.string`, or hash and number).
+    pub string: String,
+    /// Architecture-independent kind, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noarch: Option<NoArch>,
+    /// The script; empty for an output that only repackages inherited files.
+    pub script: Script,
+    /// Which new files of `$PREFIX` the package takes.
+    #[serde(skip_serializing_if = "FileSelection::is_all")]
+    pub files: FileSelection,
+    /// Files packaged even if they were in the prefix before the build.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub always_include_files: Vec<String>,
+    /// Install build and host dependencies into one prefix.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merge_build_and_host_envs: bool,
+    /// Shared-library handling.
+    pub dynamic_linking: DynamicLinking,
+    /// Prefix placeholder detection.
+    #[serde(skip_serializing_if = "PrefixDetection::is_default")]
+    pub prefix_detection: PrefixDetection,
+    /// Python entry points to create.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub python_entry_points: Vec<String>,
+    /// Variant keys forced into, or kept out of, the build hash.
+    #[serde(skip_serializing_if = "VariantKeys::is_empty")]
+    pub variant: VariantKeys,
+}
+
+/// The two kinds of `noarch` package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoArch {
+    /// Any platform, files as they are.
+    Generic,
+    /// Pure Python, installed into the environment's site-packages.
+    Python,
+}
+
+/// Globs that pick files; an empty `include` means every new file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FileSelection {
+    /// Globs of files to take.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Globs of files to leave out, applied after `include`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+impl FileSelection {
+    /// True when every new file is taken.
+    pub fn is_all(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>, node: &Node) -> FileSelection {
+        match &node.kind {
+            NodeKind::Map(_) => {
+                let Some(node) = r.map(node, "files", &["include", "exclude"]) else {
+                    return FileSelection::default();
+                };
+                FileSelection {
+                    include: node.get("include").map(|n| r.globs(n)).unwrap_or_default(),
+                    exclude: node.get("exclude").map(|n| r.globs(n)).unwrap_or_default(),
+                }
+            }
+            _ => FileSelection {
+                include: r.globs(node),
+                exclude: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Settings for shared libraries and executables.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DynamicLinking {
+    /// Directories (relative to the prefix) written into RPATH/RUNPATH.
+    pub rpaths: Vec<String>,
+    /// Whether to rewrite RPATHs; `false` leaves binaries alone.
+    pub binary_relocation: bool,
+    /// Globs of libraries that may be missing at link check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_dso_allowlist: Vec<String>,
+    /// Globs of RPATH entries outside the prefix that are allowed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rpath_allowlist: Vec<String>,
+}
+
+impl Default for DynamicLinking {
+    fn default() -> Self {
+        DynamicLinking {
+            rpaths: vec!["lib/".into()],
+            binary_relocation: true,
+            missing_dso_allowlist: Vec::new(),
+            rpath_allowlist: Vec::new(),
+        }
+    }
+}
+
+/// How files containing the build prefix are found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PrefixDetection {
+    /// Globs forced to be treated as text files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub force_text: Vec<String>,
+    /// Globs forced to be treated as binary files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub force_binary: Vec<String>,
+    /// Skip detection entirely.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_all: bool,
+    /// Globs of files to skip.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// Skip binary files.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_binary_files: bool,
+}
+
+impl PrefixDetection {
+    fn is_default(&self) -> bool {
+        *self == PrefixDetection::default()
+    }
+}
+
+/// Variant keys named explicitly in `build.variant`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VariantKeys {
+    /// Keys that count as used even if nothing refers to them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub use_keys: Vec<String>,
+    /// Keys left out of the hash even though they are used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore_keys: Vec<String>,
+}
+
+impl VariantKeys {
+    fn is_empty(&self) -> bool {
+        self.use_keys.is_empty() && self.ignore_keys.is_empty()
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>, build: &Node) -> VariantKeys {
+        let Some(node) = build.get("variant") else {
+            return VariantKeys::default();
+        };
+        let keys = ["use_keys", "ignore_keys", "down_prioritize_variant"];
+        let Some(node) = r.map(node, "build.variant", &keys) else {
+            return VariantKeys::default();
+        };
+        let mut list = |key| -> Vec<String> {
+            r.opt_strings(node, key)
+                .into_iter()
+                .map(|s| s.value)
+                .collect()
+        };
+        VariantKeys {
+            use_keys: list("use_keys"),
+            ignore_keys: list("ignore_keys"),
+        }
+    }
+}
+
+pub(crate) const BUILD_KEYS: &[&str] = &[
+    "number",
+    "string",
+    "skip",
+    "noarch",
+    "script",
+    "files",
+    "always_include_files",
+    "merge_build_and_host_envs",
+    "dynamic_linking",
+    "prefix_detection",
+    "python",
+    "variant",
+];
+
+impl Build {
+    /// Reads `build:`; `string` and `script` are decided by the caller.
+    pub(crate) fn read(r: &mut Reader<'_>, node: &Node, string: String, script: Script) -> Build {
+        let node = r.map(node, "build", BUILD_KEYS).unwrap_or(node);
+        let noarch = r
+            .opt_string(node, "noarch")
+            .and_then(|n| match n.value.as_str() {
+                "generic" => Some(NoArch::Generic),
+                "python" => Some(NoArch::Python),
+                _ => {
+                    r.report(
+                        ProblemKind::InvalidValue {
+                            what: "noarch",
+                            value: n.value,
+                            reason: "expected `generic` or `python`".into(),
+                        },
+                        n.span,
+                    );
+                    None
+                }
+            });
+        Build {
+            number: node.get("number").and_then(|n| r.u64(n)).unwrap_or(0),
+            string,
+            noarch,
+            script,
+            files: node
+                .get("files")
+                .map(|n| FileSelection::read(r, n))
+                .unwrap_or_default(),
+            always_include_files: node
+                .get("always_include_files")
+                .map(|n| r.globs(n))
+                .unwrap_or_default(),
+            merge_build_and_host_envs: r
+                .opt_bool(node, "merge_build_and_host_envs")
+                .unwrap_or(false),
+            dynamic_linking: node
+                .get("dynamic_linking")
+                .map(|n| read_dynamic_linking(r, n))
+                .unwrap_or_default(),
+            prefix_detection: node
+                .get("prefix_detection")
+                .map(|n| read_prefix_detection(r, n))
+                .unwrap_or_default(),
+            python_entry_points: node
+                .get("python")
+                .and_then(|p| r.map(p, "build.python", &["entry_points"]))
+                .map(|p| {
+                    r.opt_strings(p, "entry_points")
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            variant: VariantKeys::read(r, node),
+        }
+    }
+}
+
+fn read_dynamic_linking(r: &mut Reader<'_>, node: &Node) -> DynamicLinking {
+    let keys = [
+        "rpaths",
+        "binary_relocation",
+        "missing_dso_allowlist",
+        "rpath_allowlist",
+        "overdepending_behavior",
+        "overlinking_behavior",
+    ];
+    let Some(node) = r.map(node, "dynamic_linking", &keys) else {
+        return DynamicLinking::default();
+    };
+    let defaults = DynamicLinking::default();
+    DynamicLinking {
+        rpaths: match node.get("rpaths") {
+            Some(n) => r.strings(n).into_iter().map(|s| s.value).collect(),
+            None => defaults.rpaths,
+        },
+        binary_relocation: r.opt_bool(node, "binary_relocation").unwrap_or(true),
+        missing_dso_allowlist: node
+            .get("missing_dso_allowlist")
+            .map(|n| r.globs(n))
+            .unwrap_or_default(),
+        rpath_allowlist: node
+            .get("rpath_allowlist")
+            .map(|n| r.globs(n))
+            .unwrap_or_default(),
+    }
+}
+
+fn read_prefix_detection(r: &mut Reader<'_>, node: &Node) -> PrefixDetection {
+    let Some(node) = r.map(
+        node,
+        "prefix_detection",
+        &["force_file_type", "ignore", "ignore_binary_files"],
+    ) else {
+        return PrefixDetection::default();
+    };
+    let mut detection = PrefixDetection {
+        ignore_binary_files: r.opt_bool(node, "ignore_binary_files").unwrap_or(false),
+        ..PrefixDetection::default()
+    };
+    if let Some(force) = node.get("force_file_type")
+        && let Some(force) = r.map(force, "force_file_type", &["text", "binary"])
+    {
+        detection.force_text = force.get("text").map(|n| r.globs(n)).unwrap_or_default();
+        detection.force_binary = force.get("binary").map(|n| r.globs(n)).unwrap_or_default();
+    }
+    match node.get("ignore") {
+        Some(n) if matches!(n.as_str(), Some("true" | "false")) => {
+            detection.ignore_all = r.bool(n).unwrap_or(false)
+        }
+        Some(n) => detection.ignore = r.globs(n),
+        None => {}
+    }
+    detection
+}

@@ -1,0 +1,183 @@
+//! Typed reading of rendered YAML nodes, collecting every problem found.
+//!
+//! The model modules describe each section with these helpers; a problem is
+//! recorded and reading goes on, so one pass reports everything wrong.
+
+use miette::SourceSpan;
+
+use crate::error::{Problem, ProblemKind, suggest};
+use crate::source::SourceFile;
+use crate::yaml::{Node, NodeKind};
+
+/// Reads nodes into typed values, keeping the problems it meets.
+pub(crate) struct Reader<'a> {
+    pub(crate) source: &'a SourceFile,
+    pub(crate) problems: Vec<Problem>,
+}
+
+/// A text value and where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Spanned {
+    pub(crate) value: String,
+    pub(crate) span: SourceSpan,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(source: &'a SourceFile) -> Self {
+        Self {
+            source,
+            problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn report(&mut self, kind: ProblemKind, span: SourceSpan) {
+        self.problems.push(Problem::new(self.source, kind, span));
+    }
+
+    pub(crate) fn report_with_help(&mut self, kind: ProblemKind, span: SourceSpan, help: String) {
+        self.problems
+            .push(Problem::new(self.source, kind, span).with_help(help));
+    }
+
+    fn wrong_type(&mut self, expected: &'static str, node: &Node) {
+        self.report(
+            ProblemKind::WrongType {
+                expected,
+                found: node.describe(),
+            },
+            node.span,
+        );
+    }
+
+    /// Checks that `node` is a mapping with only `known` keys; returns it.
+    pub(crate) fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        section: &str,
+        known: &[&str],
+    ) -> Option<&'n Node> {
+        let Some(entries) = node.as_map() else {
+            if !node.is_null() {
+                self.wrong_type("a mapping", node);
+            }
+            return None;
+        };
+        for (key, _) in entries {
+            if !known.contains(&key.name.as_str()) {
+                let kind = ProblemKind::UnknownKey {
+                    key: key.name.clone(),
+                    section: section.to_string(),
+                };
+                match suggest(&key.name, known.iter().copied()) {
+                    Some(close) => {
+                        self.report_with_help(kind, key.span, format!("did you mean `{close}`?"))
+                    }
+                    None => self.report_with_help(
+                        kind,
+                        key.span,
+                        format!("{section} takes: {}", known.join(", ")),
+                    ),
+                }
+            }
+        }
+        Some(node)
+    }
+
+    /// A scalar as text; numbers and booleans are taken as written.
+    pub(crate) fn string(&mut self, node: &Node) -> Option<Spanned> {
+        match &node.kind {
+            NodeKind::Scalar(s) if !node.is_null() => Some(Spanned {
+                value: s.value.clone(),
+                span: node.span,
+            }),
+            _ => {
+                self.wrong_type("a string", node);
+                None
+            }
+        }
+    }
+
+    /// The text of an optional field, `None` when absent or null.
+    pub(crate) fn opt_string(&mut self, parent: &Node, key: &str) -> Option<Spanned> {
+        let node = parent.get(key)?;
+        if node.is_null() {
+            return None;
+        }
+        self.string(node)
+    }
+
+    pub(crate) fn bool(&mut self, node: &Node) -> Option<bool> {
+        match node.as_str().map(str::trim) {
+            Some("true" | "True" | "TRUE" | "yes") => Some(true),
+            Some("false" | "False" | "FALSE" | "no") => Some(false),
+            _ => {
+                self.wrong_type("true or false", node);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn opt_bool(&mut self, parent: &Node, key: &str) -> Option<bool> {
+        parent
+            .get(key)
+            .filter(|n| !n.is_null())
+            .and_then(|n| self.bool(n))
+    }
+
+    pub(crate) fn u64(&mut self, node: &Node) -> Option<u64> {
+        match node.as_str().and_then(|s| s.trim().parse().ok()) {
+            Some(n) => Some(n),
+            None => {
+                self.wrong_type("a non-negative integer", node);
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single scalar counts as a list of one.
+    pub(crate) fn strings(&mut self, node: &Node) -> Vec<Spanned> {
+        match &node.kind {
+            _ if node.is_null() => Vec::new(),
+            NodeKind::Scalar(_) => self.string(node).into_iter().collect(),
+            NodeKind::Seq(items) => items.iter().filter_map(|i| self.string(i)).collect(),
+            NodeKind::Map(_) => {
+                self.wrong_type("a list of strings", node);
+                Vec::new()
+            }
+        }
+    }
+
+    pub(crate) fn opt_strings(&mut self, parent: &Node, key: &str) -> Vec<Spanned> {
+        parent.get(key).map(|n| self.strings(n)).unwrap_or_default()
+    }
+
+    /// Glob patterns, each checked to compile.
+    pub(crate) fn globs(&mut self, node: &Node) -> Vec<String> {
+        self.strings(node)
+            .into_iter()
+            .filter_map(|g| match globset::Glob::new(&g.value) {
+                Ok(_) => Some(g.value),
+                Err(err) => {
+                    self.report(
+                        ProblemKind::InvalidValue {
+                            what: "glob",
+                            value: g.value,
+                            reason: err.kind().to_string(),
+                        },
+                        g.span,
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Items of a list; a single non-list value counts as a list of one.
+    pub(crate) fn items<'n>(&mut self, node: &'n Node) -> Vec<&'n Node> {
+        match &node.kind {
+            _ if node.is_null() => Vec::new(),
+            NodeKind::Seq(items) => items.iter().collect(),
+            _ => vec![node],
+        }
+    }
+}

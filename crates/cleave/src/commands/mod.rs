@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub(crate) mod render;
+
+use std::io::Write;
+
+/// Writes a diagnostic with its source snippet to stderr.
+pub(crate) fn print_report(report: &miette::Report) {
+    let _ = writeln!(std::io::stderr().lock(), "{report:?}");
+}

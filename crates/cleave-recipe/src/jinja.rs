@@ -404,7 +404,13 @@ pub(crate) fn template_problem(
     let detail = err
         .detail()
         .map_or_else(|| err.kind().to_string(), str::to_string);
-    Problem::new(source, ProblemKind::Template(detail), span)
+    let hint = (detail.contains("'max_pin'") || detail.contains("'min_pin'"))
+        .then_some("conda-build's `min_pin`/`max_pin` are `lower_bound`/`upper_bound` here");
+    let problem = Problem::new(source, ProblemKind::Template(detail), span);
+    match hint {
+        Some(hint) => problem.with_help(hint),
+        None => problem,
+    }
 }
 
 fn default_compiler(lang: &str, target: Subdir) -> String {

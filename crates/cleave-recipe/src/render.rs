@@ -442,7 +442,9 @@ impl Driver<'_> {
                 r.map(
                     n,
                     "staging requirements",
-                    &["build", "host", "ignore_run_exports"],
+                    // Run-time keys were already reported by the parser as
+                    // keys a staging output cannot have.
+                    crate::model::REQUIREMENT_KEYS,
                 )
             })
             .map(|n| StagingRequirements {
@@ -500,14 +502,19 @@ impl Driver<'_> {
         let name_text = r.opt_string(package, "name")?;
         let name = crate::model::read_package_name(r, &name_text)?;
         let version_text = r.opt_string(package, "version")?;
-        let version = match version_text.value.parse::<VersionWithSource>() {
+        let parsed = if version_text.value.contains('-') {
+            Err("conda versions cannot contain `-` (it separates name, version and build)".to_string())
+        } else {
+            version_text.value.parse::<VersionWithSource>().map_err(|e| e.to_string())
+        };
+        let version = match parsed {
             Ok(v) => v,
             Err(err) => {
                 r.report(
                     ProblemKind::InvalidValue {
                         what: "version",
                         value: version_text.value.clone(),
-                        reason: err.to_string(),
+                        reason: err,
                     },
                     version_text.span,
                 );

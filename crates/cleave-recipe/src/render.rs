@@ -503,9 +503,15 @@ impl Driver<'_> {
         let name = crate::model::read_package_name(r, &name_text)?;
         let version_text = r.opt_string(package, "version")?;
         let parsed = if version_text.value.contains('-') {
-            Err("conda versions cannot contain `-` (it separates name, version and build)".to_string())
+            Err(
+                "conda versions cannot contain `-` (it separates name, version and build)"
+                    .to_string(),
+            )
         } else {
-            version_text.value.parse::<VersionWithSource>().map_err(|e| e.to_string())
+            version_text
+                .value
+                .parse::<VersionWithSource>()
+                .map_err(|e| e.to_string())
         };
         let version = match parsed {
             Ok(v) => v,

@@ -10,7 +10,9 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 use rattler_conda_types::Subdir;
 
 fn corpus(kind: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/recipes").join(kind);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/recipes")
+        .join(kind);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|e| e.expect("dir entry").path())
@@ -71,7 +73,11 @@ fn check(path: &Path, actual: &str) -> Result<(), String> {
 #[test]
 fn bad_recipes_report_their_errors() {
     let cases = corpus("bad");
-    assert!(cases.len() >= 25, "the bad corpus shrank to {}", cases.len());
+    assert!(
+        cases.len() >= 25,
+        "the bad corpus shrank to {}",
+        cases.len()
+    );
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|dir| match render(dir) {

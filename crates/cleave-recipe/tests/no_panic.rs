@@ -40,8 +40,28 @@ impl Rng {
 }
 
 const INTERESTING: &[&str] = &[
-    "${{", "}}", "${{ x }}", ":", "- ", "if: ", "then:", "\n", "  ", "'", "\"", "[", "{", "*a", "&a",
-    "!!str ", "---\n", "\t", "é", "pin_subpackage('", "inherit: ", "staging:\n  name: s\n",
+    "${{",
+    "}}",
+    "${{ x }}",
+    ":",
+    "- ",
+    "if: ",
+    "then:",
+    "\n",
+    "  ",
+    "'",
+    "\"",
+    "[",
+    "{",
+    "*a",
+    "&a",
+    "!!str ",
+    "---\n",
+    "\t",
+    "é",
+    "pin_subpackage('",
+    "inherit: ",
+    "staging:\n  name: s\n",
 ];
 
 fn mutate(text: &str, rng: &mut Rng) -> String {
@@ -59,8 +79,14 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
             }
             2 => bytes.truncate(at),
             _ => {
-                let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-                let line_end = bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| at + p + 1);
+                let line_start = bytes[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let line_end = bytes[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| at + p + 1);
                 let line = bytes[line_start..line_end].to_vec();
                 bytes.splice(line_end..line_end, line);
             }

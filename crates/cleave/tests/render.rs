@@ -30,7 +30,13 @@ fn names(outputs: &serde_json::Value) -> Vec<String> {
         .as_array()
         .expect("list")
         .iter()
-        .map(|o| format!("{}:{}", o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .map(|o| {
+            format!(
+                "{}:{}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -61,15 +67,30 @@ fn renders_staging_outputs_in_build_order_as_json() {
     let python_core = &out[5];
     assert_eq!(python_core["variant"]["python"], "3.11");
     assert_eq!(python_core["inherit"]["from"], "python-build");
-    assert_eq!(python_core["requirements"]["run"][1], "libcore ==3.2.0 hdbdd572_0");
+    assert_eq!(
+        python_core["requirements"]["run"][1],
+        "libcore ==3.2.0 hdbdd572_0"
+    );
 }
 
 #[test]
 fn a_recipe_file_path_works_like_its_directory() {
     let dir = recipes().join("good/seed-cache-basic");
     let file = dir.join("recipe.yaml");
-    let a = cleave(&["render", "-r", dir.to_str().unwrap(), "--target-platform", "linux-64"]);
-    let b = cleave(&["render", "-r", file.to_str().unwrap(), "--target-platform", "linux-64"]);
+    let a = cleave(&[
+        "render",
+        "-r",
+        dir.to_str().unwrap(),
+        "--target-platform",
+        "linux-64",
+    ]);
+    let b = cleave(&[
+        "render",
+        "-r",
+        file.to_str().unwrap(),
+        "--target-platform",
+        "linux-64",
+    ]);
     assert!(a.status.success());
     assert_eq!(a.stdout, b.stdout);
     let text = String::from_utf8(a.stdout).unwrap();
@@ -138,7 +159,13 @@ fn missing_recipe_and_bad_platform_exit_2() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read recipe"));
     let dir = recipes().join("good/staging-basic");
-    let platform = cleave(&["render", "-r", dir.to_str().unwrap(), "--target-platform", "linux-65"]);
+    let platform = cleave(&[
+        "render",
+        "-r",
+        dir.to_str().unwrap(),
+        "--target-platform",
+        "linux-65",
+    ]);
     assert_eq!(platform.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&platform.stderr).contains("linux-65"));
 }

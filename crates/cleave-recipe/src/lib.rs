@@ -9,6 +9,30 @@
 //!
 //! This crate does not build, fetch, solve or cache anything; it only turns
 //! text into the typed plan the build engine consumes.
+//!
+//! ```
+//! use cleave_recipe::{RenderConfig, SourceFile, model::RenderedOutput};
+//!
+//! let text = r#"
+//! recipe: {name: demo, version: "1.0"}
+//! outputs:
+//!   - staging: {name: demo-build}
+//!     build: {script: make install}
+//!   - package: {name: libdemo}
+//!     inherit: demo-build
+//!     build: {files: ["lib/**"]}
+//! "#;
+//! let recipe = cleave_recipe::parse(SourceFile::new("recipe.yaml", text), ".".into())?;
+//! let rendered = cleave_recipe::render(&recipe, &RenderConfig::native())?;
+//! let names: Vec<&str> = rendered.outputs.iter().map(RenderedOutput::name).collect();
+//! assert_eq!(names, ["demo-build", "libdemo"]);
+//!
+//! // A typo is reported with its place in the file and a suggestion.
+//! let broken = text.replace("inherit: demo-build", "inherit: demo-biuld");
+//! let errors = cleave_recipe::parse(SourceFile::new("recipe.yaml", broken), ".".into()).unwrap_err();
+//! assert_eq!(errors.problems()[0].help.as_deref(), Some("did you mean `demo-build`?"));
+//! # Ok::<(), cleave_recipe::RecipeErrors>(())
+//! ```
 
 mod error;
 mod jinja;

@@ -159,7 +159,7 @@ pub struct Problem {
     pub span: SourceSpan,
     /// A suggestion for fixing it, if there is one.
     pub help: Option<String>,
-    label: String,
+    label: &'static str,
     source_name: Arc<str>,
     named: NamedSource<Arc<str>>,
 }
@@ -167,7 +167,7 @@ pub struct Problem {
 impl Problem {
     /// A problem at `span` in `source`, labelled with a default text.
     pub fn new(source: &SourceFile, kind: ProblemKind, span: SourceSpan) -> Self {
-        let label = default_label(&kind).to_string();
+        let label = default_label(&kind);
         Self {
             kind,
             span,
@@ -181,12 +181,6 @@ impl Problem {
     /// Adds a hint line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
-        self
-    }
-
-    /// Replaces the label under the offending text.
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = label.into();
         self
     }
 
@@ -217,7 +211,7 @@ impl Diagnostic for Problem {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         Some(Box::new(std::iter::once(
-            miette::LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span),
+            miette::LabeledSpan::new_primary_with_span(Some(self.label.to_string()), self.span),
         )))
     }
 

@@ -387,8 +387,7 @@ impl Parser<'_> {
                 .and_then(|s| s.get("name"))
                 .and_then(Node::as_str)
             {
-                if let Some(first) = staging_names.iter().find(|(n, _)| n == name) {
-                    let _ = first;
+                if staging_names.iter().any(|(n, _)| n == name) {
                     let span = item
                         .get("staging")
                         .and_then(|s| s.get("name"))

@@ -25,6 +25,22 @@ fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
+/// `cleave render --output json` of a corpus recipe for `platform`.
+fn render_json(recipe: &str, platform: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = recipes().join(recipe);
+    let mut args = vec![
+        "render",
+        "--recipe",
+        dir.to_str().unwrap(),
+        "--target-platform",
+        platform,
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    json(&cleave(&args))
+}
+
 fn names(outputs: &serde_json::Value) -> Vec<String> {
     outputs
         .as_array()
@@ -42,16 +58,7 @@ fn names(outputs: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn renders_staging_outputs_in_build_order_as_json() {
-    let dir = recipes().join("good/staging-multiple");
-    let out = json(&cleave(&[
-        "render",
-        "--recipe",
-        dir.to_str().unwrap(),
-        "--target-platform",
-        "linux-64",
-        "--output",
-        "json",
-    ]));
+    let out = render_json("good/staging-multiple", "linux-64", &[]);
     assert_eq!(
         names(&out),
         [
@@ -100,20 +107,13 @@ fn a_recipe_file_path_works_like_its_directory() {
 
 #[test]
 fn variant_config_flags_apply_after_variants_yaml() {
-    let dir = recipes().join("good/staging-multiple");
     let extra = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(extra.path(), "python:\n  - \"3.13\"\n").unwrap();
-    let out = json(&cleave(&[
-        "render",
-        "-r",
-        dir.to_str().unwrap(),
-        "--target-platform",
+    let out = render_json(
+        "good/staging-multiple",
         "linux-64",
-        "--output",
-        "json",
-        "--variant-config",
-        extra.path().to_str().unwrap(),
-    ]));
+        &["--variant-config", extra.path().to_str().unwrap()],
+    );
     let pythons: Vec<&str> = out
         .as_array()
         .unwrap()
@@ -125,16 +125,7 @@ fn variant_config_flags_apply_after_variants_yaml() {
 
 #[test]
 fn target_platform_changes_selectors_and_compilers() {
-    let dir = recipes().join("good/selectors-and-jinja");
-    let out = json(&cleave(&[
-        "render",
-        "-r",
-        dir.to_str().unwrap(),
-        "--target-platform",
-        "osx-arm64",
-        "--output",
-        "json",
-    ]));
+    let out = render_json("good/selectors-and-jinja", "osx-arm64", &[]);
     let build = &out[0]["requirements"]["build"];
     assert_eq!(build, &serde_json::json!(["make", "clang", "new-api"]));
     assert!(out[0]["requirements"].get("run").is_none());

@@ -252,7 +252,7 @@ impl Scope {
             NodeKind::Scalar(s) if s.value.contains("${{") => {
                 let ctx = Value::from_dyn_object(self.clone());
                 match whole_expression(&s.value) {
-                    Some(expr) => environment().compile_expression(expr)?.eval(ctx),
+                    Some(expr) => compile_expression(expr)?.eval(ctx),
                     None => environment().render_str(&s.value, ctx).map(Value::from),
                 }
             }
@@ -363,6 +363,24 @@ fn coerce(text: &str) -> Value {
             _ => Value::from(text),
         },
     }
+}
+
+/// Compiles a bare expression (a selector, a `skip` condition).
+///
+/// Template delimiters cannot appear in an expression, and minijinja's lexer
+/// panics on a stray `}}` in one under custom syntax, so they are rejected
+/// here first.
+pub(crate) fn compile_expression(expr: &str) -> Result<minijinja::Expression<'_, '_>, Error> {
+    if let Some(delimiter) = ["${{", "}}", "${%", "%}", "${#", "#}"]
+        .into_iter()
+        .find(|d| expr.contains(d))
+    {
+        return Err(Error::new(
+            ErrorKind::SyntaxError,
+            format!("`{delimiter}` cannot appear inside an expression"),
+        ));
+    }
+    environment().compile_expression(expr)
 }
 
 /// The expression inside a template that is exactly one `${{ expr }}`.

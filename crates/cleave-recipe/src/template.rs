@@ -157,9 +157,7 @@ impl<'a> Renderer<'a> {
             return None;
         };
         let expr = crate::jinja::whole_expression(text).unwrap_or(text);
-        let result = environment()
-            .compile_expression(expr)
-            .and_then(|e| e.eval(self.context()));
+        let result = crate::jinja::compile_expression(expr).and_then(|e| e.eval(self.context()));
         match result {
             Ok(value) => Some(value.is_true()),
             Err(err) => {
@@ -190,8 +188,7 @@ pub(crate) fn eval_platform_condition(
         arm64 => arch == "arm64",
         ppc64le => arch == "ppc64le",
     };
-    environment()
-        .compile_expression(expr)
+    crate::jinja::compile_expression(expr)
         .and_then(|e| e.eval(ctx))
         .map(|v| v.is_true())
         .map_err(|e| e.detail().map_or_else(|| e.to_string(), str::to_string))

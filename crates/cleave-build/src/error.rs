@@ -1,0 +1,118 @@
+//! What can go wrong while building, with the paths and names needed to act.
+
+use std::path::PathBuf;
+
+/// A failed build step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A filesystem operation failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The build script exited with an error.
+    #[error("the build script of {what} failed{}", code.map(|c| format!(" with exit code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
+    ScriptFailed {
+        /// The output or staging build.
+        what: String,
+        /// The exit code, `None` when killed by a signal.
+        code: Option<i32>,
+        /// The last lines of output.
+        tail: String,
+        /// The full log.
+        log: PathBuf,
+        /// The work dir, kept for inspection.
+        work_dir: PathBuf,
+    },
+    /// A `path:` source does not exist.
+    #[error("source path {} of {what} does not exist", path.display())]
+    MissingSource {
+        /// The output whose source it is.
+        what: String,
+        /// The resolved path.
+        path: PathBuf,
+    },
+    /// This build engine cannot fetch a kind of source yet.
+    #[error("{what}: {kind} sources are not supported yet")]
+    UnsupportedSource {
+        /// The output whose source it is.
+        what: String,
+        /// `url` or `git`.
+        kind: &'static str,
+    },
+    /// A glob in the recipe does not compile (the recipe checks this; kept
+    /// for callers that build a plan by hand).
+    #[error("invalid glob `{glob}`")]
+    Glob {
+        /// The pattern.
+        glob: String,
+        /// The parser's error.
+        #[source]
+        source: globset::Error,
+    },
+    /// The package archive could not be written.
+    #[error("cannot write package {}", path.display())]
+    WritePackage {
+        /// The archive being written.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output directory could not be indexed.
+    #[error("cannot index channel {}: {reason}", dir.display())]
+    Index {
+        /// The channel directory.
+        dir: PathBuf,
+        /// The indexer's message.
+        reason: String,
+    },
+    /// A channel could not be read.
+    #[error("cannot read channel `{channel}`: {reason}")]
+    Channel {
+        /// The channel as given.
+        channel: String,
+        /// The cause.
+        reason: String,
+    },
+    /// No set of packages satisfies the requirements.
+    #[error("cannot solve the {env} environment of {what}:\n{reason}")]
+    Solve {
+        /// The output.
+        what: String,
+        /// `build` or `host`.
+        env: &'static str,
+        /// The solver's explanation.
+        reason: String,
+    },
+    /// Installing solved packages failed.
+    #[error("cannot install the {env} environment of {what}: {reason}")]
+    Install {
+        /// The output.
+        what: String,
+        /// `build` or `host`.
+        env: &'static str,
+        /// The cause.
+        reason: String,
+    },
+    /// An output inherits a staging cache that is not in the plan.
+    #[error("{what} inherits staging `{from}`, which is not in the rendered recipe")]
+    MissingStaging {
+        /// The output.
+        what: String,
+        /// The staging name.
+        from: String,
+    },
+}
+
+impl BuildError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let context = context.into();
+        move |source| BuildError::Io { context, source }
+    }
+}

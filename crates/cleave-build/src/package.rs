@@ -1,0 +1,389 @@
+//! Writes a conda package: the selected prefix files plus `info/`.
+//!
+//! Files are copied into a scratch tree first, where they are inspected for
+//! the build prefix (text files get `file_mode: text`, binaries `binary`,
+//! each with the prefix as placeholder) and absolute symlinks into the
+//! prefix become relative. The archive is written to a temporary file next
+//! to its final name and renamed into place, so an interrupted build never
+//! leaves a half-written package in the channel.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use cleave_recipe::model::{NoArch, PackageOutput};
+use rattler_conda_types::Subdir;
+use rattler_conda_types::compression_level::CompressionLevel;
+use rattler_conda_types::package::{FileMode, PathType, PathsEntry, PathsJson, PrefixPlaceholder};
+use serde_json::json;
+
+use crate::capture::{EntryKind, NewEntry};
+use crate::error::BuildError;
+
+/// The archive format of a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PackageFormat {
+    /// `.conda`: zip of zstd tarballs, the current format.
+    #[default]
+    Conda,
+    /// `.tar.bz2`: the legacy format.
+    TarBz2,
+}
+
+impl PackageFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            PackageFormat::Conda => ".conda",
+            PackageFormat::TarBz2 => ".tar.bz2",
+        }
+    }
+}
+
+/// Everything that goes into one package.
+pub struct PackageContents<'a> {
+    /// The rendered output.
+    pub output: &'a PackageOutput,
+    /// The platform built for (packages of noarch outputs go to `noarch/`).
+    pub target: Subdir,
+    /// Final run dependencies, run exports applied.
+    pub depends: Vec<String>,
+    /// Final run constraints.
+    pub constrains: Vec<String>,
+    /// The host prefix the files are in.
+    pub prefix: &'a Path,
+    /// The files to package, relative to the prefix.
+    pub entries: &'a [NewEntry],
+    /// The recipe file, copied into `info/recipe/`.
+    pub recipe_file: &'a Path,
+    /// The rendered output as YAML, for `info/recipe/rendered_recipe.yaml`.
+    pub rendered: String,
+    /// Build time; fixed by `SOURCE_DATE_EPOCH` for reproducible packages.
+    pub timestamp: jiff::Timestamp,
+}
+
+/// A written package.
+#[derive(Debug, Clone)]
+pub struct WrittenPackage {
+    /// Where the archive is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// How many files (outside `info/`) it holds.
+    pub files: usize,
+}
+
+impl PackageContents<'_> {
+    /// `name-version-build`, the archive's base name.
+    pub fn identifier(&self) -> String {
+        let o = self.output;
+        format!(
+            "{}-{}-{}",
+            o.name.as_normalized(),
+            o.version,
+            o.build.string
+        )
+    }
+
+    fn subdir(&self) -> &'static str {
+        if self.output.build.noarch.is_some() {
+            "noarch"
+        } else {
+            self.target.as_str()
+        }
+    }
+}
+
+/// Writes the package into `<channel>/<subdir>/`, using `scratch` for the
+/// file tree.
+pub fn write(
+    contents: &PackageContents<'_>,
+    channel: &Path,
+    scratch: &Path,
+    format: PackageFormat,
+) -> Result<WrittenPackage, BuildError> {
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch)
+            .map_err(BuildError::io(format!("clearing {}", scratch.display())))?;
+    }
+    std::fs::create_dir_all(scratch.join("info/recipe"))
+        .map_err(BuildError::io(format!("creating {}", scratch.display())))?;
+    let prefix_text = contents.prefix.to_string_lossy().into_owned();
+    let mut paths = Vec::new();
+    for entry in contents.entries {
+        paths.push(copy_entry(contents.prefix, &prefix_text, entry, scratch)?);
+    }
+    write_info(contents, &paths, scratch)?;
+
+    // The writer takes absolute paths below the tree it archives.
+    let mut archive_paths: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| scratch.join(&p.relative_path))
+        .collect();
+    archive_paths.extend(
+        list_files(scratch, Path::new("info"))?
+            .into_iter()
+            .map(|p| scratch.join(p)),
+    );
+
+    let dir = channel.join(contents.subdir());
+    std::fs::create_dir_all(&dir).map_err(BuildError::io(format!("creating {}", dir.display())))?;
+    let final_path = dir.join(format!("{}{}", contents.identifier(), format.extension()));
+    let failed = |source| BuildError::WritePackage {
+        path: final_path.clone(),
+        source,
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".cleave-partial-")
+        .tempfile_in(&dir)
+        .map_err(failed)?;
+    match format {
+        PackageFormat::Conda => rattler_package_streaming::write::write_conda_package(
+            &mut file,
+            scratch,
+            &archive_paths,
+            CompressionLevel::Default,
+            None,
+            &contents.identifier(),
+            Some(&contents.timestamp),
+            None,
+        ),
+        PackageFormat::TarBz2 => rattler_package_streaming::write::write_tar_bz2_package(
+            &mut file,
+            scratch,
+            &archive_paths,
+            CompressionLevel::Default,
+            Some(&contents.timestamp),
+            None,
+        ),
+    }
+    .map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(&final_path).map_err(|e| failed(e.error))?;
+    let size = std::fs::metadata(&final_path).map_err(failed)?.len();
+    Ok(WrittenPackage {
+        path: final_path,
+        size,
+        files: paths.len(),
+    })
+}
+
+/// Copies one entry into the scratch tree and describes it for paths.json.
+fn copy_entry(
+    prefix: &Path,
+    prefix_text: &str,
+    entry: &NewEntry,
+    scratch: &Path,
+) -> Result<PathsEntry, BuildError> {
+    let source = prefix.join(&entry.path);
+    let dest = scratch.join(&entry.path);
+    let io = |what: &str| BuildError::io(format!("{what} {}", source.display()));
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
+    }
+    let mut record = PathsEntry {
+        relative_path: entry.path.clone(),
+        no_link: false,
+        path_type: PathType::HardLink,
+        prefix_placeholder: None,
+        sha256: None,
+        size_in_bytes: None,
+    };
+    match entry.kind {
+        EntryKind::EmptyDir => {
+            std::fs::create_dir_all(&dest).map_err(io("creating"))?;
+            record.path_type = PathType::Directory;
+        }
+        EntryKind::Symlink => {
+            let target = std::fs::read_link(&source).map_err(io("reading the link"))?;
+            let target = relative_link(prefix, &entry.path, &target).unwrap_or(target);
+            std::os::unix::fs::symlink(&target, &dest).map_err(io("linking"))?;
+            record.path_type = PathType::SoftLink;
+        }
+        EntryKind::File => {
+            let bytes = std::fs::read(&source).map_err(io("reading"))?;
+            if !prefix_text.is_empty() && contains(&bytes, prefix_text.as_bytes()) {
+                let file_mode = if bytes.contains(&0) {
+                    FileMode::Binary
+                } else {
+                    FileMode::Text
+                };
+                record.prefix_placeholder = Some(PrefixPlaceholder {
+                    file_mode,
+                    placeholder: prefix_text.to_string(),
+                    experimental_offsets: None,
+                });
+            }
+            std::fs::write(&dest, &bytes).map_err(io("copying"))?;
+            let mode = std::fs::metadata(&source)
+                .map_err(io("reading the mode of"))?
+                .permissions();
+            std::fs::set_permissions(&dest, mode).map_err(io("setting the mode of"))?;
+            record.sha256 =
+                Some(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(&bytes));
+            record.size_in_bytes = Some(bytes.len() as u64);
+        }
+    }
+    Ok(record)
+}
+
+/// An absolute link into the prefix, as a path relative to the link's dir.
+fn relative_link(prefix: &Path, link: &Path, target: &Path) -> Option<PathBuf> {
+    let inside = target.strip_prefix(prefix).ok()?;
+    let depth = link.parent().map_or(0, |p| p.components().count());
+    let mut relative: PathBuf =
+        std::iter::repeat_n(Component::ParentDir.as_os_str(), depth).collect();
+    relative.push(inside);
+    Some(relative)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn write_info(
+    contents: &PackageContents<'_>,
+    paths: &[PathsEntry],
+    scratch: &Path,
+) -> Result<(), BuildError> {
+    let output = contents.output;
+    let info = scratch.join("info");
+    let write_json = |name: &str, value: &serde_json::Value| -> Result<(), BuildError> {
+        let path = info.join(name);
+        let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+        text.push('\n');
+        std::fs::write(&path, text).map_err(BuildError::io(format!("writing {}", path.display())))
+    };
+    let noarch = output.build.noarch.map(|n| match n {
+        NoArch::Generic => "generic",
+        NoArch::Python => "python",
+    });
+    let mut index = json!({
+        "name": output.name.as_normalized(),
+        "version": output.version.to_string(),
+        "build": output.build.string,
+        "build_number": output.build.number,
+        "depends": contents.depends,
+        "constrains": contents.constrains,
+        "license": output.about.license,
+        "license_family": output.about.license_family,
+        "subdir": contents.subdir(),
+        "timestamp": contents.timestamp.as_millisecond(),
+    });
+    match noarch {
+        Some(kind) => index["noarch"] = json!(kind),
+        None => {
+            let target = contents.target;
+            index["platform"] = json!(target.only_platform());
+            index["arch"] = json!(target.arch().map(|a| a.as_str()));
+        }
+    }
+    write_json("index.json", &index)?;
+
+    let paths_json = PathsJson {
+        paths: paths.to_vec(),
+        paths_version: 1,
+    };
+    write_json(
+        "paths.json",
+        &serde_json::to_value(&paths_json).expect("paths.json serializes"),
+    )?;
+
+    let about = &output.about;
+    write_json(
+        "about.json",
+        &json!({
+            "home": about.homepage,
+            "dev_url": about.repository,
+            "doc_url": about.documentation,
+            "license": about.license,
+            "license_family": about.license_family,
+            "license_file": about.license_file,
+            "summary": about.summary,
+            "description": about.description,
+            "extra": output.extra,
+        }),
+    )?;
+    let run_exports = &output.requirements.run_exports;
+    if !run_exports.is_empty() {
+        let list = |deps: &[cleave_recipe::model::Dependency]| {
+            deps.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+        };
+        write_json(
+            "run_exports.json",
+            &json!({
+                "weak": list(&run_exports.weak),
+                "strong": list(&run_exports.strong),
+                "noarch": list(&run_exports.noarch),
+                "weak_constrains": list(&run_exports.weak_constraints),
+                "strong_constrains": list(&run_exports.strong_constraints),
+            }),
+        )?;
+    }
+    write_json("hash_input.json", &json!(output.variant))?;
+
+    let mut files = String::new();
+    let mut sorted: Vec<&PathsEntry> = paths
+        .iter()
+        .filter(|p| p.path_type != PathType::Directory)
+        .collect();
+    sorted.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+    for entry in sorted {
+        files.push_str(&entry.relative_path.to_string_lossy());
+        files.push('\n');
+    }
+    let path = info.join("files");
+    std::fs::write(&path, files).map_err(BuildError::io(format!("writing {}", path.display())))?;
+
+    let recipe_dir = info.join("recipe");
+    let recipe_copy = recipe_dir.join("recipe.yaml");
+    std::fs::copy(contents.recipe_file, &recipe_copy).map_err(BuildError::io(format!(
+        "copying {}",
+        contents.recipe_file.display()
+    )))?;
+    let rendered = recipe_dir.join("rendered_recipe.yaml");
+    let mut file = std::fs::File::create(&rendered)
+        .map_err(BuildError::io(format!("writing {}", rendered.display())))?;
+    file.write_all(contents.rendered.as_bytes())
+        .map_err(BuildError::io(format!("writing {}", rendered.display())))?;
+    Ok(())
+}
+
+/// Every file below `root/rel`, relative to `root`.
+fn list_files(root: &Path, rel: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut out = Vec::new();
+    let dir = root.join(rel);
+    for entry in
+        std::fs::read_dir(&dir).map_err(BuildError::io(format!("listing {}", dir.display())))?
+    {
+        let entry = entry.map_err(BuildError::io(format!("listing {}", dir.display())))?;
+        let path = rel.join(entry.file_name());
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.extend(list_files(root, &path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_links_into_the_prefix_become_relative() {
+        let prefix = Path::new("/p/host_env");
+        let rel = relative_link(
+            prefix,
+            Path::new("lib/pkgconfig/foo.pc"),
+            Path::new("/p/host_env/share/foo.pc"),
+        );
+        assert_eq!(rel.unwrap(), PathBuf::from("../../share/foo.pc"));
+        assert_eq!(
+            relative_link(prefix, Path::new("bin/x"), Path::new("/usr/bin/x")),
+            None
+        );
+        let top = relative_link(prefix, Path::new("link"), Path::new("/p/host_env/lib/a"));
+        assert_eq!(top.unwrap(), PathBuf::from("lib/a"));
+    }
+}

@@ -275,6 +275,32 @@ impl Diagnostic for RecipeErrors {
     }
 }
 
+/// Problems for every key of `node` (a mapping) that `known` lacks, each with
+/// the closest known key or the list of known keys as a hint.
+pub(crate) fn unknown_keys(
+    source: &SourceFile,
+    node: &crate::yaml::Node,
+    section: &str,
+    known: &[&str],
+) -> Vec<Problem> {
+    node.as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter(|(key, _)| !known.contains(&key.name.as_str()))
+        .map(|(key, _)| {
+            let help = match suggest(&key.name, known.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("{section} takes: {}", known.join(", ")),
+            };
+            let kind = ProblemKind::UnknownKey {
+                key: key.name.clone(),
+                section: section.to_string(),
+            };
+            Problem::new(source, kind, key.span).with_help(help)
+        })
+        .collect()
+}
+
 /// The closest known word to `word`, for "did you mean" hints.
 pub fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     known

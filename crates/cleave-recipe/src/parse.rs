@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
 
-use crate::error::{Problem, ProblemKind, RecipeErrors, suggest};
+use crate::error::{Problem, ProblemKind, RecipeErrors, suggest, unknown_keys};
 use crate::model::{BUILD_KEYS, REQUIREMENT_KEYS};
 use crate::source::SourceFile;
 use crate::yaml::{self, Key, Node, NodeKind};
@@ -186,21 +186,8 @@ impl Parser<'_> {
     }
 
     fn keys(&mut self, node: &Node, section: &str, known: &[&str]) {
-        for (key, _) in node.as_map().unwrap_or_default() {
-            if known.contains(&key.name.as_str()) {
-                continue;
-            }
-            let help = match suggest(&key.name, known.iter().copied()) {
-                Some(close) => format!("did you mean `{close}`?"),
-                None => format!("{section} takes: {}", known.join(", ")),
-            };
-            let kind = ProblemKind::UnknownKey {
-                key: key.name.clone(),
-                section: section.to_string(),
-            };
-            let problem = self.push(kind, key.span);
-            problem.help = Some(help);
-        }
+        let problems = unknown_keys(self.source, node, section, known);
+        self.problems.extend(problems);
     }
 
     fn single_output(&mut self, root: &Node) -> Vec<Unit> {

@@ -5,7 +5,7 @@
 
 use miette::SourceSpan;
 
-use crate::error::{Problem, ProblemKind, suggest};
+use crate::error::{Problem, ProblemKind, unknown_keys};
 use crate::source::SourceFile;
 use crate::yaml::{Node, NodeKind};
 
@@ -62,23 +62,9 @@ impl<'a> Reader<'a> {
             }
             return None;
         };
-        for (key, _) in entries {
-            if !known.contains(&key.name.as_str()) {
-                let kind = ProblemKind::UnknownKey {
-                    key: key.name.clone(),
-                    section: section.to_string(),
-                };
-                match suggest(&key.name, known.iter().copied()) {
-                    Some(close) => {
-                        self.report_with_help(kind, key.span, format!("did you mean `{close}`?"))
-                    }
-                    None => self.report_with_help(
-                        kind,
-                        key.span,
-                        format!("{section} takes: {}", known.join(", ")),
-                    ),
-                }
-            }
+        if !entries.is_empty() {
+            let problems = unknown_keys(self.source, node, section, known);
+            self.problems.extend(problems);
         }
         Some(node)
     }

@@ -7,7 +7,6 @@
 //! to its final name and renamed into place, so an interrupted build never
 //! leaves a half-written package in the channel.
 
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use cleave_recipe::model::{NoArch, PackageOutput};
@@ -340,9 +339,7 @@ fn write_info(
         contents.recipe_file.display()
     )))?;
     let rendered = recipe_dir.join("rendered_recipe.yaml");
-    let mut file = std::fs::File::create(&rendered)
-        .map_err(BuildError::io(format!("writing {}", rendered.display())))?;
-    file.write_all(contents.rendered.as_bytes())
+    std::fs::write(&rendered, &contents.rendered)
         .map_err(BuildError::io(format!("writing {}", rendered.display())))?;
     Ok(())
 }

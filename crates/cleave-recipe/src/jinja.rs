@@ -272,32 +272,38 @@ impl Scope {
     }
 
     fn platform_value(&self, key: &str) -> Option<Value> {
-        let target = self.target();
-        let arch = target.arch();
-        let value = match key {
-            "target_platform" | "host_platform" => Value::from(target.as_str()),
-            "build_platform" => Value::from(self.shared.build.as_str()),
-            "unix" => Value::from(target.is_unix()),
-            "linux" => Value::from(target.is_linux()),
-            "osx" => Value::from(target.is_osx()),
-            "win" => Value::from(target.is_windows()),
-            "emscripten" => Value::from(target.as_str().starts_with("emscripten")),
-            "x86_64" => Value::from(arch == Some(Arch::X86_64)),
-            "x86" => Value::from(arch == Some(Arch::X86)),
-            "aarch64" => Value::from(arch == Some(Arch::Aarch64)),
-            "arm64" => Value::from(arch == Some(Arch::Arm64)),
-            "armv6l" => Value::from(arch == Some(Arch::ArmV6l)),
-            "armv7l" => Value::from(arch == Some(Arch::ArmV7l)),
-            "ppc64le" => Value::from(arch == Some(Arch::Ppc64le)),
-            "s390x" => Value::from(arch == Some(Arch::S390X)),
-            "wasm32" => Value::from(arch == Some(Arch::Wasm32)),
-            _ => return None,
-        };
-        Some(value)
+        platform_value(key, self.target(), self.shared.build)
     }
 }
 
-fn platform_names() -> &'static [&'static str] {
+/// The value of a platform variable (`target_platform`, `unix`, `x86_64`,
+/// ...) for a build on `build` targeting `target`.
+pub(crate) fn platform_value(key: &str, target: Subdir, build: Subdir) -> Option<Value> {
+    let arch = target.arch();
+    let value = match key {
+        "target_platform" | "host_platform" => Value::from(target.as_str()),
+        "build_platform" => Value::from(build.as_str()),
+        "unix" => Value::from(target.is_unix()),
+        "linux" => Value::from(target.is_linux()),
+        "osx" => Value::from(target.is_osx()),
+        "win" => Value::from(target.is_windows()),
+        "emscripten" => Value::from(target.as_str().starts_with("emscripten")),
+        "x86_64" => Value::from(arch == Some(Arch::X86_64)),
+        "x86" => Value::from(arch == Some(Arch::X86)),
+        "aarch64" => Value::from(arch == Some(Arch::Aarch64)),
+        "arm64" => Value::from(arch == Some(Arch::Arm64)),
+        "armv6l" => Value::from(arch == Some(Arch::ArmV6l)),
+        "armv7l" => Value::from(arch == Some(Arch::ArmV7l)),
+        "ppc64le" => Value::from(arch == Some(Arch::Ppc64le)),
+        "s390x" => Value::from(arch == Some(Arch::S390X)),
+        "wasm32" => Value::from(arch == Some(Arch::Wasm32)),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// Every platform variable name.
+pub(crate) fn platform_names() -> &'static [&'static str] {
     &[
         "target_platform",
         "host_platform",

@@ -56,16 +56,14 @@ impl<'a> Reader<'a> {
         section: &str,
         known: &[&str],
     ) -> Option<&'n Node> {
-        let Some(entries) = node.as_map() else {
+        if node.as_map().is_none() {
             if !node.is_null() {
                 self.wrong_type("a mapping", node);
             }
             return None;
-        };
-        if !entries.is_empty() {
-            let problems = unknown_keys(self.source, node, section, known);
-            self.problems.extend(problems);
         }
+        let problems = unknown_keys(self.source, node, section, known);
+        self.problems.extend(problems);
         Some(node)
     }
 

@@ -168,26 +168,18 @@ impl<'a> Renderer<'a> {
     }
 }
 
-/// Evaluates a selector that may only use platform names, as in variant files.
+/// Evaluates a selector that may only use platform variables, as in variant
+/// files.
 pub(crate) fn eval_platform_condition(
     expr: &str,
     target: rattler_conda_types::Subdir,
 ) -> Result<bool, String> {
-    let arch = target
-        .arch()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_default();
-    let ctx = minijinja::context! {
-        target_platform => target.as_str(),
-        unix => target.is_unix(),
-        linux => target.is_linux(),
-        osx => target.is_osx(),
-        win => target.is_windows(),
-        x86_64 => arch == "x86_64",
-        aarch64 => arch == "aarch64",
-        arm64 => arch == "arm64",
-        ppc64le => arch == "ppc64le",
-    };
+    // Variant files are read for the target platform, so it also stands in
+    // for the build platform here.
+    let ctx: std::collections::BTreeMap<&str, Value> = crate::jinja::platform_names()
+        .iter()
+        .filter_map(|&name| Some((name, crate::jinja::platform_value(name, target, target)?)))
+        .collect();
     crate::jinja::compile_expression(expr)
         .and_then(|e| e.eval(ctx))
         .map(|v| v.is_true())

@@ -245,6 +245,11 @@ mod tests {
     fn selectors_pick_platform_values() {
         let c = config("c_compiler:\n  - if: linux\n    then: gcc\n    else: clang\n");
         assert_eq!(c.choices("c_compiler", &BTreeMap::new()), vec!["gcc"]);
+        // Variant selectors see the same platform variables as recipes.
+        let c = config(
+            "cuda:\n  - if: build_platform == 'linux-64' and not s390x and not emscripten\n    then: '12'\n",
+        );
+        assert_eq!(c.choices("cuda", &BTreeMap::new()), vec!["12"]);
     }
 
     #[test]

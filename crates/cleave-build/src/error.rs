@@ -37,13 +37,47 @@ pub enum BuildError {
         /// The resolved path.
         path: PathBuf,
     },
-    /// This build engine cannot fetch a kind of source yet.
-    #[error("{what}: {kind} sources are not supported yet")]
-    UnsupportedSource {
+    /// A source or archive entry would be written outside its directory.
+    #[error("{what}: path {} leaves its target directory", path.display())]
+    UnsafePath {
+        /// The output or archive.
+        what: String,
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A url source without a digest cannot be verified.
+    #[error("{what}: a url source needs a `sha256` (or `md5`) to be verified")]
+    UnverifiedSource {
         /// The output whose source it is.
         what: String,
-        /// `url` or `git`.
-        kind: &'static str,
+    },
+    /// Downloaded data does not have the digest the recipe names.
+    #[error("checksum mismatch for {url}\n  expected: {expected}\n  actual:   {actual}")]
+    DigestMismatch {
+        /// Where the data came from.
+        url: String,
+        /// The recipe's digest.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// No mirror of a url source could be fetched.
+    #[error("{what}: cannot download the source:\n  {}", reasons.join("\n  "))]
+    Download {
+        /// The output whose source it is.
+        what: String,
+        /// One line per url tried.
+        reasons: Vec<String>,
+    },
+    /// `git` or `patch` failed on a source.
+    #[error("{what}: {step} failed:\n{detail}")]
+    SourceTool {
+        /// The output whose source it is.
+        what: String,
+        /// The command that failed.
+        step: String,
+        /// Its output.
+        detail: String,
     },
     /// A glob in the recipe does not compile (the recipe checks this; kept
     /// for callers that build a plan by hand).
@@ -97,6 +131,38 @@ pub enum BuildError {
         what: String,
         /// `build` or `host`.
         env: &'static str,
+        /// The cause.
+        reason: String,
+    },
+    /// `pin_compatible` names a package that is not in the host environment.
+    #[error("{what}: pin_compatible(`{name}`) needs `{name}` in the host requirements")]
+    PinCompatible {
+        /// The output.
+        what: String,
+        /// The package to pin.
+        name: String,
+    },
+    /// The recipe asks for something this engine does not do.
+    #[error("{what}: {feature} is not supported")]
+    Unsupported {
+        /// The output.
+        what: String,
+        /// What it asked for.
+        feature: String,
+    },
+    /// A test of a built package failed.
+    #[error("{what} failed:\n  {}", problems.join("\n  "))]
+    TestFailed {
+        /// The package and test.
+        what: String,
+        /// What is wrong.
+        problems: Vec<String>,
+    },
+    /// Activation scripts of an environment failed.
+    #[error("cannot activate the environment {}: {reason}", prefix.display())]
+    Activation {
+        /// The environment.
+        prefix: PathBuf,
         /// The cause.
         reason: String,
     },

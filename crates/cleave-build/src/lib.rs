@@ -1,20 +1,35 @@
 //! The build engine of cleave: from rendered outputs to conda packages.
 //!
 //! The pieces, in the order a build uses them:
+//! - [`source`]: fetches `path`, `url` and `git` sources into the work dir;
+//! - [`env`]: solves and installs the build, host and test environments;
 //! - [`layout`]: the directories of one output's build, with a padded `$PREFIX`;
 //! - [`script`]: runs a build script with bash, its output kept in a log;
 //! - [`capture`]: finds the files a build added to the prefix and applies an
 //!   output's `files` selection;
-//! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`.
+//! - [`run_exports`]: the final run requirements of a package;
+//! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
+//! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`;
+//! - [`index`]: `repodata.json` for the output channel;
+//! - [`check`]: the package's tests;
+//! - [`engine`]: all of the above for every output of a rendered recipe.
 //!
-//! Solving and installing environments, fetching sources and indexing the
-//! output channel come next (issue "Build engine"); this crate knows nothing
-//! of the staging cache's storage, which lives in its own crate.
+//! This crate knows nothing of the staging cache's storage: the engine hands
+//! a finished staging build to a [`engine::StagingStore`] and asks it to put
+//! the files back for each output that inherits it.
 
 pub mod capture;
+pub mod check;
+pub mod engine;
+pub mod env;
 mod error;
+mod fsutil;
+pub mod index;
 pub mod layout;
 pub mod package;
+pub mod relink;
+pub mod run_exports;
 pub mod script;
+pub mod source;
 
 pub use error::BuildError;

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
 use crate::error::BuildError;
+use crate::relink;
 
 /// The archive format of a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,8 +67,8 @@ pub struct WrittenPackage {
     pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,
-    /// How many files (outside `info/`) it holds.
-    pub files: usize,
+    /// The paths it holds outside `info/`, relative to the prefix.
+    pub paths: Vec<PathBuf>,
 }
 
 impl PackageContents<'_> {
@@ -108,7 +109,7 @@ pub fn write(
     let prefix_text = contents.prefix.to_string_lossy().into_owned();
     let mut paths = Vec::new();
     for entry in contents.entries {
-        paths.push(copy_entry(contents.prefix, &prefix_text, entry, scratch)?);
+        paths.push(copy_entry(contents, &prefix_text, entry, scratch)?);
     }
     write_info(contents, &paths, scratch)?;
 
@@ -161,17 +162,18 @@ pub fn write(
     Ok(WrittenPackage {
         path: final_path,
         size,
-        files: paths.len(),
+        paths: paths.into_iter().map(|p| p.relative_path).collect(),
     })
 }
 
 /// Copies one entry into the scratch tree and describes it for paths.json.
 fn copy_entry(
-    prefix: &Path,
+    contents: &PackageContents<'_>,
     prefix_text: &str,
     entry: &NewEntry,
     scratch: &Path,
 ) -> Result<PathsEntry, BuildError> {
+    let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
     let dest = scratch.join(&entry.path);
     let io = |what: &str| BuildError::io(format!("{what} {}", source.display()));
@@ -198,7 +200,11 @@ fn copy_entry(
             record.path_type = PathType::SoftLink;
         }
         EntryKind::File => {
-            let bytes = std::fs::read(&source).map_err(io("reading"))?;
+            let mut bytes = std::fs::read(&source).map_err(io("reading"))?;
+            if contents.output.build.dynamic_linking.binary_relocation {
+                let build_dir = prefix.parent().unwrap_or(prefix);
+                relink::relink(&mut bytes, &entry.path, prefix, build_dir);
+            }
             if !prefix_text.is_empty() && contains(&bytes, prefix_text.as_bytes()) {
                 let file_mode = if bytes.contains(&0) {
                     FileMode::Binary

@@ -67,7 +67,7 @@ fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
         timestamp: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
     };
     let written = write(&contents, channel, &dirs.root.join("pkg"), format).unwrap();
-    assert_eq!(written.files, 6);
+    assert_eq!(written.paths.len(), 6);
     written.path
 }
 

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Render(args) => commands::render::run(args),
+        Command::Build(args) => commands::build::run(args),
     };
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub(crate) mod build;
+pub(crate) mod recipe;
 pub(crate) mod render;
 
 use std::io::Write;

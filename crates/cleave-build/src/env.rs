@@ -1,0 +1,252 @@
+//! Solves and installs the build, host and test environments.
+//!
+//! Repodata comes through rattler's gateway from the channels in order (the
+//! output directory first, so outputs of one recipe find each other), the
+//! solve is resolvo's through rattler_solve, and packages are installed by
+//! rattler's installer from a shared package cache.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::path::Path;
+
+use rattler::install::Installer;
+use rattler_cache::package_cache::PackageCache;
+use rattler_conda_types::{Channel, GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
+use rattler_repodata_gateway::{CacheClearMode, Gateway, SubdirSelection};
+use rattler_shell::activation::{ActivationVariables, Activator, PathModificationBehavior};
+use rattler_shell::shell::Bash;
+use rattler_solve::{SolverImpl, SolverTask};
+use rattler_virtual_packages::{VirtualPackage, VirtualPackageOverrides};
+
+use crate::error::BuildError;
+
+/// Which environment is being made, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    /// `$BUILD_PREFIX`.
+    Build,
+    /// `$PREFIX`.
+    Host,
+    /// The environment a package's tests run in.
+    Test,
+}
+
+impl EnvKind {
+    /// `build`, `host` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvKind::Build => "build",
+            EnvKind::Host => "host",
+            EnvKind::Test => "test",
+        }
+    }
+}
+
+/// Channels, caches and the machine's virtual packages, shared by every
+/// environment of a build.
+pub struct Environments {
+    runtime: tokio::runtime::Runtime,
+    gateway: Gateway,
+    channels: Vec<Channel>,
+    virtual_packages: Vec<GenericVirtualPackage>,
+    package_cache: PackageCache,
+    client: reqwest::Client,
+}
+
+impl Environments {
+    /// Environments solved against `channels`, in priority order.
+    pub fn new(
+        channels: Vec<Channel>,
+        cache_dir: &Path,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(BuildError::io("starting the async runtime"))?;
+        let virtual_packages = VirtualPackage::detect(&VirtualPackageOverrides::default(), None)
+            .map_err(|e| BuildError::Channel {
+                channel: "virtual packages".into(),
+                reason: e.to_string(),
+            })?
+            .into_iter()
+            .map(GenericVirtualPackage::from)
+            .collect();
+        let gateway = Gateway::builder()
+            .with_cache_dir(cache_dir.join("repodata"))
+            .with_client(client.clone())
+            .finish();
+        Ok(Environments {
+            runtime,
+            gateway,
+            channels,
+            virtual_packages,
+            package_cache: PackageCache::new(cache_dir.join("pkgs")),
+            client,
+        })
+    }
+
+    /// The async runtime, for the other async steps of a build.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// The HTTP client, shared with source downloads.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Forgets repodata read so far, after the output channel changed.
+    pub fn channel_changed(&self, channel: &Channel, subdirs: &[Subdir]) {
+        let mut all = subdirs.to_vec();
+        all.push(Subdir::NoArch);
+        // Only the in-memory copy is dropped, which cannot fail.
+        let _ = self.gateway.clear_repodata_cache(
+            channel,
+            SubdirSelection::Some(all.iter().map(|s| s.as_str().to_string()).collect()),
+            CacheClearMode::InMemoryOnly,
+        );
+    }
+
+    /// Solves `specs` for `platform`; an empty list is an empty environment.
+    pub fn solve(
+        &self,
+        specs: &[MatchSpec],
+        platform: Subdir,
+        what: &str,
+        kind: EnvKind,
+    ) -> Result<Vec<RepoDataRecord>, BuildError> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .gateway
+            .query(
+                self.channels.iter().cloned(),
+                [platform, Subdir::NoArch],
+                specs.iter().cloned(),
+            )
+            .recursive(true)
+            .execute();
+        let output = self
+            .runtime
+            .block_on(query)
+            .map_err(|e| BuildError::Channel {
+                channel: self
+                    .channels
+                    .iter()
+                    .map(|c| c.base_url.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: error_chain(&e),
+            })?;
+        let available: Vec<Vec<RepoDataRecord>> = output
+            .repodata
+            .iter()
+            .map(|r| r.iter().cloned().collect())
+            .collect();
+        let task = SolverTask {
+            specs: specs.to_vec(),
+            virtual_packages: self.virtual_packages.clone(),
+            ..SolverTask::from_iter(available.iter())
+        };
+        let solved = rattler_solve::resolvo::Solver
+            .solve(task)
+            .map_err(|e| BuildError::Solve {
+                what: what.to_string(),
+                env: kind.as_str(),
+                reason: e.to_string(),
+            })?;
+        let mut records = solved.records;
+        records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
+        Ok(records)
+    }
+
+    /// Installs `records` into `prefix` (created when missing).
+    pub fn install(
+        &self,
+        prefix: &Path,
+        records: Vec<RepoDataRecord>,
+        platform: Subdir,
+        what: &str,
+        kind: EnvKind,
+    ) -> Result<(), BuildError> {
+        std::fs::create_dir_all(prefix)
+            .map_err(BuildError::io(format!("creating {}", prefix.display())))?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let installer = Installer::new()
+            .with_package_cache(self.package_cache.clone())
+            .with_download_client(self.client.clone())
+            .with_target_platform(platform)
+            .with_execute_link_scripts(true);
+        self.runtime
+            .block_on(installer.install(prefix, records))
+            .map(drop)
+            .map_err(|e| BuildError::Install {
+                what: what.to_string(),
+                env: kind.as_str(),
+                reason: error_chain(&e),
+            })
+    }
+}
+
+/// The environment a script sees with `prefixes` activated, the first one
+/// last (so its `bin/` comes first on `PATH`), on top of `base`.
+pub fn activated(
+    prefixes: &[&Path],
+    platform: Subdir,
+    base: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut env = base;
+    for prefix in prefixes.iter().rev() {
+        if !prefix.join("conda-meta").is_dir() {
+            // Nothing installed: only its bin/ matters, for tools a script
+            // built into it.
+            let path = env.get("PATH").cloned().unwrap_or_default();
+            env.insert(
+                "PATH".into(),
+                format!("{}:{path}", prefix.join("bin").display()),
+            );
+            continue;
+        }
+        let failed = |e: String| BuildError::Activation {
+            prefix: prefix.to_path_buf(),
+            reason: e,
+        };
+        let activator = Activator::from_path(prefix, Bash::default(), platform)
+            .map_err(|e| failed(e.to_string()))?;
+        let variables = ActivationVariables {
+            conda_prefix: None,
+            path: None,
+            path_modification_behavior: PathModificationBehavior::Prepend,
+            current_env: env.clone().into_iter().collect::<HashMap<_, _>>(),
+        };
+        let os_env: HashMap<&OsStr, &OsStr> = env
+            .iter()
+            .map(|(k, v)| (OsStr::new(k.as_str()), OsStr::new(v.as_str())))
+            .collect();
+        let after = activator
+            .run_activation(variables, Some(os_env))
+            .map_err(|e| failed(e.to_string()))?;
+        env.extend(after);
+    }
+    Ok(env)
+}
+
+/// An error with its causes, one per line, for messages.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}

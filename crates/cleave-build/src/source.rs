@@ -1,0 +1,573 @@
+//! Fetches an output's sources into its work directory.
+//!
+//! - `path`: a directory is copied without what `.gitignore` files exclude
+//!   (and never `.git/`); a file is copied, or extracted when it is an
+//!   archive.
+//! - `url`: downloaded once into the source cache, under the directory named
+//!   by its sha256, verified, then extracted or copied. A cache seeded by hand
+//!   (`<cache>/<sha256>/<file name>`) makes url sources work offline.
+//! - `git`: cloned with the `git` command, then the revision checked out.
+//!
+//! Patches are applied with `patch -p1` in the source's target directory.
+//! Archives that hold a single top-level directory are unpacked into the
+//! target directly, as conda recipes expect.
+
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use cleave_recipe::model::{GitReference, Source};
+use rattler_digest::{Md5, Sha256};
+use url::Url;
+
+use crate::error::BuildError;
+
+/// Where downloads are kept, and the client that fetches them.
+#[derive(Debug, Clone)]
+pub struct SourceCache {
+    dir: PathBuf,
+    client: reqwest::Client,
+}
+
+impl SourceCache {
+    /// A source cache in `dir` (created on first download).
+    pub fn new(dir: impl Into<PathBuf>, client: reqwest::Client) -> Self {
+        SourceCache {
+            dir: dir.into(),
+            client,
+        }
+    }
+}
+
+/// Fetches every source of an output into `work`.
+pub async fn fetch_all(
+    sources: &[Source],
+    recipe_dir: &Path,
+    work: &Path,
+    cache: &SourceCache,
+    what: &str,
+) -> Result<(), BuildError> {
+    for source in sources {
+        fetch(source, recipe_dir, work, cache, what).await?;
+    }
+    Ok(())
+}
+
+async fn fetch(
+    source: &Source,
+    recipe_dir: &Path,
+    work: &Path,
+    cache: &SourceCache,
+    what: &str,
+) -> Result<(), BuildError> {
+    let (target, patches) = match source {
+        Source::Path {
+            target_directory,
+            patches,
+            ..
+        }
+        | Source::Url {
+            target_directory,
+            patches,
+            ..
+        }
+        | Source::Git {
+            target_directory,
+            patches,
+            ..
+        } => (
+            inside(work, target_directory.as_deref(), what)?,
+            patches.as_slice(),
+        ),
+    };
+    std::fs::create_dir_all(&target)
+        .map_err(BuildError::io(format!("creating {}", target.display())))?;
+    match source {
+        Source::Path {
+            path,
+            file_name,
+            use_gitignore,
+            ..
+        } => {
+            let from = recipe_dir.join(path);
+            if from.is_dir() {
+                copy_tree(&from, &target, *use_gitignore)?;
+            } else if from.is_file() {
+                place_file(&from, &target, file_name.as_deref())?;
+            } else {
+                return Err(BuildError::MissingSource {
+                    what: what.to_string(),
+                    path: from,
+                });
+            }
+        }
+        Source::Url {
+            url,
+            sha256,
+            md5,
+            file_name,
+            ..
+        } => {
+            let expected = Expected::new(sha256.as_deref(), md5.as_deref(), what)?;
+            let name = file_name
+                .clone()
+                .or_else(|| url.first().and_then(url_file_name))
+                .unwrap_or_else(|| "source".to_string());
+            let file = cache.get(url, &expected, &name, what).await?;
+            place_file(&file, &target, file_name.as_deref())?;
+        }
+        Source::Git {
+            git,
+            reference,
+            depth,
+            lfs,
+            ..
+        } => clone(git, reference, *depth, *lfs, &target, what)?,
+    }
+    for patch in patches {
+        apply_patch(&recipe_dir.join(patch), &target, what)?;
+    }
+    Ok(())
+}
+
+/// `work/<dir>`, refusing a target directory that leaves the work dir.
+fn inside(work: &Path, dir: Option<&str>, what: &str) -> Result<PathBuf, BuildError> {
+    let Some(dir) = dir else {
+        return Ok(work.to_path_buf());
+    };
+    let rel = Path::new(dir);
+    if rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(BuildError::UnsafePath {
+            what: what.to_string(),
+            path: rel.to_path_buf(),
+        });
+    }
+    Ok(work.join(rel))
+}
+
+/// Copies a directory tree, skipping `.git/` and, when asked, what the tree's
+/// `.gitignore` / `.ignore` files exclude.
+fn copy_tree(from: &Path, to: &Path, use_gitignore: bool) -> Result<(), BuildError> {
+    let walker = ignore::WalkBuilder::new(from)
+        .hidden(false)
+        .git_ignore(use_gitignore)
+        .ignore(use_gitignore)
+        .git_global(false)
+        .git_exclude(false)
+        .require_git(false)
+        .parents(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walker {
+        let entry = entry.map_err(|e| BuildError::Io {
+            context: format!("walking {}", from.display()),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let rel = entry
+            .path()
+            .strip_prefix(from)
+            .expect("walk stays below its root");
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let dest = to.join(rel);
+        let kind = entry.file_type().expect("only stdin has no file type");
+        let io = BuildError::io(format!("copying {}", entry.path().display()));
+        if kind.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(io)?;
+        } else if kind.is_symlink() {
+            let link = std::fs::read_link(entry.path()).map_err(io)?;
+            std::os::unix::fs::symlink(link, &dest)
+                .map_err(BuildError::io(format!("linking {}", dest.display())))?;
+        } else {
+            std::fs::copy(entry.path(), &dest).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Extracts an archive into `target`, or copies a plain file there.
+fn place_file(file: &Path, target: &Path, file_name: Option<&str>) -> Result<(), BuildError> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match ArchiveKind::of(&name) {
+        Some(kind) if file_name.is_none() => extract(file, kind, target),
+        _ => {
+            let dest = target.join(file_name.unwrap_or(&name));
+            if Path::new(file_name.unwrap_or(&name))
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+            {
+                return Err(BuildError::UnsafePath {
+                    what: file.display().to_string(),
+                    path: dest,
+                });
+            }
+            std::fs::copy(file, &dest)
+                .map(drop)
+                .map_err(BuildError::io(format!("copying {}", file.display())))
+        }
+    }
+}
+
+/// The archive formats sources come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchiveKind {
+    Tar,
+    TarGz,
+    TarBz2,
+    TarXz,
+    TarZst,
+    Zip,
+}
+
+impl ArchiveKind {
+    fn of(name: &str) -> Option<ArchiveKind> {
+        let name = name.to_ascii_lowercase();
+        let kinds = [
+            (".tar.gz", ArchiveKind::TarGz),
+            (".tgz", ArchiveKind::TarGz),
+            (".tar.bz2", ArchiveKind::TarBz2),
+            (".tbz2", ArchiveKind::TarBz2),
+            (".tar.xz", ArchiveKind::TarXz),
+            (".txz", ArchiveKind::TarXz),
+            (".tar.zst", ArchiveKind::TarZst),
+            (".tzst", ArchiveKind::TarZst),
+            (".tar", ArchiveKind::Tar),
+            (".zip", ArchiveKind::Zip),
+        ];
+        kinds
+            .into_iter()
+            .find(|(suffix, _)| name.ends_with(suffix))
+            .map(|(_, kind)| kind)
+    }
+}
+
+fn extract(file: &Path, kind: ArchiveKind, target: &Path) -> Result<(), BuildError> {
+    let io = |ctx: &str| BuildError::io(format!("{ctx} {}", file.display()));
+    let scratch = tempfile::Builder::new()
+        .prefix(".extract-")
+        .tempdir_in(target)
+        .map_err(io("extracting"))?;
+    let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(io("opening"))?);
+    let unpacked = match kind {
+        ArchiveKind::Zip => zip::ZipArchive::new(reader)
+            .and_then(|mut zip| zip.extract(scratch.path()))
+            .map_err(|e| std::io::Error::other(e.to_string())),
+        ArchiveKind::Tar => untar(reader, scratch.path()),
+        ArchiveKind::TarGz => untar(flate2::read::MultiGzDecoder::new(reader), scratch.path()),
+        ArchiveKind::TarBz2 => untar(bzip2::read::MultiBzDecoder::new(reader), scratch.path()),
+        ArchiveKind::TarXz => untar(liblzma::read::XzDecoder::new(reader), scratch.path()),
+        ArchiveKind::TarZst => {
+            zstd::Decoder::new(reader).and_then(|decoder| untar(decoder, scratch.path()))
+        }
+    };
+    unpacked.map_err(io("extracting"))?;
+
+    // One top-level directory: its contents are the source.
+    let top: Vec<_> = std::fs::read_dir(scratch.path())
+        .map_err(io("extracting"))?
+        .collect::<Result<_, _>>()
+        .map_err(io("extracting"))?;
+    let root = match top.as_slice() {
+        [only] if only.file_type().is_ok_and(|t| t.is_dir()) => only.path(),
+        _ => scratch.path().to_path_buf(),
+    };
+    for entry in std::fs::read_dir(&root).map_err(io("extracting"))? {
+        let entry = entry.map_err(io("extracting"))?;
+        let dest = target.join(entry.file_name());
+        std::fs::rename(entry.path(), &dest)
+            .map_err(BuildError::io(format!("moving {}", dest.display())))?;
+    }
+    Ok(())
+}
+
+/// Unpacks a tarball; the tar crate refuses entries that would land outside
+/// `dest` (absolute paths, `..`, writes through symlinks).
+fn untar(reader: impl Read, dest: &Path) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.unpack_in(dest)? {
+            return Err(std::io::Error::other(format!(
+                "archive entry {} points outside the target directory",
+                entry.path()?.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The digest a url source must have.
+#[derive(Debug, Clone)]
+enum Expected {
+    Sha256(String),
+    Md5(String),
+}
+
+impl Expected {
+    fn new(sha256: Option<&str>, md5: Option<&str>, what: &str) -> Result<Expected, BuildError> {
+        match (sha256, md5) {
+            (Some(sha), _) => Ok(Expected::Sha256(sha.to_ascii_lowercase())),
+            (None, Some(md5)) => Ok(Expected::Md5(md5.to_ascii_lowercase())),
+            (None, None) => Err(BuildError::UnverifiedSource {
+                what: what.to_string(),
+            }),
+        }
+    }
+
+    /// The cache directory name: the digest itself.
+    fn key(&self) -> String {
+        match self {
+            Expected::Sha256(hex) => hex.clone(),
+            Expected::Md5(hex) => format!("md5-{hex}"),
+        }
+    }
+
+    fn actual(&self, file: &Path) -> std::io::Result<String> {
+        Ok(match self {
+            Expected::Sha256(_) => hex(&rattler_digest::compute_file_digest::<Sha256>(file)?),
+            Expected::Md5(_) => hex(&rattler_digest::compute_file_digest::<Md5>(file)?),
+        })
+    }
+
+    fn hex(&self) -> &str {
+        match self {
+            Expected::Sha256(hex) | Expected::Md5(hex) => hex,
+        }
+    }
+}
+
+impl SourceCache {
+    /// The cached file for `expected`, downloading it when missing.
+    async fn get(
+        &self,
+        urls: &[Url],
+        expected: &Expected,
+        name: &str,
+        what: &str,
+    ) -> Result<PathBuf, BuildError> {
+        let dir = self.dir.join(expected.key());
+        if let Some(file) = cached_file(&dir) {
+            let io = BuildError::io(format!("verifying {}", file.display()));
+            if expected.actual(&file).map_err(io)? == expected.hex() {
+                return Ok(file);
+            }
+            // A damaged cache entry is dropped and fetched again.
+            std::fs::remove_dir_all(&dir)
+                .map_err(BuildError::io(format!("removing {}", dir.display())))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(BuildError::io(format!("creating {}", dir.display())))?;
+        let mut failures = Vec::new();
+        for url in urls {
+            match self.download(url, &dir, name).await {
+                Ok(tmp) => {
+                    let actual = expected
+                        .actual(tmp.path())
+                        .map_err(BuildError::io(format!("hashing {url}")))?;
+                    if actual != expected.hex() {
+                        return Err(BuildError::DigestMismatch {
+                            url: url.to_string(),
+                            expected: expected.hex().to_string(),
+                            actual,
+                        });
+                    }
+                    let file = dir.join(name);
+                    tmp.persist(&file).map_err(|e| {
+                        BuildError::io(format!("storing {}", file.display()))(e.error)
+                    })?;
+                    return Ok(file);
+                }
+                Err(reason) => failures.push(format!("{url}: {reason}")),
+            }
+        }
+        Err(BuildError::Download {
+            what: what.to_string(),
+            reasons: failures,
+        })
+    }
+
+    async fn download(
+        &self,
+        url: &Url,
+        dir: &Path,
+        name: &str,
+    ) -> Result<tempfile::NamedTempFile, String> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .tempfile_in(dir)
+            .map_err(|e| e.to_string())?;
+        if url.scheme() == "file" {
+            let path = url
+                .to_file_path()
+                .map_err(|()| "not a local path".to_string())?;
+            let mut file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            std::io::copy(&mut file, &mut tmp).map_err(|e| e.to_string())?;
+            return Ok(tmp);
+        }
+        let mut response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.to_string())?;
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            tmp.write_all(&chunk).map_err(|e| e.to_string())?;
+        }
+        Ok(tmp)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The one file in a cache entry directory, if there is one.
+fn cached_file(dir: &Path) -> Option<PathBuf> {
+    let mut files = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path());
+    let first = files.next()?;
+    files.next().is_none().then_some(first)
+}
+
+fn url_file_name(url: &Url) -> Option<String> {
+    url.path_segments()?
+        .next_back()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn clone(
+    repo: &str,
+    reference: &GitReference,
+    depth: Option<u64>,
+    lfs: bool,
+    target: &Path,
+    what: &str,
+) -> Result<(), BuildError> {
+    let mut cmd = Command::new("git");
+    cmd.args(["clone", "--quiet", "--recurse-submodules"]);
+    if let (Some(depth), false) = (depth, matches!(reference, GitReference::Rev(_))) {
+        cmd.arg(format!("--depth={depth}"));
+    }
+    if let GitReference::Tag(name) | GitReference::Branch(name) = reference {
+        cmd.args(["--branch", name]);
+    }
+    cmd.arg(repo).arg(target);
+    run_tool(&mut cmd, what, "git clone")?;
+    if let GitReference::Rev(rev) = reference {
+        run_tool(
+            Command::new("git")
+                .args(["checkout", "--quiet", rev])
+                .current_dir(target),
+            what,
+            "git checkout",
+        )?;
+    }
+    if lfs {
+        run_tool(
+            Command::new("git")
+                .args(["lfs", "pull"])
+                .current_dir(target),
+            what,
+            "git lfs pull",
+        )?;
+    }
+    Ok(())
+}
+
+fn apply_patch(patch: &Path, target: &Path, what: &str) -> Result<(), BuildError> {
+    if !patch.is_file() {
+        return Err(BuildError::MissingSource {
+            what: what.to_string(),
+            path: patch.to_path_buf(),
+        });
+    }
+    run_tool(
+        Command::new("patch")
+            .args(["-p1", "--batch", "--forward", "-i"])
+            .arg(patch)
+            .current_dir(target),
+        what,
+        &format!("applying patch {}", patch.display()),
+    )
+}
+
+fn run_tool(cmd: &mut Command, what: &str, step: &str) -> Result<(), BuildError> {
+    let output = cmd
+        .output()
+        .map_err(BuildError::io(format!("{step} for {what}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut detail = String::from_utf8_lossy(&output.stderr).into_owned();
+    detail.push_str(&String::from_utf8_lossy(&output.stdout));
+    Err(BuildError::SourceTool {
+        what: what.to_string(),
+        step: step.to_string(),
+        detail: detail.trim().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_kinds_follow_the_file_name() {
+        assert_eq!(ArchiveKind::of("a-1.0.tar.gz"), Some(ArchiveKind::TarGz));
+        assert_eq!(ArchiveKind::of("A.TAR.XZ"), Some(ArchiveKind::TarXz));
+        assert_eq!(ArchiveKind::of("x.tar.zst"), Some(ArchiveKind::TarZst));
+        assert_eq!(ArchiveKind::of("x.zip"), Some(ArchiveKind::Zip));
+        assert_eq!(ArchiveKind::of("x.c"), None);
+    }
+
+    #[test]
+    fn a_target_directory_may_not_leave_the_work_dir() {
+        let work = Path::new("/w");
+        assert!(inside(work, Some("../x"), "o").is_err());
+        assert!(inside(work, Some("/etc"), "o").is_err());
+        assert_eq!(inside(work, Some("a/b"), "o").unwrap(), work.join("a/b"));
+    }
+
+    #[test]
+    fn a_single_top_level_directory_is_unwrapped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("pkg-1.0.tar.gz");
+        {
+            let gz = flate2::write::GzEncoder::new(
+                std::fs::File::create(&tarball).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut builder = tar::Builder::new(gz);
+            let mut header = tar::Header::new_gnu();
+            header.set_size(5);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, "pkg-1.0/src/a.c", &b"int x"[..])
+                .unwrap();
+            builder.into_inner().unwrap().finish().unwrap();
+        }
+        let work = tmp.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        place_file(&tarball, &work, None).unwrap();
+        assert_eq!(std::fs::read(work.join("src/a.c")).unwrap(), b"int x");
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+        assert_eq!(left.len(), 1, "scratch dir removed, only src/ left");
+    }
+}

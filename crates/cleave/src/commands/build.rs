@@ -1,0 +1,218 @@
+//! `cleave build`: every output of a recipe into a local channel.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, Event, ScratchStore, TestMode};
+use cleave_build::package::PackageFormat;
+use miette::{Context, IntoDiagnostic, miette};
+use rattler_conda_types::{Channel, ChannelConfig};
+
+use crate::Status;
+use crate::cli::{BuildArgs, PackageFormatArg, TestArg};
+
+/// Variables passed from the caller to build scripts; everything else is
+/// left out so builds do not depend on the shell they were started from.
+const PASSED_VARIABLES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "SOURCE_DATE_EPOCH",
+];
+
+pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
+    let Some(rendered) = super::recipe::render(&args.recipe)? else {
+        return Ok(Status::Failure);
+    };
+    let cwd = std::env::current_dir().into_diagnostic()?;
+    let output_dir = cwd.join(&args.output_dir);
+    let build_root = args
+        .build_dir
+        .as_ref()
+        .map_or_else(|| output_dir.join("bld"), |d| cwd.join(d));
+    let cache_dir = match &args.cache_dir {
+        Some(dir) => cwd.join(dir),
+        None => default_cache_dir()?,
+    };
+    let channels = args
+        .channels
+        .iter()
+        .map(|c| parse_channel(c, &cwd))
+        .collect::<miette::Result<Vec<_>>>()?;
+    let options = BuildOptions {
+        output_dir: output_dir.clone(),
+        build_root: build_root.clone(),
+        channels,
+        cache_dir,
+        format: match args.package_format {
+            PackageFormatArg::Conda => PackageFormat::Conda,
+            PackageFormatArg::TarBz2 => PackageFormat::TarBz2,
+        },
+        test: match args.test {
+            TestArg::Native => TestMode::Native,
+            TestArg::Skip => TestMode::Skip,
+        },
+        keep_build: args.keep_build,
+        timestamp: timestamp()?,
+        target_platform: rendered.config.target_platform,
+        build_platform: rendered.config.build_platform,
+        base_env: PASSED_VARIABLES
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    let mut store = ScratchStore::new(build_root.join(".staging"));
+    let mut builder = Builder::new(options, &mut store).map_err(report)?;
+    let built = builder
+        .build(&rendered.recipe, &rendered.file, &mut |event| {
+            show_progress(&event)
+        })
+        .map_err(report)?;
+    print_summary(&built, &output_dir).into_diagnostic()?;
+    Ok(Status::Success)
+}
+
+/// A build error with the details a user acts on.
+fn report(err: cleave_build::BuildError) -> miette::Report {
+    match err {
+        cleave_build::BuildError::ScriptFailed {
+            ref tail,
+            ref log,
+            ref work_dir,
+            ..
+        } => miette!(
+            "{err}\n\nlast lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
+            log.display(),
+            work_dir.display()
+        ),
+        other => miette::Report::from_err(other),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+fn timestamp() -> miette::Result<jiff::Timestamp> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => {
+            let seconds: i64 = text.trim().parse().into_diagnostic().wrap_err_with(|| {
+                format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds")
+            })?;
+            jiff::Timestamp::from_second(seconds)
+                .into_diagnostic()
+                .wrap_err("SOURCE_DATE_EPOCH is out of range")
+        }
+        Err(_) => Ok(jiff::Timestamp::now()),
+    }
+}
+
+fn default_cache_dir() -> miette::Result<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("cleave")).ok_or_else(|| {
+        miette!("no cache directory on this system; pass --cache-dir or set CLEAVE_CACHE_DIR")
+    })
+}
+
+/// A local directory (which must be a channel), a URL, or a channel name.
+fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
+    let looks_like_path = text.starts_with('.') || text.starts_with('/') || text.starts_with('~');
+    if looks_like_path || cwd.join(text).is_dir() {
+        let dir = cwd.join(text);
+        if !dir.join("noarch/repodata.json").is_file() {
+            return Err(miette!(
+                "channel `{text}` is not a channel: {} has no noarch/repodata.json",
+                dir.display()
+            ));
+        }
+        let dir = std::fs::canonicalize(&dir).into_diagnostic()?;
+        return Channel::try_from_directory(&dir)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("invalid channel `{text}`"));
+    }
+    let config = ChannelConfig::default_with_root_dir(cwd.to_path_buf());
+    Channel::from_str(text, &config)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("invalid channel `{text}`"))
+}
+
+/// What the build is doing, on stderr.
+fn show_progress(event: &Event<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = match event {
+        Event::Started { kind, what } => writeln!(err, "── {kind} {what}"),
+        Event::Environment { kind, packages } => {
+            writeln!(err, "   {} environment: {packages} packages", kind.as_str())
+        }
+        Event::Restored { from } => writeln!(err, "   restored staging `{from}`"),
+        Event::Line(line) => writeln!(err, "   │ {line}"),
+        Event::Packaged(p) => writeln!(err, "   wrote {}", p.path.display()),
+        Event::Tested { what, count } => writeln!(err, "   {what}: {count} tests passed"),
+    };
+}
+
+fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let rows: Vec<[String; 6]> = built
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                p.version.clone(),
+                p.build.clone(),
+                p.subdir.clone(),
+                human_size(p.size),
+                p.files.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["package", "version", "build", "subdir", "size", "files"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i >= 4 {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(&header.map(String::from)))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    writeln!(
+        out,
+        "\n{} package{} in {}",
+        built.len(),
+        if built.len() == 1 { "" } else { "s" },
+        output_dir.display()
+    )
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

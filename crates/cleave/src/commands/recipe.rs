@@ -1,0 +1,90 @@
+//! Loading and rendering a recipe with its variant files, shared by the
+//! commands that take `--recipe`.
+
+use std::path::{Path, PathBuf};
+
+use cleave_recipe::{LoadError, RenderConfig, RenderedRecipe, SourceFile, VariantConfig};
+use miette::{Context, IntoDiagnostic};
+use rattler_conda_types::Subdir;
+
+use crate::cli::RecipeArgs;
+
+/// A rendered recipe and the file it came from.
+pub(crate) struct Rendered {
+    /// Every output, in build order.
+    pub(crate) recipe: RenderedRecipe,
+    /// The `recipe.yaml` itself.
+    pub(crate) file: PathBuf,
+    /// What it was rendered for.
+    pub(crate) config: RenderConfig,
+}
+
+/// Loads and renders the recipe. Recipe and variant errors are printed and
+/// give `None`; other failures (unreadable files, bad flags) are errors.
+pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
+    let mut config = RenderConfig::native();
+    if let Some(platform) = &args.target_platform {
+        config.target_platform = platform
+            .parse::<Subdir>()
+            .into_diagnostic()
+            .wrap_err_with(|| format!("invalid --target-platform `{platform}`"))?;
+    }
+    let file = if args.recipe.is_dir() {
+        args.recipe.join("recipe.yaml")
+    } else {
+        args.recipe.clone()
+    };
+    let recipe = match cleave_recipe::load(&file) {
+        Ok(recipe) => recipe,
+        Err(LoadError::Invalid(errors)) => {
+            super::print_report(&miette::Report::new(errors));
+            return Ok(None);
+        }
+        Err(err @ LoadError::Read { .. }) => return Err(err).into_diagnostic(),
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    match load_variants(args, dir, config.target_platform)? {
+        Ok(variants) => config.variants = variants,
+        Err(errors) => {
+            super::print_report(&miette::Report::new(errors));
+            return Ok(None);
+        }
+    }
+    match cleave_recipe::render(&recipe, &config) {
+        Ok(recipe) => Ok(Some(Rendered {
+            recipe,
+            file,
+            config,
+        })),
+        Err(errors) => {
+            super::print_report(&miette::Report::new(errors));
+            Ok(None)
+        }
+    }
+}
+
+/// `variants.yaml` next to the recipe, then each `--variant-config` in order.
+fn load_variants(
+    args: &RecipeArgs,
+    dir: &Path,
+    target: Subdir,
+) -> miette::Result<Result<VariantConfig, cleave_recipe::RecipeErrors>> {
+    let beside = dir.join("variants.yaml");
+    let files = beside
+        .is_file()
+        .then_some(beside)
+        .into_iter()
+        .chain(args.variant_config.iter().cloned());
+    let mut config = VariantConfig::default();
+    for path in files {
+        let text = std::fs::read_to_string(&path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read variant config {}", path.display()))?;
+        let source = SourceFile::new(path.display().to_string(), text);
+        match VariantConfig::parse(&source, target) {
+            Ok(file) => config.merge(file),
+            Err(errors) => return Ok(Err(errors)),
+        }
+    }
+    Ok(config.validate().map(|()| config))
+}

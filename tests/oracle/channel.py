@@ -1,0 +1,84 @@
+"""Checks a channel written by cleave with the ecosystem's own clients.
+
+Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
+
+1. Every package in the channel is extracted by conda-package-handling, and
+   its info/index.json and info/paths.json must describe the files that came
+   out of it (sha256 and size of each).
+2. py-rattler solves SPEC... (default: every package in the channel) from
+   the channel alone and installs them into PREFIX.
+3. COMMAND, if given, runs with PREFIX/bin first on PATH; its output is
+   printed.
+
+Prints one JSON object: {"packages": [...], "installed": [...]}.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import conda_package_handling.api as cph
+import rattler
+
+
+def check_archive(path: pathlib.Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cph.extract(str(path), dest_dir=tmp)
+        root = pathlib.Path(tmp)
+        index = json.loads((root / "info/index.json").read_text())
+        paths = json.loads((root / "info/paths.json").read_text())
+        for entry in paths["paths"]:
+            file = root / entry["_path"]
+            if entry["path_type"] == "softlink":
+                assert file.is_symlink(), entry
+                continue
+            if entry["path_type"] == "directory":
+                assert file.is_dir(), entry
+                continue
+            data = file.read_bytes()
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry
+            assert len(data) == entry["size_in_bytes"], entry
+        files = (root / "info/files").read_text().split()
+        assert sorted(files) == sorted(e["_path"] for e in paths["paths"]), files
+        return {"file": path.name, "index": index, "paths": paths["paths"]}
+
+
+async def install(channel: pathlib.Path, prefix: pathlib.Path, specs: list) -> list:
+    records = await rattler.solve(
+        sources=[rattler.Channel(channel.as_uri())],
+        specs=specs,
+        platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
+    )
+    await rattler.install(records, target_prefix=str(prefix))
+    return sorted(f"{r.name.normalized}-{r.version}-{r.build}" for r in records)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    command = []
+    if "--" in args:
+        cut = args.index("--")
+        args, command = args[:cut], args[cut + 1 :]
+    channel, prefix, specs = pathlib.Path(args[0]).resolve(), pathlib.Path(args[1]), args[2:]
+    archives = sorted(
+        p for p in channel.glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))
+    )
+    packages = [check_archive(p) for p in archives]
+    if not specs:
+        specs = sorted({p["index"]["name"] for p in packages})
+    installed = asyncio.run(install(channel, prefix, specs))
+    out = {"packages": packages, "installed": installed}
+    if command:
+        env = dict(os.environ, PATH=f"{prefix / 'bin'}:{os.environ['PATH']}")
+        env.pop("LD_LIBRARY_PATH", None)
+        run = subprocess.run(command, env=env, capture_output=True, text=True)
+        out["command"] = {"code": run.returncode, "stdout": run.stdout, "stderr": run.stderr}
+    json.dump(out, sys.stdout)
+
+
+main()

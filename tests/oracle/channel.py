@@ -54,7 +54,10 @@ async def install(channel: pathlib.Path, prefix: pathlib.Path, specs: list) -> l
         specs=specs,
         platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
     )
-    await rattler.install(records, target_prefix=str(prefix))
+    # A package cache per check: tests build packages with equal names and
+    # versions but different contents, and may run at the same time.
+    cache = prefix.parent / (prefix.name + ".pkgs")
+    await rattler.install(records, target_prefix=str(prefix), cache_dir=cache, show_progress=False)
     return sorted(f"{r.name.normalized}-{r.version}-{r.build}" for r in records)
 
 

@@ -62,6 +62,10 @@ fn owned_files(prefix: &Path) -> Result<HashSet<PathBuf>, BuildError> {
     Ok(owned)
 }
 
+/// What rattler's installer creates at the root of every prefix: the
+/// package records and the backup-exclusion tag.
+const INSTALLER_FILES: &[&str] = &["conda-meta", "CACHEDIR.TAG"];
+
 fn walk(
     root: &Path,
     rel: &Path,
@@ -81,7 +85,8 @@ fn walk(
     }
     for entry in entries {
         let path = rel.join(entry.file_name());
-        if rel.as_os_str().is_empty() && entry.file_name() == "conda-meta" {
+        // The installer's own bookkeeping at the prefix root.
+        if rel.as_os_str().is_empty() && INSTALLER_FILES.iter().any(|f| entry.file_name() == *f) {
             continue;
         }
         let file_type = entry

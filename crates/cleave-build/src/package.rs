@@ -156,6 +156,9 @@ pub fn write(
         ),
     }
     .map_err(failed)?;
+    // Temporary files are private; a package in a channel is for everyone.
+    let readable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+    file.as_file().set_permissions(readable).map_err(failed)?;
     file.as_file().sync_all().map_err(failed)?;
     file.persist(&final_path).map_err(|e| failed(e.error))?;
     let size = std::fs::metadata(&final_path).map_err(failed)?.len();
@@ -232,11 +235,17 @@ fn copy_entry(
 
 /// An absolute link into the prefix, as a path relative to the link's dir.
 fn relative_link(prefix: &Path, link: &Path, target: &Path) -> Option<PathBuf> {
-    let inside = target.strip_prefix(prefix).ok()?;
-    let depth = link.parent().map_or(0, |p| p.components().count());
+    let inside: Vec<Component<'_>> = target.strip_prefix(prefix).ok()?.components().collect();
+    let from: Vec<Component<'_>> = link
+        .parent()
+        .map_or(Vec::new(), |p| p.components().collect());
+    let common = from.iter().zip(&inside).take_while(|(a, b)| a == b).count();
     let mut relative: PathBuf =
-        std::iter::repeat_n(Component::ParentDir.as_os_str(), depth).collect();
-    relative.push(inside);
+        std::iter::repeat_n(Component::ParentDir.as_os_str(), from.len() - common).collect();
+    relative.extend(&inside[common..]);
+    if relative.as_os_str().is_empty() {
+        relative.push(".");
+    }
     Some(relative)
 }
 
@@ -283,8 +292,16 @@ fn write_info(
     }
     write_json("index.json", &index)?;
 
+    // Empty directories travel in the archive but are not listed: conda
+    // clients install only what paths.json lists, and rattler's installer
+    // rejects directory entries.
+    let listed: Vec<PathsEntry> = paths
+        .iter()
+        .filter(|p| p.path_type != PathType::Directory)
+        .cloned()
+        .collect();
     let paths_json = PathsJson {
-        paths: paths.to_vec(),
+        paths: listed.clone(),
         paths_version: 1,
     };
     write_json(
@@ -326,10 +343,7 @@ fn write_info(
     write_json("hash_input.json", &json!(output.variant))?;
 
     let mut files = String::new();
-    let mut sorted: Vec<&PathsEntry> = paths
-        .iter()
-        .filter(|p| p.path_type != PathType::Directory)
-        .collect();
+    let mut sorted: Vec<&PathsEntry> = listed.iter().collect();
     sorted.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
     for entry in sorted {
         files.push_str(&entry.relative_path.to_string_lossy());
@@ -388,5 +402,11 @@ mod tests {
         );
         let top = relative_link(prefix, Path::new("link"), Path::new("/p/host_env/lib/a"));
         assert_eq!(top.unwrap(), PathBuf::from("lib/a"));
+        let sibling = relative_link(
+            prefix,
+            Path::new("lib/libz.so"),
+            Path::new("/p/host_env/lib/libz.so.1"),
+        );
+        assert_eq!(sibling.unwrap(), PathBuf::from("libz.so.1"));
     }
 }

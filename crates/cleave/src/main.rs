@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command};
 pub(crate) enum Status {
     /// The command did what was asked.
     Success,
-    /// The user's input (recipe, variants) is wrong.
+    /// The recipe or variants are wrong, or the build failed.
     Failure,
 }
 

@@ -67,14 +67,21 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
             .collect::<BTreeMap<_, _>>(),
     };
     let mut store = ScratchStore::new(build_root.join(".staging"));
-    let mut builder = Builder::new(options, &mut store).map_err(report)?;
-    let built = builder
-        .build(&rendered.recipe, &rendered.file, &mut |event| {
+    let built = Builder::new(options, &mut store).and_then(|mut builder| {
+        builder.build(&rendered.recipe, &rendered.file, &mut |event| {
             show_progress(&event)
         })
-        .map_err(report)?;
-    print_summary(&built, &output_dir).into_diagnostic()?;
-    Ok(Status::Success)
+    });
+    match built {
+        Ok(built) => {
+            print_summary(&built, &output_dir).into_diagnostic()?;
+            Ok(Status::Success)
+        }
+        Err(err) => {
+            super::print_report(&report(err));
+            Ok(Status::Failure)
+        }
+    }
 }
 
 /// A build error with the details a user acts on.

@@ -1,0 +1,370 @@
+//! End-to-end tests of `cleave build`: the binary builds recipes under
+//! `tests/build/` and `examples/`, and the ecosystem's own clients check the
+//! result: conda-package-handling extracts every package, py-rattler solves
+//! from the output channel and installs into a fresh prefix elsewhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn recipe(name: &str) -> PathBuf {
+    repo().join("tests/build").join(name)
+}
+
+/// `cleave build` of `recipe` into `out`, with a private cache in `tmp`.
+fn build(recipe: &Path, tmp: &Path, out: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cleave"))
+        .arg("build")
+        .arg("--recipe")
+        .arg(recipe)
+        .arg("--output-dir")
+        .arg(tmp.join(out))
+        .arg("--cache-dir")
+        .arg(tmp.join("cache"))
+        .args(extra)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cleave")
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "cleave failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs tests/oracle/channel.py: extracts every package with
+/// conda-package-handling, installs `specs` with py-rattler into `prefix`
+/// and runs `command` there.
+fn oracle(channel: &Path, prefix: &Path, specs: &[&str], command: &[&str]) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/oracle/channel.py"))
+        .arg(channel)
+        .arg(prefix)
+        .args(specs);
+    if !command.is_empty() {
+        cmd.arg("--").args(command);
+    }
+    let output = cmd.output().expect("run python3");
+    assert!(
+        output.status.success(),
+        "the oracle rejected the channel:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("oracle JSON")
+}
+
+/// index.json of the package called `name`, as the oracle extracted it.
+fn index<'a>(checked: &'a Value, name: &str) -> &'a Value {
+    checked["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["index"])
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no package {name} in {checked}"))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_single_noarch_output_installs_relocated_into_another_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("single"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("hello-data  0.3.1"), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("hello-data: 2 tests passed"));
+
+    let prefix = tmp.path().join("elsewhere/env");
+    let checked = oracle(
+        &tmp.path().join("out"),
+        &prefix,
+        &["hello-data"],
+        &["hello-data"],
+    );
+    let idx = index(&checked, "hello-data");
+    assert_eq!(idx["noarch"], "generic");
+    assert_eq!(idx["subdir"], "noarch");
+    assert_eq!(idx["build_number"], 2);
+    assert_eq!(checked["command"]["stdout"], "hello from hello-data\n");
+
+    // The text file held the build prefix; installed, it holds the new one.
+    let text = std::fs::read_to_string(prefix.join("share/hello/where.txt")).unwrap();
+    assert_eq!(text, format!("installed in {}\n", prefix.display()));
+    let paths = checked["packages"][0]["paths"].as_array().unwrap();
+    let entry = |p: &str| paths.iter().find(|e| e["_path"] == p).unwrap().clone();
+    assert_eq!(entry("share/hello/where.txt")["file_mode"], "text");
+    assert_eq!(entry("share/hello/absolute-link")["path_type"], "softlink");
+    // The absolute link into the build prefix was made relative.
+    assert_eq!(
+        std::fs::read_link(prefix.join("share/hello/absolute-link")).unwrap(),
+        Path::new("where.txt")
+    );
+}
+
+#[test]
+fn outputs_of_one_recipe_pin_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(&recipe("pins"), tmp.path(), "out", &[], &[]));
+    let checked = oracle(
+        &tmp.path().join("out"),
+        &tmp.path().join("env"),
+        &["pins-all"],
+        &[],
+    );
+    let core = index(&checked, "pins-core");
+    let exact = format!("pins-core ==2.4.1 {}", core["build"].as_str().unwrap());
+    assert_eq!(strings(&index(&checked, "pins-tool")["depends"]), [exact]);
+    assert_eq!(
+        strings(&index(&checked, "pins-all")["depends"]),
+        ["pins-tool >=2.4.1,<2.5.0a0"]
+    );
+    // Installing the top package pulls in the chain.
+    let installed = strings(&checked["installed"]);
+    assert_eq!(installed.len(), 3, "{installed:?}");
+}
+
+#[test]
+fn run_exports_of_a_host_dependency_built_earlier_are_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(&recipe("run-exports"), tmp.path(), "out", &[], &[]));
+    let checked = oracle(
+        &tmp.path().join("out"),
+        &tmp.path().join("env"),
+        &["rx-user", "rx-loner"],
+        &[],
+    );
+    let user = index(&checked, "rx-user");
+    assert_eq!(strings(&user["depends"]), ["rx-base >=1.7.0,<1.8.0a0"]);
+    assert_eq!(strings(&user["constrains"]), ["rx-base-doc >=1.7"]);
+    let loner = index(&checked, "rx-loner");
+    assert!(strings(&loner["depends"]).is_empty(), "{loner}");
+    // The host package's own files are not part of the user's package.
+    let user_paths = &checked["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["index"]["name"] == "rx-user")
+        .unwrap()["paths"];
+    let names: Vec<&str> = user_paths
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["_path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["share/rx-user.txt"]);
+}
+
+#[test]
+fn the_example_c_library_runs_from_a_fresh_prefix_at_another_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(
+        &repo().join("examples/libgreet"),
+        tmp.path(),
+        "out",
+        &[],
+        &[],
+    );
+    assert_success(&output);
+    let prefix = tmp.path().join("some/other/place");
+    let checked = oracle(
+        &tmp.path().join("out"),
+        &prefix,
+        &["greet"],
+        &["greet", "relocated"],
+    );
+    // Loads libgreet.so through $ORIGIN, with no LD_LIBRARY_PATH.
+    assert_eq!(checked["command"]["code"], 0, "{}", checked["command"]);
+    assert_eq!(checked["command"]["stdout"], "Hello, relocated!\n");
+    let greet = index(&checked, "greet");
+    assert_eq!(strings(&greet["depends"]), ["libgreet >=1.2.0,<2.0a0"]);
+    let mut names: Vec<String> = checked["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["index"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["greet", "libgreet", "libgreet-dev", "libgreet-static"]
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("── staging greet-build").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failing_script_shows_its_log_tail_and_keeps_the_work_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("failing"), tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("failed with exit code 3"), "{stderr}");
+    assert!(stderr.contains("boom, the compiler is missing"), "{stderr}");
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.split("work dir kept at: ").nth(1))
+        .expect("work dir named");
+    assert!(Path::new(kept.trim()).is_dir(), "{kept}");
+    let packages = std::fs::read_dir(tmp.path().join("out/linux-64"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(packages, 1, "only repodata.json in the channel");
+}
+
+#[test]
+fn an_unsatisfiable_requirement_is_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("unsolvable"), tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot solve the host environment"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("No candidates were found for no-such-"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_channel_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-channel-here");
+    let output = build(
+        &recipe("single"),
+        tmp.path(),
+        "out",
+        &["-c", missing.to_str().unwrap()],
+        &[],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-channel-here"), "{stderr}");
+    assert!(stderr.contains("is not a channel"), "{stderr}");
+}
+
+/// Puts `content` into the source cache where the url source's sha256 says.
+fn seed_source_cache(tmp: &Path, content: &[u8]) {
+    let tarball = recipe("url-source").join("from-url-1.0.tar.gz");
+    let sha = sha256_hex(&std::fs::read(&tarball).unwrap());
+    let dir = tmp.join("cache/src").join(sha);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("from-url-1.0.tar.gz"), content).unwrap();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(bytes)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
+fn a_url_source_comes_from_a_seeded_source_cache_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = std::fs::read(recipe("url-source").join("from-url-1.0.tar.gz")).unwrap();
+    seed_source_cache(tmp.path(), &tarball);
+    assert_success(&build(&recipe("url-source"), tmp.path(), "out", &[], &[]));
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert_eq!(
+        checked["packages"][0]["paths"][0]["_path"],
+        "share/from-url/message.txt"
+    );
+}
+
+#[test]
+fn a_damaged_source_cache_entry_is_not_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    seed_source_cache(tmp.path(), b"not the tarball");
+    let output = build(&recipe("url-source"), tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The damaged copy is dropped and the (unreachable) url tried instead.
+    assert!(stderr.contains("cannot download the source"), "{stderr}");
+    assert!(stderr.contains("example.invalid"), "{stderr}");
+}
+
+#[test]
+fn source_date_epoch_makes_rebuilds_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let archive = |dir: &str| {
+        let subdir = tmp.path().join(dir).join("noarch");
+        let name = std::fs::read_dir(&subdir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "conda"))
+            .unwrap();
+        std::fs::read(name).unwrap()
+    };
+    assert_success(&build(
+        &recipe("single"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &epoch,
+    ));
+    let first = archive("out");
+    std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
+    assert_success(&build(
+        &recipe("single"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &epoch,
+    ));
+    assert!(first == archive("out"), "the two archives differ");
+}
+
+#[test]
+fn tar_bz2_packages_are_accepted_by_the_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(
+        &recipe("pins"),
+        tmp.path(),
+        "out",
+        &["--package-format", "tar-bz2", "--test", "skip"],
+        &[],
+    );
+    assert_success(&output);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("tests passed"));
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    let files: Vec<&str> = checked["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 3);
+    assert!(files.iter().all(|f| f.ends_with(".tar.bz2")), "{files:?}");
+    assert_eq!(strings(&checked["installed"]).len(), 3);
+}

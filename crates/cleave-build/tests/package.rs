@@ -121,7 +121,12 @@ fn conda_package_has_metadata_placeholders_and_relative_links() {
     // Empty directories are in the archive but not in paths.json, which
     // installers would reject.
     assert!(extracted.join("share/empty").is_dir());
-    assert!(paths.paths.iter().all(|e| e.path_type != PathType::Directory));
+    assert!(
+        paths
+            .paths
+            .iter()
+            .all(|e| e.path_type != PathType::Directory)
+    );
     let link = std::fs::read_link(extracted.join("lib/pkgconfig/abs-link")).unwrap();
     assert!(link.is_relative(), "{}", link.display());
     assert_eq!(

@@ -228,6 +228,8 @@ pub struct Builder<'s> {
     store: &'s mut dyn StagingStore,
     output_channel: Channel,
     staged: HashMap<(String, String), StagingResult>,
+    /// Build directories made so far, removed after a successful build.
+    made: Vec<PathBuf>,
 }
 
 impl<'s> Builder<'s> {
@@ -267,6 +269,7 @@ impl<'s> Builder<'s> {
             store,
             output_channel,
             staged: HashMap::new(),
+            made: Vec::new(),
         })
     }
 
@@ -304,7 +307,11 @@ impl<'s> Builder<'s> {
             }
         }
         if !self.options.keep_build {
-            let _ = std::fs::remove_dir_all(&self.options.build_root);
+            // Only what this build made: the build root may be a directory
+            // the user also keeps other things in.
+            for dir in &self.made {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
         Ok(built)
     }
@@ -317,6 +324,7 @@ impl<'s> Builder<'s> {
     ) -> Result<(), BuildError> {
         let what = format!("staging `{}`", staging.name);
         let dirs = OutputDirs::new(&self.options.build_root, &staging_id(staging));
+        self.made.push(dirs.root.clone());
         dirs.recreate()
             .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
         let runtime = self.envs.runtime();
@@ -387,6 +395,7 @@ impl<'s> Builder<'s> {
             Some(s) => OutputDirs::new(&self.options.build_root, &staging_id(&s.staging)),
             None => OutputDirs::new(&self.options.build_root, &what),
         };
+        self.made.push(dirs.root.clone());
         dirs.recreate()
             .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
         let build = self.environment(

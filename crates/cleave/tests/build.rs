@@ -368,3 +368,46 @@ fn tar_bz2_packages_are_accepted_by_the_clients() {
     assert!(files.iter().all(|f| f.ends_with(".tar.bz2")), "{files:?}");
     assert_eq!(strings(&checked["installed"]).len(), 3);
 }
+
+#[test]
+fn a_successful_build_removes_only_its_own_build_dirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(
+        &recipe("pins"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    ));
+    assert!(
+        !tmp.path().join("out/bld").exists(),
+        "default build dir left"
+    );
+
+    let mine = tmp.path().join("my-builds");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("keep.txt"), "mine").unwrap();
+    let output = build(
+        &recipe("pins"),
+        tmp.path(),
+        "out2",
+        &["--test", "skip", "--build-dir", mine.to_str().unwrap()],
+        &[],
+    );
+    assert_success(&output);
+    let left: Vec<_> = std::fs::read_dir(&mine)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["keep.txt"]);
+
+    let kept = build(
+        &recipe("pins"),
+        tmp.path(),
+        "out3",
+        &["--test", "skip", "--keep-build"],
+        &[],
+    );
+    assert_success(&kept);
+    assert!(tmp.path().join("out3/bld").read_dir().unwrap().count() >= 3);
+}

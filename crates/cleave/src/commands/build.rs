@@ -66,12 +66,17 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect::<BTreeMap<_, _>>(),
     };
-    let mut store = ScratchStore::new(build_root.join(".staging"));
-    let built = Builder::new(options, &mut store).and_then(|mut builder| {
-        builder.build(&rendered.recipe, &rendered.file, &mut |event| {
-            show_progress(&event)
+    let built = {
+        let mut store = ScratchStore::new(build_root.join(".staging"));
+        Builder::new(options, &mut store).and_then(|mut builder| {
+            builder.build(&rendered.recipe, &rendered.file, &mut |event| {
+                show_progress(&event)
+            })
         })
-    });
+    };
+    // Gone once empty: the store removed its scratch dir, the builder its
+    // build dirs (unless --keep-build or a failure kept them).
+    let _ = std::fs::remove_dir(&build_root);
     match built {
         Ok(built) => {
             print_summary(&built, &output_dir).into_diagnostic()?;

@@ -1,0 +1,142 @@
+"""Wall time and peak memory of `cleave build` and py-rattler-build, side by
+side, on the bundled example and on a synthetic recipe with 5 outputs of
+2,000 files each (one staging build writes all 10,000).
+
+Usage: python3 bench/build.py [--runs N]     (from the repository root)
+
+Needs: a release build of cleave (cargo build --release -p cleave), cmake,
+and py-rattler-build from PyPI. Everything runs offline: both tools solve
+from an empty local channel. Prints a Markdown table; each figure is the
+median of N runs (default 3), each run in a fresh output directory.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CLEAVE = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/cleave"
+
+SYNTHETIC = """\
+schema_version: 1
+
+recipe:
+  name: synthetic
+  version: "1.0.0"
+
+build:
+  number: 0
+
+outputs:
+  - staging:
+      name: files
+    build:
+      script:
+        - |
+          for part in 1 2 3 4 5; do
+            mkdir -p "$PREFIX/share/part$part"
+            for i in $(seq 1 2000); do
+              echo "part $part file $i of a synthetic staging build" > "$PREFIX/share/part$part/f$i.txt"
+            done
+          done
+"""
+for part in range(1, 6):
+    SYNTHETIC += f"""
+  - package:
+      name: synthetic-part{part}
+    inherit: files
+    build:
+      files:
+        - share/part{part}/**
+"""
+
+PEER = """\
+import sys
+import rattler_build
+rattler_build.build_recipes(
+    [sys.argv[1]],
+    output_dir=sys.argv[2],
+    channel=[sys.argv[3]],
+    test="skip",
+    no_build_id=False,
+)
+"""
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in MiB)."""
+    with tempfile.NamedTemporaryFile("r") as stats:
+        run = subprocess.run(
+            ["/usr/bin/time", "-o", stats.name, "-f", "%e %M", *cmd],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{run.stderr[-3000:]}")
+        seconds, kib = stats.read().split()[-2:]
+    return float(seconds), int(kib) / 1024
+
+
+def empty_channel(path):
+    for subdir in ("noarch", "linux-64"):
+        (path / subdir).mkdir(parents=True, exist_ok=True)
+        (path / subdir / "repodata.json").write_text(
+            json.dumps({"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}})
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if not CLEAVE.exists():
+        sys.exit(f"build cleave first: cargo build --release -p cleave ({CLEAVE})")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cleave-bench-"))
+    synthetic = work / "synthetic"
+    synthetic.mkdir()
+    (synthetic / "recipe.yaml").write_text(SYNTHETIC)
+    peer_script = work / "peer.py"
+    peer_script.write_text(PEER)
+    channel = work / "channel"
+    empty_channel(channel)
+    env = dict(os.environ, CLEAVE_CACHE_DIR=str(work / "cache"))
+    recipes = {"examples/libgreet": ROOT / "examples/libgreet", "synthetic 5x2000": synthetic}
+    results = {}
+    for label, recipe in recipes.items():
+        for tool in ("cleave", "py-rattler-build"):
+            samples = []
+            for run in range(args.runs):
+                out = work / f"out-{tool}-{run}"
+                shutil.rmtree(out, ignore_errors=True)
+                if tool == "cleave":
+                    cmd = [str(CLEAVE), "build", "-r", str(recipe), "--output-dir", str(out),
+                           "-c", str(channel), "--test", "skip"]
+                else:
+                    cmd = [sys.executable, "-W", "ignore", str(peer_script),
+                           str(recipe / "recipe.yaml"), str(out), str(channel)]
+                samples.append(timed(cmd, env))
+                shutil.rmtree(out, ignore_errors=True)
+            results[(label, tool)] = (
+                statistics.median(s[0] for s in samples),
+                statistics.median(s[1] for s in samples),
+            )
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+    print(f"runs per figure: {args.runs} (median)\n")
+    print("| recipe | cleave wall | py-rattler-build wall | ratio | cleave peak RSS | py-rattler-build peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label in recipes:
+        cw, cm = results[(label, "cleave")]
+        pw, pm = results[(label, "py-rattler-build")]
+        print(f"| {label} | {cw:.2f} s | {pw:.2f} s | {pw / cw:.1f}x | {cm:.0f} MiB | {pm:.0f} MiB |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+main()

@@ -323,32 +323,21 @@ impl<'s> Builder<'s> {
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), BuildError> {
         let what = format!("staging `{}`", staging.name);
-        let dirs = OutputDirs::new(&self.options.build_root, &staging_id(staging));
-        self.made.push(dirs.root.clone());
-        dirs.recreate()
-            .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
-        let runtime = self.envs.runtime();
-        runtime.block_on(fetch_all(
+        let reqs = &staging.requirements;
+        let (dirs, build, host) = self.prepare(
+            &staging_id(staging),
+            &reqs.build,
+            &reqs.host,
+            &what,
+            on_event,
+        )?;
+        self.envs.runtime().block_on(fetch_all(
             &staging.sources,
             recipe_dir,
             &dirs.work,
             &self.sources,
             &what,
         ))?;
-        let build = self.environment(
-            &staging.requirements.build,
-            &dirs,
-            EnvKind::Build,
-            &what,
-            on_event,
-        )?;
-        let host = self.environment(
-            &staging.requirements.host,
-            &dirs,
-            EnvKind::Host,
-            &what,
-            on_event,
-        )?;
         let vars = ScriptVars {
             name: &staging.name,
             version: None,
@@ -391,27 +380,12 @@ impl<'s> Builder<'s> {
             ),
             None => None,
         };
-        let dirs = match &staged {
-            Some(s) => OutputDirs::new(&self.options.build_root, &staging_id(&s.staging)),
-            None => OutputDirs::new(&self.options.build_root, &what),
-        };
-        self.made.push(dirs.root.clone());
-        dirs.recreate()
-            .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
-        let build = self.environment(
-            &output.requirements.build,
-            &dirs,
-            EnvKind::Build,
-            &what,
-            on_event,
-        )?;
-        let host = self.environment(
-            &output.requirements.host,
-            &dirs,
-            EnvKind::Host,
-            &what,
-            on_event,
-        )?;
+        // Inheriting outputs build in the staging build's own directories.
+        let id = staged
+            .as_ref()
+            .map_or_else(|| what.clone(), |s| staging_id(&s.staging));
+        let reqs = &output.requirements;
+        let (dirs, build, host) = self.prepare(&id, &reqs.build, &reqs.host, &what, on_event)?;
         if let Some(s) = &staged {
             if !self.store.restore(&s.staging, &dirs)? {
                 return Err(BuildError::MissingStaging {
@@ -568,6 +542,25 @@ impl<'s> Builder<'s> {
             .depends
             .retain(|d| d.split_whitespace().next() != Some(output.name.as_normalized()));
         Ok(result)
+    }
+
+    /// Fresh build directories for `id`, with the build and host
+    /// environments installed; returns the solved packages of each.
+    fn prepare(
+        &mut self,
+        id: &str,
+        build: &[Dependency],
+        host: &[Dependency],
+        what: &str,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(OutputDirs, Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
+        let dirs = OutputDirs::new(&self.options.build_root, id);
+        self.made.push(dirs.root.clone());
+        dirs.recreate()
+            .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
+        let build = self.environment(build, &dirs, EnvKind::Build, what, on_event)?;
+        let host = self.environment(host, &dirs, EnvKind::Host, what, on_event)?;
+        Ok((dirs, build, host))
     }
 
     /// Solves and installs one environment of a build.

@@ -1,0 +1,28 @@
+//! The content-addressed store behind cleave's staging cache.
+//!
+//! It knows nothing about conda. A caller names the inputs of a build
+//! ([`Inputs`]), gets a [`Digest`] key, and either restores an entry
+//! under that key or runs the build and captures its result:
+//!
+//! - [`fingerprint`]: digests of source trees, with an mtime/size/inode
+//!   fast path that never trusts a file newer than its last hashing;
+//! - [`key`]: named inputs to one key, and the difference between two
+//!   input sets (why two builds missed each other);
+//! - [`store`]: blobs deduplicated by BLAKE3, atomic entries, capture,
+//!   verified restore with path relocation, verify and LRU gc;
+//! - [`manifest`]: an entry's items, checked before anything is written;
+//! - [`lock`]: process locks released by the kernel on exit.
+
+pub mod digest;
+mod error;
+pub mod fingerprint;
+pub mod key;
+pub mod lock;
+pub mod manifest;
+mod relocate;
+pub mod store;
+
+pub use digest::Digest;
+pub use error::CacheError;
+pub use key::Inputs;
+pub use store::Store;

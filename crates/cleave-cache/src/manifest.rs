@@ -1,0 +1,197 @@
+//! What an entry holds: its metadata and the list of captured items.
+//!
+//! A manifest comes from disk (or from another machine), so nothing in it
+//! is trusted: [`Manifest::check`] refuses any path that could write
+//! outside a restore target before a single file is written.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::key::Inputs;
+
+/// The small part of an entry: enough to list, explain and evict it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryMeta {
+    /// The key.
+    pub key: Digest,
+    /// The name the caller gave (a staging name).
+    pub name: String,
+    /// Seconds since the epoch when it was stored.
+    pub created: u64,
+    /// The inputs the key was computed from.
+    pub inputs: Inputs,
+    /// Files, links and directories held.
+    pub items: usize,
+    /// Bytes of file contents (before deduplication).
+    pub size: u64,
+}
+
+/// Every item of an entry, per tree, and where the trees were captured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Named absolute paths that file contents were searched for.
+    pub roots: BTreeMap<String, String>,
+    /// Tree name to its items, in path order.
+    pub trees: BTreeMap<String, Vec<Item>>,
+}
+
+/// One captured filesystem object, relative to its tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Item {
+    /// A directory (kept so that empty ones and modes survive).
+    Dir {
+        /// Relative path.
+        path: PathBuf,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A regular file; its contents are a blob.
+    File {
+        /// Relative path.
+        path: PathBuf,
+        /// The blob.
+        blob: Digest,
+        /// Size in bytes.
+        size: u64,
+        /// Permission bits.
+        mode: u32,
+        /// Modification time: seconds and nanoseconds (ninja and make
+        /// compare them).
+        mtime: (i64, u32),
+        /// Roots whose path the contents hold.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roots: Vec<String>,
+        /// Whether the contents are binary (hold a NUL byte).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        binary: bool,
+    },
+    /// A symbolic link, kept as a link (also when broken).
+    Symlink {
+        /// Relative path.
+        path: PathBuf,
+        /// Where it points, as written.
+        target: PathBuf,
+    },
+}
+
+impl Item {
+    /// The item's path relative to its tree.
+    pub fn path(&self) -> &Path {
+        match self {
+            Item::Dir { path, .. } | Item::File { path, .. } | Item::Symlink { path, .. } => path,
+        }
+    }
+}
+
+impl Manifest {
+    /// Refuses absolute paths, `..` and other non-plain components,
+    /// duplicate paths, and paths below a symlink of the same tree: writing
+    /// one would follow the link out of the target.
+    pub fn check(&self, key: &str) -> Result<(), CacheError> {
+        let refuse = |path: &Path, reason| CacheError::Unsafe {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            reason,
+        };
+        for items in self.trees.values() {
+            let mut seen = HashSet::new();
+            let links: HashSet<&Path> = items
+                .iter()
+                .filter(|i| matches!(i, Item::Symlink { .. }))
+                .map(Item::path)
+                .collect();
+            for item in items {
+                let path = item.path();
+                if path.as_os_str().is_empty() {
+                    return Err(refuse(path, "is empty"));
+                }
+                if path.is_absolute() {
+                    return Err(refuse(path, "is absolute"));
+                }
+                if path
+                    .components()
+                    .any(|c| !matches!(c, Component::Normal(_)))
+                {
+                    return Err(refuse(path, "has a `..` or `.` component"));
+                }
+                if !seen.insert(path) {
+                    return Err(refuse(path, "occurs twice"));
+                }
+                if path.ancestors().skip(1).any(|a| links.contains(a)) {
+                    return Err(refuse(path, "lies below a symlink"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The distinct blobs and their sizes.
+    pub fn blobs(&self) -> impl Iterator<Item = (Digest, u64)> + '_ {
+        self.trees.values().flatten().filter_map(|i| match i {
+            Item::File { blob, size, .. } => Some((*blob, *size)),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(items: Vec<Item>) -> Manifest {
+        Manifest {
+            roots: BTreeMap::new(),
+            trees: [("prefix".to_string(), items)].into(),
+        }
+    }
+
+    fn file(path: &str) -> Item {
+        Item::File {
+            path: path.into(),
+            blob: Digest::of(b""),
+            size: 0,
+            mode: 0o644,
+            mtime: (0, 0),
+            roots: vec![],
+            binary: false,
+        }
+    }
+
+    #[test]
+    fn plain_relative_paths_pass() {
+        with(vec![file("lib/libz.so"), file("include/z.h")])
+            .check("k")
+            .unwrap();
+    }
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        for bad in ["/etc/passwd", "../outside", "lib/../../x", "./x", ""] {
+            let err = with(vec![file(bad)]).check("k").unwrap_err();
+            assert!(matches!(err, CacheError::Unsafe { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_path_below_a_symlink_is_refused() {
+        let link = Item::Symlink {
+            path: "lib".into(),
+            target: "/etc".into(),
+        };
+        let err = with(vec![link, file("lib/cron.d/evil")])
+            .check("k")
+            .unwrap_err();
+        assert!(err.to_string().contains("below a symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_path_is_refused() {
+        let err = with(vec![file("a"), file("a")]).check("k").unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+}

@@ -1,0 +1,390 @@
+//! The store end to end on real directories: capture, restore at the same
+//! and at other paths, damage, unsafe manifests, gc.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
+use cleave_cache::{CacheError, Digest, Inputs, Store};
+use filetime::FileTime;
+
+struct Built {
+    root: tempfile::TempDir,
+}
+
+impl Built {
+    fn prefix(&self) -> PathBuf {
+        self.root.path().join("prefix")
+    }
+    fn work(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+}
+
+/// A staging result: a prefix with files of every kind and a work dir.
+fn build() -> Built {
+    let root = tempfile::tempdir().unwrap();
+    let b = Built { root };
+    let (p, w) = (b.prefix(), b.work());
+    std::fs::create_dir_all(p.join("lib")).unwrap();
+    std::fs::create_dir_all(p.join("share/empty")).unwrap();
+    std::fs::create_dir_all(w.join("build")).unwrap();
+    std::fs::write(p.join("lib/libz.so.1"), b"\x7fELF\0\0rpath\0").unwrap();
+    std::fs::write(p.join("lib/copy.so"), b"\x7fELF\0\0rpath\0").unwrap();
+    symlink("libz.so.1", p.join("lib/libz.so")).unwrap();
+    symlink(p.join("lib/libz.so.1"), p.join("lib/abs.so")).unwrap();
+    symlink("nowhere", p.join("lib/broken")).unwrap();
+    std::fs::create_dir_all(p.join("bin")).unwrap();
+    std::fs::write(p.join("bin/tool"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(p.join("bin/tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cmake = format!(
+        "CMAKE_INSTALL_PREFIX={}\nSRC={}\n",
+        p.display(),
+        w.display()
+    );
+    std::fs::write(w.join("build/CMakeCache.txt"), cmake).unwrap();
+    let mut binary = b"\x7fELF\0".to_vec();
+    binary.extend_from_slice(p.join("lib").as_os_str().as_encoded_bytes());
+    binary.extend_from_slice(b"\0end");
+    std::fs::write(w.join("build/a.out"), &binary).unwrap();
+    filetime::set_file_mtime(
+        w.join("build/a.out"),
+        FileTime::from_unix_time(1_600_000_000, 123),
+    )
+    .unwrap();
+    b
+}
+
+fn inputs(script: &str) -> Inputs {
+    let mut i = Inputs::new();
+    i.insert("script", script);
+    i
+}
+
+fn put(store: &Store, b: &Built, script: &str) -> Digest {
+    let inputs = inputs(script);
+    let key = inputs.key();
+    let prefix = b.prefix();
+    let work = b.work();
+    let new: Vec<PathBuf> = [
+        "lib/libz.so.1",
+        "lib/copy.so",
+        "lib/libz.so",
+        "lib/abs.so",
+        "lib/broken",
+        "bin/tool",
+        "share/empty",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    store
+        .put(&Capture {
+            key,
+            name: "lib",
+            inputs: &inputs,
+            trees: vec![
+                TreeSource {
+                    name: "prefix",
+                    dir: &prefix,
+                    select: Select::Only(&new),
+                },
+                TreeSource {
+                    name: "work",
+                    dir: &work,
+                    select: Select::All,
+                },
+            ],
+            roots: vec![("prefix", &prefix), ("work", &work)],
+        })
+        .unwrap();
+    key
+}
+
+fn restore(
+    store: &Store,
+    key: &Digest,
+    at: &Path,
+) -> Result<cleave_cache::store::Restored, CacheError> {
+    let prefix = at.join("prefix");
+    let work = at.join("work");
+    store.restore(
+        key,
+        &[
+            Target {
+                tree: "prefix",
+                dir: &prefix,
+            },
+            Target {
+                tree: "work",
+                dir: &work,
+            },
+        ],
+        &[("prefix", &prefix), ("work", &work)],
+    )
+}
+
+fn blob_files(store: &Store) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(store.root().join("blobs")).unwrap() {
+        for blob in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            out.push(blob.unwrap().path());
+        }
+    }
+    out
+}
+
+#[test]
+fn restore_at_the_same_paths_gives_back_every_kind_of_entry() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    // Same place, as the engine does with key-derived build dirs.
+    std::fs::remove_dir_all(b.prefix()).unwrap();
+    std::fs::remove_dir_all(b.work()).unwrap();
+    let done = restore(&store, &key, b.root.path()).unwrap();
+    assert_eq!(done.relocated, 0);
+    let p = b.prefix();
+    assert_eq!(
+        std::fs::read_link(p.join("lib/libz.so")).unwrap(),
+        Path::new("libz.so.1")
+    );
+    assert_eq!(
+        std::fs::read_link(p.join("lib/abs.so")).unwrap(),
+        p.join("lib/libz.so.1")
+    );
+    assert_eq!(
+        std::fs::read_link(p.join("lib/broken")).unwrap(),
+        Path::new("nowhere")
+    );
+    assert!(p.join("share/empty").is_dir());
+    assert_eq!(
+        std::fs::metadata(p.join("bin/tool")).unwrap().mode() & 0o777,
+        0o755
+    );
+    let a_out = std::fs::metadata(b.work().join("build/a.out")).unwrap();
+    assert_eq!((a_out.mtime(), a_out.mtime_nsec()), (1_600_000_000, 123));
+    // Two files with the same contents share one blob.
+    let restored_paths = &done.trees["prefix"];
+    assert!(restored_paths.contains(&PathBuf::from("lib/copy.so")));
+    let before = blob_files(&store).len();
+    put(&store, &b, "another key, same files");
+    assert_eq!(
+        blob_files(&store).len(),
+        before,
+        "a second entry of the same files adds no blob"
+    );
+}
+
+#[test]
+fn restore_elsewhere_rewrites_text_binary_and_links() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let other = tempfile::tempdir().unwrap();
+    let done = restore(&store, &key, other.path()).unwrap();
+    let (p, w) = (other.path().join("prefix"), other.path().join("work"));
+    let cmake = std::fs::read_to_string(w.join("build/CMakeCache.txt")).unwrap();
+    assert_eq!(
+        cmake,
+        format!(
+            "CMAKE_INSTALL_PREFIX={}\nSRC={}\n",
+            p.display(),
+            w.display()
+        )
+    );
+    // The binary keeps its length; the new path is NUL-padded.
+    let old_len = std::fs::metadata(b.work().join("build/a.out"))
+        .unwrap()
+        .len();
+    let data = std::fs::read(w.join("build/a.out")).unwrap();
+    assert_eq!(data.len() as u64, old_len);
+    let new_lib = p.join("lib");
+    let new_lib = new_lib.as_os_str().as_encoded_bytes();
+    assert_eq!(&data[5..5 + new_lib.len()], new_lib);
+    assert!(data.ends_with(b"\0end"));
+    assert_eq!(
+        std::fs::read_link(p.join("lib/abs.so")).unwrap(),
+        p.join("lib/libz.so.1")
+    );
+    assert_eq!(done.relocated, 2);
+}
+
+#[test]
+fn a_binary_path_cannot_grow() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let deeper = b
+        .root
+        .path()
+        .join("a-much-longer-directory-name-than-before");
+    let err = restore(&store, &key, &deeper).unwrap_err();
+    assert!(matches!(err, CacheError::TooLong { .. }), "{err}");
+    assert!(!deeper.exists(), "nothing is written before the check");
+}
+
+#[test]
+fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    assert!(store.verify().unwrap().is_empty());
+
+    let blobs = blob_files(&store);
+    let victim = blobs
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 4)
+        .unwrap();
+    let mut data = std::fs::read(victim).unwrap();
+    data[1] ^= 0x20;
+    std::fs::write(victim, &data).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let err = restore(&store, &key, target.path()).unwrap_err();
+    assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
+    assert!(err.is_entry_problem());
+    let problems = store.verify().unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].reason.contains("does not match"),
+        "{:?}",
+        problems[0]
+    );
+
+    std::fs::remove_file(victim).unwrap();
+    let problems = store.verify().unwrap();
+    assert!(problems[0].reason.contains("missing"), "{:?}", problems[0]);
+    let err = restore(&store, &key, tempfile::tempdir().unwrap().path()).unwrap_err();
+    assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
+
+    store.remove(&key).unwrap();
+    assert!(!store.contains(&key));
+    assert!(store.verify().unwrap().is_empty());
+}
+
+#[test]
+fn an_unsafe_manifest_is_refused_before_anything_is_written() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let files = cache
+        .path()
+        .join("entries")
+        .join(key.to_hex())
+        .join("files.json");
+    let honest = std::fs::read_to_string(&files).unwrap();
+    for evil in [
+        "../../escaped",
+        "/tmp/absolute-escape",
+        "lib/libz.so/through-link",
+    ] {
+        std::fs::write(&files, honest.replace("\"bin/tool\"", &format!("{evil:?}"))).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let err = restore(&store, &key, target.path()).unwrap_err();
+        assert!(matches!(err, CacheError::Unsafe { .. }), "{evil}: {err}");
+        assert_eq!(
+            std::fs::read_dir(target.path()).unwrap().count(),
+            0,
+            "{evil}"
+        );
+        assert!(store.verify().unwrap().len() == 1);
+    }
+}
+
+#[test]
+fn a_restore_does_not_follow_a_link_already_in_the_target() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let target = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(target.path().join("prefix")).unwrap();
+    symlink(outside.path(), target.path().join("prefix/lib")).unwrap();
+    let err = restore(&store, &key, target.path()).unwrap_err();
+    assert!(matches!(err, CacheError::Unsafe { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn leftovers_of_a_killed_writer_are_no_entry_and_gc_removes_them() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    // What a writer killed mid-put leaves: a half-written blob and an
+    // entry dir that was never renamed into place.
+    std::fs::write(cache.path().join("tmp/.tmpHALF"), b"half a blob").unwrap();
+    std::fs::create_dir_all(cache.path().join("tmp/entry-xyz")).unwrap();
+    std::fs::write(
+        cache.path().join("tmp/entry-xyz/files.json"),
+        b"{\"roots\":",
+    )
+    .unwrap();
+    assert!(store.entries().unwrap().is_empty());
+    store.gc(GcPolicy::default()).unwrap();
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let mut keys = Vec::new();
+    for (i, age) in [(0u8, 300i64), (1, 200), (2, 100)] {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("data"), vec![i; 1000]).unwrap();
+        let inputs = inputs(&format!("entry {i}"));
+        let key = inputs.key();
+        store
+            .put(&Capture {
+                key,
+                name: "x",
+                inputs: &inputs,
+                trees: vec![TreeSource {
+                    name: "work",
+                    dir: src.path(),
+                    select: Select::All,
+                }],
+                roots: vec![],
+            })
+            .unwrap();
+        let used = cache.path().join("entries").join(key.to_hex()).join("used");
+        filetime::set_file_mtime(
+            &used,
+            FileTime::from_unix_time(FileTime::now().unix_seconds() - age, 0),
+        )
+        .unwrap();
+        keys.push(key);
+    }
+    let report = store
+        .gc(GcPolicy {
+            max_size: Some(2000),
+            older_than: None,
+        })
+        .unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(
+        report.removed[0].meta.key, keys[0],
+        "the least recently used goes first"
+    );
+    assert_eq!(report.freed, 1000);
+    assert_eq!(blob_files(&store).len(), 2);
+    let report = store
+        .gc(GcPolicy {
+            max_size: None,
+            older_than: Some(std::time::Duration::from_secs(150)),
+        })
+        .unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(report.removed[0].meta.key, keys[1]);
+    assert!(store.contains(&keys[2]));
+    assert_eq!(store.clean().unwrap(), 1);
+    assert!(store.entries().unwrap().is_empty());
+}

@@ -1,19 +1,28 @@
 //! Builds every output of a rendered recipe, in order.
 //!
-//! A staging build runs its script in its own directories and hands the
-//! result (new prefix files and the work dir) to a [`StagingStore`]. Each
-//! output that inherits it is built in the *same* directories: its
-//! environments are installed, the store puts the staging files back, and
-//! its own script continues from there. Paths baked into the staging build
-//! (cmake caches, ninja command lines, binaries) stay valid, so nothing is
-//! rewritten and nothing recompiles.
+//! A staging build is looked up in the content-addressed store by its key
+//! (see [`crate::staging_key`]). On a miss its script runs and its result
+//! (new prefix files and the work dir) is stored; on a hit nothing runs.
+//! Each output that inherits it is built in directories derived from the
+//! key alone, under the staging root: its environments are installed, the
+//! store puts the staging files back, and its own script continues from
+//! there. Paths baked into the staging build (cmake caches, ninja command
+//! lines, binaries) are the same in every invocation and on every machine
+//! with the same staging root, so nothing is rewritten and nothing
+//! recompiles. Restoring under another root rewrites the paths instead.
+//!
+//! A per-key lock held from the lookup until the last inheriting output is
+//! built makes a concurrent build of the same staging wait, then hit.
 //!
 //! After each package the output directory is re-indexed, so the next
 //! output of the recipe can depend on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use cleave_cache::lock::Lock;
+use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
+use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{
     Dependency, IgnoreRunExports, PackageOutput, RenderedOutput, Script, StagingCache,
@@ -31,6 +40,7 @@ use crate::run_exports::{
 };
 use crate::script::{ScriptRun, run};
 use crate::source::{SourceCache, fetch_all};
+use crate::staging_key::KeyContext;
 
 /// Whether to run the packages' tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +77,16 @@ pub struct BuildOptions {
     pub build_platform: Subdir,
     /// Variables every script sees (the caller's PATH, HOME, ...).
     pub base_env: BTreeMap<String, String>,
+    /// Staging builds and the outputs inheriting them run below this, in
+    /// directories named by key: keep it the same across machines so that
+    /// restored build trees need no rewriting.
+    pub staging_root: PathBuf,
+    /// Fail when a staging file goes into no package.
+    pub error_unclaimed: bool,
+    /// Fail when a staging file goes into two packages.
+    pub error_overlapping: bool,
+    /// Evict least recently used staging entries above this many bytes.
+    pub max_cache_size: Option<u64>,
 }
 
 /// Something the build did, for the caller's progress display.
@@ -90,6 +110,56 @@ pub enum Event<'a> {
     Restored {
         /// The staging name.
         from: &'a str,
+        /// Bytes of file contents written.
+        bytes: u64,
+    },
+    /// The staging build is in the cache; its script does not run.
+    StagingCached {
+        /// The staging name.
+        staging: &'a str,
+        /// Its key.
+        key: &'a Digest,
+    },
+    /// The staging build ran and its result is stored.
+    StagingStored {
+        /// The staging name.
+        staging: &'a str,
+        /// Its key.
+        key: &'a Digest,
+        /// Files, links and directories kept.
+        items: usize,
+        /// Bytes of file contents.
+        bytes: u64,
+    },
+    /// Another process builds the same staging build; this one waits.
+    Waiting {
+        /// The staging name.
+        staging: &'a str,
+        /// The lock file.
+        lock: &'a Path,
+    },
+    /// Something the user should know that does not stop the build.
+    Warning(&'a str),
+    /// Staging files no package took.
+    Unclaimed {
+        /// The staging name.
+        staging: &'a str,
+        /// The files, relative to the prefix.
+        files: &'a [&'a PathBuf],
+    },
+    /// Staging files more than one package took.
+    Overlapping {
+        /// The staging name.
+        staging: &'a str,
+        /// Each file with the packages that took it.
+        files: &'a [(&'a PathBuf, &'a Vec<String>)],
+    },
+    /// Old staging entries were evicted to keep the cache under its cap.
+    Evicted {
+        /// How many entries.
+        entries: usize,
+        /// Bytes freed.
+        bytes: u64,
     },
     /// A line of script output.
     Line(&'a str),
@@ -123,93 +193,10 @@ pub struct BuiltPackage {
     pub files: usize,
 }
 
-/// Keeps finished staging builds for the outputs that inherit them.
-///
-/// The engine calls [`StagingStore::put`] after a staging script succeeded
-/// and [`StagingStore::restore`] in each inheriting output's directories,
-/// which are the staging build's own. The content-addressed cache of
-/// cleave-cache implements this; [`ScratchStore`] is the plain version.
-pub trait StagingStore {
-    /// Keeps `entries` (relative to `dirs.host_prefix`) and the work dir.
-    fn put(
-        &mut self,
-        staging: &StagingCache,
-        dirs: &OutputDirs,
-        entries: &[NewEntry],
-    ) -> Result<(), BuildError>;
-
-    /// Puts the kept files back into `dirs`; `false` when nothing is kept.
-    fn restore(&mut self, staging: &StagingCache, dirs: &OutputDirs) -> Result<bool, BuildError>;
-}
-
-/// A staging store in a scratch directory of one invocation: every staging
-/// build runs once per invocation.
-#[derive(Debug)]
-pub struct ScratchStore {
-    dir: PathBuf,
-}
-
-impl ScratchStore {
-    /// A store in `dir` (removed when the store is dropped).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ScratchStore { dir: dir.into() }
-    }
-
-    fn entry(&self, staging: &StagingCache) -> PathBuf {
-        self.dir.join(staging_id(staging))
-    }
-}
-
-impl Drop for ScratchStore {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl StagingStore for ScratchStore {
-    fn put(
-        &mut self,
-        staging: &StagingCache,
-        dirs: &OutputDirs,
-        entries: &[NewEntry],
-    ) -> Result<(), BuildError> {
-        let entry = self.entry(staging);
-        let io = |e| BuildError::io(format!("keeping the staging build in {}", entry.display()))(e);
-        if entry.exists() {
-            std::fs::remove_dir_all(&entry).map_err(io)?;
-        }
-        crate::fsutil::copy_tree(&dirs.work, &entry.join("work")).map_err(io)?;
-        for e in entries {
-            crate::fsutil::copy_entry(
-                &dirs.host_prefix.join(&e.path),
-                &entry.join("prefix").join(&e.path),
-            )
-            .map_err(io)?;
-        }
-        std::fs::create_dir_all(entry.join("prefix")).map_err(io)?;
-        Ok(())
-    }
-
-    fn restore(&mut self, staging: &StagingCache, dirs: &OutputDirs) -> Result<bool, BuildError> {
-        let entry = self.entry(staging);
-        if !entry.is_dir() {
-            return Ok(false);
-        }
-        let io = |e| {
-            BuildError::io(format!(
-                "restoring the staging build from {}",
-                entry.display()
-            ))(e)
-        };
-        crate::fsutil::copy_tree(&entry.join("work"), &dirs.work).map_err(io)?;
-        crate::fsutil::copy_tree(&entry.join("prefix"), &dirs.host_prefix).map_err(io)?;
-        Ok(true)
-    }
-}
-
-/// `name-hash`: the directory name of a staging build.
-fn staging_id(staging: &StagingCache) -> String {
-    format!("{}-{}", staging.name, staging.hash)
+/// `name-key`: the directory name of a staging build, the same wherever
+/// the same staging build runs.
+fn staging_id(name: &str, key: &Digest) -> String {
+    format!("{name}-{}", &key.to_hex()[..16])
 }
 
 /// What an inheriting output takes from a finished staging build.
@@ -218,23 +205,50 @@ struct StagingResult {
     build: Vec<RepoDataRecord>,
     host: Vec<RepoDataRecord>,
     staging: StagingCache,
+    recipe_dir: PathBuf,
+    inputs: Inputs,
+    key: Digest,
+    dirs: OutputDirs,
+}
+
+/// Which staging files the packages took, for the unclaimed/overlap report.
+#[derive(Debug, Default)]
+struct Claims {
+    /// Files and links the staging build put in the prefix.
+    files: BTreeSet<PathBuf>,
+    /// Per file, the packages that took it.
+    takers: BTreeMap<PathBuf, Vec<String>>,
+}
+
+/// The key of a staging build and what it was computed from.
+#[derive(Debug, Clone)]
+pub struct StagingKey {
+    /// The staging name.
+    pub name: String,
+    /// The key.
+    pub key: Digest,
+    /// Its inputs.
+    pub inputs: Inputs,
 }
 
 /// Builds the outputs of one rendered recipe.
-pub struct Builder<'s> {
+pub struct Builder {
     options: BuildOptions,
     envs: Environments,
     sources: SourceCache,
-    store: &'s mut dyn StagingStore,
+    store: Store,
     output_channel: Channel,
     staged: HashMap<(String, String), StagingResult>,
+    claims: BTreeMap<String, Claims>,
+    /// Locks of the staging builds in use, held until the build ends.
+    locks: Vec<Lock>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
 }
 
-impl<'s> Builder<'s> {
+impl Builder {
     /// A builder with its environments and caches set up.
-    pub fn new(options: BuildOptions, store: &'s mut dyn StagingStore) -> Result<Self, BuildError> {
+    pub fn new(options: BuildOptions) -> Result<Self, BuildError> {
         std::fs::create_dir_all(&options.output_dir).map_err(BuildError::io(format!(
             "creating {}",
             options.output_dir.display()
@@ -259,6 +273,7 @@ impl<'s> Builder<'s> {
             })?;
         let envs = Environments::new(channels, &options.cache_dir, client.clone())?;
         let sources = SourceCache::new(options.cache_dir.join("src"), client);
+        let store = Store::open(options.cache_dir.join("staging"))?;
         Ok(Builder {
             options: BuildOptions {
                 output_dir,
@@ -269,6 +284,8 @@ impl<'s> Builder<'s> {
             store,
             output_channel,
             staged: HashMap::new(),
+            claims: BTreeMap::new(),
+            locks: Vec::new(),
             made: Vec::new(),
         })
     }
@@ -281,41 +298,125 @@ impl<'s> Builder<'s> {
         recipe_file: &Path,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<BuiltPackage>, BuildError> {
+        let inherited: BTreeSet<(&str, &str)> = recipe
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                RenderedOutput::Package(p) => p
+                    .inherit
+                    .as_ref()
+                    .map(|i| (i.from.as_str(), i.hash.as_str())),
+                RenderedOutput::Staging(_) => None,
+            })
+            .collect();
         let mut built = Vec::new();
-        for output in &recipe.outputs {
-            match output {
-                RenderedOutput::Staging(staging) => {
-                    on_event(Event::Started {
-                        kind: "staging",
-                        what: &staging.name,
-                    });
-                    self.build_staging(staging, &recipe.recipe_dir, on_event)?;
-                }
-                RenderedOutput::Package(package) => {
-                    let id = format!(
-                        "{}-{}-{}",
-                        package.name.as_normalized(),
-                        package.version,
-                        package.build.string
-                    );
-                    on_event(Event::Started {
-                        kind: "package",
-                        what: &id,
-                    });
-                    built.push(self.build_package(package, recipe, recipe_file, on_event)?);
+        let result = (|| {
+            for output in &recipe.outputs {
+                match output {
+                    RenderedOutput::Staging(staging) => {
+                        on_event(Event::Started {
+                            kind: "staging",
+                            what: &staging.name,
+                        });
+                        if !inherited.contains(&(staging.name.as_str(), staging.hash.as_str())) {
+                            on_event(Event::Warning(&format!(
+                                "staging `{}` is inherited by no output; it is built, and all its files are unclaimed",
+                                staging.name
+                            )));
+                        }
+                        self.build_staging(staging, &recipe.recipe_dir, on_event)?;
+                    }
+                    RenderedOutput::Package(package) => {
+                        let id = format!(
+                            "{}-{}-{}",
+                            package.name.as_normalized(),
+                            package.version,
+                            package.build.string
+                        );
+                        on_event(Event::Started {
+                            kind: "package",
+                            what: &id,
+                        });
+                        built.push(self.build_package(package, recipe, recipe_file, on_event)?);
+                    }
                 }
             }
-        }
-        if !self.options.keep_build {
+            self.report_claims(on_event)
+        })();
+        if result.is_ok() && !self.options.keep_build {
             // Only what this build made: the build root may be a directory
             // the user also keeps other things in.
             for dir in &self.made {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
+        self.locks.clear();
+        result?;
+        if let Some(max) = self.options.max_cache_size {
+            // Cheap bound first: reading every manifest is for when it matters.
+            if self.store.size_upper_bound()? > max {
+                let report = self.store.gc(GcPolicy {
+                    max_size: Some(max),
+                    older_than: None,
+                })?;
+                if !report.removed.is_empty() {
+                    on_event(Event::Evicted {
+                        entries: report.removed.len(),
+                        bytes: report.freed,
+                    });
+                }
+            }
+        }
         Ok(built)
     }
 
+    /// The keys of the recipe's staging builds, solving their environments
+    /// but building nothing.
+    pub fn staging_keys(&mut self, recipe: &RenderedRecipe) -> Result<Vec<StagingKey>, BuildError> {
+        let mut keys = Vec::new();
+        for output in &recipe.outputs {
+            if let RenderedOutput::Staging(staging) = output {
+                let what = format!("staging `{}`", staging.name);
+                let reqs = &staging.requirements;
+                let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
+                let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+                let inputs = self.key_inputs(staging, &recipe.recipe_dir, &build, &host)?;
+                keys.push(StagingKey {
+                    name: staging.name.clone(),
+                    key: inputs.key(),
+                    inputs,
+                });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The staging store this builder uses.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn key_inputs(
+        &self,
+        staging: &StagingCache,
+        recipe_dir: &Path,
+        build: &[RepoDataRecord],
+        host: &[RepoDataRecord],
+    ) -> Result<Inputs, BuildError> {
+        crate::staging_key::inputs(
+            staging,
+            &KeyContext {
+                recipe_dir,
+                build,
+                host,
+                target_platform: self.options.target_platform,
+                build_platform: self.options.build_platform,
+                fingerprints: &self.store.fingerprinter(),
+            },
+        )
+    }
+
+    /// Looks the staging build up by its key and runs it on a miss.
     fn build_staging(
         &mut self,
         staging: &StagingCache,
@@ -324,16 +425,75 @@ impl<'s> Builder<'s> {
     ) -> Result<(), BuildError> {
         let what = format!("staging `{}`", staging.name);
         let reqs = &staging.requirements;
-        let (dirs, build, host) = self.prepare(
-            &staging_id(staging),
-            &reqs.build,
-            &reqs.host,
-            &what,
-            on_event,
-        )?;
+        let mut build = self.solve(&reqs.build, EnvKind::Build, &what)?;
+        let mut host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let inputs = self.key_inputs(staging, recipe_dir, &build, &host)?;
+        let key = inputs.key();
+        let id = staging_id(&staging.name, &key);
+        let dirs = OutputDirs::new(&self.options.staging_root, &id);
+        let lock_path = self.options.staging_root.join(format!("{id}.lock"));
+        let (lock, _) = Lock::exclusive(&lock_path, || {
+            on_event(Event::Waiting {
+                staging: &staging.name,
+                lock: &lock_path,
+            })
+        })?;
+        self.locks.push(lock);
+        self.made.push(dirs.root.clone());
+        let mut result = StagingResult {
+            build: Vec::new(),
+            host: Vec::new(),
+            staging: staging.clone(),
+            recipe_dir: recipe_dir.to_path_buf(),
+            inputs,
+            key,
+            dirs,
+        };
+        let cached = self
+            .store
+            .contains(&key)
+            .then(|| self.store.meta(&key).ok())
+            .flatten();
+        match cached {
+            Some(meta) => {
+                // The environments are not installed on a hit: their run
+                // exports come from the entry.
+                exports_from_entry(&mut build, &meta.extra["run_exports"]["build"]);
+                exports_from_entry(&mut host, &meta.extra["run_exports"]["host"]);
+                on_event(Event::StagingCached {
+                    staging: &staging.name,
+                    key: &key,
+                });
+                result.build = build;
+                result.host = host;
+            }
+            None => {
+                let (build, host) = self.run_staging(&result, build, host, on_event)?;
+                result.build = build;
+                result.host = host;
+            }
+        }
+        self.claims.entry(staging.name.clone()).or_default();
+        self.staged
+            .insert((staging.name.clone(), staging.hash.clone()), result);
+        Ok(())
+    }
+
+    /// Runs a staging script in fresh directories and stores its result.
+    fn run_staging(
+        &mut self,
+        s: &StagingResult,
+        build: Vec<RepoDataRecord>,
+        host: Vec<RepoDataRecord>,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
+        let staging = &s.staging;
+        let what = format!("staging `{}`", staging.name);
+        let dirs = &s.dirs;
+        let (build, host) = self.prepare(dirs, build, host, &what, on_event)?;
         self.envs.runtime().block_on(fetch_all(
             &staging.sources,
-            recipe_dir,
+            &s.recipe_dir,
             &dirs.work,
             &self.sources,
             &what,
@@ -345,17 +505,148 @@ impl<'s> Builder<'s> {
             hash: &staging.hash,
             variant: &staging.variant,
         };
-        self.run_script(&staging.script, &vars, &dirs, recipe_dir, &what, on_event)?;
-        let entries = new_entries(&dirs.host_prefix)?;
-        self.store.put(staging, &dirs, &entries)?;
-        self.staged.insert(
-            (staging.name.clone(), staging.hash.clone()),
-            StagingResult {
-                build,
-                host,
-                staging: staging.clone(),
+        self.run_script(&staging.script, &vars, dirs, &s.recipe_dir, &what, on_event)?;
+        let entries: Vec<PathBuf> = new_entries(&dirs.host_prefix)?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let extra = serde_json::json!({
+            "run_exports": {
+                "build": exports_of(&build),
+                "host": exports_of(&host),
+            }
+        });
+        let meta = self.store.put(&Capture {
+            key: s.key,
+            name: &staging.name,
+            inputs: &s.inputs,
+            trees: vec![
+                TreeSource {
+                    name: "prefix",
+                    dir: &dirs.host_prefix,
+                    select: Select::Only(&entries),
+                },
+                TreeSource {
+                    name: "work",
+                    dir: &dirs.work,
+                    select: Select::All,
+                },
+            ],
+            roots: vec![("prefix", &dirs.host_prefix), ("root", &dirs.root)],
+            extra,
+        })?;
+        on_event(Event::StagingStored {
+            staging: &staging.name,
+            key: &s.key,
+            items: meta.items,
+            bytes: meta.size,
+        });
+        Ok((build, host))
+    }
+
+    /// Puts the staging files into `dirs` (the output's environments are
+    /// installed there already). A damaged entry is dropped, the staging
+    /// build runs again, and the output's directories are made afresh.
+    fn restore_staging(
+        &mut self,
+        s: &StagingResult,
+        output_envs: (&[RepoDataRecord], &[RepoDataRecord]),
+        what: &str,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Vec<PathBuf>, BuildError> {
+        let dirs = &s.dirs;
+        let targets = [
+            Target {
+                tree: "prefix",
+                dir: &dirs.host_prefix,
             },
-        );
+            Target {
+                tree: "work",
+                dir: &dirs.work,
+            },
+        ];
+        let roots = [
+            ("prefix", dirs.host_prefix.as_path()),
+            ("root", dirs.root.as_path()),
+        ];
+        match self.store.restore(&s.key, &targets, &roots) {
+            Ok(mut restored) => {
+                on_event(Event::Restored {
+                    from: &s.staging.name,
+                    bytes: restored.bytes,
+                });
+                Ok(restored.trees.remove("prefix").unwrap_or_default())
+            }
+            Err(e) if e.is_entry_problem() => {
+                on_event(Event::Warning(&format!(
+                    "{e}; discarding it and building again"
+                )));
+                self.store.remove(&s.key)?;
+                self.run_staging(s, s.build.clone(), s.host.clone(), on_event)?;
+                self.prepare(
+                    dirs,
+                    output_envs.0.to_vec(),
+                    output_envs.1.to_vec(),
+                    what,
+                    on_event,
+                )?;
+                let mut restored = self.store.restore(&s.key, &targets, &roots)?;
+                on_event(Event::Restored {
+                    from: &s.staging.name,
+                    bytes: restored.bytes,
+                });
+                Ok(restored.trees.remove("prefix").unwrap_or_default())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists staging files no package took, or more than one took; fails
+    /// when the options say so.
+    fn report_claims(&self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), BuildError> {
+        for (staging, claims) in &self.claims {
+            let unclaimed: Vec<&PathBuf> = claims
+                .files
+                .iter()
+                .filter(|f| !claims.takers.contains_key(*f))
+                .collect();
+            let overlapping: Vec<(&PathBuf, &Vec<String>)> =
+                claims.takers.iter().filter(|(_, t)| t.len() > 1).collect();
+            if !unclaimed.is_empty() {
+                on_event(Event::Unclaimed {
+                    staging,
+                    files: &unclaimed,
+                });
+                if self.options.error_unclaimed {
+                    return Err(BuildError::Unclaimed {
+                        staging: staging.clone(),
+                        count: unclaimed.len(),
+                        files: unclaimed
+                            .iter()
+                            .take(20)
+                            .map(|f| f.display().to_string())
+                            .collect(),
+                    });
+                }
+            }
+            if !overlapping.is_empty() {
+                on_event(Event::Overlapping {
+                    staging,
+                    files: &overlapping,
+                });
+                if self.options.error_overlapping {
+                    return Err(BuildError::Overlapping {
+                        staging: staging.clone(),
+                        count: overlapping.len(),
+                        files: overlapping
+                            .iter()
+                            .take(20)
+                            .map(|(f, t)| format!("{} ({})", f.display(), t.join(", ")))
+                            .collect(),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -381,22 +672,22 @@ impl<'s> Builder<'s> {
             None => None,
         };
         // Inheriting outputs build in the staging build's own directories.
-        let id = staged
-            .as_ref()
-            .map_or_else(|| what.clone(), |s| staging_id(&s.staging));
-        let reqs = &output.requirements;
-        let (dirs, build, host) = self.prepare(&id, &reqs.build, &reqs.host, &what, on_event)?;
-        if let Some(s) = &staged {
-            if !self.store.restore(&s.staging, &dirs)? {
-                return Err(BuildError::MissingStaging {
-                    what: what.clone(),
-                    from: s.staging.name.clone(),
-                });
+        let dirs = match &staged {
+            Some(s) => s.dirs.clone(),
+            None => {
+                let dirs = OutputDirs::new(&self.options.build_root, &what);
+                self.made.push(dirs.root.clone());
+                dirs
             }
-            on_event(Event::Restored {
-                from: &s.staging.name,
-            });
-        }
+        };
+        let reqs = &output.requirements;
+        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
+        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
+        let staging_files = match &staged {
+            Some(s) => self.restore_staging(s, (&build, &host), &what, on_event)?,
+            None => Vec::new(),
+        };
         self.envs.runtime().block_on(fetch_all(
             &output.sources,
             &recipe.recipe_dir,
@@ -425,6 +716,18 @@ impl<'s> Builder<'s> {
             .into_iter()
             .filter(|e| selector.takes(&e.path))
             .collect();
+        if let Some(s) = &staged {
+            let claims = self.claims.entry(s.staging.name.clone()).or_default();
+            let from_staging: BTreeSet<&PathBuf> = staging_files.iter().collect();
+            claims.files.extend(staging_files.iter().cloned());
+            for e in entries.iter().filter(|e| from_staging.contains(&e.path)) {
+                claims
+                    .takers
+                    .entry(e.path.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
 
         let requirements = self.run_requirements(output, &build, &host, staged.as_ref(), &what)?;
         let rendered = rendered_yaml(output)?;
@@ -544,37 +847,44 @@ impl<'s> Builder<'s> {
         Ok(result)
     }
 
-    /// Fresh build directories for `id`, with the build and host
-    /// environments installed; returns the solved packages of each.
+    /// Fresh build directories with the build and host environments
+    /// installed; returns the records with their run exports filled in.
     fn prepare(
         &mut self,
-        id: &str,
-        build: &[Dependency],
-        host: &[Dependency],
+        dirs: &OutputDirs,
+        mut build: Vec<RepoDataRecord>,
+        mut host: Vec<RepoDataRecord>,
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(OutputDirs, Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
-        let dirs = OutputDirs::new(&self.options.build_root, id);
-        self.made.push(dirs.root.clone());
+    ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
         dirs.recreate()
             .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
-        let build = self.environment(build, &dirs, EnvKind::Build, what, on_event)?;
-        let host = self.environment(host, &dirs, EnvKind::Host, what, on_event)?;
-        Ok((dirs, build, host))
+        for (records, kind) in [(&mut build, EnvKind::Build), (&mut host, EnvKind::Host)] {
+            let (prefix, platform) = match kind {
+                EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),
+                _ => (&dirs.host_prefix, self.options.target_platform),
+            };
+            self.envs
+                .install(prefix, records.clone(), platform, what, kind)?;
+            fill_from_prefix(records, prefix);
+            on_event(Event::Environment {
+                kind,
+                packages: records.len(),
+            });
+        }
+        Ok((build, host))
     }
 
-    /// Solves and installs one environment of a build.
-    fn environment(
+    /// Solves one environment of a build.
+    fn solve(
         &self,
         deps: &[Dependency],
-        dirs: &OutputDirs,
         kind: EnvKind,
         what: &str,
-        on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<RepoDataRecord>, BuildError> {
-        let (prefix, platform) = match kind {
-            EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),
-            _ => (&dirs.host_prefix, self.options.target_platform),
+        let platform = match kind {
+            EnvKind::Build => self.options.build_platform,
+            _ => self.options.target_platform,
         };
         let specs: Vec<MatchSpec> = deps
             .iter()
@@ -583,15 +893,7 @@ impl<'s> Builder<'s> {
                 Dependency::PinCompatible(_) => None,
             })
             .collect();
-        let mut records = self.envs.solve(&specs, platform, what, kind)?;
-        self.envs
-            .install(prefix, records.clone(), platform, what, kind)?;
-        fill_from_prefix(&mut records, prefix);
-        on_event(Event::Environment {
-            kind,
-            packages: records.len(),
-        });
-        Ok(records)
+        self.envs.solve(&specs, platform, what, kind)
     }
 
     fn run_script(
@@ -707,4 +1009,33 @@ fn rendered_yaml(output: &PackageOutput) -> Result<String, BuildError> {
             context: "rendering the recipe for info/recipe".into(),
             source: std::io::Error::other(e),
         })
+}
+
+/// The run exports of each record that has them, by package name.
+fn exports_of(records: &[RepoDataRecord]) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = records
+        .iter()
+        .filter_map(|r| {
+            let exports = r.package_record.run_exports.as_ref()?;
+            Some((
+                r.package_record.name.as_normalized().to_string(),
+                serde_json::to_value(exports).ok()?,
+            ))
+        })
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+/// Fills in run exports kept in a cache entry, for records whose repodata
+/// did not carry them.
+fn exports_from_entry(records: &mut [RepoDataRecord], kept: &serde_json::Value) {
+    for record in records
+        .iter_mut()
+        .filter(|r| r.package_record.run_exports.is_none())
+    {
+        let name = record.package_record.name.as_normalized();
+        record.package_record.run_exports = kept
+            .get(name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+    }
 }

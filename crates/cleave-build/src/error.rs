@@ -174,6 +174,31 @@ pub enum BuildError {
         /// The staging name.
         from: String,
     },
+    /// The staging cache failed (not a damaged entry: those are rebuilt).
+    #[error("staging cache: {0}")]
+    Cache(#[from] cleave_cache::CacheError),
+    /// Files of a staging build that no output takes, with
+    /// `--error-unclaimed-files`.
+    #[error("{count} file(s) of staging `{staging}` are in no package:\n  {}", files.join("\n  "))]
+    Unclaimed {
+        /// The staging name.
+        staging: String,
+        /// How many files.
+        count: usize,
+        /// The first of them.
+        files: Vec<String>,
+    },
+    /// Files of a staging build that two or more outputs take, with
+    /// `--error-overlapping-files`.
+    #[error("{count} file(s) of staging `{staging}` are in more than one package:\n  {}", files.join("\n  "))]
+    Overlapping {
+        /// The staging name.
+        staging: String,
+        /// How many files.
+        count: usize,
+        /// The first of them, each with the packages taking it.
+        files: Vec<String>,
+    },
 }
 
 impl BuildError {

@@ -60,14 +60,17 @@ impl OutputDirs {
     }
 }
 
-/// `host_env_placehold_placehold...`, as long as fits in 255 bytes of path.
+/// `host_env_placehold_placehold...`, exactly filling 255 bytes of path
+/// when there is room. Every prefix then has the same length, so a binary
+/// built in one can be relocated to another by a plain NUL-padded rewrite.
 fn padded_name(parent: &Path) -> String {
     let base = "host_env";
     let room = PADDED_PREFIX_LEN.saturating_sub(parent.as_os_str().len() + 1);
     let mut name = String::from(base);
-    while name.len() + "_placehold".len() <= room {
+    while name.len() < room {
         name.push_str("_placehold");
     }
+    name.truncate(room.max(base.len()));
     name
 }
 
@@ -78,8 +81,9 @@ mod tests {
     #[test]
     fn host_prefix_is_padded_to_255_bytes_when_room_allows() {
         let dirs = OutputDirs::new(Path::new("/tmp/bld"), "libfoo-1.0-h123_0");
-        let len = dirs.host_prefix.as_os_str().len();
-        assert!((245..=255).contains(&len), "{len}");
+        assert_eq!(dirs.host_prefix.as_os_str().len(), 255);
+        let other = OutputDirs::new(Path::new("/var/tmp/other/root"), "x-h1_0");
+        assert_eq!(other.host_prefix.as_os_str().len(), 255);
         assert!(
             dirs.host_prefix
                 .to_str()

@@ -14,9 +14,10 @@
 //! - [`check`]: the package's tests;
 //! - [`engine`]: all of the above for every output of a rendered recipe.
 //!
-//! This crate knows nothing of the staging cache's storage: the engine hands
-//! a finished staging build to a [`engine::StagingStore`] and asks it to put
-//! the files back for each output that inherits it.
+//! - [`staging_key`]: the inputs of a staging build's cache key.
+//!
+//! The staging cache's storage is cleave-cache's: this crate only decides
+//! what goes into a key and which directories are captured and restored.
 
 pub mod capture;
 pub mod check;
@@ -31,5 +32,6 @@ pub mod relink;
 pub mod run_exports;
 pub mod script;
 pub mod source;
+pub mod staging_key;
 
 pub use error::BuildError;

@@ -28,6 +28,10 @@ pub struct EntryMeta {
     pub items: usize,
     /// Bytes of file contents (before deduplication).
     pub size: u64,
+    /// What the caller keeps with the entry (for cleave: the run exports of
+    /// the staging environments, which a hit does not install).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
 }
 
 /// Every item of an entry, per tree, and where the trees were captured.

@@ -5,6 +5,7 @@
 //! itself and the string is padded with NULs, the way conda relocates
 //! binaries at install time.
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memmem;
 
 /// One path to replace: what the file holds, what it should hold.
@@ -14,24 +15,22 @@ pub(crate) struct Replacement {
     pub new: Vec<u8>,
 }
 
-/// Replaces every occurrence, in order of the replacements.
+/// Replaces every occurrence of any old path in one pass, the longest match
+/// winning, so a new path that happens to contain an old one is never
+/// rewritten twice.
 pub(crate) fn text(data: &[u8], replacements: &[Replacement]) -> Vec<u8> {
-    let mut out = data.to_vec();
-    for r in replacements {
-        if memmem::find(&out, &r.old).is_none() {
-            continue;
-        }
-        let mut next = Vec::with_capacity(out.len());
-        let mut last = 0;
-        for at in memmem::find_iter(&out, &r.old) {
-            next.extend_from_slice(&out[last..at]);
-            next.extend_from_slice(&r.new);
-            last = at + r.old.len();
-        }
-        next.extend_from_slice(&out[last..]);
-        out = next;
-    }
-    out
+    let Some(matcher) = matcher(replacements) else {
+        return data.to_vec();
+    };
+    let news: Vec<&[u8]> = replacements.iter().map(|r| r.new.as_slice()).collect();
+    matcher.replace_all_bytes(data, &news)
+}
+
+fn matcher(replacements: &[Replacement]) -> Option<AhoCorasick> {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(replacements.iter().map(|r| &r.old))
+        .ok()
 }
 
 /// Replaces in place, keeping every NUL-terminated string at its offset and
@@ -40,23 +39,20 @@ pub(crate) fn binary<'r>(
     data: &mut [u8],
     replacements: &'r [Replacement],
 ) -> Result<(), &'r Replacement> {
-    for r in replacements {
-        if r.new.len() > r.old.len() {
-            if memmem::find(data, &r.old).is_some() {
-                return Err(r);
-            }
-            continue;
+    let Some(matcher) = matcher(replacements) else {
+        return Ok(());
+    };
+    let mut from = 0;
+    while let Some(found) = matcher.find(&data[from..]) {
+        let start = from + found.start();
+        let end = memchr::memchr(0, &data[start..]).map_or(data.len(), |n| start + n);
+        let rewritten = text(&data[start..end], replacements);
+        if rewritten.len() > end - start {
+            return Err(&replacements[found.pattern().as_usize()]);
         }
-        let finder = memmem::Finder::new(&r.old);
-        let mut from = 0;
-        while let Some(found) = finder.find(&data[from..]) {
-            let start = from + found;
-            let end = memchr::memchr(0, &data[start..]).map_or(data.len(), |n| start + n);
-            let rewritten = text(&data[start..end], std::slice::from_ref(r));
-            data[start..start + rewritten.len()].copy_from_slice(&rewritten);
-            data[start + rewritten.len()..end].fill(0);
-            from = end;
-        }
+        data[start..start + rewritten.len()].copy_from_slice(&rewritten);
+        data[start + rewritten.len()..end].fill(0);
+        from = end.max(start + 1);
     }
     Ok(())
 }
@@ -149,6 +145,12 @@ mod tests {
         assert_eq!(&data[5..end], b"/p/lib:/p/x");
         assert!(data[end..len - 5].iter().all(|&b| b == 0));
         assert_eq!(&data[len - 4..], b"tail");
+    }
+
+    #[test]
+    fn a_new_path_containing_the_old_one_is_not_rewritten_twice() {
+        let out = text(b"/s/p and /s", &[rep("/s/p", "/s/x/p"), rep("/s", "/s/x")]);
+        assert_eq!(out, b"/s/x/p and /s/x");
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct Capture<'a> {
     /// other paths can rewrite them. Longer paths should come first when
     /// one contains another.
     pub roots: Vec<(&'a str, &'a Path)>,
+    /// Kept in the entry's metadata as it is.
+    pub extra: serde_json::Value,
 }
 
 /// One directory to capture, whole or in part.
@@ -237,6 +239,7 @@ impl Store {
             inputs: capture.inputs.clone(),
             items: count,
             size,
+            extra: capture.extra.clone(),
         };
         let staged = tempfile::Builder::new()
             .prefix("entry-")

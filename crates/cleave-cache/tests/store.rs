@@ -96,6 +96,7 @@ fn put(store: &Store, b: &Built, script: &str) -> Digest {
                 },
             ],
             roots: vec![("prefix", &prefix), ("work", &work)],
+            extra: serde_json::json!({"run_exports": {}}),
         })
         .unwrap();
     key
@@ -353,6 +354,7 @@ fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
                     select: Select::All,
                 }],
                 roots: vec![],
+                extra: serde_json::Value::Null,
             })
             .unwrap();
         let used = cache.path().join("entries").join(key.to_hex()).join("used");

@@ -18,6 +18,58 @@ pub(crate) enum Command {
     Render(RenderArgs),
     /// Build every output of a recipe into a local channel.
     Build(BuildArgs),
+    /// Inspect and maintain the staging cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `cleave cache ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// List the entries, most recently used first.
+    List(StoreArgs),
+    /// Show one entry: its inputs, size and contents.
+    Info {
+        /// The key, or a unique prefix of it.
+        key: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show the key inputs of a recipe's staging builds and what changed
+    /// since the last entry of the same name.
+    Explain(SetupArgs),
+    /// Check every entry's blobs against their digests.
+    Verify {
+        /// Remove the damaged entries.
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Evict entries: least recently used first above a size, or unused for
+    /// a time.
+    Gc {
+        /// Keep the cache below this size, e.g. `10GiB` or `500 MB`
+        /// (default: `cache.max-size` of cleave.toml, else 10 GiB).
+        #[arg(long)]
+        max_size: Option<String>,
+        /// Evict entries unused for this long, e.g. `30d` or `12h`.
+        #[arg(long)]
+        older_than: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove every entry.
+    Clean(StoreArgs),
+}
+
+/// Where the cache is.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// The cache directory (default: `cache.dir` of cleave.toml, else the
+    /// platform cache dir, e.g. ~/.cache/cleave).
+    #[arg(long, env = "CLEAVE_CACHE_DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
 }
 
 /// Which recipe, for which platform and variants.
@@ -52,9 +104,9 @@ pub(crate) enum Format {
     Json,
 }
 
-/// Arguments of `cleave build`.
+/// What decides the staging keys: the recipe, the channels, the caches.
 #[derive(Debug, clap::Args)]
-pub(crate) struct BuildArgs {
+pub(crate) struct SetupArgs {
     #[command(flatten)]
     pub(crate) recipe: RecipeArgs,
     /// Channels to solve from, after the output directory: a local
@@ -64,12 +116,32 @@ pub(crate) struct BuildArgs {
     /// The output channel; packages land in its subdirectories.
     #[arg(long, default_value = "output")]
     pub(crate) output_dir: PathBuf,
-    /// Where builds run (default: `bld/` in the output directory).
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Where staging builds and the outputs inheriting them run, in
+    /// directories named by key (default: `build.staging-root` of
+    /// cleave.toml, else cleave-staging in the temp dir). Keep it the same
+    /// on every machine sharing a cache, so that restored build trees
+    /// continue without recompiling.
+    #[arg(long)]
+    pub(crate) staging_root: Option<PathBuf>,
+}
+
+/// Arguments of `cleave build`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildArgs {
+    #[command(flatten)]
+    pub(crate) setup: SetupArgs,
+    /// Where outputs that inherit no staging build run (default: `bld/` in
+    /// the output directory).
     #[arg(long)]
     pub(crate) build_dir: Option<PathBuf>,
-    /// Package, repodata and source caches.
-    #[arg(long, env = "CLEAVE_CACHE_DIR")]
-    pub(crate) cache_dir: Option<PathBuf>,
+    /// Fail when a staging build leaves files that no output takes.
+    #[arg(long)]
+    pub(crate) error_unclaimed_files: bool,
+    /// Fail when two outputs take the same staging file.
+    #[arg(long)]
+    pub(crate) error_overlapping_files: bool,
     /// Whether to run the packages' tests.
     #[arg(long, value_enum, default_value_t = TestArg::Native)]
     pub(crate) test: TestArg,

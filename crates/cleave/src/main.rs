@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod config;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => commands::render::run(args),
         Command::Build(args) => commands::build::run(args),
+        Command::Cache(command) => commands::cache::run(command),
     };
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,

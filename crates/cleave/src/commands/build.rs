@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, Event, ScratchStore, TestMode};
+use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, Event, TestMode};
 use cleave_build::package::PackageFormat;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
 
+use super::recipe::Rendered;
 use crate::Status;
-use crate::cli::{BuildArgs, PackageFormatArg, TestArg};
+use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, TestArg};
+use crate::config::{Overrides, Settings};
 
 /// Variables passed from the caller to build scripts; everything else is
 /// left out so builds do not depend on the shell they were started from.
@@ -26,56 +28,35 @@ const PASSED_VARIABLES: &[&str] = &[
 ];
 
 pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
-    let Some(rendered) = super::recipe::render(&args.recipe)? else {
+    let Some(rendered) = super::recipe::render(&args.setup.recipe)? else {
         return Ok(Status::Failure);
     };
     let cwd = std::env::current_dir().into_diagnostic()?;
-    let output_dir = cwd.join(&args.output_dir);
+    let mut options = options(&args.setup, &rendered, &cwd)?;
     let build_root = args
         .build_dir
         .as_ref()
-        .map_or_else(|| output_dir.join("bld"), |d| cwd.join(d));
-    let cache_dir = match &args.cache_dir {
-        Some(dir) => cwd.join(dir),
-        None => default_cache_dir()?,
+        .map_or_else(|| options.output_dir.join("bld"), |d| cwd.join(d));
+    options.build_root = build_root.clone();
+    options.format = match args.package_format {
+        PackageFormatArg::Conda => PackageFormat::Conda,
+        PackageFormatArg::TarBz2 => PackageFormat::TarBz2,
     };
-    let channels = args
-        .channels
-        .iter()
-        .map(|c| parse_channel(c, &cwd))
-        .collect::<miette::Result<Vec<_>>>()?;
-    let options = BuildOptions {
-        output_dir: output_dir.clone(),
-        build_root: build_root.clone(),
-        channels,
-        cache_dir,
-        format: match args.package_format {
-            PackageFormatArg::Conda => PackageFormat::Conda,
-            PackageFormatArg::TarBz2 => PackageFormat::TarBz2,
-        },
-        test: match args.test {
-            TestArg::Native => TestMode::Native,
-            TestArg::Skip => TestMode::Skip,
-        },
-        keep_build: args.keep_build,
-        timestamp: timestamp()?,
-        target_platform: rendered.config.target_platform,
-        build_platform: rendered.config.build_platform,
-        base_env: PASSED_VARIABLES
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect::<BTreeMap<_, _>>(),
+    options.test = match args.test {
+        TestArg::Native => TestMode::Native,
+        TestArg::Skip => TestMode::Skip,
     };
-    let built = {
-        let mut store = ScratchStore::new(build_root.join(".staging"));
-        Builder::new(options, &mut store).and_then(|mut builder| {
-            builder.build(&rendered.recipe, &rendered.file, &mut |event| {
-                show_progress(&event)
-            })
+    options.keep_build = args.keep_build;
+    options.error_unclaimed = args.error_unclaimed_files;
+    options.error_overlapping = args.error_overlapping_files;
+    let output_dir = options.output_dir.clone();
+    let built = Builder::new(options).and_then(|mut builder| {
+        builder.build(&rendered.recipe, &rendered.file, &mut |event| {
+            show_progress(&event)
         })
-    };
-    // Gone once empty: the store removed its scratch dir, the builder its
-    // build dirs (unless --keep-build or a failure kept them).
+    });
+    // Gone once empty: the builder removed its build dirs (unless
+    // --keep-build or a failure kept them).
     let _ = std::fs::remove_dir(&build_root);
     match built {
         Ok(built) => {
@@ -87,6 +68,48 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
             Ok(Status::Failure)
         }
     }
+}
+
+/// Build options from the settings every command that solves shares:
+/// `cleave build` and `cleave cache explain` must compute the same keys.
+pub(crate) fn options(
+    setup: &SetupArgs,
+    rendered: &Rendered,
+    cwd: &Path,
+) -> miette::Result<BuildOptions> {
+    let settings = Settings::load(
+        cwd,
+        Overrides {
+            cache_dir: setup.store.cache_dir.as_deref(),
+            staging_root: setup.staging_root.as_deref(),
+        },
+    )?;
+    let output_dir = cwd.join(&setup.output_dir);
+    let channels = setup
+        .channels
+        .iter()
+        .map(|c| parse_channel(c, cwd))
+        .collect::<miette::Result<Vec<_>>>()?;
+    Ok(BuildOptions {
+        build_root: output_dir.join("bld"),
+        output_dir,
+        channels,
+        cache_dir: settings.cache_dir,
+        format: PackageFormat::Conda,
+        test: TestMode::Native,
+        keep_build: false,
+        timestamp: timestamp()?,
+        target_platform: rendered.config.target_platform,
+        build_platform: rendered.config.build_platform,
+        base_env: PASSED_VARIABLES
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect::<BTreeMap<_, _>>(),
+        staging_root: settings.staging_root,
+        error_unclaimed: false,
+        error_overlapping: false,
+        max_cache_size: Some(settings.max_size),
+    })
 }
 
 /// A build error with the details a user acts on.
@@ -121,12 +144,6 @@ fn timestamp() -> miette::Result<jiff::Timestamp> {
     }
 }
 
-fn default_cache_dir() -> miette::Result<PathBuf> {
-    dirs::cache_dir().map(|d| d.join("cleave")).ok_or_else(|| {
-        miette!("no cache directory on this system; pass --cache-dir or set CLEAVE_CACHE_DIR")
-    })
-}
-
 /// A local directory (which must be a channel), a URL, or a channel name.
 fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
     let looks_like_path = text.starts_with('.') || text.starts_with('/') || text.starts_with('~');
@@ -157,7 +174,57 @@ fn show_progress(event: &Event<'_>) {
         Event::Environment { kind, packages } => {
             writeln!(err, "   {} environment: {packages} packages", kind.as_str())
         }
-        Event::Restored { from } => writeln!(err, "   restored staging `{from}`"),
+        Event::Restored { from, bytes } => {
+            writeln!(err, "   restored staging `{from}` ({})", human_size(*bytes))
+        }
+        Event::StagingCached { staging, key } => writeln!(
+            err,
+            "   cached: staging `{staging}` (key {}) is in the cache; its script does not run",
+            short(key)
+        ),
+        Event::StagingStored {
+            staging,
+            key,
+            items,
+            bytes,
+        } => writeln!(
+            err,
+            "   stored staging `{staging}` (key {}): {items} entries, {}",
+            short(key),
+            human_size(*bytes)
+        ),
+        Event::Waiting { staging, lock } => writeln!(
+            err,
+            "   waiting: another build holds staging `{staging}` ({})",
+            lock.display()
+        ),
+        Event::Warning(text) => writeln!(err, "warning: {text}"),
+        Event::Unclaimed { staging, files } => {
+            let _ = writeln!(
+                err,
+                "warning: {} file(s) of staging `{staging}` are in no package:",
+                files.len()
+            );
+            files
+                .iter()
+                .take(20)
+                .try_for_each(|f| writeln!(err, "   {}", f.display()))
+        }
+        Event::Overlapping { staging, files } => {
+            let _ = writeln!(
+                err,
+                "warning: {} file(s) of staging `{staging}` are in more than one package:",
+                files.len()
+            );
+            files.iter().take(20).try_for_each(|(f, takers)| {
+                writeln!(err, "   {} ({})", f.display(), takers.join(", "))
+            })
+        }
+        Event::Evicted { entries, bytes } => writeln!(
+            err,
+            "   cache: evicted {entries} least recently used entries ({})",
+            human_size(*bytes)
+        ),
         Event::Line(line) => writeln!(err, "   │ {line}"),
         Event::Packaged(p) => writeln!(err, "   wrote {}", p.path.display()),
         Event::Tested { what, count } => writeln!(err, "   {what}: {count} tests passed"),
@@ -214,7 +281,12 @@ fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<(
     )
 }
 
-fn human_size(bytes: u64) -> String {
+/// The first 16 hex digits of a key, as `cache list` shows them.
+pub(crate) fn short(key: &cleave_cache::Digest) -> String {
+    key.to_hex()[..16].to_string()
+}
+
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod build;
+pub(crate) mod cache;
 pub(crate) mod recipe;
 pub(crate) mod render;
 

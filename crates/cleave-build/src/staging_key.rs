@@ -1,0 +1,193 @@
+//! The inputs of a staging build's cache key.
+//!
+//! Everything that can change what the staging script produces goes in,
+//! each under its own name so that `cleave cache explain` can say which
+//! one changed: the script (text, and the contents of a script file), the
+//! contents of every source, the exact packages of the build and host
+//! environments, the platforms and the variant. Nothing that differs
+//! between machines or runs goes in: no absolute path, no time, no user.
+//! The outputs that inherit the staging build are not inputs either, so
+//! editing one of them rebuilds only that output.
+
+use std::path::Path;
+
+use cleave_cache::Inputs;
+use cleave_cache::fingerprint::{Fingerprinter, Walk};
+use cleave_recipe::model::{ScriptContent, Source, StagingCache};
+use rattler_conda_types::{RepoDataRecord, Subdir};
+
+use crate::error::BuildError;
+
+/// What the key depends on besides the staging section itself.
+pub struct KeyContext<'a> {
+    /// Where relative sources and script files are.
+    pub recipe_dir: &'a Path,
+    /// The solved build environment.
+    pub build: &'a [RepoDataRecord],
+    /// The solved host environment.
+    pub host: &'a [RepoDataRecord],
+    /// The platform packages are for.
+    pub target_platform: Subdir,
+    /// The platform the build runs on.
+    pub build_platform: Subdir,
+    /// Hashes `path:` sources, with a fast path for unchanged files.
+    pub fingerprints: &'a Fingerprinter,
+}
+
+/// The named inputs of `staging`'s key.
+pub fn inputs(staging: &StagingCache, ctx: &KeyContext<'_>) -> Result<Inputs, BuildError> {
+    let what = format!("staging `{}`", staging.name);
+    let mut inputs = Inputs::new();
+    inputs.insert("name", &staging.name);
+    inputs.insert("script", json(&staging.script));
+    if let ScriptContent::File(file) = &staging.script.content {
+        inputs.insert("script.file", file_digest(ctx.recipe_dir, file, &what)?);
+    }
+    let variant: Vec<String> = staging
+        .variant
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    inputs.insert("variant", variant.join(" "));
+    inputs.insert("platform.target", ctx.target_platform.as_str());
+    inputs.insert("platform.build", ctx.build_platform.as_str());
+    inputs.insert("env.build", environment(ctx.build));
+    inputs.insert("env.host", environment(ctx.host));
+    for (i, source) in staging.sources.iter().enumerate() {
+        let (spec, contents, patches) = source_input(source, ctx, &what)?;
+        inputs.insert(format!("source.{i}"), spec);
+        inputs.insert(format!("source.{i}.contents"), contents);
+        for patch in patches {
+            let digest = file_digest(ctx.recipe_dir, patch, &what)?;
+            inputs.insert(format!("source.{i}.patch.{patch}"), digest);
+        }
+    }
+    Ok(inputs)
+}
+
+/// The source as written (without mirror URLs: the digest decides), its
+/// contents' digest, and its patches.
+fn source_input<'s>(
+    source: &'s Source,
+    ctx: &KeyContext<'_>,
+    what: &str,
+) -> Result<(String, String, &'s [String]), BuildError> {
+    Ok(match source {
+        Source::Path {
+            path,
+            target_directory,
+            file_name,
+            use_gitignore,
+            patches,
+        } => {
+            let full = ctx.recipe_dir.join(path);
+            let walk = Walk {
+                gitignore: *use_gitignore,
+            };
+            let digest = ctx
+                .fingerprints
+                .tree(&full, walk)
+                .map_err(|e| match e {
+                    cleave_cache::CacheError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        BuildError::MissingSource {
+                            what: what.to_string(),
+                            path: full.clone(),
+                        }
+                    }
+                    other => BuildError::Cache(other),
+                })?
+                .digest;
+            let spec = format!(
+                "path {path} -> {} {}",
+                target_directory.as_deref().unwrap_or("."),
+                file_name.as_deref().unwrap_or("")
+            );
+            (
+                spec.trim_end().to_string(),
+                format!("blake3:{digest}"),
+                patches,
+            )
+        }
+        Source::Url {
+            sha256,
+            md5,
+            file_name,
+            target_directory,
+            patches,
+            url,
+        } => {
+            let contents = match (sha256, md5) {
+                (Some(sha), _) => format!("sha256:{sha}"),
+                (None, Some(md5)) => format!("md5:{md5}"),
+                // No digest: only the address identifies the contents.
+                (None, None) => format!(
+                    "url:{}",
+                    url.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" ")
+                ),
+            };
+            let spec = format!(
+                "url -> {} {}",
+                target_directory.as_deref().unwrap_or("."),
+                file_name.as_deref().unwrap_or("")
+            );
+            (spec.trim_end().to_string(), contents, patches)
+        }
+        Source::Git {
+            git,
+            reference,
+            depth,
+            lfs,
+            target_directory,
+            patches,
+        } => {
+            let spec = format!(
+                "git -> {} depth={depth:?} lfs={lfs}",
+                target_directory.as_deref().unwrap_or(".")
+            );
+            (spec, format!("git:{git} {}", json(reference)), patches)
+        }
+    })
+}
+
+/// One line per package: name, version, build and its archive digest.
+fn environment(records: &[RepoDataRecord]) -> String {
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let p = &r.package_record;
+            let digest = p
+                .sha256
+                .map(|d| format!("sha256:{}", hex(&d)))
+                .or_else(|| p.md5.map(|d| format!("md5:{}", hex(&d))))
+                .unwrap_or_else(|| format!("url:{}", r.url));
+            format!(
+                "{}-{}-{} {digest}",
+                p.name.as_normalized(),
+                p.version,
+                p.build
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+fn file_digest(recipe_dir: &Path, file: &str, what: &str) -> Result<String, BuildError> {
+    let path = recipe_dir.join(file);
+    cleave_cache::Digest::of_file(&path)
+        .map(|d| format!("blake3:{d}"))
+        .map_err(|_| BuildError::MissingSource {
+            what: what.to_string(),
+            path,
+        })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

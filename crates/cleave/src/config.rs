@@ -1,0 +1,183 @@
+//! Settings from `cleave.toml`: a user file, then the nearest project file,
+//! then flags and environment variables, each overriding the one before.
+//!
+//! ```toml
+//! [cache]
+//! dir = "/var/cache/cleave"    # relative paths are relative to this file
+//! max-size = "10 GiB"
+//!
+//! [build]
+//! staging-root = "/tmp/cleave-staging"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use miette::{IntoDiagnostic, WrapErr, miette};
+use serde::Deserialize;
+
+/// The cache is trimmed to this size after each build unless configured.
+pub(crate) const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024 * 1024;
+
+/// The file's name, in the user config dir and in a project.
+const FILE_NAME: &str = "cleave.toml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    cache: CacheSection,
+    #[serde(default)]
+    build: BuildSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CacheSection {
+    dir: Option<PathBuf>,
+    max_size: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BuildSection {
+    staging_root: Option<PathBuf>,
+}
+
+/// The settings in effect.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Packages, repodata, sources and the staging store.
+    pub(crate) cache_dir: PathBuf,
+    /// LRU cap of the staging store.
+    pub(crate) max_size: u64,
+    /// Where staging builds run.
+    pub(crate) staging_root: PathBuf,
+}
+
+/// What flags and environment variables set.
+#[derive(Debug, Default)]
+pub(crate) struct Overrides<'a> {
+    pub(crate) cache_dir: Option<&'a Path>,
+    pub(crate) staging_root: Option<&'a Path>,
+}
+
+impl Settings {
+    /// Reads the user and project files (if any) and applies `overrides`.
+    pub(crate) fn load(cwd: &Path, overrides: Overrides<'_>) -> miette::Result<Settings> {
+        let mut cache_dir = dirs::cache_dir().map(|d| d.join("cleave"));
+        let mut max_size = DEFAULT_MAX_SIZE;
+        let mut staging_root = std::env::temp_dir().join("cleave-staging");
+        let user = dirs::config_dir().map(|d| d.join("cleave").join(FILE_NAME));
+        let project = cwd
+            .ancestors()
+            .map(|d| d.join(FILE_NAME))
+            .find(|f| f.is_file());
+        for file in [user, project]
+            .into_iter()
+            .flatten()
+            .filter(|f| f.is_file())
+        {
+            let base = file.parent().unwrap_or(cwd);
+            let config = read(&file)?;
+            if let Some(dir) = config.cache.dir {
+                cache_dir = Some(base.join(dir));
+            }
+            if let Some(size) = config.cache.max_size {
+                max_size = parse_size(&size)
+                    .wrap_err_with(|| format!("in {} (cache.max-size)", file.display()))?;
+            }
+            if let Some(root) = config.build.staging_root {
+                staging_root = base.join(root);
+            }
+        }
+        if let Some(dir) = overrides.cache_dir {
+            cache_dir = Some(cwd.join(dir));
+        }
+        if let Some(root) = overrides.staging_root {
+            staging_root = cwd.join(root);
+        }
+        let cache_dir = cache_dir.ok_or_else(|| {
+            miette!("no cache directory on this system; pass --cache-dir or set CLEAVE_CACHE_DIR")
+        })?;
+        Ok(Settings {
+            cache_dir,
+            max_size,
+            staging_root,
+        })
+    }
+
+    /// The staging store's directory.
+    pub(crate) fn store_dir(&self) -> PathBuf {
+        self.cache_dir.join("staging")
+    }
+}
+
+fn read(file: &Path) -> miette::Result<ConfigFile> {
+    let text = std::fs::read_to_string(file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading {}", file.display()))?;
+    toml::from_str(&text)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("{} is not a valid cleave.toml", file.display()))
+}
+
+/// `10GiB`, `500 MB`, `1048576`.
+pub(crate) fn parse_size(text: &str) -> miette::Result<u64> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| miette!("`{text}` is not a size like `10GiB` or `500 MB`: {e}"))
+}
+
+/// `30d`, `12h`, `1week`.
+pub(crate) fn parse_age(text: &str) -> miette::Result<std::time::Duration> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| miette!("`{text}` is not a duration like `30d` or `12h`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages_parse_with_units() {
+        assert_eq!(parse_size("10GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("500 MB").unwrap(), 500_000_000);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_age("2d").unwrap().as_secs(), 2 * 86400);
+        assert!(parse_age("soon").is_err());
+    }
+
+    #[test]
+    fn a_project_file_is_read_relative_to_itself_and_flags_win() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(
+            project.path().join(FILE_NAME),
+            "[cache]\ndir = \"c\"\nmax-size = \"1 MiB\"\n[build]\nstaging-root = \"s\"\n",
+        )
+        .unwrap();
+        let nested = project.path().join("recipes/lib");
+        std::fs::create_dir_all(&nested).unwrap();
+        let s = Settings::load(&nested, Overrides::default()).unwrap();
+        assert_eq!(s.cache_dir, project.path().join("c"));
+        assert_eq!(s.max_size, 1 << 20);
+        assert_eq!(s.staging_root, project.path().join("s"));
+        let flag = Settings::load(
+            &nested,
+            Overrides {
+                cache_dir: Some(Path::new("/elsewhere")),
+                staging_root: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(flag.cache_dir, Path::new("/elsewhere"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_the_file() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join(FILE_NAME), "[cache]\nsize = 3\n").unwrap();
+        let err = Settings::load(project.path(), Overrides::default()).unwrap_err();
+        assert!(format!("{err:?}").contains(FILE_NAME), "{err:?}");
+    }
+}

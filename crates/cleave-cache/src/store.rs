@@ -331,7 +331,9 @@ impl Store {
         }
         let digest: Digest = hasher.finalize().into();
         let dest = self.blob_path(&digest);
-        if !dest.is_file() {
+        // A blob of the wrong size is damaged: replace it. (Damage that keeps
+        // the size is caught on restore, which then deletes the blob.)
+        if std::fs::metadata(&dest).ok().map(|m| m.len()) != Some(size) {
             std::fs::create_dir_all(dest.parent().expect("blobs live in a directory"))
                 .map_err(io())?;
             temp.persist(&dest).map_err(|e| io()(e.error))?;
@@ -515,9 +517,14 @@ impl Store {
         binary: bool,
     ) -> Result<u64, CacheError> {
         let source = self.blob_path(blob);
-        let damaged = |reason: String| CacheError::Damaged {
-            key: key.to_string(),
-            reason: format!("{}: {reason}", rel.display()),
+        let damaged = |reason: String| {
+            // A blob that fails its digest is wrong for every entry using
+            // it: delete it, so that the rebuild stores it afresh.
+            let _ = std::fs::remove_file(&source);
+            CacheError::Damaged {
+                key: key.to_string(),
+                reason: format!("{}: {reason}", rel.display()),
+            }
         };
         let io = || CacheError::io(format!("restoring {}", dest.display()));
         remove_non_dir(dest)?;
@@ -646,8 +653,9 @@ impl Store {
     }
 
     /// Checks every entry: readable metadata and manifest, safe paths, and
-    /// every blob present with the right digest.
-    pub fn verify(&self) -> Result<Vec<Problem>, CacheError> {
+    /// every blob present with the right digest. With `repair`, damaged
+    /// blobs and the entries that have problems are removed.
+    pub fn verify(&self, repair: bool) -> Result<Vec<Problem>, CacheError> {
         let _lock = self.shared_lock()?;
         let dir = self.root.join("entries");
         let mut problems = Vec::new();
@@ -688,6 +696,9 @@ impl Store {
                     match Digest::of_file(&path) {
                         Err(_) => Some(format!("blob {digest} is missing")),
                         Ok(d) if d != *digest => {
+                            if repair {
+                                let _ = std::fs::remove_file(&path);
+                            }
                             Some(format!("blob {digest} does not match its digest"))
                         }
                         Ok(_) => None,
@@ -695,6 +706,15 @@ impl Store {
                 })
                 .collect();
             problems.extend(bad.into_iter().map(problem));
+        }
+        if repair {
+            let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+            keys.dedup();
+            for key in keys {
+                if let Ok(key) = key.parse::<Digest>() {
+                    self.remove(&key)?;
+                }
+            }
         }
         Ok(problems)
     }

@@ -234,7 +234,7 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
     let store = Store::open(cache.path()).unwrap();
     let b = build();
     let key = put(&store, &b, "s");
-    assert!(store.verify().unwrap().is_empty());
+    assert!(store.verify(false).unwrap().is_empty());
 
     let blobs = blob_files(&store);
     let victim = blobs
@@ -248,7 +248,7 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
     let err = restore(&store, &key, target.path()).unwrap_err();
     assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
     assert!(err.is_entry_problem());
-    let problems = store.verify().unwrap();
+    let problems = store.verify(false).unwrap();
     assert_eq!(problems.len(), 1);
     assert!(
         problems[0].reason.contains("does not match"),
@@ -257,14 +257,14 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
     );
 
     std::fs::remove_file(victim).unwrap();
-    let problems = store.verify().unwrap();
+    let problems = store.verify(false).unwrap();
     assert!(problems[0].reason.contains("missing"), "{:?}", problems[0]);
     let err = restore(&store, &key, tempfile::tempdir().unwrap().path()).unwrap_err();
     assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
 
     store.remove(&key).unwrap();
     assert!(!store.contains(&key));
-    assert!(store.verify().unwrap().is_empty());
+    assert!(store.verify(false).unwrap().is_empty());
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn an_unsafe_manifest_is_refused_before_anything_is_written() {
             0,
             "{evil}"
         );
-        assert!(store.verify().unwrap().len() == 1);
+        assert!(store.verify(false).unwrap().len() == 1);
     }
 }
 

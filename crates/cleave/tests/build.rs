@@ -8,9 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{assert_success, index, oracle, repo, strings};
 
 fn recipe(name: &str) -> PathBuf {
     repo().join("tests/build").join(name)
@@ -26,59 +25,14 @@ fn build(recipe: &Path, tmp: &Path, out: &str, extra: &[&str], env: &[(&str, &st
         .arg(tmp.join(out))
         .arg("--cache-dir")
         .arg(tmp.join("cache"))
+        .arg("--staging-root")
+        .arg(tmp.join("stg"))
         .args(extra)
         .env_remove("SOURCE_DATE_EPOCH")
         .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .output()
         .expect("run cleave")
-}
-
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "cleave failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Runs tests/oracle/channel.py: extracts every package with
-/// conda-package-handling, installs `specs` with py-rattler into `prefix`
-/// and runs `command` there.
-fn oracle(channel: &Path, prefix: &Path, specs: &[&str], command: &[&str]) -> Value {
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("tests/oracle/channel.py"))
-        .arg(channel)
-        .arg(prefix)
-        .args(specs);
-    if !command.is_empty() {
-        cmd.arg("--").args(command);
-    }
-    let output = cmd.output().expect("run python3");
-    assert!(
-        output.status.success(),
-        "the oracle rejected the channel:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("oracle JSON")
-}
-
-/// index.json of the package called `name`, as the oracle extracted it.
-fn index<'a>(checked: &'a Value, name: &str) -> &'a Value {
-    checked["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| &p["index"])
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no package {name} in {checked}"))
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
 }
 
 #[test]

@@ -4,11 +4,11 @@ use std::io::Write;
 use std::path::Path;
 
 use cleave_build::engine::Builder;
+use cleave_cache::Store;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
-use cleave_cache::{Digest, Store};
-use miette::{IntoDiagnostic, miette};
+use miette::IntoDiagnostic;
 
 use super::build::{human_size, options, short};
 use crate::Status;
@@ -198,7 +198,7 @@ fn write_changes(out: &mut impl Write, prev: &EntryInfo, changes: &[Change]) -> 
         match change {
             Change::Added { name, value } => w(out, format!("  + {name}: {}", brief(value)))?,
             Change::Removed { name, value } => w(out, format!("  - {name}: {}", brief(value)))?,
-            Change::Changed { name, old, new } if old.contains('\n') || new.contains('\n') => {
+            Change::Changed { name, old, new } if name.starts_with("env.") => {
                 // Environments: one package per line; show the lines that differ.
                 w(out, format!("  ~ {name}:"))?;
                 let olds: Vec<&str> = old.lines().collect();
@@ -231,7 +231,7 @@ fn write_input(out: &mut impl Write, name: &str, value: &str) -> miette::Result<
 }
 
 fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
-    let problems = store.verify().into_diagnostic()?;
+    let problems = store.verify(remove).into_diagnostic()?;
     let mut out = std::io::stdout().lock();
     let mut damaged: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     damaged.dedup();
@@ -244,12 +244,6 @@ fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
             p.reason
         )
         .into_diagnostic()?;
-    }
-    if remove {
-        for key in &damaged {
-            let key: Digest = key.parse().map_err(|e| miette!("{e}"))?;
-            store.remove(&key).into_diagnostic()?;
-        }
     }
     let entries = store.entries().into_diagnostic()?.len();
     writeln!(

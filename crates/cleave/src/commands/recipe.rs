@@ -51,11 +51,16 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
         }
     }
     match cleave_recipe::render(&recipe, &config) {
-        Ok(recipe) => Ok(Some(Rendered {
-            recipe,
-            file,
-            config,
-        })),
+        Ok(mut recipe) => {
+            // Scripts and `patch` run in the work dir: relative recipe
+            // paths would not resolve there.
+            recipe.recipe_dir = std::path::absolute(&recipe.recipe_dir).into_diagnostic()?;
+            Ok(Some(Rendered {
+                recipe,
+                file,
+                config,
+            }))
+        }
         Err(errors) => {
             super::print_report(&miette::Report::new(errors));
             Ok(None)

@@ -1,0 +1,59 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "cleave failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs tests/oracle/channel.py: extracts every package with
+/// conda-package-handling, installs `specs` with py-rattler into `prefix`
+/// and runs `command` there.
+pub fn oracle(channel: &Path, prefix: &Path, specs: &[&str], command: &[&str]) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/oracle/channel.py"))
+        .arg(channel)
+        .arg(prefix)
+        .args(specs);
+    if !command.is_empty() {
+        cmd.arg("--").args(command);
+    }
+    let output = cmd.output().expect("run python3");
+    assert!(
+        output.status.success(),
+        "the oracle rejected the channel:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("oracle JSON")
+}
+
+/// index.json of the package called `name`, as the oracle extracted it.
+pub fn index<'a>(checked: &'a Value, name: &str) -> &'a Value {
+    checked["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["index"])
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no package {name} in {checked}"))
+}
+
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,1 @@
+int core1(void) { return 1; }

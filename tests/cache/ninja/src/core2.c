@@ -1,0 +1,1 @@
+int core2(void) { return 2; }

@@ -1,0 +1,1 @@
+int core3(void) { return 3; }

@@ -11,18 +11,16 @@ median of N runs (default 3), each run in a fresh output directory.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-CLEAVE = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/cleave"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import CLEAVE, PEER, ROOT, empty_channel, timed  # noqa: E402
 
 SYNTHETIC = """\
 schema_version: 1
@@ -57,42 +55,6 @@ for part in range(1, 6):
         - share/part{part}/**
 """
 
-PEER = """\
-import sys
-import rattler_build
-rattler_build.build_recipes(
-    [sys.argv[1]],
-    output_dir=sys.argv[2],
-    channel=[sys.argv[3]],
-    test="skip",
-    no_build_id=False,
-)
-"""
-
-
-def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in MiB)."""
-    with tempfile.NamedTemporaryFile("r") as stats:
-        run = subprocess.run(
-            ["/usr/bin/time", "-o", stats.name, "-f", "%e %M", *cmd],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if run.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{run.stderr[-3000:]}")
-        seconds, kib = stats.read().split()[-2:]
-    return float(seconds), int(kib) / 1024
-
-
-def empty_channel(path):
-    for subdir in ("noarch", "linux-64"):
-        (path / subdir).mkdir(parents=True, exist_ok=True)
-        (path / subdir / "repodata.json").write_text(
-            json.dumps({"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}})
-        )
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -117,6 +79,9 @@ def main():
                 out = work / f"out-{tool}-{run}"
                 shutil.rmtree(out, ignore_errors=True)
                 if tool == "cleave":
+                    # A fresh cache each run: these are cold builds (see
+                    # bench/cache.py for the second invocation).
+                    shutil.rmtree(work / "cache", ignore_errors=True)
                     cmd = [str(CLEAVE), "build", "-r", str(recipe), "--output-dir", str(out),
                            "-c", str(channel), "--test", "skip"]
                 else:

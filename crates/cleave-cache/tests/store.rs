@@ -244,10 +244,6 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
     let mut data = std::fs::read(victim).unwrap();
     data[1] ^= 0x20;
     std::fs::write(victim, &data).unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let err = restore(&store, &key, target.path()).unwrap_err();
-    assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
-    assert!(err.is_entry_problem());
     let problems = store.verify(false).unwrap();
     assert_eq!(problems.len(), 1);
     assert!(
@@ -256,7 +252,12 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
         problems[0]
     );
 
-    std::fs::remove_file(victim).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let err = restore(&store, &key, target.path()).unwrap_err();
+    assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
+    assert!(err.is_entry_problem());
+    // The restore deleted the bad blob, so that a rebuild stores it afresh.
+    assert!(!victim.exists());
     let problems = store.verify(false).unwrap();
     assert!(problems[0].reason.contains("missing"), "{:?}", problems[0]);
     let err = restore(&store, &key, tempfile::tempdir().unwrap().path()).unwrap_err();

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-
 mod common;
 use common::{assert_success, index, oracle, repo, strings};
 

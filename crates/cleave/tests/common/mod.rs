@@ -1,6 +1,5 @@
 //! Helpers shared by the end-to-end tests.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,185 @@
+//! Capture and restore of a 20,000-file / 1 GiB tree against `cp -a`, and
+//! fingerprinting of a 50,000-file source tree against `b3sum`.
+//!
+//! `cargo bench -p cleave-cache --bench store` (set BENCH_DIR to choose the
+//! disk; b3sum must be on PATH for its row). Prints Markdown rows; every
+//! figure is the median of 3 runs with a warm page cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cleave_cache::fingerprint::{Fingerprinter, Walk};
+use cleave_cache::store::{Capture, Select, Target, TreeSource};
+use cleave_cache::{Inputs, Store};
+
+const RUNS: usize = 3;
+
+/// Deterministic incompressible bytes, different for every file.
+fn fill(buf: &mut [u8], mut seed: u64) {
+    for chunk in buf.chunks_mut(8) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// `files` files in 100 directories, sizes spread around `mean`.
+fn make_tree(root: &Path, files: usize, mean: usize) -> u64 {
+    let mut total = 0;
+    let mut buf = vec![0u8; mean * 2];
+    for i in 0..files {
+        let dir = root.join(format!("d{:03}", i % 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        let size = mean / 2 + (i * 7919) % mean;
+        fill(&mut buf[..size], i as u64 + 1);
+        std::fs::write(dir.join(format!("f{i}.dat")), &buf[..size]).unwrap();
+        total += size as u64;
+    }
+    total
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn sh(cmd: &str) {
+    let status = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(status.success(), "{cmd}");
+}
+
+fn main() {
+    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let work = tempfile::tempdir_in(base).unwrap();
+    let w = work.path();
+
+    // Capture and restore.
+    let src = w.join("src");
+    let bytes = make_tree(&src, 20_000, 53_687);
+    let store = Store::open(w.join("store")).unwrap();
+    let inputs = Inputs::new();
+    let mut puts = Vec::new();
+    for run in 0..RUNS {
+        // A fresh store each run, so every blob is written.
+        let _ = std::fs::remove_dir_all(w.join("store"));
+        let store = Store::open(w.join("store")).unwrap();
+        let mut i = inputs.clone();
+        i.insert("run", run.to_string());
+        puts.push(time(|| {
+            store
+                .put(&Capture {
+                    key: i.key(),
+                    name: "bench",
+                    inputs: &i,
+                    trees: vec![TreeSource {
+                        name: "work",
+                        dir: &src,
+                        select: Select::All,
+                    }],
+                    roots: vec![("root", &src)],
+                    extra: serde_json::Value::Null,
+                })
+                .unwrap();
+        }));
+    }
+    let key = {
+        let mut i = inputs.clone();
+        i.insert("run", (RUNS - 1).to_string());
+        i.key()
+    };
+    let (mut restores, mut copies) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let dest = w.join("restored");
+        restores.push(time(|| {
+            store
+                .restore(
+                    &key,
+                    &[Target {
+                        tree: "work",
+                        dir: &dest,
+                    }],
+                    &[("root", &src)],
+                )
+                .unwrap();
+        }));
+        std::fs::remove_dir_all(&dest).unwrap();
+        let copy = w.join("copied");
+        copies.push(time(|| {
+            sh(&format!("cp -a {} {}", src.display(), copy.display()))
+        }));
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+    let (put, restore, cp) = (median(puts), median(restores), median(copies));
+    println!(
+        "tree: 20,000 files, {:.2} GiB\n",
+        bytes as f64 / (1u64 << 30) as f64
+    );
+    println!("| operation | time | vs `cp -a` |");
+    println!("|---|---:|---:|");
+    println!("| `cp -a` of the tree | {} | 1.00x |", secs(cp));
+    println!(
+        "| capture (hash + store every blob) | {} | {:.2}x |",
+        secs(put),
+        put.as_secs_f64() / cp.as_secs_f64()
+    );
+    println!(
+        "| restore (copy + verify every blob) | {} | {:.2}x |",
+        secs(restore),
+        restore.as_secs_f64() / cp.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&src).unwrap();
+    std::fs::remove_dir_all(w.join("store")).unwrap();
+
+    // Fingerprints of a source tree.
+    let source = w.join("source");
+    let bytes = make_tree(&source, 50_000, 4096);
+    let mb = bytes as f64 / 1e6;
+    let (mut cold, mut warm, mut b3) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let fp = Fingerprinter::new(w.join(format!("fp{run}")));
+        cold.push(time(|| {
+            fp.tree(&source, Walk::default()).unwrap();
+        }));
+        warm.push(time(|| {
+            let t = fp.tree(&source, Walk::default()).unwrap();
+            assert_eq!(t.hashed, 0);
+        }));
+        b3.push(time(|| {
+            sh(&format!(
+                "find {} -type f -print0 | xargs -0 b3sum --no-names > /dev/null",
+                source.display()
+            ))
+        }));
+    }
+    let (cold, warm, b3) = (median(cold), median(warm), median(b3));
+    println!("\nsource: 50,000 files, {mb:.0} MB\n");
+    println!("| operation | time | throughput | vs `b3sum` |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| `b3sum` of every file | {} | {:.0} MB/s | 100% |",
+        secs(b3),
+        mb / b3.as_secs_f64()
+    );
+    println!(
+        "| key, cold (no index) | {} | {:.0} MB/s | {:.0}% |",
+        secs(cold),
+        mb / cold.as_secs_f64(),
+        100.0 * b3.as_secs_f64() / cold.as_secs_f64()
+    );
+    println!(
+        "| key, warm (nothing changed) | {:.0} ms | | |",
+        warm.as_secs_f64() * 1000.0
+    );
+}

@@ -17,10 +17,9 @@ import platform
 import shutil
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import CLEAVE, PEER, ROOT, empty_channel, timed  # noqa: E402
+from common import ROOT, Bench, timed  # noqa: E402
 
 SYNTHETIC = """\
 schema_version: 1
@@ -55,21 +54,14 @@ for part in range(1, 6):
         - share/part{part}/**
 """
 
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if not CLEAVE.exists():
-        sys.exit(f"build cleave first: cargo build --release -p cleave ({CLEAVE})")
-    work = pathlib.Path(tempfile.mkdtemp(prefix="cleave-bench-"))
-    synthetic = work / "synthetic"
-    synthetic.mkdir()
-    (synthetic / "recipe.yaml").write_text(SYNTHETIC)
-    peer_script = work / "peer.py"
-    peer_script.write_text(PEER)
-    channel = work / "channel"
-    empty_channel(channel)
-    env = dict(os.environ, CLEAVE_CACHE_DIR=str(work / "cache"))
+    bench = Bench("cleave-bench-")
+    work = bench.work
+    synthetic = bench.recipe("synthetic", SYNTHETIC)
     recipes = {"examples/libgreet": ROOT / "examples/libgreet", "synthetic 5x2000": synthetic}
     results = {}
     for label, recipe in recipes.items():
@@ -82,12 +74,8 @@ def main():
                     # A fresh cache each run: these are cold builds (see
                     # bench/cache.py for the second invocation).
                     shutil.rmtree(work / "cache", ignore_errors=True)
-                    cmd = [str(CLEAVE), "build", "-r", str(recipe), "--output-dir", str(out),
-                           "-c", str(channel), "--test", "skip"]
-                else:
-                    cmd = [sys.executable, "-W", "ignore", str(peer_script),
-                           str(recipe / "recipe.yaml"), str(out), str(channel)]
-                samples.append(timed(cmd, env))
+                cmd = bench.command(tool, recipe, out)
+                samples.append(timed(cmd, bench.env))
                 shutil.rmtree(out, ignore_errors=True)
             results[(label, tool)] = (
                 statistics.median(s[0] for s in samples),

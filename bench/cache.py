@@ -9,14 +9,12 @@ cleave's second invocation finds the staging build in its cache;
 py-rattler-build runs the staging step again. Prints a Markdown table.
 """
 
-import os
 import pathlib
 import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import CLEAVE, PEER, empty_channel, timed  # noqa: E402
+from common import Bench, timed  # noqa: E402
 
 RECIPE = """\
 schema_version: 1
@@ -54,30 +52,16 @@ for part in ("lib", "include", "bin", "share"):
 
 
 def main():
-    if not CLEAVE.exists():
-        sys.exit(f"build cleave first: cargo build --release -p cleave ({CLEAVE})")
-    work = pathlib.Path(tempfile.mkdtemp(prefix="cleave-bench-cache-"))
-    recipe = work / "slowlib"
-    recipe.mkdir()
-    (recipe / "recipe.yaml").write_text(RECIPE)
-    peer = work / "peer.py"
-    peer.write_text(PEER)
-    channel = work / "channel"
-    empty_channel(channel)
-    env = dict(os.environ, CLEAVE_CACHE_DIR=str(work / "cache"))
+    bench = Bench("cleave-bench-cache-")
+    work = bench.work
+    recipe = bench.recipe("slowlib", RECIPE)
     rows = []
     for tool in ("cleave", "py-rattler-build"):
         times = []
         for invocation in (1, 2):
             out = work / f"out-{tool}-{invocation}"
-            if tool == "cleave":
-                cmd = [str(CLEAVE), "build", "-r", str(recipe), "--output-dir", str(out),
-                       "-c", str(channel), "--test", "skip",
-                       "--staging-root", str(work / "staging")]
-            else:
-                cmd = [sys.executable, "-W", "ignore", str(peer),
-                       str(recipe / "recipe.yaml"), str(out), str(channel)]
-            times.append(timed(cmd, env)[0])
+            cmd = bench.command(tool, recipe, out, "--staging-root", str(work / "staging"))
+            times.append(timed(cmd, bench.env)[0])
             packages = list(out.glob("*/*.conda"))
             if len(packages) != 4:
                 sys.exit(f"{tool} wrote {len(packages)} packages, not 4")

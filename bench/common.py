@@ -44,3 +44,34 @@ def empty_channel(path):
         (path / subdir / "repodata.json").write_text(
             json.dumps({"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}})
         )
+
+
+class Bench:
+    """A scratch directory with an empty local channel, the py-rattler-build
+    runner and a private cleave cache, and the command each tool runs."""
+
+    def __init__(self, prefix):
+        if not CLEAVE.exists():
+            sys.exit(f"build cleave first: cargo build --release -p cleave ({CLEAVE})")
+        self.work = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+        self.peer = self.work / "peer.py"
+        self.peer.write_text(PEER)
+        self.channel = self.work / "channel"
+        empty_channel(self.channel)
+        self.env = dict(os.environ, CLEAVE_CACHE_DIR=str(self.work / "cache"))
+
+    def recipe(self, name, text):
+        """Writes recipe.yaml into a new recipe directory; returns it."""
+        recipe = self.work / name
+        recipe.mkdir()
+        (recipe / "recipe.yaml").write_text(text)
+        return recipe
+
+    def command(self, tool, recipe, out, *cleave_args):
+        """The command line of `tool` building `recipe` into `out`."""
+        if tool == "cleave":
+            return [str(CLEAVE), "build", "-r", str(recipe), "--output-dir", str(out),
+                    "-c", str(self.channel), "--test", "skip", *cleave_args]
+        return [sys.executable, "-W", "ignore", str(self.peer),
+                str(recipe / "recipe.yaml"), str(out), str(self.channel)]
+

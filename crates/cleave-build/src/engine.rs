@@ -449,11 +449,8 @@ impl Builder {
             key,
             dirs,
         };
-        let cached = self
-            .store
-            .contains(&key)
-            .then(|| self.store.meta(&key).ok())
-            .flatten();
+        // No entry and an unreadable one are both a miss.
+        let cached = self.store.meta(&key).ok();
         match cached {
             Some(meta) => {
                 // The environments are not installed on a hit: their run
@@ -569,14 +566,7 @@ impl Builder {
             ("prefix", dirs.host_prefix.as_path()),
             ("root", dirs.root.as_path()),
         ];
-        match self.store.restore(&s.key, &targets, &roots) {
-            Ok(mut restored) => {
-                on_event(Event::Restored {
-                    from: &s.staging.name,
-                    bytes: restored.bytes,
-                });
-                Ok(restored.trees.remove("prefix").unwrap_or_default())
-            }
+        let mut restored = match self.store.restore(&s.key, &targets, &roots) {
             Err(e) if e.is_entry_problem() => {
                 on_event(Event::Warning(&format!(
                     "{e}; discarding it and building again"
@@ -590,15 +580,15 @@ impl Builder {
                     what,
                     on_event,
                 )?;
-                let mut restored = self.store.restore(&s.key, &targets, &roots)?;
-                on_event(Event::Restored {
-                    from: &s.staging.name,
-                    bytes: restored.bytes,
-                });
-                Ok(restored.trees.remove("prefix").unwrap_or_default())
+                self.store.restore(&s.key, &targets, &roots)?
             }
-            Err(e) => Err(e.into()),
-        }
+            other => other?,
+        };
+        on_event(Event::Restored {
+            from: &s.staging.name,
+            bytes: restored.bytes,
+        });
+        Ok(restored.trees.remove("prefix").unwrap_or_default())
     }
 
     /// Lists staging files no package took, or more than one took; fails

@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
+use cleave_cache::fingerprint::Walk;
 use cleave_recipe::model::{GitReference, Source};
 use rattler_digest::{Md5, Sha256};
 use url::Url;
@@ -151,16 +152,12 @@ fn inside(work: &Path, dir: Option<&str>, what: &str) -> Result<PathBuf, BuildEr
 /// Copies a directory tree, skipping `.git/` and, when asked, what the tree's
 /// `.gitignore` / `.ignore` files exclude.
 fn copy_tree(from: &Path, to: &Path, use_gitignore: bool) -> Result<(), BuildError> {
-    let walker = ignore::WalkBuilder::new(from)
-        .hidden(false)
-        .git_ignore(use_gitignore)
-        .ignore(use_gitignore)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .parents(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build();
+    // The same walk as the staging key's fingerprint of this source.
+    let walker = Walk {
+        gitignore: use_gitignore,
+    }
+    .builder(from)
+    .build();
     for entry in walker {
         let entry = entry.map_err(|e| BuildError::Io {
             context: format!("walking {}", from.display()),

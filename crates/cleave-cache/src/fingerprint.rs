@@ -38,6 +38,26 @@ pub struct TreeDigest {
     pub reused: usize,
 }
 
+impl Walk {
+    /// A walker over `root` that visits what a tree's digest covers:
+    /// everything but `.git/`, and with `gitignore` not what `.gitignore`
+    /// and `.ignore` files exclude. Whoever copies the tree walks it with
+    /// this too, so the digest covers exactly the files copied.
+    pub fn builder(self, root: &Path) -> ignore::WalkBuilder {
+        let mut builder = ignore::WalkBuilder::new(root);
+        builder
+            .hidden(false)
+            .git_ignore(self.gitignore)
+            .ignore(self.gitignore)
+            .git_global(false)
+            .git_exclude(false)
+            .require_git(false)
+            .parents(false)
+            .filter_entry(|e| e.file_name() != ".git");
+        builder
+    }
+}
+
 /// Hashes trees, keeping fast-path indexes in one directory.
 #[derive(Debug, Clone)]
 pub struct Fingerprinter {
@@ -217,16 +237,9 @@ fn now_ns() -> i64 {
 /// Lists the tree on all cores: on a warm tree, walking and `lstat` are
 /// most of the work.
 fn walk_tree(root: &Path, walk: Walk) -> Result<Vec<Found>, CacheError> {
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .git_ignore(walk.gitignore)
-        .ignore(walk.gitignore)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .parents(false)
+    let walker = walk
+        .builder(root)
         .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .filter_entry(|e| e.file_name() != ".git")
         .build_parallel();
     let found = std::sync::Mutex::new(Vec::new());
     let failure = std::sync::Mutex::new(None);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, repo, strings};
+use common::{assert_success, index, oracle, paths, repo, strings};
 
 fn recipe(name: &str) -> PathBuf {
     repo().join("tests/build").join(name)
@@ -107,19 +107,7 @@ fn run_exports_of_a_host_dependency_built_earlier_are_applied() {
     let loner = index(&checked, "rx-loner");
     assert!(strings(&loner["depends"]).is_empty(), "{loner}");
     // The host package's own files are not part of the user's package.
-    let user_paths = &checked["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["index"]["name"] == "rx-user")
-        .unwrap()["paths"];
-    let names: Vec<&str> = user_paths
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["_path"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["share/rx-user.txt"]);
+    assert_eq!(paths(&checked, "rx-user"), ["share/rx-user.txt"]);
 }
 
 #[test]

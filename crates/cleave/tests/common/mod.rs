@@ -38,15 +38,31 @@ pub fn oracle(channel: &Path, prefix: &Path, specs: &[&str], command: &[&str]) -
     serde_json::from_slice(&output.stdout).expect("oracle JSON")
 }
 
-/// index.json of the package called `name`, as the oracle extracted it.
-pub fn index<'a>(checked: &'a Value, name: &str) -> &'a Value {
+/// The package called `name`, as the oracle extracted it.
+pub fn package<'a>(checked: &'a Value, name: &str) -> &'a Value {
     checked["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| &p["index"])
-        .find(|i| i["name"] == name)
+        .find(|p| p["index"]["name"] == name)
         .unwrap_or_else(|| panic!("no package {name} in {checked}"))
+}
+
+/// index.json of the package called `name`, as the oracle extracted it.
+pub fn index<'a>(checked: &'a Value, name: &str) -> &'a Value {
+    &package(checked, name)["index"]
+}
+
+/// The paths of the package called `name` (from its paths.json), sorted.
+pub fn paths(checked: &Value, name: &str) -> Vec<String> {
+    let mut paths: Vec<String> = package(checked, name)["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["_path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
 }
 
 pub fn strings(value: &Value) -> Vec<String> {

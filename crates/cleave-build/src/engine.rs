@@ -87,6 +87,21 @@ pub struct BuildOptions {
     pub error_overlapping: bool,
     /// Evict least recently used staging entries above this many bytes.
     pub max_cache_size: Option<u64>,
+    /// Whether staging results outlive the build.
+    pub cache_mode: CacheMode,
+}
+
+/// Whether the staging cache is kept between builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// Look staging builds up in the store under the cache directory and
+    /// keep what runs there.
+    #[default]
+    ReadWrite,
+    /// Run every staging build, in a scratch store removed after the build:
+    /// what a tool without a staging cache does, for comparison and for
+    /// suspected cache problems.
+    Off,
 }
 
 /// Something the build did, for the caller's progress display.
@@ -237,6 +252,8 @@ pub struct Builder {
     envs: Environments,
     sources: SourceCache,
     store: Store,
+    /// The scratch store's directory with the cache off, removed on drop.
+    _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
     staged: HashMap<(String, String), StagingResult>,
     claims: BTreeMap<String, Claims>,
@@ -273,7 +290,24 @@ impl Builder {
             })?;
         let envs = Environments::new(channels, &options.cache_dir, client.clone())?;
         let sources = SourceCache::new(options.cache_dir.join("src"), client);
-        let store = Store::open(options.cache_dir.join("staging"))?;
+        let (store, scratch) = match options.cache_mode {
+            CacheMode::ReadWrite => (Store::open(options.cache_dir.join("staging"))?, None),
+            CacheMode::Off => {
+                std::fs::create_dir_all(&options.cache_dir).map_err(BuildError::io(format!(
+                    "creating {}",
+                    options.cache_dir.display()
+                )))?;
+                // Beside the real store, so that restores can still clone.
+                let dir = tempfile::Builder::new()
+                    .prefix("staging-scratch-")
+                    .tempdir_in(&options.cache_dir)
+                    .map_err(BuildError::io(format!(
+                        "creating a scratch store in {}",
+                        options.cache_dir.display()
+                    )))?;
+                (Store::open(dir.path())?, Some(dir))
+            }
+        };
         Ok(Builder {
             options: BuildOptions {
                 output_dir,
@@ -282,6 +316,7 @@ impl Builder {
             envs,
             sources,
             store,
+            _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
             claims: BTreeMap::new(),
@@ -352,7 +387,9 @@ impl Builder {
         }
         self.locks.clear();
         result?;
-        if let Some(max) = self.options.max_cache_size {
+        if let (Some(max), CacheMode::ReadWrite) =
+            (self.options.max_cache_size, self.options.cache_mode)
+        {
             // Cheap bound first: reading every manifest is for when it matters.
             if self.store.size_upper_bound()? > max {
                 let report = self.store.gc(GcPolicy {

@@ -51,7 +51,15 @@ pub enum BuildError {
         /// The output whose source it is.
         what: String,
     },
-    /// Downloaded data does not have the digest the recipe names.
+    /// A path source names a digest but is a directory, which has none.
+    #[error("{what}: `{path}` is a directory; `sha256` and `md5` apply to a file source")]
+    DigestOfDirectory {
+        /// The output whose source it is.
+        what: String,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A source does not have the digest the recipe names.
     #[error("checksum mismatch for {url}\n  expected: {expected}\n  actual:   {actual}")]
     DigestMismatch {
         /// Where the data came from.

@@ -1,7 +1,8 @@
 //! Fetches an output's sources into its work directory.
 //!
 //! - `path`: a directory is copied without what `.gitignore` files exclude
-//!   (and never `.git/`); a file is copied, or extracted when it is an
+//!   (and never `.git/`); a file is verified against the recipe's `sha256`
+//!   or `md5` when it names one, then copied, or extracted when it is an
 //!   archive.
 //! - `url`: downloaded once into the source cache, under the directory named
 //!   by its sha256, verified, then extracted or copied. A cache seeded by hand
@@ -88,12 +89,36 @@ async fn fetch(
             path,
             file_name,
             use_gitignore,
+            sha256,
+            md5,
             ..
         } => {
             let from = recipe_dir.join(path);
+            let expected = match (sha256, md5) {
+                (None, None) => None,
+                _ => Some(Expected::new(sha256.as_deref(), md5.as_deref(), what)?),
+            };
             if from.is_dir() {
+                if expected.is_some() {
+                    return Err(BuildError::DigestOfDirectory {
+                        what: what.to_string(),
+                        path: from,
+                    });
+                }
                 copy_tree(&from, &target, *use_gitignore)?;
             } else if from.is_file() {
+                if let Some(expected) = &expected {
+                    let actual = expected
+                        .actual(&from)
+                        .map_err(BuildError::io(format!("hashing {}", from.display())))?;
+                    if actual != expected.hex() {
+                        return Err(BuildError::DigestMismatch {
+                            url: from.display().to_string(),
+                            expected: expected.hex().to_string(),
+                            actual,
+                        });
+                    }
+                }
                 place_file(&from, &target, file_name.as_deref())?;
             } else {
                 return Err(BuildError::MissingSource {
@@ -303,7 +328,7 @@ fn untar(reader: impl Read, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The digest a url source must have.
+/// The digest a url source (or a vendored file) must have.
 #[derive(Debug, Clone)]
 enum Expected {
     Sha256(String),

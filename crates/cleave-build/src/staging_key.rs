@@ -79,6 +79,7 @@ fn source_input<'s>(
             file_name,
             use_gitignore,
             patches,
+            ..
         } => {
             let full = ctx.recipe_dir.join(path);
             let walk = Walk {

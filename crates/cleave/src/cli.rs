@@ -151,6 +151,10 @@ pub(crate) struct BuildArgs {
     /// Keep the build directories after a successful build.
     #[arg(long)]
     pub(crate) keep_build: bool,
+    /// Run every staging build and keep none of them: no cache lookup, and
+    /// nothing stored in the cache directory.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 /// `--test`.

@@ -20,6 +20,12 @@ pub enum Source {
         /// Name to give a single file.
         #[serde(skip_serializing_if = "Option::is_none")]
         file_name: Option<String>,
+        /// Expected SHA-256 of a file (a vendored tarball), lowercase hex.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        /// Expected MD5 of a file, lowercase hex.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        md5: Option<String>,
         /// Skip files that `.gitignore` rules ignore.
         use_gitignore: bool,
         /// Patch files applied after copying.
@@ -82,6 +88,8 @@ pub enum GitReference {
 
 const PATH_KEYS: &[&str] = &[
     "path",
+    "sha256",
+    "md5",
     "target_directory",
     "file_name",
     "use_gitignore",
@@ -207,6 +215,10 @@ impl Source {
                     .unwrap_or_default(),
                 target_directory: r.opt_string(node, "target_directory").map(|s| s.value),
                 file_name: r.opt_string(node, "file_name").map(|s| s.value),
+                sha256: r
+                    .opt_string(node, "sha256")
+                    .and_then(|s| hex(r, s, 64, "sha256")),
+                md5: r.opt_string(node, "md5").and_then(|s| hex(r, s, 32, "md5")),
                 use_gitignore: r.opt_bool(node, "use_gitignore").unwrap_or(true),
                 patches: patches(r),
             })

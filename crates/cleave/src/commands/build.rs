@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, Event, TestMode};
+use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, CacheMode, Event, TestMode};
 use cleave_build::package::PackageFormat;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
@@ -49,6 +49,9 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
     options.keep_build = args.keep_build;
     options.error_unclaimed = args.error_unclaimed_files;
     options.error_overlapping = args.error_overlapping_files;
+    if args.no_cache {
+        options.cache_mode = CacheMode::Off;
+    }
     let output_dir = options.output_dir.clone();
     let built = Builder::new(options).and_then(|mut builder| {
         builder.build(&rendered.recipe, &rendered.file, &mut |event| {
@@ -109,6 +112,7 @@ pub(crate) fn options(
         error_unclaimed: false,
         error_overlapping: false,
         max_cache_size: Some(settings.max_size),
+        cache_mode: CacheMode::ReadWrite,
     })
 }
 

@@ -1,0 +1,234 @@
+"""zstd 1.5.4 (examples/zstd: one cmake + ninja staging build split into 4
+packages): cleave vs py-rattler-build vs cleave with its cache off.
+
+Usage: scripts/bench            (or: python3 bench/zstd.py [--runs N])
+
+Scenarios, each figure the median of N runs (default 3):
+  1. cold build: fresh output dir; cleave with an empty cache;
+  2. warm rebuild after a change to one output's tests only;
+  3. rebuild after a source edit (a new patch each run): both tools must
+     build again, and the zstd binary of each must hold the edit;
+  4. the same recipe into a second output dir with a warm cache; cleave
+     also once more with a second staging root, so the restored trees are
+     relocated;
+  5. peak memory: the tool's own process (VmHWM) and the largest process
+     of its tree (the compiler, usually; from /usr/bin/time).
+Both tools build the same recipe file (it is in the peer's `staging:`
+syntax), offline against an empty local channel, tests skipped. Needs a
+release build of cleave, cmake, ninja, py-rattler-build, and the vendored
+tarball (scripts/zstd-source). Prints machine facts and Markdown tables.
+"""
+
+import argparse
+import difflib
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import CLEAVE, ROOT, Bench  # noqa: E402
+
+TARBALL = "libzstd_1.5.4+dfsg2.orig.tar.xz"
+EDITED = "programs/zstdcli.c"
+
+
+def measure(cmd, env):
+    """Runs cmd; returns (seconds, tool peak MiB, tree peak MiB, stderr)."""
+    with tempfile.NamedTemporaryFile("r") as stats:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            ["/usr/bin/time", "-o", stats.name, "-f", "%M", *cmd],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        hwm = [0]
+
+        def poll():
+            # The tool is /usr/bin/time's child; its VmHWM only grows.
+            while proc.poll() is None:
+                try:
+                    child = pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                    pid = child.read_text().split()[0]
+                    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            hwm[0] = max(hwm[0], int(line.split()[1]))
+                except (OSError, IndexError):
+                    pass
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=poll)
+        watcher.start()
+        stderr = proc.communicate()[1]
+        seconds = time.monotonic() - start
+        watcher.join()
+        if proc.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{stderr[-4000:]}")
+        tree = int(stats.read().split()[-1])
+    return seconds, hwm[0] / 1024, tree / 1024, stderr
+
+
+def packages(out):
+    found = sorted(p.name for p in out.glob("*/*.conda"))
+    if len(found) != 4:
+        sys.exit(f"{out}: {len(found)} packages, not 4: {found}")
+    return found
+
+
+def zstd_binary_holds(out, marker):
+    """Whether bin/zstd of the zstd package in `out` contains `marker`."""
+    import conda_package_handling.api as cph
+
+    (archive,) = [p for p in out.glob("*/zstd-1.5.4-*.conda")]
+    with tempfile.TemporaryDirectory() as tmp:
+        cph.extract(str(archive), dest_dir=tmp)
+        return marker.encode() in (pathlib.Path(tmp) / "bin/zstd").read_bytes()
+
+
+def edit_patch(recipe, marker):
+    """A patch that adds `marker` to the zstd CLI, as a maintainer would."""
+    with tarfile.open(recipe / TARBALL) as tar:
+        member = tar.extractfile(f"zstd-1.5.4/{EDITED}")
+        before = member.read().decode().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(before) if line.startswith("#include")) + 1
+    after = before[:at] + [f'__attribute__((used)) static const char bench_edit[] = "{marker}";\n'] + before[at:]
+    return "".join(difflib.unified_diff(before, after, f"a/{EDITED}", f"b/{EDITED}"))
+
+
+def machine():
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+
+    def version(*cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return "missing"
+
+    import rattler_build
+
+    commit = version("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    print(f"- machine: {cpu}, {os.cpu_count()} cores, {mem / 2**20:.0f} GiB, {platform.platform()}")
+    print(f"- cleave {commit}; py-rattler-build {rattler_build.rattler_build_version()}")
+    print(f"- {version('cmake', '--version')}; ninja {version('ninja', '--version')}; {version('cc', '--version')}")
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    runs = parser.parse_args().runs
+    bench = Bench("cleave-bench-zstd-")
+    work = bench.work
+    recipe = work / "zstd"
+    shutil.copytree(ROOT / "examples/zstd", recipe)
+    if not (recipe / TARBALL).exists():
+        sys.exit("the zstd tarball is missing: run scripts/zstd-source")
+    text = (recipe / "recipe.yaml").read_text()
+    staging = work / "stg"
+    counter = iter(range(10**6))
+
+    def out():
+        return work / f"out-{next(counter)}"
+
+    def build(tool, *args, cache=None):
+        target = out()
+        env = dict(bench.env, CLEAVE_CACHE_DIR=str(cache or work / "cache"))
+        extra = ["--staging-root", str(staging), *args] if tool == "cleave" else []
+        seconds, own, tree, stderr = measure(bench.command(tool, recipe, target, *extra), env)
+        packages(target)
+        return seconds, own, tree, stderr, target
+
+    machine()
+    tools = ("cleave", "cleave --no-cache", "py-rattler-build")
+    results = {}
+
+    # 1. cold
+    for tool in tools:
+        rows = []
+        for run in range(runs):
+            if tool == "cleave":
+                rows.append(build("cleave", cache=work / f"cold-cache-{run}"))
+            elif tool == "cleave --no-cache":
+                rows.append(build("cleave", "--no-cache"))
+            else:
+                rows.append(build("peer"))
+        results[("cold", tool)] = rows
+
+    # 2. warm, after a change to the zstd output's tests
+    build("cleave")  # fills the shared cache
+    for tool in ("cleave", "py-rattler-build"):
+        rows = []
+        for run in range(runs):
+            (recipe / "recipe.yaml").write_text(
+                text.replace("zstd --version | grep", f"echo edit-{tool}-{run} && zstd --version | grep")
+            )
+            row = build("cleave" if tool == "cleave" else "peer")
+            if tool == "cleave" and "cached: staging `zstd-build`" not in row[3]:
+                sys.exit("cleave ran the staging build after a test-only change")
+            rows.append(row)
+        results[("tests edited", tool)] = rows
+    (recipe / "recipe.yaml").write_text(text)
+
+    # 3. a source edit: a new patch each run; both must rebuild, correctly
+    patched = text.replace(
+        "  sha256: 8cf4bbb65e77ec348d052c8d6230eba66d435bddf64c8b5be2fcb16880c19953\n",
+        "  sha256: 8cf4bbb65e77ec348d052c8d6230eba66d435bddf64c8b5be2fcb16880c19953\n"
+        "  patches:\n    - bench-edit.patch\n",
+    )
+    (recipe / "recipe.yaml").write_text(patched)
+    for tool in ("cleave", "py-rattler-build"):
+        rows = []
+        for run in range(runs):
+            marker = f"cleave-bench-edit-{tool}-{run}-{time.time_ns()}"
+            (recipe / "bench-edit.patch").write_text(edit_patch(recipe, marker))
+            row = build("cleave" if tool == "cleave" else "peer")
+            if not zstd_binary_holds(row[4], marker):
+                sys.exit(f"{tool}: bin/zstd does not hold the source edit")
+            rows.append(row)
+        results[("source edited", tool)] = rows
+    (recipe / "recipe.yaml").write_text(text)
+    (recipe / "bench-edit.patch").unlink()
+
+    # 4. a second output dir, warm cache (the unedited recipe is cached)
+    rows = [build("cleave") for _ in range(runs)]
+    results[("second output dir", "cleave")] = rows
+    moved = []
+    for run in range(runs):
+        staging = work / f"stg-moved-{run}"
+        moved.append(build("cleave"))
+    staging = work / "stg"
+    results[("second output dir", "cleave, other staging root")] = moved
+    results[("second output dir", "py-rattler-build")] = [build("peer") for _ in range(runs)]
+
+    print(f"\nmedian of {runs} runs; ratio = py-rattler-build / this row\n")
+    print("| scenario | tool | wall | ratio | tool peak RSS | tree peak RSS |")
+    print("|---|---|---:|---:|---:|---:|")
+    for scenario in ("cold", "tests edited", "source edited", "second output dir"):
+        peer = median([r[0] for r in results[(scenario, "py-rattler-build")]])
+        for (s, tool), rows in results.items():
+            if s != scenario:
+                continue
+            wall = median([r[0] for r in rows])
+            own = median([r[1] for r in rows])
+            tree = median([r[2] for r in rows])
+            print(f"| {s} | {tool} | {wall:.2f} s | {peer / wall:.2f}x | {own:.0f} MiB | {tree:.0f} MiB |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+main()

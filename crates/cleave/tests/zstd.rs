@@ -1,0 +1,199 @@
+//! End-to-end tests on real software: zstd 1.5.4 (`examples/zstd` and
+//! `examples/zstd-continue`), built from the vendored upstream tarball with
+//! cmake and ninja. The packages are checked by conda-package-handling and
+//! installed by py-rattler, and the tools and library are run.
+//!
+//! The tarball is not in git: it is taken from `examples/zstd/`, else from
+//! `$CLEAVE_SOURCES` or `../shared/sources` beside the repository (as
+//! `scripts/zstd-source` does). Without it these tests say so and pass,
+//! unless `CLEAVE_REQUIRE_ZSTD=1` makes its absence a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::{assert_success, index, oracle, paths, repo, strings};
+
+const TARBALL: &str = "libzstd_1.5.4+dfsg2.orig.tar.xz";
+
+/// Makes sure the tarball is beside examples/zstd/recipe.yaml; false when
+/// it is nowhere to be found.
+fn vendored_tarball() -> bool {
+    let status = Command::new(repo().join("scripts/zstd-source"))
+        .status()
+        .expect("run scripts/zstd-source");
+    if status.success() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CLEAVE_REQUIRE_ZSTD").is_none(),
+        "CLEAVE_REQUIRE_ZSTD is set but {TARBALL} is missing"
+    );
+    eprintln!("skipped: {TARBALL} is not available (see scripts/zstd-source)");
+    false
+}
+
+/// `cleave build` of `examples/NAME` into `tmp/out`, tests run, every
+/// staging file required to go into exactly one package.
+fn build(tmp: &Path, name: &str, out: &str) -> Output {
+    let recipe = repo().join("examples").join(name);
+    Command::new(env!("CARGO_BIN_EXE_cleave"))
+        .arg("build")
+        .arg("--recipe")
+        .arg(&recipe)
+        .arg("--output-dir")
+        .arg(tmp.join(out))
+        .arg("--staging-root")
+        .arg(tmp.join("stg"))
+        .args(["--error-unclaimed-files", "--error-overlapping-files"])
+        .env("CLEAVE_CACHE_DIR", tmp.join("cache"))
+        .env("NO_COLOR", "1")
+        .current_dir(tmp)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn sorted(paths: &[&str]) -> Vec<String> {
+    let mut paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
+    if !vendored_tarball() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let first = build(tmp.path(), "zstd", "out");
+    assert_success(&first);
+    assert!(
+        stderr(&first).contains("stored staging `zstd-build`"),
+        "{}",
+        stderr(&first)
+    );
+
+    let prefix: PathBuf = tmp.path().join("env");
+    let checked = oracle(
+        &tmp.path().join("out"),
+        &prefix,
+        &["zstd", "libzstd-static"],
+        &[
+            "sh",
+            "-c",
+            "zstd --version && seq 1 5000 | zstd -q | zstdcat | tail -n 1",
+        ],
+    );
+    let command = &checked["command"];
+    assert_eq!(command["code"], 0, "{command}");
+    let stdout = command["stdout"].as_str().unwrap();
+    assert!(stdout.contains("v1.5.4"), "{stdout}");
+    assert!(stdout.ends_with("5000\n"), "{stdout}");
+
+    // Each file in exactly one package, split as a maintainer would.
+    assert_eq!(
+        paths(&checked, "libzstd"),
+        sorted(&["lib/libzstd.so", "lib/libzstd.so.1", "lib/libzstd.so.1.5.4"])
+    );
+    assert_eq!(
+        paths(&checked, "libzstd-static"),
+        sorted(&["lib/libzstd.a"])
+    );
+    assert_eq!(
+        paths(&checked, "libzstd-dev"),
+        sorted(&[
+            "include/zdict.h",
+            "include/zstd.h",
+            "include/zstd_errors.h",
+            "lib/cmake/zstd/zstdConfig.cmake",
+            "lib/cmake/zstd/zstdConfigVersion.cmake",
+            "lib/cmake/zstd/zstdTargets-release.cmake",
+            "lib/cmake/zstd/zstdTargets.cmake",
+            "lib/pkgconfig/libzstd.pc",
+        ])
+    );
+    assert_eq!(
+        paths(&checked, "zstd"),
+        sorted(&[
+            "bin/unzstd",
+            "bin/zstd",
+            "bin/zstdcat",
+            "bin/zstdgrep",
+            "bin/zstdless",
+            "bin/zstdmt",
+            "share/man/man1/unzstd.1",
+            "share/man/man1/zstd.1",
+            "share/man/man1/zstdcat.1",
+            "share/man/man1/zstdgrep.1",
+            "share/man/man1/zstdless.1",
+        ])
+    );
+
+    // The pins between the packages, and libzstd's run export applied to
+    // the tools that link it.
+    let libzstd_build = index(&checked, "libzstd")["build"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let exact = format!("libzstd ==1.5.4 {libzstd_build}");
+    let zstd_depends = strings(&index(&checked, "zstd")["depends"]);
+    assert!(zstd_depends.contains(&exact), "{zstd_depends:?}");
+    assert!(
+        zstd_depends.contains(&"libzstd >=1.5.4,<1.6.0a0".to_string()),
+        "{zstd_depends:?}"
+    );
+    let dev_depends = strings(&index(&checked, "libzstd-dev")["depends"]);
+    assert_eq!(dev_depends, vec![exact.clone()]);
+    let dev_build = index(&checked, "libzstd-dev")["build"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let static_depends = strings(&index(&checked, "libzstd-static")["depends"]);
+    assert_eq!(
+        static_depends,
+        vec![format!("libzstd-dev ==1.5.4 {dev_build}")]
+    );
+
+    // The pkg-config file was relocated to the installed prefix.
+    let pc = std::fs::read_to_string(prefix.join("lib/pkgconfig/libzstd.pc")).unwrap();
+    assert!(pc.contains(&format!("prefix={}", prefix.display())), "{pc}");
+
+    // A second invocation takes the library from the cache.
+    let second = build(tmp.path(), "zstd", "out2");
+    assert_success(&second);
+    assert!(
+        stderr(&second).contains("cached: staging `zstd-build`"),
+        "{}",
+        stderr(&second)
+    );
+}
+
+#[test]
+fn an_output_continues_the_zstd_build_without_compiling_the_library_again() {
+    if !vendored_tarball() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // The second output's script fails if ninja would compile the library.
+    let output = build(tmp.path(), "zstd-continue", "out");
+    assert_success(&output);
+    let checked = oracle(
+        &tmp.path().join("out"),
+        &tmp.path().join("env"),
+        &["zstd-bench-tools"],
+        &["sh", "-c", "datagen -g1000 | wc -c"],
+    );
+    assert_eq!(
+        checked["command"]["stdout"].as_str().unwrap().trim(),
+        "1000"
+    );
+    assert_eq!(
+        paths(&checked, "zstd-bench-tools"),
+        sorted(&["bin/datagen", "bin/fullbench"])
+    );
+    assert!(paths(&checked, "libzstd-static-only").contains(&"lib/libzstd.a".to_string()));
+}

@@ -351,3 +351,37 @@ fn a_successful_build_removes_only_its_own_build_dirs() {
     assert_success(&kept);
     assert!(tmp.path().join("out3/bld").read_dir().unwrap().count() >= 3);
 }
+
+#[test]
+fn a_vendored_tarball_is_checked_against_its_sha256() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(&recipe("vendored"), tmp.path(), "out", &[], &[]));
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert_eq!(paths(&checked, "vendored"), ["share/vendored/message.txt"]);
+
+    // The same recipe with the digest of other data builds nothing.
+    let copy = tmp.path().join("tampered");
+    std::fs::create_dir(&copy).unwrap();
+    let tarball = std::fs::read(recipe("vendored").join("from-url-1.0.tar.gz")).unwrap();
+    std::fs::write(copy.join("from-url-1.0.tar.gz"), &tarball).unwrap();
+    let wrong = "0".repeat(64);
+    let text = std::fs::read_to_string(recipe("vendored").join("recipe.yaml")).unwrap();
+    std::fs::write(
+        copy.join("recipe.yaml"),
+        text.replace(&sha256_hex(&tarball), &wrong),
+    )
+    .unwrap();
+    let output = build(&copy, tmp.path(), "out2", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("checksum mismatch"), "{stderr}");
+    assert!(stderr.contains(&wrong), "{stderr}");
+    assert!(stderr.contains(&sha256_hex(&tarball)), "{stderr}");
+    assert!(
+        !tmp.path().join("out2/noarch").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".conda"))
+    );
+}

@@ -25,7 +25,7 @@ use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
 use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{
-    Dependency, IgnoreRunExports, PackageOutput, RenderedOutput, Script, StagingCache,
+    Dependency, IgnoreRunExports, PackageOutput, RenderedOutput, Script, StagingCache, Test,
 };
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
@@ -206,6 +206,26 @@ pub struct BuiltPackage {
     pub size: u64,
     /// Paths in the package.
     pub files: usize,
+}
+
+/// Which trees of a staging entry an inheriting output gets back.
+#[derive(Debug, Clone, Copy)]
+enum Trees {
+    /// The prefix only: the output just takes its share of the files.
+    Prefix,
+    /// The prefix and the work dir, for a script that continues the build.
+    PrefixAndWork,
+}
+
+/// Whether an inheriting output uses the staging work dir: its script may
+/// continue the build there, and its tests may copy source files from it.
+/// The others skip restoring the source and build trees.
+fn needs_work_dir(output: &PackageOutput) -> bool {
+    !output.build.script.is_empty()
+        || output.tests.iter().any(|test| match test {
+            Test::Script { files, .. } => !files.source.is_empty(),
+            _ => false,
+        })
 }
 
 /// `name-key`: the directory name of a staging build, the same wherever
@@ -585,11 +605,12 @@ impl Builder {
         &mut self,
         s: &StagingResult,
         output_envs: (&[RepoDataRecord], &[RepoDataRecord]),
+        trees: Trees,
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<PathBuf>, BuildError> {
         let dirs = &s.dirs;
-        let targets = [
+        let all = [
             Target {
                 tree: "prefix",
                 dir: &dirs.host_prefix,
@@ -599,11 +620,15 @@ impl Builder {
                 dir: &dirs.work,
             },
         ];
+        let targets = match trees {
+            Trees::Prefix => &all[..1],
+            Trees::PrefixAndWork => &all[..],
+        };
         let roots = [
             ("prefix", dirs.host_prefix.as_path()),
             ("root", dirs.root.as_path()),
         ];
-        let mut restored = match self.store.restore(&s.key, &targets, &roots) {
+        let mut restored = match self.store.restore(&s.key, targets, &roots) {
             Err(e) if e.is_entry_problem() => {
                 on_event(Event::Warning(&format!(
                     "{e}; discarding it and building again"
@@ -617,7 +642,7 @@ impl Builder {
                     what,
                     on_event,
                 )?;
-                self.store.restore(&s.key, &targets, &roots)?
+                self.store.restore(&s.key, targets, &roots)?
             }
             other => other?,
         };
@@ -712,7 +737,14 @@ impl Builder {
         let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
         let staging_files = match &staged {
-            Some(s) => self.restore_staging(s, (&build, &host), &what, on_event)?,
+            Some(s) => {
+                let trees = if needs_work_dir(output) {
+                    Trees::PrefixAndWork
+                } else {
+                    Trees::Prefix
+                };
+                self.restore_staging(s, (&build, &host), trees, &what, on_event)?
+            }
             None => Vec::new(),
         };
         self.envs.runtime().block_on(fetch_all(

@@ -61,6 +61,25 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The size in "stored staging `NAME` (key ...): N entries, SIZE".
+fn stored_size(stderr: &str, staging: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("stored staging `{staging}`")))
+        .unwrap_or_else(|| panic!("{staging} not stored:\n{stderr}"));
+    line.rsplit(", ").next().unwrap().trim().to_string()
+}
+
+/// The sizes in "restored staging `NAME` (SIZE)", one per output.
+fn restored_sizes(stderr: &str, staging: &str) -> Vec<String> {
+    let marker = format!("restored staging `{staging}` (");
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once(&marker))
+        .map(|(_, rest)| rest.trim_end().trim_end_matches(')').to_string())
+        .collect()
+}
+
 fn sorted(paths: &[&str]) -> Vec<String> {
     let mut paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
     paths.sort();
@@ -79,6 +98,16 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
         stderr(&first).contains("stored staging `zstd-build`"),
         "{}",
         stderr(&first)
+    );
+
+    // The outputs have no script: they get the staging prefix back, not
+    // the source and build trees.
+    let stored = stored_size(&stderr(&first), "zstd-build");
+    let restored = restored_sizes(&stderr(&first), "zstd-build");
+    assert_eq!(restored.len(), 4, "{}", stderr(&first));
+    assert!(
+        restored.iter().all(|r| *r != stored),
+        "{restored:?} {stored}"
     );
 
     let prefix: PathBuf = tmp.path().join("env");
@@ -185,6 +214,13 @@ fn an_output_continues_the_zstd_build_without_compiling_the_library_again() {
     // The second output's script fails if ninja would compile the library.
     let output = build(tmp.path(), "zstd-continue", "out");
     assert_success(&output);
+    // Only the output whose script continues the build gets the work dir.
+    let log = stderr(&output);
+    let stored = stored_size(&log, "zstd-lib-build");
+    let restored = restored_sizes(&log, "zstd-lib-build");
+    assert_eq!(restored.len(), 2, "{log}");
+    assert_ne!(restored[0], stored, "{log}");
+    assert_eq!(restored[1], stored, "{log}");
     let checked = oracle(
         &tmp.path().join("out"),
         &tmp.path().join("env"),

@@ -155,34 +155,31 @@ def main():
         return seconds, own, tree, stderr, target
 
     machine()
-    tools = ("cleave", "cleave --no-cache", "py-rattler-build")
+
+    # Tools take turns within each run, so that drift in the machine's
+    # speed reaches all of them alike.
     results = {}
 
+    def record(scenario, tool, row):
+        results.setdefault((scenario, tool), []).append(row)
+
     # 1. cold
-    for tool in tools:
-        rows = []
-        for run in range(runs):
-            if tool == "cleave":
-                rows.append(build("cleave", cache=work / f"cold-cache-{run}"))
-            elif tool == "cleave --no-cache":
-                rows.append(build("cleave", "--no-cache"))
-            else:
-                rows.append(build("peer"))
-        results[("cold", tool)] = rows
+    for run in range(runs):
+        record("cold", "cleave", build("cleave", cache=work / f"cold-cache-{run}"))
+        record("cold", "cleave --no-cache", build("cleave", "--no-cache"))
+        record("cold", "py-rattler-build", build("peer"))
 
     # 2. warm, after a change to the zstd output's tests
     build("cleave")  # fills the shared cache
-    for tool in ("cleave", "py-rattler-build"):
-        rows = []
-        for run in range(runs):
+    for run in range(runs):
+        for tool in ("cleave", "peer"):
             (recipe / "recipe.yaml").write_text(
                 text.replace("zstd --version | grep", f"echo edit-{tool}-{run} && zstd --version | grep")
             )
-            row = build("cleave" if tool == "cleave" else "peer")
+            row = build(tool)
             if tool == "cleave" and "cached: staging `zstd-build`" not in row[3]:
                 sys.exit("cleave ran the staging build after a test-only change")
-            rows.append(row)
-        results[("tests edited", tool)] = rows
+            record("tests edited", "cleave" if tool == "cleave" else "py-rattler-build", row)
     (recipe / "recipe.yaml").write_text(text)
 
     # 3. a source edit: a new patch each run; both must rebuild, correctly
@@ -192,29 +189,26 @@ def main():
         "  patches:\n    - bench-edit.patch\n",
     )
     (recipe / "recipe.yaml").write_text(patched)
-    for tool in ("cleave", "py-rattler-build"):
-        rows = []
-        for run in range(runs):
+    for run in range(runs):
+        for tool in ("cleave", "peer"):
             marker = f"cleave-bench-edit-{tool}-{run}-{time.time_ns()}"
             (recipe / "bench-edit.patch").write_text(edit_patch(recipe, marker))
-            row = build("cleave" if tool == "cleave" else "peer")
+            row = build(tool)
             if not zstd_binary_holds(row[4], marker):
                 sys.exit(f"{tool}: bin/zstd does not hold the source edit")
-            rows.append(row)
-        results[("source edited", tool)] = rows
+            if tool == "cleave" and "stored staging `zstd-build`" not in row[3]:
+                sys.exit("cleave did not rebuild after a source edit")
+            record("source edited", "cleave" if tool == "cleave" else "py-rattler-build", row)
     (recipe / "recipe.yaml").write_text(text)
     (recipe / "bench-edit.patch").unlink()
 
     # 4. a second output dir, warm cache (the unedited recipe is cached)
-    rows = [build("cleave") for _ in range(runs)]
-    results[("second output dir", "cleave")] = rows
-    moved = []
     for run in range(runs):
+        record("second output dir", "cleave", build("cleave"))
         staging = work / f"stg-moved-{run}"
-        moved.append(build("cleave"))
-    staging = work / "stg"
-    results[("second output dir", "cleave, other staging root")] = moved
-    results[("second output dir", "py-rattler-build")] = [build("peer") for _ in range(runs)]
+        record("second output dir", "cleave, other staging root", build("cleave"))
+        staging = work / "stg"
+        record("second output dir", "py-rattler-build", build("peer"))
 
     print(f"\nmedian of {runs} runs; ratio = py-rattler-build / this row\n")
     print("| scenario | tool | wall | ratio | tool peak RSS | tree peak RSS |")

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CLEAVE = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/cleave"
@@ -23,19 +25,47 @@ rattler_build.build_recipes(
 """
 
 
-def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS in MiB)."""
+def measure(cmd, env):
+    """Runs cmd; returns (seconds, tool peak MiB, tree peak MiB, stderr)."""
     with tempfile.NamedTemporaryFile("r") as stats:
-        run = subprocess.run(
-            ["/usr/bin/time", "-o", stats.name, "-f", "%e %M", *cmd],
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            ["/usr/bin/time", "-o", stats.name, "-f", "%M", *cmd],
             env=env,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
-        if run.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{run.stderr[-3000:]}")
-        seconds, kib = stats.read().split()[-2:]
-    return float(seconds), int(kib) / 1024
+        hwm = [0]
+
+        def poll():
+            # The tool is /usr/bin/time's child; its VmHWM only grows.
+            while proc.poll() is None:
+                try:
+                    child = pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                    pid = child.read_text().split()[0]
+                    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            hwm[0] = max(hwm[0], int(line.split()[1]))
+                except (OSError, IndexError):
+                    pass
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=poll)
+        watcher.start()
+        stderr = proc.communicate()[1]
+        seconds = time.monotonic() - start
+        watcher.join()
+        if proc.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{stderr[-4000:]}")
+        tree = int(stats.read().split()[-1])
+    return seconds, hwm[0] / 1024, tree / 1024, stderr
+
+
+def timed(cmd, env=None):
+    """Runs cmd; returns (seconds, peak RSS of its largest process in MiB)."""
+    seconds, _, tree, _ = measure(cmd, env)
+    return seconds, tree
 
 
 def empty_channel(path):

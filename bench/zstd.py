@@ -30,51 +30,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import CLEAVE, ROOT, Bench  # noqa: E402
+from common import ROOT, Bench, measure  # noqa: E402
 
 TARBALL = "libzstd_1.5.4+dfsg2.orig.tar.xz"
 EDITED = "programs/zstdcli.c"
-
-
-def measure(cmd, env):
-    """Runs cmd; returns (seconds, tool peak MiB, tree peak MiB, stderr)."""
-    with tempfile.NamedTemporaryFile("r") as stats:
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            ["/usr/bin/time", "-o", stats.name, "-f", "%M", *cmd],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        hwm = [0]
-
-        def poll():
-            # The tool is /usr/bin/time's child; its VmHWM only grows.
-            while proc.poll() is None:
-                try:
-                    child = pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-                    pid = child.read_text().split()[0]
-                    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            hwm[0] = max(hwm[0], int(line.split()[1]))
-                except (OSError, IndexError):
-                    pass
-                time.sleep(0.05)
-
-        watcher = threading.Thread(target=poll)
-        watcher.start()
-        stderr = proc.communicate()[1]
-        seconds = time.monotonic() - start
-        watcher.join()
-        if proc.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{stderr[-4000:]}")
-        tree = int(stats.read().split()[-1])
-    return seconds, hwm[0] / 1024, tree / 1024, stderr
 
 
 def packages(out):
@@ -123,10 +85,6 @@ def machine():
     print(f"- machine: {cpu}, {os.cpu_count()} cores, {mem / 2**20:.0f} GiB, {platform.platform()}")
     print(f"- cleave {commit}; py-rattler-build {rattler_build.rattler_build_version()}")
     print(f"- {version('cmake', '--version')}; ninja {version('ninja', '--version')}; {version('cc', '--version')}")
-
-
-def median(values):
-    return statistics.median(values)
 
 
 def main():
@@ -214,13 +172,13 @@ def main():
     print("| scenario | tool | wall | ratio | tool peak RSS | tree peak RSS |")
     print("|---|---|---:|---:|---:|---:|")
     for scenario in ("cold", "tests edited", "source edited", "second output dir"):
-        peer = median([r[0] for r in results[(scenario, "py-rattler-build")]])
+        peer = statistics.median([r[0] for r in results[(scenario, "py-rattler-build")]])
         for (s, tool), rows in results.items():
             if s != scenario:
                 continue
-            wall = median([r[0] for r in rows])
-            own = median([r[1] for r in rows])
-            tree = median([r[2] for r in rows])
+            wall = statistics.median([r[0] for r in rows])
+            own = statistics.median([r[1] for r in rows])
+            tree = statistics.median([r[2] for r in rows])
             print(f"| {s} | {tool} | {wall:.2f} s | {peer / wall:.2f}x | {own:.0f} MiB | {tree:.0f} MiB |")
     shutil.rmtree(work, ignore_errors=True)
 

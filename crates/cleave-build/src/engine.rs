@@ -217,15 +217,22 @@ enum Trees {
     PrefixAndWork,
 }
 
-/// Whether an inheriting output uses the staging work dir: its script may
-/// continue the build there, and its tests may copy source files from it.
-/// The others skip restoring the source and build trees.
-fn needs_work_dir(output: &PackageOutput) -> bool {
-    !output.build.script.is_empty()
-        || output.tests.iter().any(|test| match test {
-            Test::Script { files, .. } => !files.source.is_empty(),
-            _ => false,
-        })
+impl Trees {
+    /// The work dir goes back to an output that uses it: its script may
+    /// continue the build there, and its tests may copy source files from
+    /// it. The others skip restoring the source and build trees.
+    fn for_output(output: &PackageOutput) -> Trees {
+        let uses_work = !output.build.script.is_empty()
+            || output.tests.iter().any(|test| match test {
+                Test::Script { files, .. } => !files.source.is_empty(),
+                _ => false,
+            });
+        if uses_work {
+            Trees::PrefixAndWork
+        } else {
+            Trees::Prefix
+        }
+    }
 }
 
 /// `name-key`: the directory name of a staging build, the same wherever
@@ -738,11 +745,7 @@ impl Builder {
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
         let staging_files = match &staged {
             Some(s) => {
-                let trees = if needs_work_dir(output) {
-                    Trees::PrefixAndWork
-                } else {
-                    Trees::Prefix
-                };
+                let trees = Trees::for_output(output);
                 self.restore_staging(s, (&build, &host), trees, &what, on_event)?
             }
             None => Vec::new(),

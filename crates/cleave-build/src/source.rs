@@ -94,10 +94,7 @@ async fn fetch(
             ..
         } => {
             let from = recipe_dir.join(path);
-            let expected = match (sha256, md5) {
-                (None, None) => None,
-                _ => Some(Expected::new(sha256.as_deref(), md5.as_deref(), what)?),
-            };
+            let expected = Expected::named(sha256.as_deref(), md5.as_deref());
             if from.is_dir() {
                 if expected.is_some() {
                     return Err(BuildError::DigestOfDirectory {
@@ -108,16 +105,7 @@ async fn fetch(
                 copy_tree(&from, &target, *use_gitignore)?;
             } else if from.is_file() {
                 if let Some(expected) = &expected {
-                    let actual = expected
-                        .actual(&from)
-                        .map_err(BuildError::io(format!("hashing {}", from.display())))?;
-                    if actual != expected.hex() {
-                        return Err(BuildError::DigestMismatch {
-                            url: from.display().to_string(),
-                            expected: expected.hex().to_string(),
-                            actual,
-                        });
-                    }
+                    expected.verify(&from, &from.display().to_string())?;
                 }
                 place_file(&from, &target, file_name.as_deref())?;
             } else {
@@ -337,12 +325,34 @@ enum Expected {
 
 impl Expected {
     fn new(sha256: Option<&str>, md5: Option<&str>, what: &str) -> Result<Expected, BuildError> {
+        Expected::named(sha256, md5).ok_or_else(|| BuildError::UnverifiedSource {
+            what: what.to_string(),
+        })
+    }
+
+    /// The digest the recipe names, sha256 before md5; none when it names
+    /// neither.
+    fn named(sha256: Option<&str>, md5: Option<&str>) -> Option<Expected> {
         match (sha256, md5) {
-            (Some(sha), _) => Ok(Expected::Sha256(sha.to_ascii_lowercase())),
-            (None, Some(md5)) => Ok(Expected::Md5(md5.to_ascii_lowercase())),
-            (None, None) => Err(BuildError::UnverifiedSource {
-                what: what.to_string(),
-            }),
+            (Some(sha), _) => Some(Expected::Sha256(sha.to_ascii_lowercase())),
+            (None, Some(md5)) => Some(Expected::Md5(md5.to_ascii_lowercase())),
+            (None, None) => None,
+        }
+    }
+
+    /// Checks `file`, which came from `origin`, against this digest.
+    fn verify(&self, file: &Path, origin: &str) -> Result<(), BuildError> {
+        let actual = self
+            .actual(file)
+            .map_err(BuildError::io(format!("hashing {origin}")))?;
+        if actual == self.hex() {
+            Ok(())
+        } else {
+            Err(BuildError::DigestMismatch {
+                url: origin.to_string(),
+                expected: self.hex().to_string(),
+                actual,
+            })
         }
     }
 
@@ -393,16 +403,7 @@ impl SourceCache {
         for url in urls {
             match self.download(url, &dir, name).await {
                 Ok(tmp) => {
-                    let actual = expected
-                        .actual(tmp.path())
-                        .map_err(BuildError::io(format!("hashing {url}")))?;
-                    if actual != expected.hex() {
-                        return Err(BuildError::DigestMismatch {
-                            url: url.to_string(),
-                            expected: expected.hex().to_string(),
-                            actual,
-                        });
-                    }
+                    expected.verify(tmp.path(), url.as_str())?;
                     let file = dir.join(name);
                     tmp.persist(&file).map_err(|e| {
                         BuildError::io(format!("storing {}", file.display()))(e.error)

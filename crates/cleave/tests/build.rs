@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, strings};
+use common::{assert_success, index, oracle, paths, repo, stderr, strings};
 
 fn recipe(name: &str) -> PathBuf {
     repo().join("tests/build").join(name)
@@ -40,7 +40,7 @@ fn a_single_noarch_output_installs_relocated_into_another_prefix() {
     assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("hello-data  0.3.1"), "{stdout}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("hello-data: 2 tests passed"));
+    assert!(stderr(&output).contains("hello-data: 2 tests passed"));
 
     let prefix = tmp.path().join("elsewhere/env");
     let checked = oracle(
@@ -144,7 +144,7 @@ fn the_example_c_library_runs_from_a_fresh_prefix_at_another_path() {
         names,
         ["greet", "libgreet", "libgreet-dev", "libgreet-static"]
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert_eq!(
         stderr.matches("── staging greet-build").count(),
         1,
@@ -157,7 +157,7 @@ fn a_failing_script_shows_its_log_tail_and_keeps_the_work_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let output = build(&recipe("failing"), tmp.path(), "out", &[], &[]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains("failed with exit code 3"), "{stderr}");
     assert!(stderr.contains("boom, the compiler is missing"), "{stderr}");
     let kept = stderr
@@ -176,7 +176,7 @@ fn an_unsatisfiable_requirement_is_explained() {
     let tmp = tempfile::tempdir().unwrap();
     let output = build(&recipe("unsolvable"), tmp.path(), "out", &[], &[]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(
         stderr.contains("cannot solve the host environment"),
         "{stderr}"
@@ -199,7 +199,7 @@ fn a_missing_channel_is_named() {
         &[],
     );
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains("no-channel-here"), "{stderr}");
     assert!(stderr.contains("is not a channel"), "{stderr}");
 }
@@ -247,7 +247,7 @@ fn a_damaged_source_cache_entry_is_not_used() {
     seed_source_cache(tmp.path(), b"not the tarball");
     let output = build(&recipe("url-source"), tmp.path(), "out", &[], &[]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     // The damaged copy is dropped and the (unreachable) url tried instead.
     assert!(stderr.contains("cannot download the source"), "{stderr}");
     assert!(stderr.contains("example.invalid"), "{stderr}");
@@ -296,7 +296,7 @@ fn tar_bz2_packages_are_accepted_by_the_clients() {
         &[],
     );
     assert_success(&output);
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("tests passed"));
+    assert!(!stderr(&output).contains("tests passed"));
     let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
     let files: Vec<&str> = checked["packages"]
         .as_array()
@@ -373,7 +373,7 @@ fn a_vendored_tarball_is_checked_against_its_sha256() {
     .unwrap();
     let output = build(&copy, tmp.path(), "out2", &[], &[]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr(&output);
     assert!(stderr.contains("checksum mismatch"), "{stderr}");
     assert!(stderr.contains(&wrong), "{stderr}");
     assert!(stderr.contains(&sha256_hex(&tarball)), "{stderr}");

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, strings};
+use common::{assert_success, index, oracle, paths, repo, stderr, strings};
 
 /// A copy of `tests/cache/NAME` in a fresh temporary directory.
 struct Case {
@@ -85,10 +85,6 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn stdout(output: &Output) -> String {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, strings};
+use common::{assert_success, index, oracle, paths, repo, stderr, strings};
 
 const TARBALL: &str = "libzstd_1.5.4+dfsg2.orig.tar.xz";
 
@@ -55,10 +55,6 @@ fn build(tmp: &Path, name: &str, out: &str) -> Output {
         .current_dir(tmp)
         .output()
         .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The size in "stored staging `NAME` (key ...): N entries, SIZE".

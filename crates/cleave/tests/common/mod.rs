@@ -13,8 +13,13 @@ pub fn assert_success(output: &Output) {
     assert!(
         output.status.success(),
         "cleave failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr(output)
     );
+}
+
+/// What a run printed on stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Runs tests/oracle/channel.py: extracts every package with

@@ -55,14 +55,12 @@ pub fn run_tests(
                 let dir = fresh(ctx.dir, index)?;
                 copy_matching(ctx.recipe_dir, &files.recipe, &dir.join("work"))?;
                 copy_matching(ctx.work_dir, &files.source, &dir.join("work"))?;
-                let text = script_text(script, ctx.recipe_dir, what)?;
                 run_in_env(
                     ctx,
                     envs,
                     &dir,
                     &requirements.run,
                     &requirements.build,
-                    text,
                     script,
                     index,
                     echo,
@@ -79,17 +77,11 @@ pub fn run_tests(
                     text.push("python -m pip check".into());
                     run_deps.push(spec_dep("pip")?);
                 }
-                run_in_env(
-                    ctx,
-                    envs,
-                    &dir,
-                    &run_deps,
-                    &[],
-                    text.join("\n"),
-                    &Script::default(),
-                    index,
-                    echo,
-                )?;
+                let script = Script {
+                    content: ScriptContent::Commands(text),
+                    ..Script::default()
+                };
+                run_in_env(ctx, envs, &dir, &run_deps, &[], &script, index, echo)?;
             }
         }
     }
@@ -117,9 +109,21 @@ fn fresh(root: &Path, index: usize) -> Result<PathBuf, BuildError> {
 }
 
 /// The text of a script: inline lines, or the file next to the recipe.
-pub fn script_text(script: &Script, recipe_dir: &Path, what: &str) -> Result<String, BuildError> {
+/// Inline lines get the names left for the build (`${{ PREFIX }}`) filled
+/// in from `env`, the environment the script runs in; a file is a shell
+/// script, run as it is.
+pub fn script_text(
+    script: &Script,
+    recipe_dir: &Path,
+    env: &BTreeMap<String, String>,
+    what: &str,
+) -> Result<String, BuildError> {
     match &script.content {
-        ScriptContent::Commands(lines) => Ok(lines.join("\n")),
+        ScriptContent::Commands(lines) => cleave_recipe::build_time::fill(&lines.join("\n"), env)
+            .map_err(|source| BuildError::Template {
+                what: what.to_string(),
+                source,
+            }),
         ScriptContent::File(file) => {
             let path = recipe_dir.join(file);
             std::fs::read_to_string(&path).map_err(|_| BuildError::MissingSource {
@@ -137,7 +141,6 @@ fn run_in_env(
     dir: &Path,
     run_deps: &[Dependency],
     build_deps: &[Dependency],
-    text: String,
     script: &Script,
     index: usize,
     echo: &mut dyn FnMut(&str),
@@ -185,6 +188,7 @@ fn run_in_env(
     base.extend(script.env.clone());
     let refs: Vec<&Path> = prefixes.iter().map(PathBuf::as_path).collect();
     let env = activated(&refs, ctx.target, base)?;
+    let text = script_text(script, ctx.recipe_dir, &env, &what)?;
     let work = dir.join("work");
     run(
         &ScriptRun {

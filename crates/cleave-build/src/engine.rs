@@ -25,7 +25,8 @@ use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
 use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{
-    Dependency, IgnoreRunExports, PackageOutput, RenderedOutput, Script, StagingCache, Test,
+    Dependency, FileSelection, IgnoreRunExports, PackageOutput, RenderedOutput, Script,
+    StagingCache, Test,
 };
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
@@ -563,12 +564,19 @@ impl Builder {
             name: &staging.name,
             version: None,
             build_number: None,
+            build_string: None,
             hash: &staging.hash,
             variant: &staging.variant,
         };
         self.run_script(&staging.script, &vars, dirs, &s.recipe_dir, &what, on_event)?;
+        // `include_files` (the seeds' `cache:`) narrows what the entry keeps.
+        let keep = Selector::new(&FileSelection {
+            include: staging.include_files.clone(),
+            exclude: Vec::new(),
+        })?;
         let entries: Vec<PathBuf> = new_entries(&dirs.host_prefix)?
             .into_iter()
+            .filter(|e| keep.takes(&e.path))
             .map(|e| e.path)
             .collect();
         let extra = serde_json::json!({
@@ -761,6 +769,7 @@ impl Builder {
             name: &name,
             version: Some(output.version.to_string()),
             build_number: Some(output.build.number),
+            build_string: Some(&output.build.string),
             hash: output.build.string.split('_').next().unwrap_or_default(),
             variant: &output.variant,
         };
@@ -976,8 +985,8 @@ impl Builder {
                 feature: format!("script interpreter `{interpreter}`"),
             });
         }
-        let text = script_text(script, recipe_dir, what)?;
         let env = self.script_env(script, vars, dirs, recipe_dir)?;
+        let text = script_text(script, recipe_dir, &env, what)?;
         let cwd = match &script.cwd {
             Some(cwd) => dirs.work.join(cwd),
             None => dirs.work.clone(),
@@ -1017,14 +1026,26 @@ impl Builder {
             ("BUILD_PREFIX", path(&dirs.build_prefix)),
             ("SRC_DIR", path(&dirs.work)),
             ("RECIPE_DIR", path(recipe_dir)),
+            ("BUILD_DIR", path(&dirs.root)),
             ("PKG_NAME", vars.name.to_string()),
             ("PKG_HASH", vars.hash.to_string()),
             ("CPU_COUNT", cpus.to_string()),
             ("target_platform", o.target_platform.to_string()),
+            ("host_platform", o.target_platform.to_string()),
             ("build_platform", o.build_platform.to_string()),
+            ("SUBDIR", o.target_platform.to_string()),
+            ("ARCH", arch_name(o.target_platform)),
             ("SHLIB_EXT", shlib.to_string()),
+            (
+                "PYTHON",
+                path(&python_path(&dirs.host_prefix, o.target_platform)),
+            ),
             ("CONDA_BUILD", "1".to_string()),
             ("CONDA_BUILD_STATE", "BUILD".to_string()),
+            (
+                "CONDA_BUILD_CROSS_COMPILATION",
+                u8::from(o.target_platform != o.build_platform).to_string(),
+            ),
         ];
         env.extend(fixed.into_iter().map(|(k, v)| (k.to_string(), v)));
         if let Some(version) = &vars.version {
@@ -1032,6 +1053,14 @@ impl Builder {
         }
         if let Some(number) = vars.build_number {
             env.insert("PKG_BUILDNUM".into(), number.to_string());
+        }
+        if let Some(build_string) = vars.build_string {
+            env.insert("PKG_BUILD_STRING".into(), build_string.to_string());
+        }
+        if let Some((version, stdlib)) = host_python(&dirs.host_prefix) {
+            env.insert("PY_VER".into(), version);
+            env.insert("SP_DIR".into(), path(&stdlib.join("site-packages")));
+            env.insert("STDLIB_DIR".into(), path(&stdlib));
         }
         for (key, value) in vars.variant {
             if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -1052,11 +1081,47 @@ impl Builder {
     }
 }
 
+/// conda-build's `ARCH`: `64` and `32` for x86, else the architecture.
+fn arch_name(platform: Subdir) -> String {
+    match platform.arch() {
+        Some(rattler_conda_types::Arch::X86_64) => "64".into(),
+        Some(rattler_conda_types::Arch::X86) => "32".into(),
+        Some(arch) => arch.as_str().into(),
+        None => String::new(),
+    }
+}
+
+/// Where the host environment's python is (or would be).
+fn python_path(prefix: &Path, platform: Subdir) -> PathBuf {
+    if platform.is_windows() {
+        prefix.join("python.exe")
+    } else {
+        prefix.join("bin/python")
+    }
+}
+
+/// The version (`3.12`) and standard library directory of a python
+/// installed in `prefix`, if there is one.
+fn host_python(prefix: &Path) -> Option<(String, PathBuf)> {
+    std::fs::read_dir(prefix.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("site-packages").is_dir())
+        .find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix("python")?;
+            let valid = version.split('.').count() == 2
+                && version.split('.').all(|p| p.parse::<u32>().is_ok());
+            valid.then(|| (version.to_string(), e.path()))
+        })
+}
+
 /// Package identity as the script sees it.
 struct ScriptVars<'a> {
     name: &'a str,
     version: Option<String>,
     build_number: Option<u64>,
+    build_string: Option<&'a str>,
     hash: &'a str,
     variant: &'a BTreeMap<String, String>,
 }

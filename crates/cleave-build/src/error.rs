@@ -150,6 +150,15 @@ pub enum BuildError {
         /// The package to pin.
         name: String,
     },
+    /// A template left in a script for the build could not be filled in.
+    #[error("{what}: the script's templates")]
+    Template {
+        /// The output or staging build.
+        what: String,
+        /// What failed.
+        #[source]
+        source: cleave_recipe::build_time::FillError,
+    },
     /// The recipe asks for something this engine does not do.
     #[error("{what}: {feature} is not supported")]
     Unsupported {

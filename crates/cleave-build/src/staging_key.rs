@@ -49,6 +49,9 @@ pub fn inputs(staging: &StagingCache, ctx: &KeyContext<'_>) -> Result<Inputs, Bu
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     inputs.insert("variant", variant.join(" "));
+    if !staging.include_files.is_empty() {
+        inputs.insert("include_files", staging.include_files.join(" "));
+    }
     inputs.insert("platform.target", ctx.target_platform.as_str());
     inputs.insert("platform.build", ctx.build_platform.as_str());
     inputs.insert("env.build", environment(ctx.build));

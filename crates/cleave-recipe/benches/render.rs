@@ -46,7 +46,14 @@ const VARIANTS: &str = "python:\n  - \"3.11\"\n  - \"3.12\"\n  - \"3.13\"\nlibfo
 fn main() {
     let text = recipe();
     let variant_source = SourceFile::new("variants.yaml", VARIANTS);
-    let variants = VariantConfig::parse(&variant_source, Subdir::Linux64).expect("valid variants");
+    let variants = VariantConfig::parse(
+        &variant_source,
+        cleave_recipe::VariantPlatforms {
+            target: Subdir::Linux64,
+            build: Subdir::Linux64,
+        },
+    )
+    .expect("valid variants");
     let config = RenderConfig {
         target_platform: Subdir::Linux64,
         build_platform: Subdir::Linux64,

@@ -141,6 +141,27 @@ pub enum ProblemKind {
         /// The loop, as `a -> b -> a`.
         path: String,
     },
+    /// A script template names something only the build's environment
+    /// could define.
+    #[error(
+        "`{name}` is not a recipe variable; the build fills it in from the script's environment, empty if unset"
+    )]
+    BuildTimeName {
+        /// The name.
+        name: String,
+    },
+    /// A form that still works but has a current replacement.
+    #[error("{what} is deprecated")]
+    Deprecated {
+        /// The form written.
+        what: String,
+    },
+    /// A key the recipe format has that cleave does not implement.
+    #[error("{feature} is not supported by cleave")]
+    Unsupported {
+        /// The feature, e.g. "`build.steps` (experimental in rattler-build)".
+        feature: String,
+    },
     /// A key a staging output cannot carry.
     #[error("a staging output cannot have `{key}`")]
     StagingKey {
@@ -160,6 +181,7 @@ pub struct Problem {
     /// A suggestion for fixing it, if there is one.
     pub help: Option<String>,
     label: &'static str,
+    severity: miette::Severity,
     source_name: Arc<str>,
     named: NamedSource<Arc<str>>,
 }
@@ -173,6 +195,7 @@ impl Problem {
             span,
             help: None,
             label,
+            severity: miette::Severity::Error,
             source_name: Arc::from(source.name()),
             named: source.named_source(),
         }
@@ -184,9 +207,29 @@ impl Problem {
         self
     }
 
+    /// Turns the problem into a warning: reported, but the recipe renders.
+    pub fn into_warning(mut self) -> Self {
+        self.severity = miette::Severity::Warning;
+        self
+    }
+
+    /// True for a warning rather than an error.
+    pub fn is_warning(&self) -> bool {
+        self.severity == miette::Severity::Warning
+    }
+
     /// The name of the file the problem is in.
     pub fn source_name(&self) -> &str {
         &self.source_name
+    }
+
+    /// The same problem in `source`, a file with the same offsets (a
+    /// variant file whose false selectors were blanked before parsing is
+    /// reported with its original text).
+    pub(crate) fn in_source(mut self, source: &SourceFile) -> Self {
+        self.source_name = Arc::from(source.name());
+        self.named = source.named_source();
+        self
     }
 }
 
@@ -205,6 +248,10 @@ fn default_label(kind: &ProblemKind) -> &'static str {
 }
 
 impl Diagnostic for Problem {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.named)
     }
@@ -249,6 +296,16 @@ impl RecipeErrors {
     pub fn problems(&self) -> &[Problem] {
         &self.problems
     }
+
+    /// The same problems, reported against `source` (see [`Problem::in_source`]).
+    pub(crate) fn in_source(self, source: &SourceFile) -> Self {
+        Self::new(
+            self.problems
+                .into_iter()
+                .map(|p| p.in_source(source))
+                .collect(),
+        )
+    }
 }
 
 impl From<Problem> for RecipeErrors {
@@ -260,9 +317,15 @@ impl From<Problem> for RecipeErrors {
 impl fmt::Display for RecipeErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.problems.first().map_or("recipe", |p| p.source_name());
-        match self.problems.len() {
-            1 => write!(f, "{name}: 1 error"),
-            n => write!(f, "{name}: {n} errors"),
+        let warnings = self.problems.iter().filter(|p| p.is_warning()).count();
+        match self.problems.len() - warnings {
+            1 => write!(f, "{name}: 1 error")?,
+            n => write!(f, "{name}: {n} errors")?,
+        }
+        match warnings {
+            0 => Ok(()),
+            1 => write!(f, ", 1 warning"),
+            n => write!(f, ", {n} warnings"),
         }
     }
 }

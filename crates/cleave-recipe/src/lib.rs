@@ -34,10 +34,13 @@
 //! # Ok::<(), cleave_recipe::RecipeErrors>(())
 //! ```
 
+pub mod build_time;
 mod error;
 mod jinja;
 pub mod model;
 mod parse;
+mod platform;
+mod position;
 mod read;
 mod render;
 mod source;
@@ -49,4 +52,4 @@ pub use error::{Problem, ProblemKind, RecipeErrors};
 pub use parse::{IMPLICIT_CACHE_NAME, LoadError, Recipe, load, parse};
 pub use render::{RenderConfig, RenderedRecipe, render};
 pub use source::SourceFile;
-pub use variant::VariantConfig;
+pub use variant::{VariantConfig, VariantPlatforms, VariantValue};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use minijinja::value::Value;
 
 use crate::error::{Problem, ProblemKind};
-use crate::jinja::{Scope, environment, template_problem};
+use crate::jinja::{Field, Scope, environment, template_problem};
 use crate::source::SourceFile;
 use crate::yaml::{Node, NodeKind};
 
@@ -18,6 +18,10 @@ pub(crate) struct Renderer<'a> {
     pub(crate) scope: Arc<Scope>,
     pub(crate) source: &'a SourceFile,
     pub(crate) problems: Vec<Problem>,
+    /// The mapping keys from the output's root to the node being rendered.
+    path: Vec<String>,
+    /// The `env` keys of the script being rendered.
+    script_env: Vec<String>,
 }
 
 impl<'a> Renderer<'a> {
@@ -26,6 +30,8 @@ impl<'a> Renderer<'a> {
             scope,
             source,
             problems: Vec::new(),
+            path: Vec::new(),
+            script_env: Vec::new(),
         }
     }
 
@@ -47,10 +53,36 @@ impl<'a> Renderer<'a> {
 
     /// Renders a whole subtree.
     pub(crate) fn render(&mut self, node: &Node) -> Node {
+        let field = field_at(&self.path);
+        let previous = self.scope.enter(field);
+        let rendered = self.render_in(node, field);
+        self.scope.leave(previous);
+        rendered
+    }
+
+    fn render_in(&mut self, node: &Node, field: Field) -> Node {
         match &node.kind {
             NodeKind::Scalar(s) if s.value.contains("${{") => {
-                match environment().render_str(&s.value, self.context()) {
+                let rendered = environment().render_str(&s.value, self.context());
+                if field == Field::Script {
+                    self.warn_unknown_build_names(node);
+                }
+                match rendered {
                     Ok(text) => Node::scalar(text, true, node.span),
+                    Err(err) if field == Field::Script && !self.stopped() => {
+                        // Scripts are filled in again when they run; what
+                        // cannot be rendered now is left for then.
+                        let problem = template_problem(&self.scope, self.source, node, &err);
+                        let reason = problem.to_string();
+                        self.problems.push(
+                            problem
+                                .with_help(format!(
+                                    "left as written for the build to fill in ({reason})"
+                                ))
+                                .into_warning(),
+                        );
+                        node.clone()
+                    }
                     Err(err) => {
                         self.fail(node, &err);
                         Node::scalar("", true, node.span)
@@ -68,15 +100,55 @@ impl<'a> Renderer<'a> {
                     span: node.span,
                 }
             }
-            NodeKind::Map(entries) => Node {
-                kind: NodeKind::Map(
-                    entries
+            NodeKind::Map(entries) => {
+                if field == Field::Script {
+                    self.script_env = node
+                        .get("env")
+                        .and_then(Node::as_map)
+                        .unwrap_or_default()
                         .iter()
-                        .map(|(k, v)| (k.clone(), self.render(v)))
-                        .collect(),
-                ),
-                span: node.span,
-            },
+                        .map(|(k, _)| k.name.clone())
+                        .collect();
+                }
+                Node {
+                    kind: NodeKind::Map(
+                        entries
+                            .iter()
+                            .map(|(k, v)| {
+                                self.path.push(k.name.clone());
+                                let rendered = self.render(v);
+                                self.path.pop();
+                                (k.clone(), rendered)
+                            })
+                            .collect(),
+                    ),
+                    span: node.span,
+                }
+            }
+        }
+    }
+
+    /// Warns about script names that are neither recipe variables, nor set
+    /// by the build, nor in the script's `env`: most likely typos.
+    fn warn_unknown_build_names(&mut self, node: &Node) {
+        let known = self.scope.known_names();
+        for name in self.scope.take_unknown_build_names() {
+            if self.script_env.contains(&name) {
+                continue;
+            }
+            let written = self.source.slice(node.span);
+            let span = written.find(&name).map_or(node.span, |at| {
+                miette::SourceSpan::new((node.span.offset() + at).into(), name.len())
+            });
+            let help = match crate::error::suggest(&name, known.iter().map(String::as_str)) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => "set it in the script's `env:` if the build needs it".to_string(),
+            };
+            self.problems.push(
+                Problem::new(self.source, ProblemKind::BuildTimeName { name }, span)
+                    .with_help(help)
+                    .into_warning(),
+            );
         }
     }
 
@@ -157,7 +229,10 @@ impl<'a> Renderer<'a> {
             return None;
         };
         let expr = crate::jinja::whole_expression(text).unwrap_or(text);
+        // A condition is decided now, whatever field it is in.
+        let previous = self.scope.enter(Field::Plain);
         let result = crate::jinja::compile_expression(expr).and_then(|e| e.eval(self.context()));
+        self.scope.leave(previous);
         match result {
             Ok(value) => Some(value.is_true()),
             Err(err) => {
@@ -168,20 +243,14 @@ impl<'a> Renderer<'a> {
     }
 }
 
-/// Evaluates a selector that may only use platform variables, as in variant
-/// files.
-pub(crate) fn eval_platform_condition(
-    expr: &str,
-    target: rattler_conda_types::Subdir,
-) -> Result<bool, String> {
-    // Variant files are read for the target platform, so it also stands in
-    // for the build platform here.
-    let ctx: std::collections::BTreeMap<&str, Value> = crate::jinja::platform_names()
-        .iter()
-        .filter_map(|&name| Some((name, crate::jinja::platform_value(name, target, target)?)))
-        .collect();
-    crate::jinja::compile_expression(expr)
-        .and_then(|e| e.eval(ctx))
-        .map(|v| v.is_true())
-        .map_err(|e| e.detail().map_or_else(|| e.to_string(), str::to_string))
+/// The kind of field at `path` (mapping keys from an output's root).
+fn field_at(path: &[String]) -> Field {
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match path.as_slice() {
+        ["build", "string"] => Field::BuildString,
+        ["build" | "tests", "script"] | ["build" | "tests", "script", "content"] => Field::Script,
+        ["source", "patches"] => Field::Patches,
+        ["about", "license_file"] => Field::LicenseFile,
+        _ => Field::Plain,
+    }
 }

@@ -37,7 +37,14 @@ fn render(dir: &Path) -> Result<String, String> {
     let mut variants = VariantConfig::default();
     if dir.join("variants.yaml").is_file() {
         let source = SourceFile::new("variants.yaml", read("variants.yaml"));
-        let file = VariantConfig::parse(&source, Subdir::Linux64).map_err(|e| report(&e))?;
+        let file = VariantConfig::parse(
+            &source,
+            cleave_recipe::VariantPlatforms {
+                target: Subdir::Linux64,
+                build: Subdir::Linux64,
+            },
+        )
+        .map_err(|e| report(&e))?;
         variants.merge(file);
         variants.validate().map_err(|e| report(&e))?;
     }

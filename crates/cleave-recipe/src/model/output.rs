@@ -58,6 +58,10 @@ pub struct StagingCache {
     pub requirements: StagingRequirements,
     /// What it runs.
     pub script: Script,
+    /// Which new prefix files it keeps (a directory keeps what is below
+    /// it); empty keeps every new file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include_files: Vec<String>,
 }
 
 /// A staging build has environments but no runtime requirements.

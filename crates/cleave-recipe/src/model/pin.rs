@@ -20,6 +20,9 @@ pub(crate) struct PinArgs {
     pub(crate) lower_bound: Option<String>,
     pub(crate) upper_bound: Option<String>,
     pub(crate) exact: bool,
+    /// A build string pattern the pin adds (`build="h*"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) build: Option<String>,
 }
 
 /// A `pin_compatible(...)` dependency, resolved against the solved host
@@ -34,6 +37,9 @@ pub struct Pin {
     pub upper_bound: Option<String>,
     /// Pin to the exact version and build string.
     pub exact: bool,
+    /// A build string pattern to add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 impl Pin {
@@ -46,6 +52,7 @@ impl Pin {
             self.lower_bound.as_deref(),
             self.upper_bound.as_deref(),
             self.exact,
+            self.build.as_deref(),
         )
     }
 }
@@ -57,6 +64,7 @@ impl From<PinArgs> for Pin {
             lower_bound: args.lower_bound,
             upper_bound: args.upper_bound,
             exact: args.exact,
+            build: args.build,
         }
     }
 }
@@ -70,6 +78,7 @@ pub(crate) fn pin_spec_for(args: &PinArgs, version: &str, build: &str) -> String
         args.lower_bound.as_deref(),
         args.upper_bound.as_deref(),
         args.exact,
+        args.build.as_deref(),
     )
 }
 
@@ -81,6 +90,7 @@ pub(crate) fn pin_spec(
     lower: Option<&str>,
     upper: Option<&str>,
     exact: bool,
+    build_pattern: Option<&str>,
 ) -> String {
     if exact {
         return format!("{name} =={version} {build}");
@@ -92,10 +102,15 @@ pub(crate) fn pin_spec(
     if let Some(upper) = upper {
         bounds.push(format!("<{}", upper_bound(version, upper)));
     }
-    if bounds.is_empty() {
-        name.to_string()
+    let range = if bounds.is_empty() {
+        "*".to_string()
     } else {
-        format!("{name} {}", bounds.join(","))
+        bounds.join(",")
+    };
+    match build_pattern {
+        Some(pattern) => format!("{name} {range} {pattern}"),
+        None if bounds.is_empty() => name.to_string(),
+        None => format!("{name} {range}"),
     }
 }
 
@@ -136,7 +151,7 @@ mod tests {
 
     #[test]
     fn bounds_follow_conda_conventions() {
-        let spec = |l, u, e| pin_spec("foo", "1.2.3", "h123_0", l, u, e);
+        let spec = |l, u, e| pin_spec("foo", "1.2.3", "h123_0", l, u, e, None);
         assert_eq!(
             spec(Some("x.x.x"), Some("x.x"), false),
             "foo >=1.2.3,<1.3.0a0"
@@ -150,8 +165,12 @@ mod tests {
         assert_eq!(spec(None, None, false), "foo");
         assert_eq!(spec(None, None, true), "foo ==1.2.3 h123_0");
         assert_eq!(
-            pin_spec("foo", "9rc1", "h", None, Some("x"), false),
+            pin_spec("foo", "9rc1", "h", None, Some("x"), false, None),
             "foo <10.0a0"
+        );
+        assert_eq!(
+            pin_spec("foo", "1.2.3", "h", Some("x.x"), None, false, Some("h*")),
+            "foo >=1.2 h*"
         );
     }
 }

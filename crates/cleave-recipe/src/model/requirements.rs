@@ -251,10 +251,17 @@ pub(crate) fn read_ignore_run_exports(r: &mut Reader<'_>, node: &Node) -> Ignore
     let Some(node) = r.map(node, "ignore_run_exports", &["from_package", "by_name"]) else {
         return IgnoreRunExports::default();
     };
+    // Entries are match specs: `${{ compiler('cxx') }}` renders to
+    // `gxx_linux-64 =14`, of which the package name counts.
     let mut names = |key| {
         r.opt_strings(node, key)
             .into_iter()
-            .filter_map(|s| package_name(r, &s))
+            .filter_map(|mut s| {
+                if let Some((name, _)) = s.value.trim().split_once(char::is_whitespace) {
+                    s.value = name.to_string();
+                }
+                package_name(r, &s)
+            })
             .collect()
     };
     let from_package = names("from_package");

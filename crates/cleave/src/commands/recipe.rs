@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_recipe::{LoadError, RenderConfig, RenderedRecipe, SourceFile, VariantConfig};
+use cleave_recipe::{
+    LoadError, RenderConfig, RenderedRecipe, SourceFile, VariantConfig, VariantPlatforms,
+};
 use miette::{Context, IntoDiagnostic};
 use rattler_conda_types::Subdir;
 
@@ -43,7 +45,11 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
         Err(err @ LoadError::Read { .. }) => return Err(err).into_diagnostic(),
     };
     let dir = file.parent().unwrap_or(Path::new("."));
-    match load_variants(args, dir, config.target_platform)? {
+    let platforms = VariantPlatforms {
+        target: config.target_platform,
+        build: config.build_platform,
+    };
+    match load_variants(args, dir, platforms)? {
         Ok(variants) => config.variants = variants,
         Err(errors) => {
             super::print_report(&miette::Report::new(errors));
@@ -52,6 +58,9 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
     }
     match cleave_recipe::render(&recipe, &config) {
         Ok(mut recipe) => {
+            for warning in &recipe.warnings {
+                super::print_report(&miette::Report::new(warning.clone()));
+            }
             // Scripts and `patch` run in the work dir: relative recipe
             // paths would not resolve there.
             recipe.recipe_dir = std::path::absolute(&recipe.recipe_dir).into_diagnostic()?;
@@ -68,16 +77,19 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
     }
 }
 
-/// `variants.yaml` next to the recipe, then each `--variant-config` in order.
+/// The variant file next to the recipe (`variants.yaml`, or else
+/// conda-build's `conda_build_config.yaml`, as rattler-build picks it), then
+/// each `--variant-config` in order.
 fn load_variants(
     args: &RecipeArgs,
     dir: &Path,
-    target: Subdir,
+    platforms: VariantPlatforms,
 ) -> miette::Result<Result<VariantConfig, cleave_recipe::RecipeErrors>> {
-    let beside = dir.join("variants.yaml");
+    let beside = ["variants.yaml", "conda_build_config.yaml"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file());
     let files = beside
-        .is_file()
-        .then_some(beside)
         .into_iter()
         .chain(args.variant_config.iter().cloned());
     let mut config = VariantConfig::default();
@@ -86,7 +98,7 @@ fn load_variants(
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read variant config {}", path.display()))?;
         let source = SourceFile::new(path.display().to_string(), text);
-        match VariantConfig::parse(&source, target) {
+        match VariantConfig::parse(&source, platforms) {
             Ok(file) => config.merge(file),
             Err(errors) => return Ok(Err(errors)),
         }

@@ -6,20 +6,32 @@
 //! notes it as [`Need::Key`] and the render is aborted; the renderer then tries
 //! again once per value of that key. This is how an output ends up rendered
 //! once per combination of exactly the keys it uses.
+//!
+//! Some names only get a value when the build runs: `${{ PYTHON }}` or
+//! `${{ SRC_DIR }}` in a build script, `${{ RECIPE_DIR }}` in a patch path.
+//! In those fields ([`Field`]) such a name renders as itself, `${{ NAME }}`,
+//! and the build engine fills it in from the build's environment (see
+//! [`crate::build_time`]). Everything else in the field is rendered now, so
+//! `cleave render` shows the script that will run.
+
+mod functions;
+mod objects;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Kwargs, Object, Value};
+use minijinja::value::{Object, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
-use rattler_conda_types::{Arch, ParseStrictness, Subdir, Version, VersionSpec};
+use rattler_conda_types::Subdir;
 
 use crate::error::{Problem, ProblemKind};
-use crate::model::{PIN_COMPATIBLE_MARK, PIN_SUBPACKAGE_MARK, PinArgs};
 use crate::source::SourceFile;
-use crate::variant::VariantConfig;
+use crate::variant::{VariantConfig, VariantValue, normalize_key};
 use crate::yaml::{Node, NodeKind};
+
+pub(crate) use functions::FUNCTIONS;
 
 /// Why a render could not finish yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,12 +47,13 @@ pub(crate) enum Need {
 pub(crate) struct PinTarget {
     pub(crate) version: String,
     pub(crate) build_string: String,
-    pub(crate) variant: BTreeMap<String, String>,
+    pub(crate) variant: BTreeMap<String, VariantValue>,
 }
 
 /// What every render of one recipe shares.
 pub(crate) struct Shared {
     pub(crate) source: SourceFile,
+    pub(crate) recipe_dir: PathBuf,
     pub(crate) context: Vec<(String, Node)>,
     pub(crate) variants: VariantConfig,
     pub(crate) target: Subdir,
@@ -51,11 +64,45 @@ pub(crate) struct Shared {
     pub(crate) rendered: Mutex<HashMap<String, Vec<PinTarget>>>,
 }
 
+/// The kind of field being rendered, which decides the names that are only
+/// known at build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// Any other field: every name must be defined now.
+    Plain,
+    /// `build.string`: `hash` and `build_number` are defined.
+    BuildString,
+    /// The lines of a build or test script: a name that is not a recipe
+    /// variable is taken from the script's environment when it runs.
+    Script,
+    /// `source.patches`: `SRC_DIR`, `RECIPE_DIR` and `BUILD_DIR`.
+    Patches,
+    /// `about.license_file`: those and `PREFIX`, `BUILD_PREFIX`.
+    LicenseFile,
+}
+
+impl Field {
+    fn defers(self, name: &str) -> bool {
+        match self {
+            Field::Plain | Field::BuildString => false,
+            Field::Script => !FUNCTIONS.contains(&name),
+            Field::Patches => matches!(name, "SRC_DIR" | "RECIPE_DIR" | "BUILD_DIR"),
+            Field::LicenseFile => matches!(
+                name,
+                "SRC_DIR" | "RECIPE_DIR" | "BUILD_DIR" | "PREFIX" | "BUILD_PREFIX"
+            ),
+        }
+    }
+}
+
 /// The root context of one render.
 pub(crate) struct Scope {
     shared: Arc<Shared>,
-    assignment: BTreeMap<String, String>,
+    assignment: BTreeMap<String, VariantValue>,
+    /// The seven hex digits of the variant hash, once known.
     hash: Option<String>,
+    /// The build number, for `build.string`.
+    build_number: u64,
     self_name: Option<String>,
     state: Mutex<ScopeState>,
 }
@@ -65,6 +112,15 @@ struct ScopeState {
     need: Option<Need>,
     undefined: Option<String>,
     hash_used: bool,
+    build_platform_used: bool,
+    field: Option<Field>,
+    /// `name: "version build"` for every sibling pinned exactly.
+    exact_pins: BTreeMap<String, String>,
+    /// Variant keys a template or function read. An exact pin of a sibling
+    /// also fixes the sibling's keys, but only these are this output's own.
+    read_keys: BTreeSet<String>,
+    /// Script names that are neither recipe nor build variables.
+    unknown_build_names: Vec<String>,
     context_cache: HashMap<String, Value>,
     /// While rendering context entry `i`, only entries before `i` are visible.
     context_limit: Vec<usize>,
@@ -72,46 +128,30 @@ struct ScopeState {
 }
 
 const SCOPE_KEY: &str = "__cleave_scope";
-const FUNCTIONS: &[&str] = &[
-    "compiler",
-    "cdt",
-    "pin_subpackage",
-    "pin_compatible",
-    "match",
-    "is_unix",
-    "is_linux",
-    "is_osx",
-    "is_win",
-];
 
 /// The shared template environment: `${{ }}` syntax, strict undefined.
 pub(crate) fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
-        let syntax = SyntaxConfig::builder()
-            .variable_delimiters("${{", "}}")
-            .block_delimiters("${%", "%}")
-            .comment_delimiters("${#", "#}")
-            .build()
-            .unwrap_or_default();
-        env.set_syntax(syntax);
+        env.set_syntax(syntax());
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         // Recipes call Python string methods: `version.split('.')[0]`.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("compiler", compiler);
-        env.add_function("cdt", cdt);
-        env.add_function("pin_subpackage", pin_subpackage);
-        env.add_function("pin_compatible", pin_compatible);
-        env.add_function("match", match_version);
-        env.add_function("is_unix", |p: String| platform_test(&p, Subdir::is_unix));
-        env.add_function("is_linux", |p: String| platform_test(&p, Subdir::is_linux));
-        env.add_function("is_osx", |p: String| platform_test(&p, Subdir::is_osx));
-        env.add_function("is_win", |p: String| platform_test(&p, Subdir::is_windows));
-        env.add_filter("version_to_buildstring", version_to_buildstring);
+        functions::register(&mut env);
         env
     })
+}
+
+/// `${{ }}`, `${% %}` and `${# #}`.
+pub(crate) fn syntax() -> SyntaxConfig {
+    SyntaxConfig::builder()
+        .variable_delimiters("${{", "}}")
+        .block_delimiters("${%", "%}")
+        .comment_delimiters("${#", "#}")
+        .build()
+        .unwrap_or_default()
 }
 
 impl std::fmt::Debug for Scope {
@@ -122,17 +162,49 @@ impl std::fmt::Debug for Scope {
     }
 }
 
+/// What a finished render learned besides its text.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Learned {
+    /// Whether `hash` was read (the render must be repeated with the hash).
+    pub(crate) hash_used: bool,
+    /// Whether `build_platform` was read (it joins the variant).
+    pub(crate) build_platform_used: bool,
+    /// `name: "version build"` for siblings pinned exactly.
+    pub(crate) exact_pins: BTreeMap<String, String>,
+    /// Variant keys the render read.
+    pub(crate) read_keys: BTreeSet<String>,
+}
+
 impl Scope {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        assignment: BTreeMap<String, String>,
-        hash: Option<String>,
+        assignment: BTreeMap<String, VariantValue>,
         self_name: Option<String>,
     ) -> Arc<Self> {
         Arc::new(Scope {
             shared,
             assignment,
-            hash,
+            hash: None,
+            build_number: 0,
+            self_name,
+            state: Mutex::new(ScopeState::default()),
+        })
+    }
+
+    /// A scope that knows the variant hash and build number, for the
+    /// render that fills in `build.string`.
+    pub(crate) fn with_hash(
+        shared: Arc<Shared>,
+        assignment: BTreeMap<String, VariantValue>,
+        self_name: Option<String>,
+        hash: String,
+        build_number: u64,
+    ) -> Arc<Self> {
+        Arc::new(Scope {
+            shared,
+            assignment,
+            hash: Some(hash),
+            build_number,
             self_name,
             state: Mutex::new(ScopeState::default()),
         })
@@ -152,13 +224,40 @@ impl Scope {
         !self.state().problems.is_empty()
     }
 
-    pub(crate) fn hash_used(&self) -> bool {
-        self.state().hash_used
+    /// What the renders so far learned.
+    pub(crate) fn learned(&self) -> Learned {
+        let state = self.state();
+        Learned {
+            hash_used: state.hash_used,
+            build_platform_used: state.build_platform_used,
+            exact_pins: state.exact_pins.clone(),
+            read_keys: state.read_keys.clone(),
+        }
+    }
+
+    /// Script names read since the last call that are neither recipe
+    /// variables nor variables the build sets.
+    pub(crate) fn take_unknown_build_names(&self) -> Vec<String> {
+        std::mem::take(&mut self.state().unknown_build_names)
     }
 
     /// Problems found while rendering context entries on demand.
     pub(crate) fn take_problems(&self) -> Vec<Problem> {
         std::mem::take(&mut self.state().problems)
+    }
+
+    /// Sets the kind of field the next renders are in; returns the previous.
+    pub(crate) fn enter(&self, field: Field) -> Option<Field> {
+        self.state().field.replace(field)
+    }
+
+    /// Restores the field kind `enter` returned.
+    pub(crate) fn leave(&self, previous: Option<Field>) {
+        self.state().field = previous;
+    }
+
+    fn field(&self) -> Field {
+        self.state().field.unwrap_or(Field::Plain)
     }
 
     fn set_need(&self, need: Need) -> Error {
@@ -181,25 +280,64 @@ impl Scope {
     pub(crate) fn known_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.shared.context.iter().map(|(k, _)| k.clone()).collect();
         names.extend(self.shared.variants.keys().map(String::from));
-        names.extend(platform_names().iter().map(|s| s.to_string()));
+        names.extend(crate::platform::names().map(String::from));
         names.extend(FUNCTIONS.iter().map(|s| s.to_string()));
         names
     }
 
     /// The value of a variant key, `Ok(None)` if the config does not set it,
     /// and an error that aborts the render if it is set but not yet chosen.
-    pub(crate) fn variant_value(&self, key: &str) -> Result<Option<String>, Error> {
+    pub(crate) fn variant_value(&self, key: &str) -> Result<Option<VariantValue>, Error> {
         if !self.shared.variants.contains(key) {
             return Ok(None);
         }
-        match self.assignment.get(key) {
-            Some(value) => Ok(Some(value.clone())),
-            None => Err(self.set_need(Need::Key(key.to_string()))),
+        let key = normalize_key(key);
+        match self.assignment.get(&key) {
+            Some(value) => {
+                self.state().read_keys.insert(key);
+                Ok(Some(value.clone()))
+            }
+            None => Err(self.set_need(Need::Key(key))),
         }
     }
 
-    fn target(&self) -> Subdir {
+    /// The value already chosen for `key`, if any.
+    pub(crate) fn assigned(&self, key: &str) -> Option<&VariantValue> {
+        self.assignment.get(key)
+    }
+
+    pub(crate) fn target(&self) -> Subdir {
         self.shared.target
+    }
+
+    pub(crate) fn recipe_dir(&self) -> &Path {
+        &self.shared.recipe_dir
+    }
+
+    pub(crate) fn self_name(&self) -> Option<&str> {
+        self.self_name.as_deref()
+    }
+
+    pub(crate) fn package_names(&self) -> BTreeSet<String> {
+        self.shared.package_names.get().cloned().unwrap_or_default()
+    }
+
+    /// The rendered instances of output `name`, once it is rendered.
+    pub(crate) fn rendered(&self, name: &str) -> Option<Vec<PinTarget>> {
+        self.shared
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Notes an exact pin of a sibling: it joins this output's variant, so
+    /// a new build of the sibling is a new build of this output.
+    pub(crate) fn record_exact_pin(&self, name: &str, version: &str, build: &str) {
+        self.state()
+            .exact_pins
+            .insert(normalize_key(name), format!("{version} {build}"));
     }
 
     fn from_state(state: &State) -> Result<Arc<Scope>, Error> {
@@ -209,7 +347,9 @@ impl Scope {
             .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no recipe scope"))
     }
 
-    fn context_value(self: &Arc<Self>, index: usize) -> Option<Value> {
+    /// Evaluates context entry `index` (cached), so the variant keys it
+    /// reads are read.
+    pub(crate) fn context_value(self: &Arc<Self>, index: usize) -> Option<Value> {
         let (name, node) = &self.shared.context[index];
         {
             let state = self.state();
@@ -224,9 +364,12 @@ impl Scope {
                 return Some(value.clone());
             }
         }
+        // Context entries are plain values, whatever field uses them.
+        let field = self.state().field.take();
         self.state().context_limit.push(index);
         let value = self.node_value(node);
         self.state().context_limit.pop();
+        self.state().field = field;
         match value {
             Ok(value) => {
                 self.state()
@@ -270,59 +413,6 @@ impl Scope {
                 .map(Value::from),
         }
     }
-
-    fn platform_value(&self, key: &str) -> Option<Value> {
-        platform_value(key, self.target(), self.shared.build)
-    }
-}
-
-/// The value of a platform variable (`target_platform`, `unix`, `x86_64`,
-/// ...) for a build on `build` targeting `target`.
-pub(crate) fn platform_value(key: &str, target: Subdir, build: Subdir) -> Option<Value> {
-    let arch = target.arch();
-    let value = match key {
-        "target_platform" | "host_platform" => Value::from(target.as_str()),
-        "build_platform" => Value::from(build.as_str()),
-        "unix" => Value::from(target.is_unix()),
-        "linux" => Value::from(target.is_linux()),
-        "osx" => Value::from(target.is_osx()),
-        "win" => Value::from(target.is_windows()),
-        "emscripten" => Value::from(target.as_str().starts_with("emscripten")),
-        "x86_64" => Value::from(arch == Some(Arch::X86_64)),
-        "x86" => Value::from(arch == Some(Arch::X86)),
-        "aarch64" => Value::from(arch == Some(Arch::Aarch64)),
-        "arm64" => Value::from(arch == Some(Arch::Arm64)),
-        "armv6l" => Value::from(arch == Some(Arch::ArmV6l)),
-        "armv7l" => Value::from(arch == Some(Arch::ArmV7l)),
-        "ppc64le" => Value::from(arch == Some(Arch::Ppc64le)),
-        "s390x" => Value::from(arch == Some(Arch::S390X)),
-        "wasm32" => Value::from(arch == Some(Arch::Wasm32)),
-        _ => return None,
-    };
-    Some(value)
-}
-
-/// Every platform variable name.
-pub(crate) fn platform_names() -> &'static [&'static str] {
-    &[
-        "target_platform",
-        "host_platform",
-        "build_platform",
-        "unix",
-        "linux",
-        "osx",
-        "win",
-        "emscripten",
-        "x86_64",
-        "x86",
-        "aarch64",
-        "arm64",
-        "armv6l",
-        "armv7l",
-        "ppc64le",
-        "s390x",
-        "wasm32",
-    ]
 }
 
 impl Object for Scope {
@@ -334,23 +424,39 @@ impl Object for Scope {
         if key == "hash" {
             self.state().hash_used = true;
             return Some(Value::from(
-                self.hash.clone().unwrap_or_else(|| "h0000000".into()),
+                self.hash.clone().unwrap_or_else(|| "0000000".into()),
             ));
         }
         if let Some(index) = self.shared.context.iter().position(|(k, _)| k == key) {
             return self.context_value(index);
         }
         if self.shared.variants.contains(key) {
-            return match self.assignment.get(key) {
-                Some(value) => Some(coerce(value)),
-                None => {
-                    self.set_need(Need::Key(key.to_string()));
-                    None
-                }
-            };
+            return self.variant_value(key).ok().flatten().map(|v| v.to_jinja());
         }
-        if let Some(value) = self.platform_value(key) {
+        if let Some(value) = crate::platform::value(key, self.shared.target, self.shared.build) {
+            if key == "build_platform" {
+                self.state().build_platform_used = true;
+            }
             return Some(value);
+        }
+        let field = self.field();
+        match key {
+            "build_number" if field == Field::BuildString => {
+                return Some(Value::from(self.build_number));
+            }
+            "env" => return Some(Value::from_object(objects::EnvObject)),
+            "git" => {
+                return Some(Value::from_object(objects::GitObject {
+                    recipe_dir: self.shared.recipe_dir.clone(),
+                }));
+            }
+            _ => {}
+        }
+        if field.defers(key) {
+            if field == Field::Script && !crate::build_time::BUILD_VARIABLES.contains(&key) {
+                self.state().unknown_build_names.push(key.to_string());
+            }
+            return Some(Value::from(crate::build_time::token(key)));
         }
         if !FUNCTIONS.contains(&key) {
             self.state().undefined = Some(key.to_string());
@@ -404,10 +510,9 @@ pub(crate) fn template_problem(
     err: &Error,
 ) -> Problem {
     let template = node.as_str().unwrap_or_default();
-    let written = source.slice(node.span);
-    let span = match (err.range(), written.find(template)) {
-        (Some(range), Some(at)) if !template.is_empty() && range.end <= template.len() => {
-            miette::SourceSpan::new((node.span.offset() + at + range.start).into(), range.len())
+    let span = match err.range() {
+        Some(range) if !template.is_empty() && range.end <= template.len() => {
+            crate::position::locate(source, node.span, template, range).unwrap_or(node.span)
         }
         _ => node.span,
     };
@@ -428,196 +533,21 @@ pub(crate) fn template_problem(
     let detail = err
         .detail()
         .map_or_else(|| err.kind().to_string(), str::to_string);
-    let hint = (detail.contains("'max_pin'") || detail.contains("'min_pin'"))
-        .then_some("conda-build's `min_pin`/`max_pin` are `lower_bound`/`upper_bound` here");
+    let stdlib = detail
+        .strip_prefix("no stdlib for language `")
+        .and_then(|rest| rest.split('`').next());
+    let hint = if detail.contains("'max_pin'") || detail.contains("'min_pin'") {
+        Some("conda-build's `min_pin`/`max_pin` are `lower_bound`/`upper_bound` here".to_string())
+    } else {
+        stdlib.map(|lang| {
+            format!(
+                "conda-forge's variant files set it: `{lang}_stdlib: [sysroot]` and `{lang}_stdlib_version: [\"2.17\"]` on Linux"
+            )
+        })
+    };
     let problem = Problem::new(source, ProblemKind::Template(detail), span);
     match hint {
         Some(hint) => problem.with_help(hint),
         None => problem,
     }
-}
-
-fn default_compiler(lang: &str, target: Subdir) -> String {
-    let osx = target.is_osx();
-    let win = target.is_windows();
-    match lang {
-        "c" if osx => "clang",
-        "cxx" if osx => "clangxx",
-        "c" | "cxx" if win => "vs2019",
-        "c" => "gcc",
-        "cxx" => "gxx",
-        "fortran" if win => "flang",
-        "fortran" => "gfortran",
-        other => other,
-    }
-    .to_string()
-}
-
-fn compiler(state: &State, lang: String) -> Result<String, Error> {
-    let scope = Scope::from_state(state)?;
-    let name = match scope.variant_value(&format!("{lang}_compiler"))? {
-        Some(name) => name,
-        None => default_compiler(&lang, scope.target()),
-    };
-    let version = scope.variant_value(&format!("{lang}_compiler_version"))?;
-    let package = format!("{name}_{}", scope.target().as_str());
-    Ok(match version {
-        Some(version) => format!("{package} {}", version_constraint(&version)),
-        None => package,
-    })
-}
-
-/// A variant value as a version constraint: `3.12` means `3.12.*`; a value
-/// that already has an operator or wildcard is used as written.
-pub(crate) fn version_constraint(value: &str) -> String {
-    if value.contains(|c: char| "*<>=!~,|".contains(c)) {
-        value.to_string()
-    } else {
-        format!("{value}.*")
-    }
-}
-
-fn cdt(state: &State, package: String) -> Result<String, Error> {
-    let scope = Scope::from_state(state)?;
-    let name = scope
-        .variant_value("cdt_name")?
-        .unwrap_or_else(|| "conda".into());
-    let arch = match scope.target().arch() {
-        Some(Arch::Aarch64) => "aarch64",
-        Some(Arch::Ppc64le) => "ppc64le",
-        Some(Arch::S390X) => "s390x",
-        _ => "x86_64",
-    };
-    let arch = scope
-        .variant_value("cdt_arch")?
-        .unwrap_or_else(|| arch.into());
-    Ok(format!("{package}-{name}-{arch}"))
-}
-
-fn pin_args(name: String, kwargs: &Kwargs) -> Result<PinArgs, Error> {
-    let bound = |key: &str, default: &str| -> Result<Option<String>, Error> {
-        if kwargs.has(key) {
-            let value: Option<Value> = kwargs.get(key)?;
-            Ok(value.filter(|v| !v.is_none()).map(|v| v.to_string()))
-        } else {
-            Ok(Some(default.to_string()))
-        }
-    };
-    let args = PinArgs {
-        lower_bound: bound("lower_bound", "x.x.x.x.x.x")?,
-        upper_bound: bound("upper_bound", "x")?,
-        exact: kwargs.get::<Option<bool>>("exact")?.unwrap_or(false),
-        name,
-    };
-    kwargs.assert_all_used()?;
-    Ok(args)
-}
-
-fn marker(mark: &str, args: &PinArgs) -> Result<String, Error> {
-    let json = serde_json::to_string(args)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    Ok(format!("{mark}{json}"))
-}
-
-fn pin_subpackage(state: &State, name: String, kwargs: Kwargs) -> Result<String, Error> {
-    let scope = Scope::from_state(state)?;
-    let args = pin_args(name, &kwargs)?;
-    if scope.self_name.as_deref() == Some(args.name.as_str()) {
-        return marker(PIN_SUBPACKAGE_MARK, &args);
-    }
-    let names = scope
-        .shared
-        .package_names
-        .get()
-        .cloned()
-        .unwrap_or_default();
-    if !names.contains(&args.name) {
-        let known = names.iter().map(String::as_str);
-        let hint = crate::error::suggest(&args.name, known)
-            .map(|close| format!(" (did you mean `{close}`?)"))
-            .unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "pin_subpackage names `{}`, which is not an output of this recipe{hint}",
-                args.name
-            ),
-        ));
-    }
-    let targets = scope
-        .shared
-        .rendered
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&args.name)
-        .cloned();
-    let Some(targets) = targets else {
-        return Err(scope.set_need(Need::Output(args.name)));
-    };
-    // Pick the instance that agrees with this render on every shared key;
-    // an exact pin also takes over the keys the pinned output uses.
-    let compatible = targets.iter().find(|t| {
-        t.variant
-            .iter()
-            .all(|(k, v)| scope.assignment.get(k).is_none_or(|mine| mine == v))
-    });
-    let Some(target) = compatible else {
-        return Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "no variant of `{}` matches this output's variant",
-                args.name
-            ),
-        ));
-    };
-    if args.exact
-        && let Some(key) = target
-            .variant
-            .keys()
-            .find(|k| !scope.assignment.contains_key(*k))
-    {
-        return Err(scope.set_need(Need::Key(key.clone())));
-    }
-    Ok(crate::model::pin_spec_for(
-        &args,
-        &target.version,
-        &target.build_string,
-    ))
-}
-
-fn pin_compatible(name: String, kwargs: Kwargs) -> Result<String, Error> {
-    let args = pin_args(name, &kwargs)?;
-    marker(PIN_COMPATIBLE_MARK, &args)
-}
-
-fn match_version(value: Value, spec: String) -> Result<bool, Error> {
-    let text = value.to_string();
-    let text = text.trim().trim_end_matches(".*").trim_end_matches('*');
-    let invalid =
-        |what: &str, e: String| Error::new(ErrorKind::InvalidOperation, format!("{what}: {e}"));
-    let version: Version = text
-        .parse()
-        .map_err(|e: rattler_conda_types::ParseVersionError| {
-            invalid("invalid version", e.to_string())
-        })?;
-    let spec = VersionSpec::from_str(&spec, ParseStrictness::Lenient)
-        .map_err(|e| invalid("invalid version spec", e.to_string()))?;
-    Ok(spec.matches(&version))
-}
-
-fn platform_test(platform: &str, test: fn(Subdir) -> bool) -> Result<bool, Error> {
-    platform
-        .parse::<Subdir>()
-        .map(test)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
-}
-
-/// `3.11` or `3.11.*` becomes `311`, as in `py311` build strings.
-fn version_to_buildstring(value: Value) -> String {
-    let text = value.to_string();
-    text.trim_end_matches(".*")
-        .split('.')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join("")
 }

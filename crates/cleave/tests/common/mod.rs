@@ -1,5 +1,10 @@
 //! Helpers shared by the end-to-end tests.
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -7,6 +12,21 @@ use serde_json::Value;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// For a test whose inputs are not on this machine: passes after saying
+/// `why` on stderr, unless the environment variable `require` is set, which
+/// makes the absence a failure (CI sets it).
+#[allow(
+    clippy::print_stderr,
+    reason = "a skipped test says why in the test output"
+)]
+pub fn skip_unless_required(require: &str, why: &str) {
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{require} is set, but {why}"
+    );
+    eprintln!("skipped: {why}");
 }
 
 pub fn assert_success(output: &Output) {

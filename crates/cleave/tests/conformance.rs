@@ -254,17 +254,93 @@ fn peer_renders(dirs: &[PathBuf]) -> Option<Vec<Render>> {
     Some(renders)
 }
 
+/// What a recipe's own CI gives it besides a variant file. RAPIDS renders
+/// libcudf from the root of a git checkout of cudf, where the recipe is
+/// `conda/recipes/libcudf` and reads `python/libcudf/pyproject.toml` and
+/// `git.head_rev(".")`, with versions in environment variables. The test
+/// builds that checkout in a temporary directory, with made-up values.
+struct CiEnvironment {
+    recipe_path: &'static str,
+    vars: &'static [(&'static str, &'static str)],
+    files: &'static [(&'static str, &'static str)],
+}
+
+fn ci_environment(recipe: &str) -> Option<CiEnvironment> {
+    (recipe == "rapidsai-cudf-libcudf").then_some(CiEnvironment {
+        recipe_path: "conda/recipes/libcudf",
+        vars: &[
+            ("RAPIDS_PACKAGE_VERSION", "26.10.00a42"),
+            ("RAPIDS_CUDA_VERSION", "12.9.1"),
+            ("RAPIDS_DATETIME_STRING", "260807"),
+            ("RAPIDS_CONDA_ARCH", "x86_64"),
+            ("CMAKE_C_COMPILER_LAUNCHER", "sccache"),
+            ("CMAKE_CUDA_COMPILER_LAUNCHER", "sccache"),
+            ("CMAKE_CXX_COMPILER_LAUNCHER", "sccache"),
+            ("CMAKE_GENERATOR", "Ninja"),
+        ],
+        files: &[(
+            "python/libcudf/pyproject.toml",
+            "[project]\nname = \"libcudf\"\nlicense = \"Apache-2.0\"\ndescription = \"cuDF core library\"\n\n[project.urls]\nHomepage = \"https://github.com/rapidsai/cudf\"\n",
+        )],
+    })
+}
+
 /// `cleave render` of one corpus recipe, as the peer is asked to render it
-/// (run in the recipe's directory, so its messages name short paths).
+/// (run in the recipe's directory, so its messages name short paths, or
+/// where its CI runs it).
 fn cleave_render(dir: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
-    cmd.args(["render", "--recipe", "."]);
-    if dir.join("ci_support_linux_64.yaml").exists() {
-        cmd.args(["-m", "ci_support_linux_64.yaml"]);
+    cmd.args([
+        "render",
+        "--target-platform",
+        "linux-64",
+        "--output",
+        "json",
+    ])
+    .env("NO_COLOR", "1");
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let Some(ci) = ci_environment(name) else {
+        cmd.args(["--recipe", "."]).current_dir(dir);
+        if dir.join("ci_support_linux_64.yaml").exists() {
+            cmd.args(["-m", "ci_support_linux_64.yaml"]);
+        }
+        return cmd.output().expect("run cleave");
+    };
+    let root = tempfile::tempdir().expect("temp dir");
+    let recipe = root.path().join(ci.recipe_path);
+    std::fs::create_dir_all(&recipe).expect("mkdir");
+    for entry in std::fs::read_dir(dir).expect("read recipe dir") {
+        let entry = entry.expect("dir entry");
+        std::fs::copy(entry.path(), recipe.join(entry.file_name())).expect("copy");
     }
-    cmd.args(["--target-platform", "linux-64", "--output", "json"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
+    for (path, text) in ci.files {
+        let file = root.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "ci",
+        ],
+    ] {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(root.path())
+            .status()
+            .expect("run git");
+        assert!(status.success(), "git {args:?}");
+    }
+    cmd.args(["--recipe", ci.recipe_path])
+        .current_dir(root.path())
+        .envs(ci.vars.iter().copied())
         .output()
         .expect("run cleave")
 }

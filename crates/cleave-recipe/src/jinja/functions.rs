@@ -220,6 +220,9 @@ fn pin_subpackage(state: &State, name: String, kwargs: Kwargs) -> Result<String,
             .all(|(k, v)| scope.assigned(k).is_none_or(|mine| mine == v))
     });
     let Some(target) = compatible else {
+        if let Some(echo) = scope.sibling_failed(&args.name) {
+            return Err(echo);
+        }
         return Err(Error::new(
             ErrorKind::InvalidOperation,
             format!(
@@ -286,11 +289,18 @@ fn version_to_buildstring(value: Value) -> String {
     word.split('.').take(2).collect()
 }
 
-/// A data file next to the recipe, parsed by its extension (YAML, JSON,
-/// TOML) or as text: recipes read versions from `pyproject.toml`.
+/// A data file, parsed by its extension (YAML, JSON, TOML) or as text:
+/// recipes read versions from `pyproject.toml`. The path is looked up next
+/// to the recipe, then from the working directory (a recipe kept in a
+/// subdirectory of its project names files from the project's root).
 fn load_from_file(state: &State, path: String) -> Result<Value, Error> {
     let scope = Scope::from_state(state)?;
-    let full = scope.recipe_dir().join(&path);
+    let beside = scope.recipe_dir().join(&path);
+    let full = if beside.is_file() {
+        beside
+    } else {
+        std::path::PathBuf::from(&path)
+    };
     let failed = |reason: String| {
         Error::new(
             ErrorKind::InvalidOperation,

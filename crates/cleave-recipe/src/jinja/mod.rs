@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     pub(crate) package_names: OnceLock<BTreeSet<String>>,
     /// Outputs rendered so far, by name.
     pub(crate) rendered: Mutex<HashMap<String, Vec<PinTarget>>>,
+    /// Outputs whose render failed: a pin of one is an echo of that
+    /// failure, not a problem of its own.
+    pub(crate) failed: Mutex<BTreeSet<String>>,
 }
 
 /// The kind of field being rendered, which decides the names that are only
@@ -110,6 +113,8 @@ pub(crate) struct Scope {
 #[derive(Default)]
 struct ScopeState {
     need: Option<Need>,
+    /// The render failed because a sibling it pins failed.
+    echo: bool,
     undefined: Option<String>,
     hash_used: bool,
     build_platform_used: bool,
@@ -219,9 +224,29 @@ impl Scope {
         self.state().need.clone()
     }
 
-    /// True once a context entry failed; later errors are its echoes.
+    /// True once a context entry or a pinned sibling failed; later errors
+    /// are echoes of that failure.
     pub(crate) fn has_problems(&self) -> bool {
-        !self.state().problems.is_empty()
+        let state = self.state();
+        state.echo || !state.problems.is_empty()
+    }
+
+    /// Notes that output `name`, pinned here, failed to render, and returns
+    /// the error that stops this render without a report of its own.
+    pub(crate) fn sibling_failed(&self, name: &str) -> Option<Error> {
+        let failed = self
+            .shared
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name);
+        failed.then(|| {
+            self.state().echo = true;
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`{name}` failed to render"),
+            )
+        })
     }
 
     /// What the renders so far learned.

@@ -82,6 +82,7 @@ pub fn render(recipe: &Recipe, config: &RenderConfig) -> Result<RenderedRecipe, 
         build: config.build_platform,
         package_names: std::sync::OnceLock::new(),
         rendered: Mutex::new(HashMap::new()),
+        failed: Mutex::new(std::collections::BTreeSet::new()),
     });
     let mut driver = Driver {
         recipe,
@@ -296,7 +297,12 @@ impl Driver<'_> {
                     }
                 }
                 Attempt::Skipped => {}
-                Attempt::Failed(problems) => self.problems.extend(problems),
+                Attempt::Failed(problems) => {
+                    let mut failed = self.shared.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    failed.extend(self.names[unit].iter().cloned());
+                    drop(failed);
+                    self.problems.extend(problems);
+                }
                 Attempt::Need(Need::Key(key)) => {
                     let choices = self.shared.variants.choices(&key, &assignment);
                     for value in choices.into_iter().rev() {

@@ -28,17 +28,21 @@ pub(crate) fn locate(
             range.len(),
         ));
     }
-    if !written.starts_with('|') {
+    let text = source.text();
+    // A literal block: the value's lines are the file's lines from the
+    // first one on (the span starts there, or at the `|` header before it).
+    let first_line = template.lines().next()?;
+    let mut start = if written.starts_with('|') {
+        span.offset() + text.get(span.offset()..)?.find('\n')? + 1
+    } else if template.contains('\n') && text.get(span.offset()..)?.starts_with(first_line) {
+        span.offset()
+    } else {
         return None;
-    }
+    };
     let before = template.get(..range.start)?;
     let line_index = before.matches('\n').count();
     let column = range.start - before.rfind('\n').map_or(0, |i| i + 1);
     let line = template.lines().nth(line_index)?;
-    // The value's lines follow the `|` header line one for one.
-    let text = source.text();
-    let header_end = span.offset() + text.get(span.offset()..)?.find('\n')? + 1;
-    let mut start = header_end;
     for _ in 0..line_index {
         start += text.get(start..)?.find('\n')? + 1;
     }
@@ -55,6 +59,23 @@ pub(crate) fn locate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_spanned_from_its_first_line_maps_too() {
+        let text = "script: |\n  echo one\n  echo ${{ bad( }}\n";
+        let source = SourceFile::new("r.yaml", text);
+        let start = text.find("echo one").unwrap();
+        let template = "echo one\necho ${{ bad( }}\n";
+        let at = template.find("bad").unwrap();
+        let span = locate(
+            &source,
+            SourceSpan::new(start.into(), 8),
+            template,
+            at..at + 3,
+        )
+        .unwrap();
+        assert_eq!(source.line_col(span.offset()), (3, 12));
+    }
 
     #[test]
     fn block_lines_map_to_their_own_line() {

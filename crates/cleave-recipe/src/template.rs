@@ -69,9 +69,14 @@ impl<'a> Renderer<'a> {
                 }
                 match rendered {
                     Ok(text) => Node::scalar(text, true, node.span),
-                    Err(err) if field == Field::Script && !self.stopped() => {
+                    Err(err)
+                        if field == Field::Script
+                            && !self.stopped()
+                            && err.kind() != minijinja::ErrorKind::SyntaxError =>
+                    {
                         // Scripts are filled in again when they run; what
-                        // cannot be rendered now is left for then.
+                        // cannot be rendered now is left for then. A syntax
+                        // error would fail then too, so it is an error now.
                         let problem = template_problem(&self.scope, self.source, node, &err);
                         let reason = problem.to_string();
                         self.problems.push(

@@ -30,17 +30,10 @@ pub(super) fn parse_variants(
     source: &SourceFile,
     platforms: VariantPlatforms,
 ) -> Result<VariantConfig, RecipeErrors> {
-    let Some(root) = document(source)? else {
-        return Ok(VariantConfig::default());
-    };
-    let mut reader = FileReader {
-        source,
-        platforms,
-        style: Style::Variants,
-        problems: Vec::new(),
-    };
-    let config = reader.config(&root);
-    reader.finish(config)
+    match document(source)? {
+        Some(root) => read(source, &root, platforms, Style::Variants),
+        None => Ok(VariantConfig::default()),
+    }
 }
 
 /// Parses a `conda_build_config.yaml`. Lines whose `# [selector]` is false
@@ -54,17 +47,31 @@ pub(super) fn parse_conda_build_config(
         source.name(),
         apply_line_selectors(source.text(), platforms),
     );
-    let Some(root) = document(&kept).map_err(|errors| errors.in_source(source))? else {
-        return Ok(VariantConfig::default());
-    };
+    match document(&kept).map_err(|errors| errors.in_source(source))? {
+        Some(root) => read(source, &root, platforms, Style::CondaBuildConfig),
+        None => Ok(VariantConfig::default()),
+    }
+}
+
+/// The keys and values of a parsed variant file.
+fn read(
+    source: &SourceFile,
+    root: &Node,
+    platforms: VariantPlatforms,
+    style: Style,
+) -> Result<VariantConfig, RecipeErrors> {
     let mut reader = FileReader {
         source,
         platforms,
-        style: Style::CondaBuildConfig,
+        style,
         problems: Vec::new(),
     };
-    let config = reader.config(&root);
-    reader.finish(config)
+    let config = reader.config(root);
+    if reader.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(RecipeErrors::new(reader.problems))
+    }
 }
 
 /// The file's mapping; `None` for a file with nothing in it (all comments,
@@ -175,14 +182,6 @@ struct FileReader<'a> {
 }
 
 impl FileReader<'_> {
-    fn finish(self, config: VariantConfig) -> Result<VariantConfig, RecipeErrors> {
-        if self.problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(RecipeErrors::new(self.problems))
-        }
-    }
-
     fn report(&mut self, kind: ProblemKind, span: miette::SourceSpan) {
         self.problems.push(Problem::new(self.source, kind, span));
     }

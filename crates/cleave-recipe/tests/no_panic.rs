@@ -116,3 +116,39 @@ fn mutated_recipes_give_errors_not_panics() {
     }
     assert!(runs > 1000, "only {runs} inputs were tried");
 }
+
+/// Variant files in both formats, as conda-forge writes them.
+const VARIANT_FILES: &[(&str, &str)] = &[
+    (
+        "conda_build_config.yaml",
+        "c_compiler:\n  - gcc        # [linux]\n  - clang      # [osx]\ncuda_compiler_version:\n  - None       # [py >= 312 or os.environ.get('X', '') == '1']\n  - 12.4       # [linux and x86_64]\npython:\n  - 3.12.* *_cpython\nzip_keys:\n  - [c_compiler, cuda_compiler_version]   # [linux]\npin_run_as_build:\n  python: {min_pin: x.x, max_pin: x.x}\n",
+    ),
+    (
+        "variants.yaml",
+        "c_stdlib:\n  - if: linux\n    then: [sysroot]\n    else: ${{ 'vs' if win else 'macosx_deployment_target' }}\npython: [3.11, '3.12.* *_cpython']\nzip_keys: [[python, numpy]]\nnumpy: [1, 2]\n",
+    ),
+];
+
+#[test]
+fn mutated_variant_files_give_errors_not_panics() {
+    let mut rng = Rng(0x5eed_c1ea_fe00_0002);
+    let platforms = cleave_recipe::VariantPlatforms {
+        target: rattler_conda_types::Subdir::Linux64,
+        build: rattler_conda_types::Subdir::Linux64,
+    };
+    let mut runs = 0;
+    for (name, text) in VARIANT_FILES {
+        for _ in 0..400 {
+            let mutated = mutate(text, &mut rng);
+            let outcome = std::panic::catch_unwind(|| {
+                let source = SourceFile::new(*name, mutated.clone());
+                if let Ok(config) = cleave_recipe::VariantConfig::parse(&source, platforms) {
+                    let _ = config.validate();
+                }
+            });
+            assert!(outcome.is_ok(), "panic on {name}:\n{mutated}");
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 800);
+}

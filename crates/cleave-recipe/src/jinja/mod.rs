@@ -508,16 +508,23 @@ fn coerce(text: &str) -> Value {
 /// panics on a stray `}}` in one under custom syntax, so they are rejected
 /// here first.
 pub(crate) fn compile_expression(expr: &str) -> Result<minijinja::Expression<'_, '_>, Error> {
-    if let Some(delimiter) = ["${{", "}}", "${%", "%}", "${#", "#}"]
+    check_expression(expr)?;
+    environment().compile_expression(expr)
+}
+
+/// Rejects template delimiters in a bare expression, which minijinja's
+/// lexer can panic on.
+pub(crate) fn check_expression(expr: &str) -> Result<(), Error> {
+    match ["{{", "}}", "{%", "%}", "{#", "#}"]
         .into_iter()
         .find(|d| expr.contains(d))
     {
-        return Err(Error::new(
+        Some(delimiter) => Err(Error::new(
             ErrorKind::SyntaxError,
             format!("`{delimiter}` cannot appear inside an expression"),
-        ));
+        )),
+        None => Ok(()),
     }
-    environment().compile_expression(expr)
 }
 
 /// The expression inside a template that is exactly one `${{ expr }}`.

@@ -131,8 +131,8 @@ fn selector_is_true(expr: &str, platforms: VariantPlatforms) -> bool {
 /// false.
 pub(crate) fn evaluate(expr: &str, platforms: VariantPlatforms) -> Result<bool, String> {
     let context = Value::from_object(SelectorScope(platforms));
-    lenient_environment()
-        .compile_expression(expr)
+    crate::jinja::check_expression(expr)
+        .and_then(|()| lenient_environment().compile_expression(expr))
         .and_then(|e| e.eval(context))
         .map(|v| v.is_true())
         .map_err(|e| e.detail().map_or_else(|| e.to_string(), str::to_string))

@@ -147,6 +147,14 @@ pub enum ProblemKind {
         /// The key written.
         key: String,
     },
+    /// A key the format has but cleave does not implement. It is an error,
+    /// never skipped: a build that quietly lacks a feature the recipe asks
+    /// for makes a different package than the recipe describes.
+    #[error("{feature} is not supported by cleave")]
+    Unsupported {
+        /// The feature, naming the key.
+        feature: String,
+    },
 }
 
 /// One error at one place in one file.
@@ -200,6 +208,7 @@ fn default_label(kind: &ProblemKind) -> &'static str {
         ProblemKind::Template(_) => "in this template",
         ProblemKind::Cycle { .. } => "part of the cycle",
         ProblemKind::DuplicateOutput { .. } => "second output with this name",
+        ProblemKind::Unsupported { .. } => "not supported",
         _ => "here",
     }
 }

@@ -49,7 +49,8 @@ pub enum NoArch {
     Python,
 }
 
-/// Globs that pick files; an empty `include` means every new file.
+/// Globs that pick files (new prefix files for `build.files`, a source's
+/// files for `filter`); an empty `include` means every file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FileSelection {
     /// Globs of files to take.
@@ -61,15 +62,20 @@ pub struct FileSelection {
 }
 
 impl FileSelection {
-    /// True when every new file is taken.
+    /// True when every file is taken.
     pub fn is_all(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node) -> FileSelection {
+        FileSelection::read_section(r, node, "files")
+    }
+
+    /// A glob list, or `{include, exclude}`, under the key `section`.
+    pub(crate) fn read_section(r: &mut Reader<'_>, node: &Node, section: &str) -> FileSelection {
         match &node.kind {
             NodeKind::Map(_) => {
-                let Some(node) = r.map(node, "files", &["include", "exclude"]) else {
+                let Some(node) = r.map(node, section, &["include", "exclude"]) else {
                     return FileSelection::default();
                 };
                 FileSelection {

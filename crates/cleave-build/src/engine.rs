@@ -371,6 +371,12 @@ impl Builder {
                 RenderedOutput::Staging(_) => None,
             })
             .collect();
+        // Every output's settings, before the first one builds.
+        for output in &recipe.outputs {
+            if let RenderedOutput::Package(package) = output {
+                crate::preflight::check(package)?;
+            }
+        }
         let mut built = Vec::new();
         let result = (|| {
             for output in &recipe.outputs {

@@ -111,6 +111,24 @@ pub enum BuildError {
         #[source]
         source: globset::Error,
     },
+    /// A `post_process` regex does not compile (the recipe checks this;
+    /// kept for callers that build a plan by hand).
+    #[error("invalid regex `{regex}`")]
+    Regex {
+        /// The pattern.
+        regex: String,
+        /// The parser's error.
+        #[source]
+        source: regex::Error,
+    },
+    /// A package's metadata breaks a rule of the package format.
+    #[error("{what}: {reason}")]
+    InvalidMetadata {
+        /// The output.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The package archive could not be written.
     #[error("cannot write package {}", path.display())]
     WritePackage {

@@ -7,6 +7,8 @@ mod about;
 mod build;
 mod output;
 mod pin;
+mod post_process;
+mod python;
 mod requirements;
 mod script;
 mod source;
@@ -18,6 +20,8 @@ pub use build::{Build, DynamicLinking, FileSelection, NoArch, PrefixDetection, V
 pub use output::{Inherit, PackageOutput, RenderedOutput, StagingCache, StagingRequirements};
 pub use pin::Pin;
 pub(crate) use pin::{PIN_COMPATIBLE_MARK, PIN_SUBPACKAGE_MARK, PinArgs, pin_spec_for};
+pub use post_process::PostProcess;
+pub use python::PythonSettings;
 pub use requirements::{Dependency, IgnoreRunExports, Requirements, RunExports};
 pub(crate) use requirements::{
     REQUIREMENT_KEYS, dependencies as read_dependencies, package_name as read_package_name,

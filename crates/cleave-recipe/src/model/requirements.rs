@@ -148,9 +148,20 @@ pub(crate) const REQUIREMENT_KEYS: &[&str] = &[
 
 impl Requirements {
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node) -> Requirements {
-        let Some(node) = r.map(node, "requirements", REQUIREMENT_KEYS) else {
+        // `extras` is known here only to be reported as unsupported; it is
+        // not in REQUIREMENT_KEYS, which also lists what staging may have.
+        let mut known = REQUIREMENT_KEYS.to_vec();
+        known.push("extras");
+        let Some(node) = r.map(node, "requirements", &known) else {
             return Requirements::default();
         };
+        r.unsupported(
+            node,
+            "extras",
+            "`requirements.extras` (optional dependency groups of rattler-build's --v3 repodata)",
+            "put each group's packages in an output of its own that depends on this one, \
+             or constrain them with `run_constraints`",
+        );
         Requirements {
             build: dependencies(r, node.get("build")),
             host: dependencies(r, node.get("host")),

@@ -76,6 +76,12 @@ pub fn run_tests(
                 requirements,
                 files,
             } => {
+                if let Some(interpreter) = script.interpreter.as_deref().filter(|i| *i != "bash") {
+                    return Err(BuildError::Unsupported {
+                        what: label,
+                        feature: format!("script interpreter `{interpreter}`"),
+                    });
+                }
                 let dir = fresh(ctx.dir, &format!("test-{index}"))?;
                 copy_matching(ctx.recipe_dir, &files.recipe, &dir.join("work"))?;
                 copy_matching(ctx.work_dir, &files.source, &dir.join("work"))?;
@@ -149,7 +155,7 @@ struct EnvRun<'a> {
     build: Vec<MatchSpec>,
     /// The script.
     text: String,
-    /// Its settings (`env`).
+    /// Its settings (`env`, `secrets`, `cwd`).
     script: &'a Script,
     /// The test, for messages.
     what: String,
@@ -187,14 +193,23 @@ fn run_in_env(
     base.insert("PKG_NAME".into(), output.name.as_normalized().to_string());
     base.insert("PKG_VERSION".into(), output.version.to_string());
     base.insert("PKG_BUILDNUM".into(), output.build.number.to_string());
+    for secret in &test.script.secrets {
+        if let Ok(value) = std::env::var(secret) {
+            base.insert(secret.clone(), value);
+        }
+    }
     base.extend(test.script.env.clone());
     let refs: Vec<&Path> = prefixes.iter().map(PathBuf::as_path).collect();
     let env = activated(&refs, ctx.target, base)?;
     let work = test.dir.join("work");
+    let cwd = match &test.script.cwd {
+        Some(cwd) => work.join(cwd),
+        None => work.clone(),
+    };
     run(
         &ScriptRun {
             text: test.text,
-            cwd: &work,
+            cwd: &cwd,
             env,
             log: &test.dir.join("test.log"),
             work_dir: test.dir.to_path_buf(),

@@ -31,7 +31,7 @@ use cleave_recipe::model::{
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
 use crate::capture::{NewEntry, Selector, new_entries};
-use crate::check::{TestContext, run_tests, script_text};
+use crate::check::{TestContext, fill_build_names, run_tests, script_text};
 use crate::env::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
@@ -372,6 +372,12 @@ impl Builder {
                 RenderedOutput::Staging(_) => None,
             })
             .collect();
+        // Every output's settings, before the first one builds.
+        for output in &recipe.outputs {
+            if let RenderedOutput::Package(package) = output {
+                crate::preflight::check(package)?;
+            }
+        }
         let mut built = Vec::new();
         let result = (|| {
             for output in &recipe.outputs {
@@ -986,7 +992,7 @@ impl Builder {
             });
         }
         let env = self.script_env(script, vars, dirs, recipe_dir)?;
-        let text = script_text(script, recipe_dir, &env, what)?;
+        let text = fill_build_names(script, script_text(script, recipe_dir, what)?, &env, what)?;
         let cwd = match &script.cwd {
             Some(cwd) => dirs.work.join(cwd),
             None => dirs.work.clone(),

@@ -87,6 +87,20 @@ pub enum BuildError {
         /// Its output.
         detail: String,
     },
+    /// A git checkout is not at the commit the recipe expects.
+    #[error(
+        "{what}: git source {repo} checked out commit {actual}, but the recipe's `expected_commit` is {expected}"
+    )]
+    UnexpectedCommit {
+        /// The output whose source it is.
+        what: String,
+        /// The repository.
+        repo: String,
+        /// `expected_commit`.
+        expected: String,
+        /// `HEAD` after the checkout.
+        actual: String,
+    },
     /// A glob in the recipe does not compile (the recipe checks this; kept
     /// for callers that build a plan by hand).
     #[error("invalid glob `{glob}`")]
@@ -96,6 +110,24 @@ pub enum BuildError {
         /// The parser's error.
         #[source]
         source: globset::Error,
+    },
+    /// A `post_process` regex does not compile (the recipe checks this;
+    /// kept for callers that build a plan by hand).
+    #[error("invalid regex `{regex}`")]
+    Regex {
+        /// The pattern.
+        regex: String,
+        /// The parser's error.
+        #[source]
+        source: regex::Error,
+    },
+    /// A package's metadata breaks a rule of the package format.
+    #[error("{what}: {reason}")]
+    InvalidMetadata {
+        /// The output.
+        what: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The package archive could not be written.
     #[error("cannot write package {}", path.display())]

@@ -1,6 +1,7 @@
 //! The build engine of cleave: from rendered outputs to conda packages.
 //!
 //! The pieces, in the order a build uses them:
+//! - [`preflight`]: checks of an output's settings before anything runs;
 //! - [`source`]: fetches `path`, `url` and `git` sources into the work dir;
 //! - [`env`]: solves and installs the build, host and test environments;
 //! - [`layout`]: the directories of one output's build, with a padded `$PREFIX`;
@@ -9,7 +10,8 @@
 //!   output's `files` selection;
 //! - [`run_exports`]: the final run requirements of a package;
 //! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
-//! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`;
+//! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`,
+//!   applying the per-file rules of `build` (`file_rules`);
 //! - [`index`]: `repodata.json` for the output channel;
 //! - [`check`]: the package's tests;
 //! - [`engine`]: all of the above for every output of a rendered recipe.
@@ -24,10 +26,12 @@ pub mod check;
 pub mod engine;
 pub mod env;
 mod error;
+mod file_rules;
 mod fsutil;
 pub mod index;
 pub mod layout;
 pub mod package;
+pub mod preflight;
 pub mod relink;
 pub mod run_exports;
 pub mod script;

@@ -3,7 +3,9 @@
 //! Files are copied into a scratch tree first, where they are inspected for
 //! the build prefix (text files get `file_mode: text`, binaries `binary`,
 //! each with the prefix as placeholder) and absolute symlinks into the
-//! prefix become relative. The archive is written to a temporary file next
+//! prefix become relative. `build.post_process` edits text files before
+//! that inspection, and `build.always_copy_files` marks files `no_link`.
+//! The archive is written to a temporary file next
 //! to its final name and renamed into place, so an interrupted build never
 //! leaves a half-written package in the channel.
 
@@ -17,6 +19,7 @@ use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
 use crate::error::BuildError;
+use crate::file_rules::FileRules;
 use crate::relink;
 
 /// The archive format of a package.
@@ -107,9 +110,11 @@ pub fn write(
     std::fs::create_dir_all(scratch.join("info/recipe"))
         .map_err(BuildError::io(format!("creating {}", scratch.display())))?;
     let prefix_text = contents.prefix.to_string_lossy().into_owned();
+    let build = &contents.output.build;
+    let rules = FileRules::new(&build.always_copy_files, &build.post_process)?;
     let mut paths = Vec::new();
     for entry in contents.entries {
-        paths.push(copy_entry(contents, &prefix_text, entry, scratch)?);
+        paths.push(copy_entry(contents, &prefix_text, &rules, entry, scratch)?);
     }
     write_info(contents, &paths, scratch)?;
 
@@ -173,6 +178,7 @@ pub fn write(
 fn copy_entry(
     contents: &PackageContents<'_>,
     prefix_text: &str,
+    rules: &FileRules,
     entry: &NewEntry,
     scratch: &Path,
 ) -> Result<PathsEntry, BuildError> {
@@ -208,6 +214,10 @@ fn copy_entry(
                 let build_dir = prefix.parent().unwrap_or(prefix);
                 relink::relink(&mut bytes, &entry.path, prefix, build_dir);
             }
+            // Before prefix detection: a replacement may add or remove
+            // the prefix.
+            rules.post_process(&entry.path, &mut bytes);
+            record.no_link = rules.no_link(&entry.path);
             if !prefix_text.is_empty() && contains(&bytes, prefix_text.as_bytes()) {
                 let file_mode = if bytes.contains(&0) {
                     FileMode::Binary
@@ -282,6 +292,17 @@ fn write_info(
         "subdir": contents.subdir(),
         "timestamp": contents.timestamp.as_millisecond(),
     });
+    let track_features = output
+        .build
+        .variant
+        .track_features(output.name.as_normalized());
+    if !track_features.is_empty() {
+        // One string, as conda writes it; solvers count the features.
+        index["track_features"] = json!(track_features.join(" "));
+    }
+    if let Some(path) = &output.build.python.site_packages_path {
+        index["python_site_packages_path"] = json!(path);
+    }
     match noarch {
         Some(kind) => index["noarch"] = json!(kind),
         None => {

@@ -7,18 +7,26 @@
 //! - `url`: downloaded once into the source cache, under the directory named
 //!   by its sha256, verified, then extracted or copied. A cache seeded by hand
 //!   (`<cache>/<sha256>/<file name>`) makes url sources work offline.
-//! - `git`: cloned with the `git` command, then the revision checked out.
+//! - `git`: cloned with the `git` command, the revision checked out, then
+//!   submodules updated recursively (unless `submodules: false`) and the
+//!   commit compared with `expected_commit`.
 //!
-//! Patches are applied with `patch -p1` in the source's target directory.
-//! Archives that hold a single top-level directory are unpacked into the
-//! target directly, as conda recipes expect.
+//! A `filter` narrows what reaches the work dir: the copied tree, the
+//! extracted archive's contents, or the checkout (without `.git/`); see
+//! [`cleave_cache::filter::PathFilter`] for how its globs match.
+//! Patches are applied with `patch -p1` in the source's target directory,
+//! after filtering. Archives that hold a single top-level directory are
+//! unpacked into the target directly, as conda recipes expect.
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
+use cleave_cache::CacheError;
+use cleave_cache::filter::PathFilter;
 use cleave_cache::fingerprint::Walk;
-use cleave_recipe::model::{GitReference, Source};
+use cleave_recipe::model::{FileSelection, GitReference, Source};
 use rattler_digest::{Md5, Sha256};
 use url::Url;
 
@@ -55,6 +63,27 @@ pub async fn fetch_all(
     Ok(())
 }
 
+/// How a source's tree is walked: with its filter, if it has one, and
+/// `.gitignore` rules when `gitignore` is set. The copy and the staging
+/// key's fingerprint both walk with this.
+pub(crate) fn walk_of(source: &Source, gitignore: bool) -> Result<Walk, BuildError> {
+    Ok(Walk {
+        gitignore,
+        filter: path_filter(source.filter())?,
+    })
+}
+
+fn path_filter(selection: &FileSelection) -> Result<Option<Arc<PathFilter>>, BuildError> {
+    if selection.is_all() {
+        return Ok(None);
+    }
+    match PathFilter::new(&selection.include, &selection.exclude) {
+        Ok(filter) => Ok(Some(Arc::new(filter))),
+        Err(CacheError::Glob { glob, source }) => Err(BuildError::Glob { glob, source }),
+        Err(other) => Err(BuildError::Cache(other)),
+    }
+}
+
 async fn fetch(
     source: &Source,
     recipe_dir: &Path,
@@ -62,6 +91,9 @@ async fn fetch(
     cache: &SourceCache,
     what: &str,
 ) -> Result<(), BuildError> {
+    // Archives, single files and checkouts are walked without .gitignore
+    // rules: those only apply to a local directory.
+    let filtered = walk_of(source, false)?;
     let (target, patches) = match source {
         Source::Path {
             target_directory,
@@ -102,12 +134,12 @@ async fn fetch(
                         path: from,
                     });
                 }
-                copy_tree(&from, &target, *use_gitignore)?;
+                copy_tree(&from, &target, &walk_of(source, *use_gitignore)?)?;
             } else if from.is_file() {
                 if let Some(expected) = &expected {
                     expected.verify(&from, &from.display().to_string())?;
                 }
-                place_file(&from, &target, file_name.as_deref())?;
+                place_file(&from, &target, file_name.as_deref(), &filtered)?;
             } else {
                 return Err(BuildError::MissingSource {
                     what: what.to_string(),
@@ -128,15 +160,38 @@ async fn fetch(
                 .or_else(|| url.first().and_then(url_file_name))
                 .unwrap_or_else(|| "source".to_string());
             let file = cache.get(url, &expected, &name, what).await?;
-            place_file(&file, &target, file_name.as_deref())?;
+            place_file(&file, &target, file_name.as_deref(), &filtered)?;
         }
         Source::Git {
             git,
             reference,
             depth,
             lfs,
+            submodules,
+            expected_commit,
             ..
-        } => clone(git, reference, *depth, *lfs, &target, what)?,
+        } => {
+            let checkout = Checkout {
+                repo: git,
+                reference,
+                depth: *depth,
+                lfs: *lfs,
+                submodules: *submodules,
+                expected_commit: expected_commit.as_deref(),
+            };
+            if filtered.filter.is_some() {
+                // Cloned aside, then only the files the filter takes are
+                // copied in.
+                let scratch = tempfile::Builder::new()
+                    .prefix(".cleave-git-")
+                    .tempdir_in(&target)
+                    .map_err(BuildError::io(format!("cloning {git}")))?;
+                checkout.run(scratch.path(), what)?;
+                copy_tree(scratch.path(), &target, &filtered)?;
+            } else {
+                checkout.run(&target, what)?;
+            }
+        }
     }
     for patch in patches {
         apply_patch(&recipe_dir.join(patch), &target, what)?;
@@ -162,33 +217,36 @@ fn inside(work: &Path, dir: Option<&str>, what: &str) -> Result<PathBuf, BuildEr
     Ok(work.join(rel))
 }
 
-/// Copies a directory tree, skipping `.git/` and, when asked, what the tree's
-/// `.gitignore` / `.ignore` files exclude.
-fn copy_tree(from: &Path, to: &Path, use_gitignore: bool) -> Result<(), BuildError> {
+/// Copies a directory tree as `walk` sees it: never `.git/`, and with
+/// `walk`'s `.gitignore` rules and filter.
+fn copy_tree(from: &Path, to: &Path, walk: &Walk) -> Result<(), BuildError> {
     // The same walk as the staging key's fingerprint of this source.
-    let walker = Walk {
-        gitignore: use_gitignore,
-    }
-    .builder(from)
-    .build();
-    for entry in walker {
+    for entry in walk.builder(from).build() {
         let entry = entry.map_err(|e| BuildError::Io {
             context: format!("walking {}", from.display()),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let rel = entry
-            .path()
-            .strip_prefix(from)
-            .expect("walk stays below its root");
-        if rel.as_os_str().is_empty() {
+        let Ok(rel) = entry.path().strip_prefix(from) else {
+            continue;
+        };
+        let Some(kind) = entry.file_type() else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() || !walk.takes(rel, entry.path(), kind.is_dir()) {
             continue;
         }
         let dest = to.join(rel);
-        let kind = entry.file_type().expect("only stdin has no file type");
         let io = BuildError::io(format!("copying {}", entry.path().display()));
         if kind.is_dir() {
             std::fs::create_dir_all(&dest).map_err(io)?;
-        } else if kind.is_symlink() {
+            continue;
+        }
+        // With a filter, a file's directories are not entries of their own.
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(BuildError::io(format!("creating {}", parent.display())))?;
+        }
+        if kind.is_symlink() {
             let link = std::fs::read_link(entry.path()).map_err(io)?;
             std::os::unix::fs::symlink(link, &dest)
                 .map_err(BuildError::io(format!("linking {}", dest.display())))?;
@@ -199,14 +257,20 @@ fn copy_tree(from: &Path, to: &Path, use_gitignore: bool) -> Result<(), BuildErr
     Ok(())
 }
 
-/// Extracts an archive into `target`, or copies a plain file there.
-fn place_file(file: &Path, target: &Path, file_name: Option<&str>) -> Result<(), BuildError> {
+/// Extracts an archive into `target`, or copies a plain file there; with
+/// a filter, only what it takes (a plain file by its name in `target`).
+fn place_file(
+    file: &Path,
+    target: &Path,
+    file_name: Option<&str>,
+    walk: &Walk,
+) -> Result<(), BuildError> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     match ArchiveKind::of(&name) {
-        Some(kind) if file_name.is_none() => extract(file, kind, target),
+        Some(kind) if file_name.is_none() => extract(file, kind, target, walk),
         _ => {
             let dest = target.join(file_name.unwrap_or(&name));
             if Path::new(file_name.unwrap_or(&name))
@@ -217,6 +281,9 @@ fn place_file(file: &Path, target: &Path, file_name: Option<&str>) -> Result<(),
                     what: file.display().to_string(),
                     path: dest,
                 });
+            }
+            if !walk.takes(Path::new(file_name.unwrap_or(&name)), file, false) {
+                return Ok(());
             }
             std::fs::copy(file, &dest)
                 .map(drop)
@@ -258,7 +325,7 @@ impl ArchiveKind {
     }
 }
 
-fn extract(file: &Path, kind: ArchiveKind, target: &Path) -> Result<(), BuildError> {
+fn extract(file: &Path, kind: ArchiveKind, target: &Path, walk: &Walk) -> Result<(), BuildError> {
     let io = |ctx: &str| BuildError::io(format!("{ctx} {}", file.display()));
     let scratch = tempfile::Builder::new()
         .prefix(".extract-")
@@ -288,6 +355,9 @@ fn extract(file: &Path, kind: ArchiveKind, target: &Path) -> Result<(), BuildErr
         [only] if only.file_type().is_ok_and(|t| t.is_dir()) => only.path(),
         _ => scratch.path().to_path_buf(),
     };
+    if walk.filter.is_some() {
+        return copy_tree(&root, target, walk);
+    }
     for entry in std::fs::read_dir(&root).map_err(io("extracting"))? {
         let entry = entry.map_err(io("extracting"))?;
         let dest = target.join(entry.file_name());
@@ -474,43 +544,62 @@ fn url_file_name(url: &Url) -> Option<String> {
         .map(str::to_string)
 }
 
-fn clone(
-    repo: &str,
-    reference: &GitReference,
+/// A git source to check out.
+struct Checkout<'a> {
+    repo: &'a str,
+    reference: &'a GitReference,
     depth: Option<u64>,
     lfs: bool,
-    target: &Path,
-    what: &str,
-) -> Result<(), BuildError> {
-    let mut cmd = Command::new("git");
-    cmd.args(["clone", "--quiet", "--recurse-submodules"]);
-    if let (Some(depth), false) = (depth, matches!(reference, GitReference::Rev(_))) {
-        cmd.arg(format!("--depth={depth}"));
+    submodules: bool,
+    expected_commit: Option<&'a str>,
+}
+
+impl Checkout<'_> {
+    /// Clones into `dest` and checks out the reference; then submodules,
+    /// LFS objects and the expected commit.
+    fn run(&self, dest: &Path, what: &str) -> Result<(), BuildError> {
+        let mut cmd = Command::new("git");
+        cmd.args(["clone", "--quiet"]);
+        if let (Some(depth), false) = (self.depth, matches!(self.reference, GitReference::Rev(_))) {
+            cmd.arg(format!("--depth={depth}"));
+        }
+        if let GitReference::Tag(name) | GitReference::Branch(name) = self.reference {
+            cmd.args(["--branch", name]);
+        }
+        cmd.arg(self.repo).arg(dest);
+        run_tool(&mut cmd, what, "git clone")?;
+        let git = |args: &[&str], step: &str| {
+            tool_output(Command::new("git").args(args).current_dir(dest), what, step)
+        };
+        if let GitReference::Rev(rev) = self.reference {
+            git(&["checkout", "--quiet", rev], "git checkout")?;
+        }
+        // After the checkout, so that submodules are at the commits the
+        // checked-out revision records (cloning with --recurse-submodules
+        // would take those of the default branch).
+        if self.submodules {
+            git(
+                &["submodule", "update", "--init", "--recursive", "--quiet"],
+                "git submodule update",
+            )?;
+        }
+        if self.lfs {
+            git(&["lfs", "pull"], "git lfs pull")?;
+        }
+        if let Some(expected) = self.expected_commit {
+            let actual = git(&["rev-parse", "HEAD"], "git rev-parse HEAD")?;
+            let actual = actual.trim().to_ascii_lowercase();
+            if actual != expected {
+                return Err(BuildError::UnexpectedCommit {
+                    what: what.to_string(),
+                    repo: self.repo.to_string(),
+                    expected: expected.to_string(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
     }
-    if let GitReference::Tag(name) | GitReference::Branch(name) = reference {
-        cmd.args(["--branch", name]);
-    }
-    cmd.arg(repo).arg(target);
-    run_tool(&mut cmd, what, "git clone")?;
-    if let GitReference::Rev(rev) = reference {
-        run_tool(
-            Command::new("git")
-                .args(["checkout", "--quiet", rev])
-                .current_dir(target),
-            what,
-            "git checkout",
-        )?;
-    }
-    if lfs {
-        run_tool(
-            Command::new("git")
-                .args(["lfs", "pull"])
-                .current_dir(target),
-            what,
-            "git lfs pull",
-        )?;
-    }
-    Ok(())
 }
 
 fn apply_patch(patch: &Path, target: &Path, what: &str) -> Result<(), BuildError> {
@@ -531,11 +620,16 @@ fn apply_patch(patch: &Path, target: &Path, what: &str) -> Result<(), BuildError
 }
 
 fn run_tool(cmd: &mut Command, what: &str, step: &str) -> Result<(), BuildError> {
+    tool_output(cmd, what, step).map(drop)
+}
+
+/// Runs a tool; its standard output when it succeeds.
+fn tool_output(cmd: &mut Command, what: &str, step: &str) -> Result<String, BuildError> {
     let output = cmd
         .output()
         .map_err(BuildError::io(format!("{step} for {what}")))?;
     if output.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
     let mut detail = String::from_utf8_lossy(&output.stderr).into_owned();
     detail.push_str(&String::from_utf8_lossy(&output.stdout));
@@ -588,7 +682,7 @@ mod tests {
         }
         let work = tmp.path().join("work");
         std::fs::create_dir(&work).unwrap();
-        place_file(&tarball, &work, None).unwrap();
+        place_file(&tarball, &work, None, &Walk::default()).unwrap();
         assert_eq!(std::fs::read(work.join("src/a.c")).unwrap(), b"int x");
         let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
         assert_eq!(left.len(), 1, "scratch dir removed, only src/ left");

@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use cleave_cache::Inputs;
-use cleave_cache::fingerprint::{Fingerprinter, Walk};
-use cleave_recipe::model::{ScriptContent, Source, StagingCache};
+use cleave_cache::fingerprint::Fingerprinter;
+use cleave_recipe::model::{FileSelection, ScriptContent, Source, StagingCache};
 use rattler_conda_types::{RepoDataRecord, Subdir};
 
 use crate::error::BuildError;
@@ -69,7 +69,9 @@ pub fn inputs(staging: &StagingCache, ctx: &KeyContext<'_>) -> Result<Inputs, Bu
 }
 
 /// The source as written (without mirror URLs: the digest decides), its
-/// contents' digest, and its patches.
+/// contents' digest, and its patches. A filter is part of what is written:
+/// a path source's digest covers only the files it takes, and for the
+/// others it changes what reaches the work dir.
 fn source_input<'s>(
     source: &'s Source,
     ctx: &KeyContext<'_>,
@@ -85,12 +87,10 @@ fn source_input<'s>(
             ..
         } => {
             let full = ctx.recipe_dir.join(path);
-            let walk = Walk {
-                gitignore: *use_gitignore,
-            };
+            let walk = crate::source::walk_of(source, *use_gitignore)?;
             let digest = ctx
                 .fingerprints
-                .tree(&full, walk)
+                .tree(&full, &walk)
                 .map_err(|e| match e {
                     cleave_cache::CacheError::Io { source, .. }
                         if source.kind() == std::io::ErrorKind::NotFound =>
@@ -109,7 +109,7 @@ fn source_input<'s>(
                 file_name.as_deref().unwrap_or("")
             );
             (
-                spec.trim_end().to_string(),
+                with_filter(spec.trim_end(), source.filter()),
                 format!("blake3:{digest}"),
                 patches,
             )
@@ -121,6 +121,7 @@ fn source_input<'s>(
             target_directory,
             patches,
             url,
+            ..
         } => {
             let contents = match (sha256, md5) {
                 (Some(sha), _) => format!("sha256:{sha}"),
@@ -136,23 +137,44 @@ fn source_input<'s>(
                 target_directory.as_deref().unwrap_or("."),
                 file_name.as_deref().unwrap_or("")
             );
-            (spec.trim_end().to_string(), contents, patches)
+            (
+                with_filter(spec.trim_end(), source.filter()),
+                contents,
+                patches,
+            )
         }
         Source::Git {
             git,
             reference,
             depth,
             lfs,
+            submodules,
+            expected_commit,
             target_directory,
             patches,
+            ..
         } => {
             let spec = format!(
-                "git -> {} depth={depth:?} lfs={lfs}",
+                "git -> {} depth={depth:?} lfs={lfs} submodules={submodules}",
                 target_directory.as_deref().unwrap_or(".")
             );
-            (spec, format!("git:{git} {}", json(reference)), patches)
+            // A commit id names the contents; a tag or branch may move.
+            let contents = match expected_commit {
+                Some(commit) => format!("git:{git} commit {commit}"),
+                None => format!("git:{git} {}", json(reference)),
+            };
+            (with_filter(&spec, source.filter()), contents, patches)
         }
     })
+}
+
+/// A source's spec with its filter, when it has one.
+fn with_filter(spec: &str, filter: &FileSelection) -> String {
+    if filter.is_all() {
+        spec.to_string()
+    } else {
+        format!("{spec} filter={}", json(filter))
+    }
 }
 
 /// One line per package: name, version, build and its archive digest.

@@ -169,13 +169,17 @@ fn keys_vs_b3sum(w: &Path, out: &mut String) {
     let bytes = make_tree(&source, 50_000, 4096);
     let mb = bytes as f64 / 1e6;
     let (mut cold, mut warm, mut b3) = (Vec::new(), Vec::new(), Vec::new());
+    let walk = Walk {
+        gitignore: true,
+        ..Walk::default()
+    };
     for run in 0..RUNS {
         let fp = Fingerprinter::new(w.join(format!("fp{run}")));
         cold.push(time(|| {
-            fp.tree(&source, Walk { gitignore: true }).unwrap();
+            fp.tree(&source, &walk).unwrap();
         }));
         warm.push(time(|| {
-            let t = fp.tree(&source, Walk { gitignore: true }).unwrap();
+            let t = fp.tree(&source, &walk).unwrap();
             assert_eq!(t.hashed, 0);
         }));
         b3.push(time(|| {

@@ -49,6 +49,15 @@ pub enum CacheError {
         /// The path it would move to.
         new: String,
     },
+    /// A glob of a tree filter does not compile.
+    #[error("invalid glob `{glob}`")]
+    Glob {
+        /// The pattern as given.
+        glob: String,
+        /// The parser's error.
+        #[source]
+        source: globset::Error,
+    },
     /// No entry matches what the user asked for.
     #[error("no cache entry matches `{0}`")]
     NotFound(String),

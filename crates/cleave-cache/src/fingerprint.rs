@@ -13,18 +13,22 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::error::CacheError;
+use crate::filter::PathFilter;
 
 /// How to walk a tree.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Walk {
     /// Skip what `.gitignore` and `.ignore` files exclude.
     pub gitignore: bool,
+    /// Take only what this filter takes.
+    pub filter: Option<Arc<PathFilter>>,
 }
 
 /// A tree's digest, and how much work it took.
@@ -42,8 +46,9 @@ impl Walk {
     /// A walker over `root` that visits what a tree's digest covers:
     /// everything but `.git/`, and with `gitignore` not what `.gitignore`
     /// and `.ignore` files exclude. Whoever copies the tree walks it with
-    /// this too, so the digest covers exactly the files copied.
-    pub fn builder(self, root: &Path) -> ignore::WalkBuilder {
+    /// this too, and asks [`Walk::takes`] about each entry, so the digest
+    /// covers exactly the files copied.
+    pub fn builder(&self, root: &Path) -> ignore::WalkBuilder {
         let mut builder = ignore::WalkBuilder::new(root);
         builder
             .hidden(false)
@@ -55,6 +60,20 @@ impl Walk {
             .parents(false)
             .filter_entry(|e| e.file_name() != ".git");
         builder
+    }
+
+    /// Whether a walked entry, at `rel` below the root and `path` on disk,
+    /// belongs to the tree: everything without a filter; with one, what
+    /// [`PathFilter`] takes (directories only as empty ones).
+    pub fn takes(&self, rel: &Path, path: &Path, is_dir: bool) -> bool {
+        match &self.filter {
+            None => true,
+            Some(filter) if is_dir => {
+                let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+                filter.takes_dir(rel, empty)
+            }
+            Some(filter) => filter.takes_file(rel),
+        }
     }
 }
 
@@ -116,7 +135,7 @@ impl Fingerprinter {
     }
 
     /// The digest of the tree (or single file) at `root`.
-    pub fn tree(&self, root: &Path, walk: Walk) -> Result<TreeDigest, CacheError> {
+    pub fn tree(&self, root: &Path, walk: &Walk) -> Result<TreeDigest, CacheError> {
         let started = now_ns();
         let meta = std::fs::metadata(root)
             .map_err(CacheError::io(format!("reading {}", root.display())))?;
@@ -236,7 +255,7 @@ fn now_ns() -> i64 {
 
 /// Lists the tree on all cores: on a warm tree, walking and `lstat` are
 /// most of the work.
-fn walk_tree(root: &Path, walk: Walk) -> Result<Vec<Found>, CacheError> {
+fn walk_tree(root: &Path, walk: &Walk) -> Result<Vec<Found>, CacheError> {
     let walker = walk
         .builder(root)
         .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -256,7 +275,7 @@ fn walk_tree(root: &Path, walk: Walk) -> Result<Vec<Found>, CacheError> {
                     context: format!("walking {}", root.display()),
                     source: std::io::Error::other(e.to_string()),
                 })
-                .and_then(|entry| found_entry(root, &entry));
+                .and_then(|entry| found_entry(root, &entry, walk));
             match result {
                 Ok(Some(f)) => batch.local.push(f),
                 Ok(None) => {}
@@ -288,11 +307,16 @@ impl Drop for Batch<'_> {
     }
 }
 
-fn found_entry(root: &Path, entry: &ignore::DirEntry) -> Result<Option<Found>, CacheError> {
+fn found_entry(
+    root: &Path,
+    entry: &ignore::DirEntry,
+    walk: &Walk,
+) -> Result<Option<Found>, CacheError> {
     let Ok(rel) = entry.path().strip_prefix(root) else {
         return Ok(None);
     };
-    if rel.as_os_str().is_empty() {
+    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+    if rel.as_os_str().is_empty() || !walk.takes(rel, entry.path(), is_dir) {
         return Ok(None);
     }
     let io = CacheError::io(format!("reading {}", entry.path().display()));
@@ -405,8 +429,8 @@ mod tests {
     fn digest_follows_contents_names_modes_and_links_not_location() {
         let (src, idx) = setup();
         let fp = Fingerprinter::new(idx.path());
-        let d0 = fp.tree(src.path(), Walk::default()).unwrap().digest;
-        assert_eq!(d0, fp.tree(src.path(), Walk::default()).unwrap().digest);
+        let d0 = fp.tree(src.path(), &Walk::default()).unwrap().digest;
+        assert_eq!(d0, fp.tree(src.path(), &Walk::default()).unwrap().digest);
 
         let elsewhere = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(elsewhere.path().join("a/b")).unwrap();
@@ -414,23 +438,23 @@ mod tests {
         std::fs::write(elsewhere.path().join("build.sh"), "make").unwrap();
         assert_eq!(
             d0,
-            fp.tree(elsewhere.path(), Walk::default()).unwrap().digest
+            fp.tree(elsewhere.path(), &Walk::default()).unwrap().digest
         );
 
         let script = src.path().join("build.sh");
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let d1 = fp.tree(src.path(), Walk::default()).unwrap().digest;
+        let d1 = fp.tree(src.path(), &Walk::default()).unwrap().digest;
         assert_ne!(d0, d1);
 
         std::fs::write(src.path().join("a/new.h"), "").unwrap();
-        let d2 = fp.tree(src.path(), Walk::default()).unwrap().digest;
+        let d2 = fp.tree(src.path(), &Walk::default()).unwrap().digest;
         assert_ne!(d1, d2);
 
         std::fs::remove_file(src.path().join("a/new.h")).unwrap();
-        assert_eq!(d1, fp.tree(src.path(), Walk::default()).unwrap().digest);
+        assert_eq!(d1, fp.tree(src.path(), &Walk::default()).unwrap().digest);
 
         std::os::unix::fs::symlink("b/one.c", src.path().join("a/link")).unwrap();
-        assert_ne!(d1, fp.tree(src.path(), Walk::default()).unwrap().digest);
+        assert_ne!(d1, fp.tree(src.path(), &Walk::default()).unwrap().digest);
     }
 
     #[test]
@@ -438,27 +462,27 @@ mod tests {
         let (src, idx) = setup();
         let fp = Fingerprinter::new(idx.path());
         let file = src.path().join("a/b/one.c");
-        let d0 = fp.tree(src.path(), Walk::default()).unwrap().digest;
+        let d0 = fp.tree(src.path(), &Walk::default()).unwrap().digest;
         let mtime = filetime::FileTime::from_last_modification_time(&file.metadata().unwrap());
         // Same size, same mtime: only a file's recency keeps it untrusted.
         std::fs::write(&file, "int two;").unwrap();
         filetime::set_file_mtime(&file, mtime).unwrap();
-        assert_ne!(d0, fp.tree(src.path(), Walk::default()).unwrap().digest);
+        assert_ne!(d0, fp.tree(src.path(), &Walk::default()).unwrap().digest);
     }
 
     #[test]
     fn old_unchanged_files_come_from_the_index() {
         let (src, idx) = setup();
         let fp = Fingerprinter::new(idx.path());
-        let first = fp.tree(src.path(), Walk::default()).unwrap();
+        let first = fp.tree(src.path(), &Walk::default()).unwrap();
         assert_eq!((first.hashed, first.reused), (2, 0));
         // Both files were written just before the first walk began, so
         // they are older than the index now.
-        let second = fp.tree(src.path(), Walk::default()).unwrap();
+        let second = fp.tree(src.path(), &Walk::default()).unwrap();
         assert_eq!((second.hashed, second.reused), (0, 2));
         assert_eq!(first.digest, second.digest);
         std::fs::write(src.path().join("build.sh"), "make all").unwrap();
-        let third = fp.tree(src.path(), Walk::default()).unwrap();
+        let third = fp.tree(src.path(), &Walk::default()).unwrap();
         assert_eq!((third.hashed, third.reused), (1, 1));
         assert_ne!(first.digest, third.digest);
     }
@@ -468,10 +492,32 @@ mod tests {
         let (src, idx) = setup();
         let fp = Fingerprinter::new(idx.path());
         std::fs::write(src.path().join(".gitignore"), "*.o\n").unwrap();
-        let walk = Walk { gitignore: true };
-        let d0 = fp.tree(src.path(), walk).unwrap().digest;
+        let walk = Walk {
+            gitignore: true,
+            ..Walk::default()
+        };
+        let d0 = fp.tree(src.path(), &walk).unwrap().digest;
         std::fs::write(src.path().join("a/one.o"), "obj").unwrap();
-        assert_eq!(d0, fp.tree(src.path(), walk).unwrap().digest);
-        assert_ne!(d0, fp.tree(src.path(), Walk::default()).unwrap().digest);
+        assert_eq!(d0, fp.tree(src.path(), &walk).unwrap().digest);
+        assert_ne!(d0, fp.tree(src.path(), &Walk::default()).unwrap().digest);
+    }
+
+    #[test]
+    fn a_filter_narrows_the_digest_to_the_files_it_takes() {
+        let (src, idx) = setup();
+        let fp = Fingerprinter::new(idx.path());
+        let filter = PathFilter::new(&["a/".to_string()], &[]).unwrap();
+        let walk = Walk {
+            filter: Some(Arc::new(filter)),
+            ..Walk::default()
+        };
+        let d0 = fp.tree(src.path(), &walk).unwrap();
+        assert_eq!(d0.hashed, 1, "only a/b/one.c");
+        // A file the filter leaves out changes nothing.
+        std::fs::write(src.path().join("build.sh"), "make everything").unwrap();
+        assert_eq!(d0.digest, fp.tree(src.path(), &walk).unwrap().digest);
+        // One it takes does.
+        std::fs::write(src.path().join("a/b/one.c"), "int uno;").unwrap();
+        assert_ne!(d0.digest, fp.tree(src.path(), &walk).unwrap().digest);
     }
 }

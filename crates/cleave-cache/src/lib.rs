@@ -6,6 +6,7 @@
 //!
 //! - [`fingerprint`]: digests of source trees, with an mtime/size/inode
 //!   fast path that never trusts a file newer than its last hashing;
+//! - [`filter`]: include/exclude globs that narrow a walked tree;
 //! - [`key`]: named inputs to one key, and the difference between two
 //!   input sets (why two builds missed each other);
 //! - [`store`]: blobs deduplicated by BLAKE3, atomic entries, capture,
@@ -15,6 +16,7 @@
 
 pub mod digest;
 mod error;
+pub mod filter;
 pub mod fingerprint;
 pub mod key;
 pub mod lock;

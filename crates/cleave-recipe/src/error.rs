@@ -156,17 +156,19 @@ pub enum ProblemKind {
         /// The form written.
         what: String,
     },
-    /// A key the recipe format has that cleave does not implement.
-    #[error("{feature} is not supported by cleave")]
-    Unsupported {
-        /// The feature, e.g. "`build.steps` (experimental in rattler-build)".
-        feature: String,
-    },
     /// A key a staging output cannot carry.
     #[error("a staging output cannot have `{key}`")]
     StagingKey {
         /// The key written.
         key: String,
+    },
+    /// A key the format has but cleave does not implement. It is an error,
+    /// never skipped: a build that quietly lacks a feature the recipe asks
+    /// for makes a different package than the recipe describes.
+    #[error("{feature} is not supported by cleave")]
+    Unsupported {
+        /// The feature, naming the key.
+        feature: String,
     },
 }
 
@@ -243,6 +245,7 @@ fn default_label(kind: &ProblemKind) -> &'static str {
         ProblemKind::Template(_) => "in this template",
         ProblemKind::Cycle { .. } => "part of the cycle",
         ProblemKind::DuplicateOutput { .. } => "second output with this name",
+        ProblemKind::Unsupported { .. } => "not supported",
         _ => "here",
     }
 }

@@ -39,6 +39,21 @@ impl<'a> Reader<'a> {
             .push(Problem::new(self.source, kind, span).with_help(help));
     }
 
+    /// Reports `key` of the mapping `parent`, when present, as a feature
+    /// cleave does not implement, pointing at the key and saying what to
+    /// write instead.
+    pub(crate) fn unsupported(&mut self, parent: &Node, key: &str, feature: &str, help: &str) {
+        if let Some(key) = parent.key(key) {
+            self.report_with_help(
+                ProblemKind::Unsupported {
+                    feature: feature.to_string(),
+                },
+                key.span,
+                help.to_string(),
+            );
+        }
+    }
+
     fn wrong_type(&mut self, expected: &'static str, node: &Node) {
         self.report(
             ProblemKind::WrongType {

@@ -233,10 +233,14 @@ impl<'a> Renderer<'a> {
             ));
             return None;
         };
-        let expr = crate::jinja::whole_expression(text).unwrap_or(text);
         // A condition is decided now, whatever field it is in.
         let previous = self.scope.enter(Field::Plain);
-        let result = crate::jinja::compile_expression(expr).and_then(|e| e.eval(self.context()));
+        let eval = |expr: &str| crate::jinja::compile_expression(expr)?.eval(self.context());
+        let result = match crate::jinja::whole_expression(text) {
+            Some(expr) => eval(expr),
+            None if text.contains("${{") => self.inline_templates(text).and_then(|e| eval(&e)),
+            None => eval(text),
+        };
         self.scope.leave(previous);
         match result {
             Ok(value) => Some(value.is_true()),
@@ -246,6 +250,40 @@ impl<'a> Renderer<'a> {
             }
         }
     }
+}
+
+impl Renderer<'_> {
+    /// An expression with `${{ ... }}` parts written into it
+    /// (`linux and ${{ variant }} == "default"`): each part is evaluated
+    /// and put back as a literal, so the value compares as a value.
+    fn inline_templates(&self, text: &str) -> Result<String, minijinja::Error> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 3..];
+            let Some(end) = after.find("}}") else {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::SyntaxError,
+                    "`${{` without its `}}`",
+                ));
+            };
+            let value =
+                crate::jinja::compile_expression(after[..end].trim())?.eval(self.context())?;
+            out.push_str(&literal(&value));
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// A value written as an expression literal.
+fn literal(value: &Value) -> String {
+    if value.is_none() || value.is_undefined() {
+        return "none".into();
+    }
+    serde_json::to_string(value).unwrap_or_else(|_| format!("{:?}", value.to_string()))
 }
 
 /// The kind of field at `path` (mapping keys from an output's root).

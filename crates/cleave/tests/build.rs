@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 mod common;
 use common::{assert_success, index, oracle, paths, repo, stderr, strings};
 
+mod recipe_keys;
+
 fn recipe(name: &str) -> PathBuf {
     repo().join("tests/build").join(name)
 }

@@ -1,5 +1,7 @@
 use serde::Serialize;
 
+use super::post_process::PostProcess;
+use super::python::PythonSettings;
 use super::script::Script;
 use crate::error::ProblemKind;
 use crate::read::Reader;
@@ -23,6 +25,13 @@ pub struct Build {
     /// Files packaged even if they were in the prefix before the build.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub always_include_files: Vec<String>,
+    /// Files that installers copy rather than link (`no_link` in
+    /// paths.json), for files an environment may change in place.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub always_copy_files: Vec<String>,
+    /// Regex replacements in the packaged text files, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_process: Vec<PostProcess>,
     /// Install build and host dependencies into one prefix.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub merge_build_and_host_envs: bool,
@@ -31,9 +40,9 @@ pub struct Build {
     /// Prefix placeholder detection.
     #[serde(skip_serializing_if = "PrefixDetection::is_default")]
     pub prefix_detection: PrefixDetection,
-    /// Python entry points to create.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub python_entry_points: Vec<String>,
+    /// Python packaging settings.
+    #[serde(skip_serializing_if = "PythonSettings::is_default")]
+    pub python: PythonSettings,
     /// Variant keys forced into, or kept out of, the build hash.
     #[serde(skip_serializing_if = "VariantKeys::is_empty")]
     pub variant: VariantKeys,
@@ -49,7 +58,8 @@ pub enum NoArch {
     Python,
 }
 
-/// Globs that pick files; an empty `include` means every new file.
+/// Globs that pick files (new prefix files for `build.files`, a source's
+/// files for `filter`); an empty `include` means every file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FileSelection {
     /// Globs of files to take.
@@ -61,15 +71,20 @@ pub struct FileSelection {
 }
 
 impl FileSelection {
-    /// True when every new file is taken.
+    /// True when every file is taken.
     pub fn is_all(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node) -> FileSelection {
+        FileSelection::read_section(r, node, "files")
+    }
+
+    /// A glob list, or `{include, exclude}`, under the key `section`.
+    pub(crate) fn read_section(r: &mut Reader<'_>, node: &Node, section: &str) -> FileSelection {
         match &node.kind {
             NodeKind::Map(_) => {
-                let Some(node) = r.map(node, "files", &["include", "exclude"]) else {
+                let Some(node) = r.map(node, section, &["include", "exclude"]) else {
                     return FileSelection::default();
                 };
                 FileSelection {
@@ -137,7 +152,8 @@ impl PrefixDetection {
     }
 }
 
-/// Variant keys named explicitly in `build.variant`.
+/// Variant keys named explicitly in `build.variant`, and the variant's
+/// priority.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VariantKeys {
     /// Keys that count as used even if nothing refers to them.
@@ -146,11 +162,31 @@ pub struct VariantKeys {
     /// Keys left out of the hash even though they are used.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignore_keys: Vec<String>,
+    /// How much less solvers should prefer this variant: the package gets
+    /// this many `track_features` (the sign is ignored, as the peer does).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub down_prioritize_variant: i32,
 }
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// More track features than any solver's priorities need; a larger value
+/// is a typo that would bloat every repodata.json the package is in.
+const MAX_DOWN_PRIORITIZE: u32 = 1000;
 
 impl VariantKeys {
     fn is_empty(&self) -> bool {
-        self.use_keys.is_empty() && self.ignore_keys.is_empty()
+        self.use_keys.is_empty() && self.ignore_keys.is_empty() && self.down_prioritize_variant == 0
+    }
+
+    /// The `track_features` that down-prioritize the package `name`:
+    /// `name-p-0`, `name-p-1`, ... (conda solvers count them).
+    pub fn track_features(&self, name: &str) -> Vec<String> {
+        (0..self.down_prioritize_variant.unsigned_abs())
+            .map(|i| format!("{name}-p-{i}"))
+            .collect()
     }
 
     pub(crate) fn read(r: &mut Reader<'_>, build: &Node) -> VariantKeys {
@@ -170,8 +206,34 @@ impl VariantKeys {
         VariantKeys {
             use_keys: list("use_keys"),
             ignore_keys: list("ignore_keys"),
+            down_prioritize_variant: r
+                .opt_string(node, "down_prioritize_variant")
+                .and_then(|text| down_prioritize(r, text))
+                .unwrap_or(0),
         }
     }
+}
+
+fn down_prioritize(r: &mut Reader<'_>, text: crate::read::Spanned) -> Option<i32> {
+    let parsed = text
+        .value
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| n.unsigned_abs() <= MAX_DOWN_PRIORITIZE);
+    if parsed.is_none() {
+        r.report(
+            ProblemKind::InvalidValue {
+                what: "down_prioritize_variant",
+                value: text.value,
+                reason: format!(
+                    "expected an integer from -{MAX_DOWN_PRIORITIZE} to {MAX_DOWN_PRIORITIZE}"
+                ),
+            },
+            text.span,
+        );
+    }
+    parsed
 }
 
 pub(crate) const BUILD_KEYS: &[&str] = &[
@@ -182,6 +244,8 @@ pub(crate) const BUILD_KEYS: &[&str] = &[
     "script",
     "files",
     "always_include_files",
+    "always_copy_files",
+    "post_process",
     "merge_build_and_host_envs",
     "dynamic_linking",
     "prefix_detection",
@@ -189,10 +253,37 @@ pub(crate) const BUILD_KEYS: &[&str] = &[
     "variant",
 ];
 
+/// Keys of the peer's `build` that cleave rejects, each with what to write
+/// instead. They are not in [`BUILD_KEYS`], which also decides what a
+/// staging build may not have.
+const REJECTED_BUILD_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "steps",
+        "`build.steps` (rattler-build's experimental build steps)",
+        "write the commands of the steps, in order, as `build.script`",
+    ),
+    (
+        "flags",
+        "`build.flags` (variant flags of rattler-build's --v3 repodata)",
+        "remove `flags`; tell variants apart with a variant key, which goes into the build string",
+    ),
+];
+
+/// Reports the build keys cleave does not implement that are present in
+/// `node`, a `build:` mapping of a package or staging output.
+pub(crate) fn reject_unsupported(r: &mut Reader<'_>, node: &Node) {
+    for (key, feature, help) in REJECTED_BUILD_KEYS {
+        r.unsupported(node, key, feature, help);
+    }
+}
+
 impl Build {
     /// Reads `build:`; `string` and `script` are decided by the caller.
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node, string: String, script: Script) -> Build {
-        let node = r.map(node, "build", BUILD_KEYS).unwrap_or(node);
+        let mut known = BUILD_KEYS.to_vec();
+        known.extend(REJECTED_BUILD_KEYS.iter().map(|(key, _, _)| *key));
+        let node = r.map(node, "build", &known).unwrap_or(node);
+        reject_unsupported(r, node);
         let noarch = r
             .opt_string(node, "noarch")
             .and_then(|n| match n.value.as_str() {
@@ -223,6 +314,14 @@ impl Build {
                 .get("always_include_files")
                 .map(|n| r.globs(n))
                 .unwrap_or_default(),
+            always_copy_files: node
+                .get("always_copy_files")
+                .map(|n| r.globs(n))
+                .unwrap_or_default(),
+            post_process: node
+                .get("post_process")
+                .map(|n| PostProcess::read_all(r, n))
+                .unwrap_or_default(),
             merge_build_and_host_envs: r
                 .opt_bool(node, "merge_build_and_host_envs")
                 .unwrap_or(false),
@@ -234,15 +333,9 @@ impl Build {
                 .get("prefix_detection")
                 .map(|n| read_prefix_detection(r, n))
                 .unwrap_or_default(),
-            python_entry_points: node
+            python: node
                 .get("python")
-                .and_then(|p| r.map(p, "build.python", &["entry_points"]))
-                .map(|p| {
-                    r.opt_strings(p, "entry_points")
-                        .into_iter()
-                        .map(|s| s.value)
-                        .collect()
-                })
+                .map(|p| PythonSettings::read(r, p))
                 .unwrap_or_default(),
             variant: VariantKeys::read(r, node),
         }

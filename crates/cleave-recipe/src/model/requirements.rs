@@ -148,9 +148,14 @@ pub(crate) const REQUIREMENT_KEYS: &[&str] = &[
 
 impl Requirements {
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node) -> Requirements {
-        let Some(node) = r.map(node, "requirements", REQUIREMENT_KEYS) else {
+        // `extras` is known here only to be reported as unsupported; it is
+        // not in REQUIREMENT_KEYS, which also lists what staging may have.
+        let mut known = REQUIREMENT_KEYS.to_vec();
+        known.push("extras");
+        let Some(node) = r.map(node, "requirements", &known) else {
             return Requirements::default();
         };
+        reject_extras(r, node);
         Requirements {
             build: dependencies(r, node.get("build")),
             host: dependencies(r, node.get("host")),
@@ -166,6 +171,18 @@ impl Requirements {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Reports `extras`, which cleave does not implement, in a requirements
+/// mapping of a package or staging output.
+pub(crate) fn reject_extras(r: &mut Reader<'_>, node: &Node) {
+    r.unsupported(
+        node,
+        "extras",
+        "`requirements.extras` (optional dependency groups of rattler-build's --v3 repodata)",
+        "put each group's packages in an output of its own that depends on this one, \
+         or constrain them with `run_constraints`",
+    );
 }
 
 pub(crate) fn dependencies(r: &mut Reader<'_>, node: Option<&Node>) -> Vec<Dependency> {

@@ -2,6 +2,7 @@ use serde::Serialize;
 use url::Url;
 
 use super::about::read_url;
+use super::build::FileSelection;
 use crate::error::ProblemKind;
 use crate::read::{Reader, Spanned};
 use crate::yaml::Node;
@@ -28,6 +29,9 @@ pub enum Source {
         md5: Option<String>,
         /// Skip files that `.gitignore` rules ignore.
         use_gitignore: bool,
+        /// Which files of the source reach the work dir.
+        #[serde(skip_serializing_if = "FileSelection::is_all")]
+        filter: FileSelection,
         /// Patch files applied after copying.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         patches: Vec<String>,
@@ -48,6 +52,9 @@ pub enum Source {
         /// Where to put it in the work dir.
         #[serde(skip_serializing_if = "Option::is_none")]
         target_directory: Option<String>,
+        /// Which files of the archive reach the work dir.
+        #[serde(skip_serializing_if = "FileSelection::is_all")]
+        filter: FileSelection,
         /// Patch files applied after extraction.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         patches: Vec<String>,
@@ -63,9 +70,18 @@ pub enum Source {
         depth: Option<u64>,
         /// Fetch LFS objects too.
         lfs: bool,
+        /// Initialise and update submodules, recursively, after checkout.
+        submodules: bool,
+        /// The commit the checkout must end up at (lowercase hex); a moved
+        /// tag or branch then fails the build instead of changing the source.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected_commit: Option<String>,
         /// Where to put it in the work dir.
         #[serde(skip_serializing_if = "Option::is_none")]
         target_directory: Option<String>,
+        /// Which files of the checkout reach the work dir.
+        #[serde(skip_serializing_if = "FileSelection::is_all")]
+        filter: FileSelection,
         /// Patch files applied after checkout.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         patches: Vec<String>,
@@ -93,15 +109,20 @@ const PATH_KEYS: &[&str] = &[
     "target_directory",
     "file_name",
     "use_gitignore",
+    "filter",
     "patches",
 ];
+// `attestation` is known so that it is reported as unsupported rather
+// than as a typo.
 const URL_KEYS: &[&str] = &[
     "url",
     "sha256",
     "md5",
     "file_name",
     "target_directory",
+    "filter",
     "patches",
+    "attestation",
 ];
 const GIT_KEYS: &[&str] = &[
     "git",
@@ -110,7 +131,10 @@ const GIT_KEYS: &[&str] = &[
     "branch",
     "depth",
     "lfs",
+    "submodules",
+    "expected_commit",
     "target_directory",
+    "filter",
     "patches",
 ];
 
@@ -134,8 +158,19 @@ impl Source {
                 .map(|s| s.value)
                 .collect()
         };
+        let filter = |r: &mut Reader<'_>| -> FileSelection {
+            node.get("filter")
+                .map(|f| FileSelection::read_section(r, f, "filter"))
+                .unwrap_or_default()
+        };
         if node.get("url").is_some() {
             let node = r.map(node, "url source", URL_KEYS)?;
+            r.unsupported(
+                node,
+                "attestation",
+                "source attestation verification",
+                "remove `attestation`; the download is still verified against its `sha256`",
+            );
             let urls: Vec<Url> = r
                 .opt_strings(node, "url")
                 .into_iter()
@@ -162,6 +197,7 @@ impl Source {
                 md5,
                 file_name: r.opt_string(node, "file_name").map(|s| s.value),
                 target_directory: r.opt_string(node, "target_directory").map(|s| s.value),
+                filter: filter(r),
                 patches: patches(r),
             })
         } else if node.get("git").is_some() {
@@ -203,7 +239,12 @@ impl Source {
                 reference,
                 depth: node.get("depth").and_then(|d| r.u64(d)),
                 lfs: r.opt_bool(node, "lfs").unwrap_or(false),
+                submodules: r.opt_bool(node, "submodules").unwrap_or(true),
+                expected_commit: r
+                    .opt_string(node, "expected_commit")
+                    .and_then(|s| commit_hash(r, s)),
                 target_directory: r.opt_string(node, "target_directory").map(|s| s.value),
+                filter: filter(r),
                 patches: patches(r),
             })
         } else if node.get("path").is_some() {
@@ -220,6 +261,7 @@ impl Source {
                     .and_then(|s| hex(r, s, 64, "sha256")),
                 md5: r.opt_string(node, "md5").and_then(|s| hex(r, s, 32, "md5")),
                 use_gitignore: r.opt_bool(node, "use_gitignore").unwrap_or(true),
+                filter: filter(r),
                 patches: patches(r),
             })
         } else {
@@ -242,6 +284,35 @@ impl Source {
             | Source::Url { patches, .. }
             | Source::Git { patches, .. } => patches,
         }
+    }
+
+    /// Which of the source's files reach the work dir.
+    pub fn filter(&self) -> &FileSelection {
+        match self {
+            Source::Path { filter, .. }
+            | Source::Url { filter, .. }
+            | Source::Git { filter, .. } => filter,
+        }
+    }
+}
+
+/// A full commit id: 40 hex digits (SHA-1) or 64 (SHA-256 repositories).
+/// An abbreviation is refused, since comparing against one would let a
+/// different commit with the same prefix through.
+fn commit_hash(r: &mut Reader<'_>, text: Spanned) -> Option<String> {
+    let value = text.value.trim().to_ascii_lowercase();
+    if matches!(value.len(), 40 | 64) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(value)
+    } else {
+        r.report(
+            ProblemKind::InvalidValue {
+                what: "expected_commit",
+                value: text.value,
+                reason: "expected a full commit hash (40 or 64 hexadecimal digits)".into(),
+            },
+            text.span,
+        );
+        None
     }
 }
 

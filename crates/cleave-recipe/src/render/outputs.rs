@@ -24,17 +24,14 @@ impl Driver<'_> {
         used: &Used,
         hash: &str,
     ) -> StagingCache {
+        // Run-time keys were already reported by the parser as keys a
+        // staging output cannot have.
+        let mut requirement_keys = crate::model::REQUIREMENT_KEYS.to_vec();
+        requirement_keys.push("extras");
         let requirements = node
             .get("requirements")
-            .and_then(|n| {
-                r.map(
-                    n,
-                    "staging requirements",
-                    // Run-time keys were already reported by the parser as
-                    // keys a staging output cannot have.
-                    crate::model::REQUIREMENT_KEYS,
-                )
-            })
+            .and_then(|n| r.map(n, "staging requirements", &requirement_keys))
+            .inspect(|n| crate::model::reject_extras(r, n))
             .map(|n| StagingRequirements {
                 build: crate::model::read_dependencies(r, n.get("build")),
                 host: crate::model::read_dependencies(r, n.get("host")),
@@ -44,9 +41,12 @@ impl Driver<'_> {
                     .unwrap_or_default(),
             })
             .unwrap_or_default();
+        let mut build_keys = STAGING_BUILD.to_vec();
+        build_keys.extend(["steps", "flags"]);
         let build = node
             .get("build")
-            .and_then(|b| r.map(b, "staging build", STAGING_BUILD));
+            .and_then(|b| r.map(b, "staging build", &build_keys))
+            .inspect(|b| crate::model::reject_unsupported_build(r, b));
         let script = build
             .and_then(|b| b.get("script"))
             .map(|s| Script::read(r, s))

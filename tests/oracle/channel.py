@@ -4,7 +4,9 @@ Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
 
 1. Every package in the channel is extracted by conda-package-handling, and
    its info/index.json and info/paths.json must describe the files that came
-   out of it (sha256 and size of each).
+   out of it (sha256 and size of each; for a softlink, the digest of the file
+   it resolves to inside the package, or of empty content, and the length of
+   the link's target).
 2. py-rattler solves SPEC... (default: every package in the channel) from
    the channel alone and installs them into PREFIX.
 3. COMMAND, if given, runs with PREFIX/bin first on PATH; its output is
@@ -36,6 +38,13 @@ def check_archive(path: pathlib.Path) -> dict:
             file = root / entry["_path"]
             if entry["path_type"] == "softlink":
                 assert file.is_symlink(), entry
+                # The size is the link's own; the digest is that of the
+                # file it resolves to inside the package, else of nothing.
+                assert entry["size_in_bytes"] == len(os.fsencode(os.readlink(file))), entry
+                target = file.resolve()
+                inside = target.is_relative_to(root.resolve()) and target.is_file()
+                data = target.read_bytes() if inside else b""
+                assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry
                 continue
             if entry["path_type"] == "directory":
                 assert file.is_dir(), entry

@@ -70,6 +70,42 @@ fn a_single_noarch_output_installs_relocated_into_another_prefix() {
 }
 
 #[test]
+fn softlinks_carry_the_digest_of_their_target_in_paths_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(
+        &recipe("single"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    );
+    assert_success(&output);
+    // The oracle checks every link's digest and size against the extracted
+    // package; these are the values themselves.
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    let paths = checked["packages"][0]["paths"].as_array().unwrap();
+    let entry = |p: &str| paths.iter().find(|e| e["_path"] == p).unwrap().clone();
+    let where_txt = entry("share/hello/where.txt")["sha256"].clone();
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    for (link, sha256, size) in [
+        ("share/hello/relative-link", &where_txt, "where.txt".len()),
+        ("share/hello/absolute-link", &where_txt, "where.txt".len()),
+        (
+            "share/hello/dangling-link",
+            &empty.into(),
+            "no-such-file".len(),
+        ),
+        ("share/hello/directory-link", &empty.into(), "empty".len()),
+    ] {
+        let e = entry(link);
+        assert_eq!(e["path_type"], "softlink", "{e}");
+        assert_eq!(&e["sha256"], sha256, "{e}");
+        assert_eq!(e["size_in_bytes"], size, "{e}");
+    }
+    assert_ne!(where_txt, empty);
+}
+
+#[test]
 fn outputs_of_one_recipe_pin_each_other() {
     let tmp = tempfile::tempdir().unwrap();
     assert_success(&build(&recipe("pins"), tmp.path(), "out", &[], &[]));

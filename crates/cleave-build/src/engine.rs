@@ -621,10 +621,12 @@ impl Builder {
             Target {
                 tree: "prefix",
                 dir: &dirs.host_prefix,
+                select: Select::All,
             },
             Target {
                 tree: "work",
                 dir: &dirs.work,
+                select: Select::All,
             },
         ];
         let targets = match trees {

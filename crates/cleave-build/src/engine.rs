@@ -31,6 +31,7 @@ use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
 use crate::capture::{NewEntry, Selector, new_entries};
 use crate::check::{TestContext, run_tests, script_text};
+use crate::claims::Claims;
 use crate::env::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
@@ -253,15 +254,6 @@ struct StagingResult {
     dirs: OutputDirs,
 }
 
-/// Which staging files the packages took, for the unclaimed/overlap report.
-#[derive(Debug, Default)]
-struct Claims {
-    /// Files and links the staging build put in the prefix.
-    files: BTreeSet<PathBuf>,
-    /// Per file, the packages that took it.
-    takers: BTreeMap<PathBuf, Vec<String>>,
-}
-
 /// The key of a staging build and what it was computed from.
 #[derive(Debug, Clone)]
 pub struct StagingKey {
@@ -283,7 +275,7 @@ pub struct Builder {
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
     staged: HashMap<(String, String), StagingResult>,
-    claims: BTreeMap<String, Claims>,
+    claims: Claims,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
     /// Build directories made so far, removed after a successful build.
@@ -346,7 +338,7 @@ impl Builder {
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
-            claims: BTreeMap::new(),
+            claims: Claims::default(),
             locks: Vec::new(),
             made: Vec::new(),
         })
@@ -403,7 +395,11 @@ impl Builder {
                     }
                 }
             }
-            self.report_claims(on_event)
+            self.claims.report(
+                self.options.error_unclaimed,
+                self.options.error_overlapping,
+                on_event,
+            )
         })();
         if result.is_ok() && !self.options.keep_build {
             // Only what this build made: the build root may be a directory
@@ -534,7 +530,7 @@ impl Builder {
                 result.host = host;
             }
         }
-        self.claims.entry(staging.name.clone()).or_default();
+        self.claims.staging(&staging.name);
         self.staged
             .insert((staging.name.clone(), staging.hash.clone()), result);
         Ok(())
@@ -662,55 +658,6 @@ impl Builder {
         Ok(restored.trees.remove("prefix").unwrap_or_default())
     }
 
-    /// Lists staging files no package took, or more than one took; fails
-    /// when the options say so.
-    fn report_claims(&self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), BuildError> {
-        for (staging, claims) in &self.claims {
-            let unclaimed: Vec<&PathBuf> = claims
-                .files
-                .iter()
-                .filter(|f| !claims.takers.contains_key(*f))
-                .collect();
-            let overlapping: Vec<(&PathBuf, &Vec<String>)> =
-                claims.takers.iter().filter(|(_, t)| t.len() > 1).collect();
-            if !unclaimed.is_empty() {
-                on_event(Event::Unclaimed {
-                    staging,
-                    files: &unclaimed,
-                });
-                if self.options.error_unclaimed {
-                    return Err(BuildError::Unclaimed {
-                        staging: staging.clone(),
-                        count: unclaimed.len(),
-                        files: unclaimed
-                            .iter()
-                            .take(20)
-                            .map(|f| f.display().to_string())
-                            .collect(),
-                    });
-                }
-            }
-            if !overlapping.is_empty() {
-                on_event(Event::Overlapping {
-                    staging,
-                    files: &overlapping,
-                });
-                if self.options.error_overlapping {
-                    return Err(BuildError::Overlapping {
-                        staging: staging.clone(),
-                        count: overlapping.len(),
-                        files: overlapping
-                            .iter()
-                            .take(20)
-                            .map(|(f, t)| format!("{} ({})", f.display(), t.join(", ")))
-                            .collect(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn build_package(
         &mut self,
         output: &PackageOutput,
@@ -781,16 +728,9 @@ impl Builder {
             .filter(|e| selector.takes(&e.path))
             .collect();
         if let Some(s) = &staged {
-            let claims = self.claims.entry(s.staging.name.clone()).or_default();
-            let from_staging: BTreeSet<&PathBuf> = staging_files.iter().collect();
-            claims.files.extend(staging_files.iter().cloned());
-            for e in entries.iter().filter(|e| from_staging.contains(&e.path)) {
-                claims
-                    .takers
-                    .entry(e.path.clone())
-                    .or_default()
-                    .push(name.clone());
-            }
+            let taken = entries.iter().map(|e| &e.path);
+            self.claims
+                .record(&s.staging.name, &staging_files, &name, taken);
         }
 
         let requirements = self.run_requirements(output, &build, &host, staged.as_ref(), &what)?;

@@ -21,6 +21,7 @@
 
 pub mod capture;
 pub mod check;
+mod claims;
 pub mod engine;
 pub mod env;
 mod error;

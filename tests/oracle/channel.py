@@ -12,7 +12,9 @@ Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
 3. COMMAND, if given, runs with PREFIX/bin first on PATH; its output is
    printed.
 
-Prints one JSON object: {"packages": [...], "installed": [...]}.
+Prints one JSON object: {"packages": [...], "installed": [...]}; each package
+has its file name, index.json, paths.json entries and the text of each file
+in info/licenses/ by its path there.
 """
 
 import asyncio
@@ -54,7 +56,17 @@ def check_archive(path: pathlib.Path) -> dict:
             assert len(data) == entry["size_in_bytes"], entry
         files = (root / "info/files").read_text().split()
         assert sorted(files) == sorted(e["_path"] for e in paths["paths"]), files
-        return {"file": path.name, "index": index, "paths": paths["paths"]}
+        licenses = {
+            str(f.relative_to(root / "info/licenses")): f.read_text()
+            for f in sorted((root / "info/licenses").rglob("*"))
+            if f.is_file()
+        }
+        return {
+            "file": path.name,
+            "index": index,
+            "paths": paths["paths"],
+            "licenses": licenses,
+        }
 
 
 async def install(channel: pathlib.Path, prefix: pathlib.Path, specs: list) -> list:

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
+use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
 use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
@@ -35,6 +36,7 @@ use crate::claims::Claims;
 use crate::env::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
+use crate::licenses::LicensePatterns;
 use crate::package::{PackageContents, PackageFormat, WrittenPackage, write};
 use crate::run_exports::{
     Exporter, ExportingEnv, RunRequirements, apply, fill_from_prefix, resolve_pins,
@@ -211,18 +213,26 @@ pub struct BuiltPackage {
 
 /// Which trees of a staging entry an inheriting output gets back.
 #[derive(Debug, Clone, Copy)]
-enum Trees {
+enum Trees<'a> {
     /// The prefix only: the output just takes its share of the files.
     Prefix,
+    /// The prefix and the work dir's license files.
+    PrefixAndLicenses(&'a LicensePatterns),
     /// The prefix and the work dir, for a script that continues the build.
     PrefixAndWork,
 }
 
-impl Trees {
+impl<'a> Trees<'a> {
     /// The work dir goes back to an output that uses it: its script may
     /// continue the build there, and its tests may copy source files from
     /// it. The others skip restoring the source and build trees.
-    fn for_output(output: &PackageOutput) -> Trees {
+    ///
+    /// An output that only needs its license files from the work dir gets
+    /// back just those files (see [`LicensePatterns::needed`]): they are in
+    /// the entry's listing, and restoring a whole build tree per output for
+    /// them would cost what skipping it saves (the zstd split builds in
+    /// 0.7 s warm instead of 3.0 s).
+    fn for_output(output: &PackageOutput, licenses: &'a LicensePatterns) -> Trees<'a> {
         let uses_work = !output.build.script.is_empty()
             || output.tests.iter().any(|test| match test {
                 Test::Script { files, .. } => !files.source.is_empty(),
@@ -230,6 +240,8 @@ impl Trees {
             });
         if uses_work {
             Trees::PrefixAndWork
+        } else if !licenses.is_empty() {
+            Trees::PrefixAndLicenses(licenses)
         } else {
             Trees::Prefix
         }
@@ -608,11 +620,28 @@ impl Builder {
         &mut self,
         s: &StagingResult,
         output_envs: (&[RepoDataRecord], &[RepoDataRecord]),
-        trees: Trees,
+        trees: Trees<'_>,
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<PathBuf>, BuildError> {
         let dirs = &s.dirs;
+        // An unreadable listing means the whole tree: the restore then
+        // meets the same problem and handles it below.
+        let licenses = match trees {
+            Trees::PrefixAndLicenses(patterns) => self.store.manifest(&s.key).ok().and_then(|m| {
+                let items = m.trees.get("work")?;
+                patterns.needed(
+                    items
+                        .iter()
+                        .map(|i| (i.path(), matches!(i, Item::Symlink { .. }))),
+                )
+            }),
+            _ => None,
+        };
+        let work_select = match &licenses {
+            Some(paths) => Select::Only(paths),
+            None => Select::All,
+        };
         let all = [
             Target {
                 tree: "prefix",
@@ -622,12 +651,12 @@ impl Builder {
             Target {
                 tree: "work",
                 dir: &dirs.work,
-                select: Select::All,
+                select: work_select,
             },
         ];
         let targets = match trees {
             Trees::Prefix => &all[..1],
-            Trees::PrefixAndWork => &all[..],
+            Trees::PrefixAndLicenses(_) | Trees::PrefixAndWork => &all[..],
         };
         let roots = [
             ("prefix", dirs.host_prefix.as_path()),
@@ -688,13 +717,15 @@ impl Builder {
                 dirs
             }
         };
+        let licenses =
+            LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
         let reqs = &output.requirements;
         let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
         let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
         let staging_files = match &staged {
             Some(s) => {
-                let trees = Trees::for_output(output);
+                let trees = Trees::for_output(output, &licenses);
                 self.restore_staging(s, (&build, &host), trees, &what, on_event)?
             }
             None => Vec::new(),
@@ -733,6 +764,15 @@ impl Builder {
                 .record(&s.staging.name, &staging_files, &name, taken);
         }
 
+        let license_files = licenses
+            .find(&dirs.work, &recipe.recipe_dir)
+            .map_err(BuildError::license(&what))?;
+        for dest in &license_files.overridden {
+            on_event(Event::Warning(&format!(
+                "{what}: license file {} of the recipe dir replaces the work dir's",
+                dest.display()
+            )));
+        }
         let requirements = self.run_requirements(output, &build, &host, staged.as_ref(), &what)?;
         let rendered = rendered_yaml(output)?;
         let contents = PackageContents {
@@ -745,6 +785,7 @@ impl Builder {
             recipe_file,
             rendered,
             timestamp: self.options.timestamp,
+            licenses: &license_files.files,
         };
         let written: WrittenPackage = write(
             &contents,

@@ -182,6 +182,15 @@ pub enum BuildError {
         /// The staging name.
         from: String,
     },
+    /// The license files of an output could not be collected.
+    #[error("license files of {what}")]
+    License {
+        /// The output.
+        what: String,
+        /// What is wrong.
+        #[source]
+        source: crate::licenses::LicenseError,
+    },
     /// The staging cache failed (not a damaged entry: those are rebuilt).
     #[error("staging cache: {0}")]
     Cache(#[from] cleave_cache::CacheError),
@@ -213,5 +222,14 @@ impl BuildError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let context = context.into();
         move |source| BuildError::Io { context, source }
+    }
+
+    pub(crate) fn license(
+        what: &str,
+    ) -> impl FnOnce(crate::licenses::LicenseError) -> BuildError + '_ {
+        move |source| BuildError::License {
+            what: what.to_string(),
+            source,
+        }
     }
 }

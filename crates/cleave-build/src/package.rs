@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
 use crate::error::BuildError;
+use crate::licenses::LicenseFile;
 use crate::relink;
 
 /// The archive format of a package.
@@ -58,6 +59,10 @@ pub struct PackageContents<'a> {
     pub rendered: String,
     /// Build time; fixed by `SOURCE_DATE_EPOCH` for reproducible packages.
     pub timestamp: jiff::Timestamp,
+    /// License files, copied into `info/licenses/`. Like the rest of
+    /// `info/`, they are not listed in paths.json: they are metadata, not
+    /// files to install.
+    pub licenses: &'a [LicenseFile],
 }
 
 /// A written package.
@@ -120,6 +125,8 @@ pub fn write(
         describe_link(scratch, record)?;
     }
     write_info(contents, &paths, scratch)?;
+    crate::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
+        .map_err(BuildError::license(&contents.identifier()))?;
 
     // The writer takes absolute paths below the tree it archives.
     let mut archive_paths: Vec<PathBuf> = paths

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, stderr, strings};
+use common::{assert_success, index, oracle, package, paths, repo, stderr, strings};
 
 fn recipe(name: &str) -> PathBuf {
     repo().join("tests/build").join(name)
@@ -420,4 +420,69 @@ fn a_vendored_tarball_is_checked_against_its_sha256() {
             .to_string_lossy()
             .ends_with(".conda"))
     );
+}
+
+#[test]
+fn license_files_from_the_work_and_recipe_dirs_are_in_info_licenses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("licenses"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("license file COPYING of the recipe dir replaces the work dir's"),
+        "{stderr}"
+    );
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    let expected = serde_json::json!({
+        "LICENSE": "MIT License, from the source\n",
+        "COPYING": "COPYING from the recipe dir\n",
+        "third_party/zlib/LICENSE.txt": "zlib license\n",
+        "NOTICE.txt": "A notice kept next to the recipe\n",
+    });
+    for (name, file) in [
+        ("licensed-data", "share/licensed/data.txt"),
+        ("licensed-more", "share/licensed/more.txt"),
+        ("licensed-plain", "share/licensed/plain.txt"),
+    ] {
+        assert_eq!(package(&checked, name)["licenses"], expected, "{name}");
+        // Metadata, like the rest of info/: not a file to install.
+        assert_eq!(paths(&checked, name), [file], "{name}");
+    }
+}
+
+#[test]
+fn a_license_file_that_matches_nothing_fails_the_build_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("recipe");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(recipe("licenses"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(copy.join("recipe.yaml")).unwrap();
+    let text = text.replace("- NOTICE.txt", "- NOTICE.txt\n    - NOT-THERE*");
+    std::fs::write(copy.join("recipe.yaml"), text).unwrap();
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("license files of licensed-data"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("license_file `NOT-THERE*` matched no file in"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the work dir:"), "{stderr}");
+    assert!(stderr.contains("the recipe dir:"), "{stderr}");
+    let packages = std::fs::read_dir(tmp.path().join("out/noarch"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".conda")
+        })
+        .count();
+    assert_eq!(packages, 0, "no package without its license");
 }

@@ -781,6 +781,8 @@ impl Builder {
             depends: requirements.depends,
             constrains: requirements.constrains,
             prefix: &dirs.host_prefix,
+            build_prefix: &dirs.build_prefix,
+            from_host: &requirements.from_host,
             entries: &entries,
             recipe_file,
             rendered,
@@ -793,6 +795,9 @@ impl Builder {
             &dirs.root.join("package"),
             self.options.format,
         )?;
+        for warning in &written.warnings {
+            on_event(Event::Warning(&format!("{what}: {warning}")));
+        }
         let subdir = written
             .path
             .parent()
@@ -848,6 +853,7 @@ impl Builder {
         let base = RunRequirements {
             depends: resolve_pins(&reqs.run, &pin_host, what)?,
             constrains: resolve_pins(&reqs.run_constraints, &pin_host, what)?,
+            from_host: Vec::new(),
         };
         let mut exporters = vec![
             Exporter {
@@ -855,12 +861,14 @@ impl Builder {
                 records: build,
                 requested: &reqs.build,
                 ignore: &reqs.ignore_run_exports,
+                inherited: false,
             },
             Exporter {
                 env: ExportingEnv::Host,
                 records: host,
                 requested: &reqs.host,
                 ignore: &reqs.ignore_run_exports,
+                inherited: false,
             },
         ];
         let inherit_exports = output.inherit.as_ref().is_some_and(|i| i.run_exports);
@@ -871,12 +879,14 @@ impl Builder {
                 records: &s.build,
                 requested: &s.staging.requirements.build,
                 ignore,
+                inherited: true,
             });
             exporters.push(Exporter {
                 env: ExportingEnv::Host,
                 records: &s.host,
                 requested: &s.staging.requirements.host,
                 ignore,
+                inherited: true,
             });
         }
         let mut result = apply(
@@ -886,9 +896,11 @@ impl Builder {
             output.build.noarch.is_some(),
         )?;
         // A package does not depend on itself through its own run exports.
+        let own = output.name.as_normalized();
         result
             .depends
-            .retain(|d| d.split_whitespace().next() != Some(output.name.as_normalized()));
+            .retain(|d| d.split_whitespace().next() != Some(own));
+        result.from_host.retain(|n| n != own);
         Ok(result)
     }
 

@@ -191,6 +191,16 @@ pub enum BuildError {
         #[source]
         source: crate::licenses::LicenseError,
     },
+    /// The linking checks of a package failed or found what the recipe
+    /// makes an error.
+    #[error("linking check of {what}")]
+    Linking {
+        /// The package.
+        what: String,
+        /// What is wrong.
+        #[source]
+        source: crate::linking::LinkingError,
+    },
     /// The staging cache failed (not a damaged entry: those are rebuilt).
     #[error("staging cache: {0}")]
     Cache(#[from] cleave_cache::CacheError),

@@ -10,6 +10,7 @@
 //! - [`run_exports`]: the final run requirements of a package;
 //! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
 //! - [`licenses`]: `about.license_file` found for `info/licenses/`;
+//! - [`linking`]: overlinking and overdepending checks of ELF files;
 //! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`;
 //! - [`index`]: `repodata.json` for the output channel;
 //! - [`check`]: the package's tests;
@@ -30,6 +31,7 @@ mod fsutil;
 pub mod index;
 pub mod layout;
 pub mod licenses;
+pub mod linking;
 pub mod package;
 pub mod relink;
 pub mod run_exports;

@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::capture::{EntryKind, NewEntry};
 use crate::error::BuildError;
 use crate::licenses::LicenseFile;
+use crate::linking::{self, LinkCheck};
 use crate::relink;
 
 /// The archive format of a package.
@@ -51,6 +52,11 @@ pub struct PackageContents<'a> {
     pub constrains: Vec<String>,
     /// The host prefix the files are in.
     pub prefix: &'a Path,
+    /// The build prefix, for the linking checks' system libraries.
+    pub build_prefix: &'a Path,
+    /// Names of the run dependencies the output's own host run exports
+    /// added, for the overdepending check.
+    pub from_host: &'a [String],
     /// The files to package, relative to the prefix.
     pub entries: &'a [NewEntry],
     /// The recipe file, copied into `info/recipe/`.
@@ -74,6 +80,8 @@ pub struct WrittenPackage {
     pub size: u64,
     /// The paths it holds outside `info/`, relative to the prefix.
     pub paths: Vec<PathBuf>,
+    /// Findings of the linking checks that do not fail the build.
+    pub warnings: Vec<String>,
 }
 
 impl PackageContents<'_> {
@@ -124,6 +132,21 @@ pub fn write(
     {
         describe_link(scratch, record)?;
     }
+    // Before anything is archived: a failed check leaves no package.
+    let warnings = linking::check(&LinkCheck {
+        output: contents.output,
+        tree: scratch,
+        entries: &paths,
+        host_prefix: contents.prefix,
+        build_prefix: contents.build_prefix,
+        target: contents.target,
+        depends: &contents.depends,
+        from_host: contents.from_host,
+    })
+    .map_err(|source| BuildError::Linking {
+        what: contents.identifier(),
+        source,
+    })?;
     write_info(contents, &paths, scratch)?;
     crate::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
         .map_err(BuildError::license(&contents.identifier()))?;
@@ -181,6 +204,7 @@ pub fn write(
         path: final_path,
         size,
         paths: paths.into_iter().map(|p| p.relative_path).collect(),
+        warnings,
     })
 }
 

@@ -39,6 +39,11 @@ pub struct Exporter<'a> {
     pub requested: &'a [Dependency],
     /// What to ignore from it.
     pub ignore: &'a IgnoreRunExports,
+    /// An environment of the inherited staging build rather than the
+    /// output's own: its host exports are not checked for overdepending,
+    /// because the staging build's binaries are spread over several
+    /// outputs and most of them link none of those libraries.
+    pub inherited: bool,
 }
 
 /// Run requirements and constraints of a package.
@@ -48,6 +53,10 @@ pub struct RunRequirements {
     pub depends: Vec<String>,
     /// `constrains` of index.json.
     pub constrains: Vec<String>,
+    /// Names of the run requirements that the run exports of the output's
+    /// own host dependencies added: a binary should link each of them
+    /// (see [`crate::linking`]).
+    pub from_host: Vec<String>,
 }
 
 /// Resolves `pin_compatible` in `deps` against the `host` packages.
@@ -121,13 +130,19 @@ pub fn apply(
                         .any(|i| i.by_name.iter().any(|b| b.as_normalized() == n))
                 })
             };
-            base.depends.extend(deps.into_iter().filter(keep).cloned());
+            let deps: Vec<&String> = deps.into_iter().filter(keep).collect();
+            if exporter.env == ExportingEnv::Host && !exporter.inherited {
+                base.from_host
+                    .extend(deps.iter().filter_map(|spec| exported_name(spec)));
+            }
+            base.depends.extend(deps.into_iter().cloned());
             base.constrains
                 .extend(cons.into_iter().filter(keep).cloned());
         }
     }
     dedup(&mut base.depends);
     dedup(&mut base.constrains);
+    dedup(&mut base.from_host);
     Ok(base)
 }
 
@@ -154,7 +169,8 @@ pub fn fill_from_prefix(records: &mut [RepoDataRecord], prefix: &Path) {
     }
 }
 
-fn exported_name(spec: &str) -> Option<String> {
+/// The exact package name of a match spec, if it has one.
+pub(crate) fn exported_name(spec: &str) -> Option<String> {
     MatchSpec::from_str(spec, ParseStrictness::Lenient)
         .ok()?
         .name

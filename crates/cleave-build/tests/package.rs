@@ -61,6 +61,8 @@ fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
         depends: vec!["libc >=2".into()],
         constrains: vec![],
         prefix: &dirs.host_prefix,
+        build_prefix: &dirs.build_prefix,
+        from_host: &[],
         entries: &entries,
         recipe_file: &recipe_file,
         rendered: "rendered: true\n".into(),

@@ -453,17 +453,11 @@ fn license_files_from_the_work_and_recipe_dirs_are_in_info_licenses() {
 #[test]
 fn a_license_file_that_matches_nothing_fails_the_build_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let copy = tmp.path().join("recipe");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(recipe("licenses"))
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let text = std::fs::read_to_string(copy.join("recipe.yaml")).unwrap();
-    let text = text.replace("- NOTICE.txt", "- NOTICE.txt\n    - NOT-THERE*");
-    std::fs::write(copy.join("recipe.yaml"), text).unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "licenses",
+        &[("- NOTICE.txt", "- NOTICE.txt\n    - NOT-THERE*")],
+    );
     let output = build(&copy, tmp.path(), "out", &[], &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = stderr(&output);
@@ -485,4 +479,164 @@ fn a_license_file_that_matches_nothing_fails_the_build_naming_it() {
         })
         .count();
     assert_eq!(packages, 0, "no package without its license");
+}
+
+/// A copy of the recipe `name` in `tmp/recipe`, with `from` replaced by `to`.
+fn edited_recipe(tmp: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let copy = tmp.join("recipe");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(recipe(name))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut text = std::fs::read_to_string(copy.join("recipe.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(copy.join("recipe.yaml"), text).unwrap();
+    copy
+}
+
+#[test]
+fn overlinking_and_overdepending_are_warnings_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("linking"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    let stderr = stderr(&output);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].starts_with("warning: uses-dep-1.0-")
+            && warnings[0].ends_with(
+                "overlinking: bin/uses-dep links lib/libdep.so.1 of host package `libdep`, which is not a run dependency"
+            ),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].starts_with("warning: ignores-dep-1.0-")
+            && warnings[1].contains(
+                "overdepending: run dependency `libdep` comes from a host run export, but no file of the package links a library of `libdep`"
+            ),
+        "{stderr}"
+    );
+    // Warnings only: every package is written, and the clients take them.
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert_eq!(
+        strings(&index(&checked, "uses-dep")["depends"]),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        strings(&index(&checked, "ignores-dep")["depends"]),
+        ["libdep >=1.0,<2.0a0"]
+    );
+}
+
+#[test]
+fn overlinking_fails_the_build_with_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overlinking_behavior: ignore",
+            "overlinking_behavior: error",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    // The report wraps long lines.
+    let stderr = flat(&stderr(&output));
+    assert!(
+        stderr.contains("linking check of uses-dep-1.0-"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "bin/uses-dep links lib/libdep.so.1 of host package `libdep`, which is not a run dependency"
+        ),
+        "{stderr}"
+    );
+    let written: Vec<String> = std::fs::read_dir(tmp.path().join("out/linux-64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".conda"))
+        .collect();
+    assert_eq!(written.len(), 1, "only libdep: {written:?}");
+    assert!(written[0].starts_with("libdep-"), "{written:?}");
+}
+
+#[test]
+fn overdepending_fails_the_build_with_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overdepending_behavior: ignore",
+            "overdepending_behavior: error",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    // The report wraps long lines.
+    let stderr = flat(&stderr(&output));
+    assert!(
+        stderr.contains("linking check of ignores-dep-1.0-"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("run dependency `libdep` comes from a host run export"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn linking_checks_skip_packages_without_binary_relocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overlinking_behavior: ignore",
+            "overlinking_behavior: error\n        binary_relocation: false",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &["--test", "skip"], &[]);
+    assert_success(&output);
+    assert!(
+        !stderr(&output).contains("overlinking"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_missing_dso_allowlist_permits_a_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overlinking_behavior: ignore",
+            "overlinking_behavior: error\n        missing_dso_allowlist:\n          - lib/libdep.so*",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &["--test", "skip"], &[]);
+    assert_success(&output);
+    assert!(
+        !stderr(&output).contains("overlinking"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// `text` with every run of whitespace made one space.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -25,9 +25,7 @@ use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
 use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
-use cleave_recipe::model::{
-    Dependency, IgnoreRunExports, PackageOutput, RenderedOutput, Script, StagingCache, Test,
-};
+use cleave_recipe::model::{Dependency, PackageOutput, RenderedOutput, Script, StagingCache, Test};
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
 use crate::capture::{NewEntry, Selector, new_entries};
@@ -38,9 +36,7 @@ use crate::error::BuildError;
 use crate::layout::OutputDirs;
 use crate::licenses::LicensePatterns;
 use crate::package::{PackageContents, PackageFormat, WrittenPackage, write};
-use crate::run_exports::{
-    Exporter, ExportingEnv, RunRequirements, apply, fill_from_prefix, resolve_pins,
-};
+use crate::run_exports::{Inherited, fill_from_prefix, for_output};
 use crate::script::{ScriptRun, run};
 use crate::source::{SourceCache, fetch_all};
 use crate::staging_key::KeyContext;
@@ -773,7 +769,12 @@ impl Builder {
                 dest.display()
             )));
         }
-        let requirements = self.run_requirements(output, &build, &host, staged.as_ref(), &what)?;
+        let inherited = staged.as_ref().map(|s| Inherited {
+            staging: &s.staging,
+            build: &s.build,
+            host: &s.host,
+        });
+        let requirements = for_output(output, &build, &host, inherited, &what)?;
         let rendered = rendered_yaml(output)?;
         let contents = PackageContents {
             output,
@@ -833,75 +834,6 @@ impl Builder {
             on_event(Event::Tested { what: &name, count });
         }
         Ok(package)
-    }
-
-    /// Run requirements with pins resolved and run exports applied.
-    fn run_requirements(
-        &self,
-        output: &PackageOutput,
-        build: &[RepoDataRecord],
-        host: &[RepoDataRecord],
-        staged: Option<&StagingResult>,
-        what: &str,
-    ) -> Result<RunRequirements, BuildError> {
-        let reqs = &output.requirements;
-        // Pins may refer to host packages of the staging build too.
-        let mut pin_host: Vec<RepoDataRecord> = host.to_vec();
-        if let Some(s) = staged {
-            pin_host.extend(s.host.iter().cloned());
-        }
-        let base = RunRequirements {
-            depends: resolve_pins(&reqs.run, &pin_host, what)?,
-            constrains: resolve_pins(&reqs.run_constraints, &pin_host, what)?,
-            from_host: Vec::new(),
-        };
-        let mut exporters = vec![
-            Exporter {
-                env: ExportingEnv::Build,
-                records: build,
-                requested: &reqs.build,
-                ignore: &reqs.ignore_run_exports,
-                inherited: false,
-            },
-            Exporter {
-                env: ExportingEnv::Host,
-                records: host,
-                requested: &reqs.host,
-                ignore: &reqs.ignore_run_exports,
-                inherited: false,
-            },
-        ];
-        let inherit_exports = output.inherit.as_ref().is_some_and(|i| i.run_exports);
-        if let (Some(s), true) = (staged, inherit_exports) {
-            let ignore: &IgnoreRunExports = &s.staging.requirements.ignore_run_exports;
-            exporters.push(Exporter {
-                env: ExportingEnv::Build,
-                records: &s.build,
-                requested: &s.staging.requirements.build,
-                ignore,
-                inherited: true,
-            });
-            exporters.push(Exporter {
-                env: ExportingEnv::Host,
-                records: &s.host,
-                requested: &s.staging.requirements.host,
-                ignore,
-                inherited: true,
-            });
-        }
-        let mut result = apply(
-            base,
-            &exporters,
-            &reqs.ignore_run_exports,
-            output.build.noarch.is_some(),
-        )?;
-        // A package does not depend on itself through its own run exports.
-        let own = output.name.as_normalized();
-        result
-            .depends
-            .retain(|d| d.split_whitespace().next() != Some(own));
-        result.from_host.retain(|n| n != own);
-        Ok(result)
     }
 
     /// Fresh build directories with the build and host environments

@@ -154,16 +154,21 @@ impl LicensePatterns {
 
     /// The paths among a directory's listing (`(path, is a link)`, relative
     /// to it) that [`LicensePatterns::find`] would read there, when they
-    /// can be told from the listing alone: `None` when a match is a link or
-    /// an entry matches nothing, either of which may lead elsewhere in the
-    /// directory (through a link), so that all of it is needed.
+    /// can be told from the listing alone. `None` means all of the
+    /// directory is needed: when a match is a link, or when an entry
+    /// matches nothing while the directory has links, through which the
+    /// lookup might still reach a match. An entry matching nothing in a
+    /// directory without links simply has no match there (it may be in
+    /// the recipe dir).
     pub fn needed<'a>(
         &self,
         listing: impl Iterator<Item = (&'a Path, bool)>,
     ) -> Option<Vec<PathBuf>> {
         let mut hit = vec![false; self.patterns.len()];
         let mut paths = Vec::new();
+        let mut has_links = false;
         for (path, link) in listing {
+            has_links |= link;
             let mut taken = false;
             for (pattern, hit) in self.patterns.iter().zip(hit.iter_mut()) {
                 if pattern.matcher.is_match(path) {
@@ -178,7 +183,7 @@ impl LicensePatterns {
                 paths.push(path.to_path_buf());
             }
         }
-        hit.iter().all(|h| *h).then_some(paths)
+        (!has_links || hit.iter().all(|h| *h)).then_some(paths)
     }
 
     /// The files to package: every match in `work_dir`, then every match in
@@ -530,7 +535,14 @@ mod tests {
         );
         let linked = listing(&[("LICENSE", true), ("licenses/a.txt", false)]);
         assert_eq!(p.needed(linked.into_iter()), None);
+        // `licenses/` may be in the recipe dir only.
         let missing = listing(&[("LICENSE", false)]);
+        assert_eq!(
+            p.needed(missing.into_iter()),
+            Some(vec![PathBuf::from("LICENSE")])
+        );
+        // Or reached through a link.
+        let missing = listing(&[("LICENSE", false), ("docs", true)]);
         assert_eq!(p.needed(missing.into_iter()), None);
     }
 }

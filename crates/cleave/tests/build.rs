@@ -432,6 +432,15 @@ fn license_files_from_the_work_and_recipe_dirs_are_in_info_licenses() {
         stderr.contains("license file COPYING of the recipe dir replaces the work dir's"),
         "{stderr}"
     );
+    // The output without a script got back only the license files of the
+    // work dir, the one with a script all of it.
+    let restored: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("restored staging `licensed-build` ("))
+        .collect();
+    let bytes = |r: &str| r.trim_end_matches(" B)").parse::<u64>().unwrap();
+    assert_eq!(restored.len(), 2, "{stderr}");
+    assert!(bytes(restored[0]) < bytes(restored[1]), "{restored:?}");
     let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
     let expected = serde_json::json!({
         "LICENSE": "MIT License, from the source\n",

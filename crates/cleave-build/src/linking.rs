@@ -170,10 +170,10 @@ pub fn check(c: &LinkCheck<'_>) -> Result<Vec<String>, LinkingError> {
         .filter(|e| e.path_type == PathType::HardLink)
     {
         let path = c.tree.join(&entry.relative_path);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        if !bytes.starts_with(b"\x7fELF") {
+        if !is_elf(&path).map_err(io(&path))? {
             continue;
         }
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
         // An ELF file goblin cannot read is not one the loader would load.
         let Ok(elf) = Elf::parse(&bytes) else {
             continue;
@@ -215,7 +215,7 @@ pub fn check(c: &LinkCheck<'_>) -> Result<Vec<String>, LinkingError> {
                     host.packages[index].name
                 ),
                 (Library::InPrefix(_), None) => format!(
-                    "{file} links {library}, which is in the host prefix but in no package it depends on"
+                    "{file} links {library}, a file of the host prefix that neither this package nor a host package ships"
                 ),
                 (Library::Outside(_), None) => {
                     format!("{file} links {library}, outside the host prefix")
@@ -285,6 +285,19 @@ impl fmt::Display for Kind {
             Kind::Overlinking => "overlinking",
             Kind::Overdepending => "overdepending",
         })
+    }
+}
+
+/// Whether the file starts with the ELF magic; read without the rest, as
+/// most files of a package are not binaries.
+fn is_elf(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut magic = [0; 4];
+    let mut file = std::fs::File::open(path)?;
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(&magic == b"\x7fELF"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -3,9 +3,11 @@
 //! Files are copied into a scratch tree first, where they are inspected for
 //! the build prefix (text files get `file_mode: text`, binaries `binary`,
 //! each with the prefix as placeholder) and absolute symlinks into the
-//! prefix become relative. The archive is written to a temporary file next
-//! to its final name and renamed into place, so an interrupted build never
-//! leaves a half-written package in the channel.
+//! prefix become relative. The linking checks ([`crate::linking`]) run on
+//! that tree, and the license files go to `info/licenses/`. The archive is
+//! written to a temporary file next to its final name and renamed into
+//! place, so an interrupted build never leaves a half-written package in
+//! the channel, and a failed check leaves none.
 
 use std::path::{Component, Path, PathBuf};
 

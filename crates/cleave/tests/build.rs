@@ -490,7 +490,7 @@ fn a_license_file_that_matches_nothing_fails_the_build_naming_it() {
     assert_eq!(packages, 0, "no package without its license");
 }
 
-/// A copy of the recipe `name` in `tmp/recipe`, with `from` replaced by `to`.
+/// A copy of the recipe `name` in `tmp/recipe`, each `(from, to)` of `edits` applied.
 fn edited_recipe(tmp: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
     let copy = tmp.join("recipe");
     let status = Command::new("cp")

@@ -4,13 +4,17 @@ Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
 
 1. Every package in the channel is extracted by conda-package-handling, and
    its info/index.json and info/paths.json must describe the files that came
-   out of it (sha256 and size of each).
+   out of it (sha256 and size of each; for a softlink, the digest of the file
+   it resolves to inside the package, or of empty content, and the length of
+   the link's target).
 2. py-rattler solves SPEC... (default: every package in the channel) from
    the channel alone and installs them into PREFIX.
 3. COMMAND, if given, runs with PREFIX/bin first on PATH; its output is
    printed.
 
-Prints one JSON object: {"packages": [...], "installed": [...]}.
+Prints one JSON object: {"packages": [...], "installed": [...]}; each package
+has its file name, index.json, paths.json entries and the text of each file
+in info/licenses/ by its path there.
 """
 
 import asyncio
@@ -36,6 +40,13 @@ def check_archive(path: pathlib.Path) -> dict:
             file = root / entry["_path"]
             if entry["path_type"] == "softlink":
                 assert file.is_symlink(), entry
+                # The size is the link's own; the digest is that of the
+                # file it resolves to inside the package, else of nothing.
+                assert entry["size_in_bytes"] == len(os.fsencode(os.readlink(file))), entry
+                target = file.resolve()
+                inside = target.is_relative_to(root.resolve()) and target.is_file()
+                data = target.read_bytes() if inside else b""
+                assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry
                 continue
             if entry["path_type"] == "directory":
                 assert file.is_dir(), entry
@@ -45,7 +56,17 @@ def check_archive(path: pathlib.Path) -> dict:
             assert len(data) == entry["size_in_bytes"], entry
         files = (root / "info/files").read_text().split()
         assert sorted(files) == sorted(e["_path"] for e in paths["paths"]), files
-        return {"file": path.name, "index": index, "paths": paths["paths"]}
+        licenses = {
+            str(f.relative_to(root / "info/licenses")): f.read_text()
+            for f in sorted((root / "info/licenses").rglob("*"))
+            if f.is_file()
+        }
+        return {
+            "file": path.name,
+            "index": index,
+            "paths": paths["paths"],
+            "licenses": licenses,
+        }
 
 
 async def install(channel: pathlib.Path, prefix: pathlib.Path, specs: list) -> list:

@@ -21,24 +21,24 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
+use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
 use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{
-    Dependency, FileSelection, IgnoreRunExports, PackageOutput, RenderedOutput, Script,
-    StagingCache, Test,
+    Dependency, FileSelection, PackageOutput, RenderedOutput, Script, StagingCache, Test,
 };
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
 use crate::capture::{NewEntry, Selector, new_entries};
 use crate::check::{TestContext, fill_build_names, run_tests, script_text};
+use crate::claims::Claims;
 use crate::env::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
+use crate::licenses::LicensePatterns;
 use crate::package::{PackageContents, PackageFormat, WrittenPackage, write};
-use crate::run_exports::{
-    Exporter, ExportingEnv, RunRequirements, apply, fill_from_prefix, resolve_pins,
-};
+use crate::run_exports::{Inherited, fill_from_prefix, for_output};
 use crate::script::{ScriptRun, run};
 use crate::source::{SourceCache, fetch_all};
 use crate::staging_key::KeyContext;
@@ -211,18 +211,26 @@ pub struct BuiltPackage {
 
 /// Which trees of a staging entry an inheriting output gets back.
 #[derive(Debug, Clone, Copy)]
-enum Trees {
+enum Trees<'a> {
     /// The prefix only: the output just takes its share of the files.
     Prefix,
+    /// The prefix and the work dir's license files.
+    PrefixAndLicenses(&'a LicensePatterns),
     /// The prefix and the work dir, for a script that continues the build.
     PrefixAndWork,
 }
 
-impl Trees {
+impl<'a> Trees<'a> {
     /// The work dir goes back to an output that uses it: its script may
     /// continue the build there, and its tests may copy source files from
     /// it. The others skip restoring the source and build trees.
-    fn for_output(output: &PackageOutput) -> Trees {
+    ///
+    /// An output that only needs its license files from the work dir gets
+    /// back just those files (see [`LicensePatterns::needed`]): they are in
+    /// the entry's listing, and restoring a whole build tree per output for
+    /// them would cost what skipping it saves (the zstd split builds in
+    /// 0.7 s warm instead of 3.0 s).
+    fn for_output(output: &PackageOutput, licenses: &'a LicensePatterns) -> Trees<'a> {
         let uses_work = !output.build.script.is_empty()
             || output.tests.iter().any(|test| match test {
                 Test::Script { files, .. } => !files.source.is_empty(),
@@ -230,6 +238,8 @@ impl Trees {
             });
         if uses_work {
             Trees::PrefixAndWork
+        } else if !licenses.is_empty() {
+            Trees::PrefixAndLicenses(licenses)
         } else {
             Trees::Prefix
         }
@@ -254,15 +264,6 @@ struct StagingResult {
     dirs: OutputDirs,
 }
 
-/// Which staging files the packages took, for the unclaimed/overlap report.
-#[derive(Debug, Default)]
-struct Claims {
-    /// Files and links the staging build put in the prefix.
-    files: BTreeSet<PathBuf>,
-    /// Per file, the packages that took it.
-    takers: BTreeMap<PathBuf, Vec<String>>,
-}
-
 /// The key of a staging build and what it was computed from.
 #[derive(Debug, Clone)]
 pub struct StagingKey {
@@ -284,7 +285,7 @@ pub struct Builder {
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
     staged: HashMap<(String, String), StagingResult>,
-    claims: BTreeMap<String, Claims>,
+    claims: Claims,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
     /// Build directories made so far, removed after a successful build.
@@ -347,7 +348,7 @@ impl Builder {
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
-            claims: BTreeMap::new(),
+            claims: Claims::default(),
             locks: Vec::new(),
             made: Vec::new(),
         })
@@ -410,7 +411,11 @@ impl Builder {
                     }
                 }
             }
-            self.report_claims(on_event)
+            self.claims.report(
+                self.options.error_unclaimed,
+                self.options.error_overlapping,
+                on_event,
+            )
         })();
         if result.is_ok() && !self.options.keep_build {
             // Only what this build made: the build root may be a directory
@@ -541,7 +546,7 @@ impl Builder {
                 result.host = host;
             }
         }
-        self.claims.entry(staging.name.clone()).or_default();
+        self.claims.staging(&staging.name);
         self.staged
             .insert((staging.name.clone(), staging.hash.clone()), result);
         Ok(())
@@ -626,24 +631,43 @@ impl Builder {
         &mut self,
         s: &StagingResult,
         output_envs: (&[RepoDataRecord], &[RepoDataRecord]),
-        trees: Trees,
+        trees: Trees<'_>,
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<PathBuf>, BuildError> {
         let dirs = &s.dirs;
+        // An unreadable listing means the whole tree: the restore then
+        // meets the same problem and handles it below.
+        let licenses = match trees {
+            Trees::PrefixAndLicenses(patterns) => self.store.manifest(&s.key).ok().and_then(|m| {
+                let items = m.trees.get("work")?;
+                patterns.needed(
+                    items
+                        .iter()
+                        .map(|i| (i.path(), matches!(i, Item::Symlink { .. }))),
+                )
+            }),
+            _ => None,
+        };
+        let work_select = match &licenses {
+            Some(paths) => Select::Only(paths),
+            None => Select::All,
+        };
         let all = [
             Target {
                 tree: "prefix",
                 dir: &dirs.host_prefix,
+                select: Select::All,
             },
             Target {
                 tree: "work",
                 dir: &dirs.work,
+                select: work_select,
             },
         ];
         let targets = match trees {
             Trees::Prefix => &all[..1],
-            Trees::PrefixAndWork => &all[..],
+            Trees::PrefixAndLicenses(_) | Trees::PrefixAndWork => &all[..],
         };
         let roots = [
             ("prefix", dirs.host_prefix.as_path()),
@@ -672,55 +696,6 @@ impl Builder {
             bytes: restored.bytes,
         });
         Ok(restored.trees.remove("prefix").unwrap_or_default())
-    }
-
-    /// Lists staging files no package took, or more than one took; fails
-    /// when the options say so.
-    fn report_claims(&self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), BuildError> {
-        for (staging, claims) in &self.claims {
-            let unclaimed: Vec<&PathBuf> = claims
-                .files
-                .iter()
-                .filter(|f| !claims.takers.contains_key(*f))
-                .collect();
-            let overlapping: Vec<(&PathBuf, &Vec<String>)> =
-                claims.takers.iter().filter(|(_, t)| t.len() > 1).collect();
-            if !unclaimed.is_empty() {
-                on_event(Event::Unclaimed {
-                    staging,
-                    files: &unclaimed,
-                });
-                if self.options.error_unclaimed {
-                    return Err(BuildError::Unclaimed {
-                        staging: staging.clone(),
-                        count: unclaimed.len(),
-                        files: unclaimed
-                            .iter()
-                            .take(20)
-                            .map(|f| f.display().to_string())
-                            .collect(),
-                    });
-                }
-            }
-            if !overlapping.is_empty() {
-                on_event(Event::Overlapping {
-                    staging,
-                    files: &overlapping,
-                });
-                if self.options.error_overlapping {
-                    return Err(BuildError::Overlapping {
-                        staging: staging.clone(),
-                        count: overlapping.len(),
-                        files: overlapping
-                            .iter()
-                            .take(20)
-                            .map(|(f, t)| format!("{} ({})", f.display(), t.join(", ")))
-                            .collect(),
-                    });
-                }
-            }
-        }
-        Ok(())
     }
 
     fn build_package(
@@ -753,13 +728,15 @@ impl Builder {
                 dirs
             }
         };
+        let licenses =
+            LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
         let reqs = &output.requirements;
         let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
         let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
         let staging_files = match &staged {
             Some(s) => {
-                let trees = Trees::for_output(output);
+                let trees = Trees::for_output(output, &licenses);
                 self.restore_staging(s, (&build, &host), trees, &what, on_event)?
             }
             None => Vec::new(),
@@ -794,19 +771,26 @@ impl Builder {
             .filter(|e| selector.takes(&e.path))
             .collect();
         if let Some(s) = &staged {
-            let claims = self.claims.entry(s.staging.name.clone()).or_default();
-            let from_staging: BTreeSet<&PathBuf> = staging_files.iter().collect();
-            claims.files.extend(staging_files.iter().cloned());
-            for e in entries.iter().filter(|e| from_staging.contains(&e.path)) {
-                claims
-                    .takers
-                    .entry(e.path.clone())
-                    .or_default()
-                    .push(name.clone());
-            }
+            let taken = entries.iter().map(|e| &e.path);
+            self.claims
+                .record(&s.staging.name, &staging_files, &name, taken);
         }
 
-        let requirements = self.run_requirements(output, &build, &host, staged.as_ref(), &what)?;
+        let license_files = licenses
+            .find(&dirs.work, &recipe.recipe_dir)
+            .map_err(BuildError::license(&what))?;
+        for dest in &license_files.overridden {
+            on_event(Event::Warning(&format!(
+                "{what}: license file {} of the recipe dir replaces the work dir's",
+                dest.display()
+            )));
+        }
+        let inherited = staged.as_ref().map(|s| Inherited {
+            staging: &s.staging,
+            build: &s.build,
+            host: &s.host,
+        });
+        let requirements = for_output(output, &build, &host, inherited, &what)?;
         let rendered = rendered_yaml(output)?;
         let contents = PackageContents {
             output,
@@ -814,10 +798,13 @@ impl Builder {
             depends: requirements.depends,
             constrains: requirements.constrains,
             prefix: &dirs.host_prefix,
+            build_prefix: &dirs.build_prefix,
+            from_host: &requirements.from_host,
             entries: &entries,
             recipe_file,
             rendered,
             timestamp: self.options.timestamp,
+            licenses: &license_files.files,
         };
         let written: WrittenPackage = write(
             &contents,
@@ -825,6 +812,9 @@ impl Builder {
             &dirs.root.join("package"),
             self.options.format,
         )?;
+        for warning in &written.warnings {
+            on_event(Event::Warning(&format!("{what}: {warning}")));
+        }
         let subdir = written
             .path
             .parent()
@@ -860,68 +850,6 @@ impl Builder {
             on_event(Event::Tested { what: &name, count });
         }
         Ok(package)
-    }
-
-    /// Run requirements with pins resolved and run exports applied.
-    fn run_requirements(
-        &self,
-        output: &PackageOutput,
-        build: &[RepoDataRecord],
-        host: &[RepoDataRecord],
-        staged: Option<&StagingResult>,
-        what: &str,
-    ) -> Result<RunRequirements, BuildError> {
-        let reqs = &output.requirements;
-        // Pins may refer to host packages of the staging build too.
-        let mut pin_host: Vec<RepoDataRecord> = host.to_vec();
-        if let Some(s) = staged {
-            pin_host.extend(s.host.iter().cloned());
-        }
-        let base = RunRequirements {
-            depends: resolve_pins(&reqs.run, &pin_host, what)?,
-            constrains: resolve_pins(&reqs.run_constraints, &pin_host, what)?,
-        };
-        let mut exporters = vec![
-            Exporter {
-                env: ExportingEnv::Build,
-                records: build,
-                requested: &reqs.build,
-                ignore: &reqs.ignore_run_exports,
-            },
-            Exporter {
-                env: ExportingEnv::Host,
-                records: host,
-                requested: &reqs.host,
-                ignore: &reqs.ignore_run_exports,
-            },
-        ];
-        let inherit_exports = output.inherit.as_ref().is_some_and(|i| i.run_exports);
-        if let (Some(s), true) = (staged, inherit_exports) {
-            let ignore: &IgnoreRunExports = &s.staging.requirements.ignore_run_exports;
-            exporters.push(Exporter {
-                env: ExportingEnv::Build,
-                records: &s.build,
-                requested: &s.staging.requirements.build,
-                ignore,
-            });
-            exporters.push(Exporter {
-                env: ExportingEnv::Host,
-                records: &s.host,
-                requested: &s.staging.requirements.host,
-                ignore,
-            });
-        }
-        let mut result = apply(
-            base,
-            &exporters,
-            &reqs.ignore_run_exports,
-            output.build.noarch.is_some(),
-        )?;
-        // A package does not depend on itself through its own run exports.
-        result
-            .depends
-            .retain(|d| d.split_whitespace().next() != Some(output.name.as_normalized()));
-        Ok(result)
     }
 
     /// Fresh build directories with the build and host environments

@@ -223,6 +223,25 @@ pub enum BuildError {
         /// The staging name.
         from: String,
     },
+    /// The license files of an output could not be collected.
+    #[error("license files of {what}")]
+    License {
+        /// The output.
+        what: String,
+        /// What is wrong.
+        #[source]
+        source: crate::licenses::LicenseError,
+    },
+    /// The linking checks of a package failed or found what the recipe
+    /// makes an error.
+    #[error("linking check of {what}")]
+    Linking {
+        /// The package.
+        what: String,
+        /// What is wrong.
+        #[source]
+        source: crate::linking::LinkingError,
+    },
     /// The staging cache failed (not a damaged entry: those are rebuilt).
     #[error("staging cache: {0}")]
     Cache(#[from] cleave_cache::CacheError),
@@ -254,5 +273,14 @@ impl BuildError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let context = context.into();
         move |source| BuildError::Io { context, source }
+    }
+
+    pub(crate) fn license(
+        what: &str,
+    ) -> impl FnOnce(crate::licenses::LicenseError) -> BuildError + '_ {
+        move |source| BuildError::License {
+            what: what.to_string(),
+            source,
+        }
     }
 }

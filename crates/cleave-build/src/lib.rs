@@ -10,6 +10,8 @@
 //!   output's `files` selection;
 //! - [`run_exports`]: the final run requirements of a package;
 //! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
+//! - [`licenses`]: `about.license_file` found for `info/licenses/`;
+//! - [`linking`]: overlinking and overdepending checks of ELF files;
 //! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`,
 //!   applying the per-file rules of `build` (`file_rules`);
 //! - [`index`]: `repodata.json` for the output channel;
@@ -23,6 +25,7 @@
 
 pub mod capture;
 pub mod check;
+mod claims;
 pub mod engine;
 pub mod env;
 mod error;
@@ -30,6 +33,8 @@ mod file_rules;
 mod fsutil;
 pub mod index;
 pub mod layout;
+pub mod licenses;
+pub mod linking;
 pub mod package;
 pub mod preflight;
 pub mod relink;

@@ -5,9 +5,11 @@
 //! each with the prefix as placeholder) and absolute symlinks into the
 //! prefix become relative. `build.post_process` edits text files before
 //! that inspection, and `build.always_copy_files` marks files `no_link`.
-//! The archive is written to a temporary file next
-//! to its final name and renamed into place, so an interrupted build never
-//! leaves a half-written package in the channel.
+//! The linking checks ([`crate::linking`]) run on that tree, and the
+//! license files go to `info/licenses/`. The archive is written to a
+//! temporary file next to its final name and renamed into place, so an
+//! interrupted build never leaves a half-written package in the channel,
+//! and a failed check leaves none.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -20,6 +22,8 @@ use serde_json::json;
 use crate::capture::{EntryKind, NewEntry};
 use crate::error::BuildError;
 use crate::file_rules::FileRules;
+use crate::licenses::LicenseFile;
+use crate::linking::{self, LinkCheck};
 use crate::relink;
 
 /// The archive format of a package.
@@ -53,6 +57,11 @@ pub struct PackageContents<'a> {
     pub constrains: Vec<String>,
     /// The host prefix the files are in.
     pub prefix: &'a Path,
+    /// The build prefix, for the linking checks' system libraries.
+    pub build_prefix: &'a Path,
+    /// Names of the run dependencies the output's own host run exports
+    /// added, for the overdepending check.
+    pub from_host: &'a [String],
     /// The files to package, relative to the prefix.
     pub entries: &'a [NewEntry],
     /// The recipe file, copied into `info/recipe/`.
@@ -61,6 +70,10 @@ pub struct PackageContents<'a> {
     pub rendered: String,
     /// Build time; fixed by `SOURCE_DATE_EPOCH` for reproducible packages.
     pub timestamp: jiff::Timestamp,
+    /// License files, copied into `info/licenses/`. Like the rest of
+    /// `info/`, they are not listed in paths.json: they are metadata, not
+    /// files to install.
+    pub licenses: &'a [LicenseFile],
 }
 
 /// A written package.
@@ -72,6 +85,8 @@ pub struct WrittenPackage {
     pub size: u64,
     /// The paths it holds outside `info/`, relative to the prefix.
     pub paths: Vec<PathBuf>,
+    /// Findings of the linking checks that do not fail the build.
+    pub warnings: Vec<String>,
 }
 
 impl PackageContents<'_> {
@@ -116,7 +131,32 @@ pub fn write(
     for entry in contents.entries {
         paths.push(copy_entry(contents, &prefix_text, &rules, entry, scratch)?);
     }
+    // After every entry is in place: a link may point at a file that comes
+    // later in the list.
+    for record in paths
+        .iter_mut()
+        .filter(|p| p.path_type == PathType::SoftLink)
+    {
+        describe_link(scratch, record)?;
+    }
+    // Before anything is archived: a failed check leaves no package.
+    let warnings = linking::check(&LinkCheck {
+        output: contents.output,
+        tree: scratch,
+        entries: &paths,
+        host_prefix: contents.prefix,
+        build_prefix: contents.build_prefix,
+        target: contents.target,
+        depends: &contents.depends,
+        from_host: contents.from_host,
+    })
+    .map_err(|source| BuildError::Linking {
+        what: contents.identifier(),
+        source,
+    })?;
     write_info(contents, &paths, scratch)?;
+    crate::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
+        .map_err(BuildError::license(&contents.identifier()))?;
 
     // The writer takes absolute paths below the tree it archives.
     let mut archive_paths: Vec<PathBuf> = paths
@@ -171,6 +211,7 @@ pub fn write(
         path: final_path,
         size,
         paths: paths.into_iter().map(|p| p.relative_path).collect(),
+        warnings,
     })
 }
 
@@ -241,6 +282,73 @@ fn copy_entry(
         }
     }
     Ok(record)
+}
+
+/// Fills in `sha256` and `size_in_bytes` of a softlink, as rattler-build
+/// does: the digest of the file the link resolves to inside the package, or
+/// of empty content when it resolves to nothing there (dangling, a
+/// directory, or outside the package, whose files this package does not
+/// ship); the size is the link's own, the length of its target. Installers
+/// and `conda verify` compare these, and an absent digest fails some of them.
+fn describe_link(scratch: &Path, record: &mut PathsEntry) -> Result<(), BuildError> {
+    let link = scratch.join(&record.relative_path);
+    let io = |what: &str| BuildError::io(format!("{what} {}", link.display()));
+    let content = match resolve_inside(scratch, &record.relative_path) {
+        Some(file) => std::fs::read(scratch.join(file)).map_err(io("reading the target of"))?,
+        None => Vec::new(),
+    };
+    record.sha256 = Some(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(&content));
+    record.size_in_bytes = Some(
+        std::fs::symlink_metadata(&link)
+            .map_err(io("inspecting"))?
+            .len(),
+    );
+    Ok(())
+}
+
+/// Longest chain of links followed, as the kernel's limit for a path.
+const MAX_LINK_HOPS: usize = 40;
+
+/// The regular file that `rel` (a path below `root`) leads to, following
+/// links one component at a time without ever leaving `root`. `None` when
+/// it dangles, leaves `root`, ends at a directory or loops. Unlike
+/// `canonicalize`, a link can never make this read a file of the machine.
+pub(crate) fn resolve_inside(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut pending: Vec<std::ffi::OsString> = rel
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut resolved = PathBuf::new();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match Path::new(&part).components().next()? {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !resolved.pop() {
+                    return None;
+                }
+            }
+            Component::Normal(name) => {
+                resolved.push(name);
+                let meta = std::fs::symlink_metadata(root.join(&resolved)).ok()?;
+                if meta.file_type().is_symlink() {
+                    hops += 1;
+                    let target = std::fs::read_link(root.join(&resolved)).ok()?;
+                    if hops > MAX_LINK_HOPS || target.is_absolute() {
+                        return None;
+                    }
+                    resolved.pop();
+                    pending.extend(target.components().rev().map(|c| c.as_os_str().to_owned()));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    std::fs::symlink_metadata(root.join(&resolved))
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|_| resolved)
 }
 
 /// An absolute link into the prefix, as a path relative to the link's dir.
@@ -407,6 +515,41 @@ fn list_files(root: &Path, rel: &Path) -> Result<Vec<PathBuf>, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_resolve_only_to_files_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pkg");
+        std::fs::create_dir_all(root.join("lib/sub")).unwrap();
+        std::fs::write(root.join("lib/libz.so.1.3"), "z").unwrap();
+        let link =
+            |target: &str, at: &str| std::os::unix::fs::symlink(target, root.join(at)).unwrap();
+        link("libz.so.1.3", "lib/libz.so.1");
+        link("libz.so.1", "lib/libz.so");
+        link("../libz.so", "lib/sub/up");
+        link("sub/../libz.so", "lib/through-dir");
+        link("sub", "lib/dir-link");
+        link("nowhere", "lib/dangling");
+        link("../../outside", "lib/escape");
+        link("/etc/hostname", "lib/absolute");
+        link("loop-b", "lib/loop-a");
+        link("loop-a", "lib/loop-b");
+        std::fs::write(dir.path().join("outside"), "secret").unwrap();
+        let resolve = |p: &str| resolve_inside(&root, Path::new(p));
+        let file = Some(PathBuf::from("lib/libz.so.1.3"));
+        assert_eq!(resolve("lib/libz.so"), file);
+        assert_eq!(resolve("lib/sub/up"), file);
+        assert_eq!(resolve("lib/through-dir"), file);
+        for nothing in [
+            "lib/dir-link",
+            "lib/dangling",
+            "lib/escape",
+            "lib/absolute",
+            "lib/loop-a",
+        ] {
+            assert_eq!(resolve(nothing), None, "{nothing}");
+        }
+    }
 
     #[test]
     fn absolute_links_into_the_prefix_become_relative() {

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use cleave_recipe::model::{Dependency, IgnoreRunExports};
+use cleave_recipe::model::{Dependency, IgnoreRunExports, PackageOutput, StagingCache};
 use rattler_conda_types::package::{PackageFile, RunExportsJson};
 use rattler_conda_types::{MatchSpec, ParseStrictness, PrefixRecord, RepoDataRecord};
 
@@ -39,6 +39,11 @@ pub struct Exporter<'a> {
     pub requested: &'a [Dependency],
     /// What to ignore from it.
     pub ignore: &'a IgnoreRunExports,
+    /// An environment of the inherited staging build rather than the
+    /// output's own: its host exports are not checked for overdepending,
+    /// because the staging build's binaries are spread over several
+    /// outputs and most of them link none of those libraries.
+    pub inherited: bool,
 }
 
 /// Run requirements and constraints of a package.
@@ -48,6 +53,91 @@ pub struct RunRequirements {
     pub depends: Vec<String>,
     /// `constrains` of index.json.
     pub constrains: Vec<String>,
+    /// Names of the run requirements that the run exports of the output's
+    /// own host dependencies added: a binary should link each of them
+    /// (see [`crate::linking`]).
+    pub from_host: Vec<String>,
+}
+
+/// The solved environments of the staging build an output inherits.
+#[derive(Debug, Clone, Copy)]
+pub struct Inherited<'a> {
+    /// The staging build as rendered.
+    pub staging: &'a StagingCache,
+    /// Its build environment.
+    pub build: &'a [RepoDataRecord],
+    /// Its host environment.
+    pub host: &'a [RepoDataRecord],
+}
+
+/// The run requirements of `output`: its own with pins resolved, plus the
+/// run exports of its build and host environments and, unless its
+/// `inherit` says otherwise, those of the staging build it inherits.
+pub fn for_output(
+    output: &PackageOutput,
+    build: &[RepoDataRecord],
+    host: &[RepoDataRecord],
+    inherited: Option<Inherited<'_>>,
+    what: &str,
+) -> Result<RunRequirements, BuildError> {
+    let reqs = &output.requirements;
+    // Pins may refer to host packages of the staging build too.
+    let mut pin_host: Vec<RepoDataRecord> = host.to_vec();
+    if let Some(s) = inherited {
+        pin_host.extend(s.host.iter().cloned());
+    }
+    let base = RunRequirements {
+        depends: resolve_pins(&reqs.run, &pin_host, what)?,
+        constrains: resolve_pins(&reqs.run_constraints, &pin_host, what)?,
+        from_host: Vec::new(),
+    };
+    let mut exporters = vec![
+        Exporter {
+            env: ExportingEnv::Build,
+            records: build,
+            requested: &reqs.build,
+            ignore: &reqs.ignore_run_exports,
+            inherited: false,
+        },
+        Exporter {
+            env: ExportingEnv::Host,
+            records: host,
+            requested: &reqs.host,
+            ignore: &reqs.ignore_run_exports,
+            inherited: false,
+        },
+    ];
+    let inherit_exports = output.inherit.as_ref().is_some_and(|i| i.run_exports);
+    if let (Some(s), true) = (inherited, inherit_exports) {
+        let ignore: &IgnoreRunExports = &s.staging.requirements.ignore_run_exports;
+        exporters.push(Exporter {
+            env: ExportingEnv::Build,
+            records: s.build,
+            requested: &s.staging.requirements.build,
+            ignore,
+            inherited: true,
+        });
+        exporters.push(Exporter {
+            env: ExportingEnv::Host,
+            records: s.host,
+            requested: &s.staging.requirements.host,
+            ignore,
+            inherited: true,
+        });
+    }
+    let mut result = apply(
+        base,
+        &exporters,
+        &reqs.ignore_run_exports,
+        output.build.noarch.is_some(),
+    )?;
+    // A package does not depend on itself through its own run exports.
+    let own = output.name.as_normalized();
+    result
+        .depends
+        .retain(|d| d.split_whitespace().next() != Some(own));
+    result.from_host.retain(|n| n != own);
+    Ok(result)
 }
 
 /// Resolves `pin_compatible` in `deps` against the `host` packages.
@@ -121,13 +211,19 @@ pub fn apply(
                         .any(|i| i.by_name.iter().any(|b| b.as_normalized() == n))
                 })
             };
-            base.depends.extend(deps.into_iter().filter(keep).cloned());
+            let deps: Vec<&String> = deps.into_iter().filter(keep).collect();
+            if exporter.env == ExportingEnv::Host && !exporter.inherited {
+                base.from_host
+                    .extend(deps.iter().filter_map(|spec| exported_name(spec)));
+            }
+            base.depends.extend(deps.into_iter().cloned());
             base.constrains
                 .extend(cons.into_iter().filter(keep).cloned());
         }
     }
     dedup(&mut base.depends);
     dedup(&mut base.constrains);
+    dedup(&mut base.from_host);
     Ok(base)
 }
 
@@ -154,7 +250,8 @@ pub fn fill_from_prefix(records: &mut [RepoDataRecord], prefix: &Path) {
     }
 }
 
-fn exported_name(spec: &str) -> Option<String> {
+/// The exact package name of a match spec, if it has one.
+pub(crate) fn exported_name(spec: &str) -> Option<String> {
     MatchSpec::from_str(spec, ParseStrictness::Lenient)
         .ok()?
         .name

@@ -61,10 +61,13 @@ fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
         depends: vec!["libc >=2".into()],
         constrains: vec![],
         prefix: &dirs.host_prefix,
+        build_prefix: &dirs.build_prefix,
+        from_host: &[],
         entries: &entries,
         recipe_file: &recipe_file,
         rendered: "rendered: true\n".into(),
         timestamp: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+        licenses: &[],
     };
     let written = write(&contents, channel, &dirs.root.join("pkg"), format).unwrap();
     assert_eq!(written.paths.len(), 6);

@@ -123,6 +123,7 @@ fn store_vs_cp(w: &Path, out: &mut String) {
                     &[Target {
                         tree: "work",
                         dir: &dest,
+                        select: Select::All,
                     }],
                     &[("root", &src)],
                 )

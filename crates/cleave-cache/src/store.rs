@@ -72,7 +72,7 @@ pub struct TreeSource<'a> {
     pub select: Select<'a>,
 }
 
-/// Which entries of a tree to capture.
+/// Which entries of a tree to capture or restore.
 #[derive(Debug, Clone, Copy)]
 pub enum Select<'a> {
     /// Everything below the directory.
@@ -88,6 +88,23 @@ pub struct Target<'a> {
     pub tree: &'a str,
     /// The directory to restore into (created if missing).
     pub dir: &'a Path,
+    /// Which of the tree's items to write: a caller that needs a few files
+    /// of a large tree (a build tree's license files) gets only those, with
+    /// the directories above them.
+    pub select: Select<'a>,
+}
+
+impl Target<'_> {
+    /// The items of `tree` this target writes.
+    fn items<'m>(&self, tree: &'m [Item]) -> Vec<&'m Item> {
+        match self.select {
+            Select::All => tree.iter().collect(),
+            Select::Only(paths) => {
+                let wanted: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+                tree.iter().filter(|i| wanted.contains(i.path())).collect()
+            }
+        }
+    }
 }
 
 /// What a restore did.
@@ -377,8 +394,12 @@ impl Store {
 
         // Refuse before writing anything: a binary file that would need a
         // longer path.
-        for target in targets {
-            for item in manifest.trees.get(target.tree).into_iter().flatten() {
+        let chosen: Vec<Vec<&Item>> = targets
+            .iter()
+            .map(|t| t.items(manifest.trees.get(t.tree).map_or(&[][..], Vec::as_slice)))
+            .collect();
+        for items in &chosen {
+            for item in items {
                 if let Item::File {
                     path,
                     roots: held,
@@ -401,11 +422,7 @@ impl Store {
         }
 
         let mut restored = Restored::default();
-        for target in targets {
-            let items = manifest
-                .trees
-                .get(target.tree)
-                .map_or(&[][..], Vec::as_slice);
+        for (target, items) in targets.iter().zip(&chosen) {
             let done = self.restore_tree(&hex, items, target.dir, &replacements)?;
             restored.bytes += done.bytes;
             restored.relocated += done.relocated;
@@ -418,7 +435,7 @@ impl Store {
     fn restore_tree(
         &self,
         key: &str,
-        items: &[Item],
+        items: &[&Item],
         dir: &Path,
         replacements: &[(String, Replacement)],
     ) -> Result<TreeDone, CacheError> {

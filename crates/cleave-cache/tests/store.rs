@@ -115,10 +115,12 @@ fn restore(
             Target {
                 tree: "prefix",
                 dir: &prefix,
+                select: Select::All,
             },
             Target {
                 tree: "work",
                 dir: &work,
+                select: Select::All,
             },
         ],
         &[("prefix", &prefix), ("work", &work)],
@@ -176,6 +178,40 @@ fn restore_at_the_same_paths_gives_back_every_kind_of_entry() {
         before,
         "a second entry of the same files adds no blob"
     );
+}
+
+#[test]
+fn a_selective_restore_writes_only_the_chosen_items() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let other = tempfile::tempdir().unwrap();
+    let (p, w) = (other.path().join("prefix"), other.path().join("work"));
+    let chosen = [PathBuf::from("build/CMakeCache.txt")];
+    let done = store
+        .restore(
+            &key,
+            &[
+                Target {
+                    tree: "prefix",
+                    dir: &p,
+                    select: Select::All,
+                },
+                Target {
+                    tree: "work",
+                    dir: &w,
+                    select: Select::Only(&chosen),
+                },
+            ],
+            &[("prefix", &p), ("work", &w)],
+        )
+        .unwrap();
+    assert_eq!(done.trees["work"], chosen);
+    let cmake = std::fs::read_to_string(w.join("build/CMakeCache.txt")).unwrap();
+    assert!(cmake.contains(&format!("SRC={}", w.display())), "{cmake}");
+    assert!(!w.join("build/a.out").exists());
+    assert!(p.join("lib/libz.so.1").is_file());
 }
 
 #[test]

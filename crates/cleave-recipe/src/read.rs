@@ -39,6 +39,47 @@ impl<'a> Reader<'a> {
             .push(Problem::new(self.source, kind, span).with_help(help));
     }
 
+    /// Paths that may start at a directory only the build knows
+    /// (`${{ RECIPE_DIR }}/fix.patch`): a leading `${{ NAME }}/` of one of
+    /// `searched` (the directories cleave looks in for them anyway) is
+    /// dropped; any other such start is reported as unsupported.
+    pub(crate) fn late_bound_paths(
+        &mut self,
+        parent: &Node,
+        key: &str,
+        searched: &[&str],
+        what: &str,
+    ) -> Vec<String> {
+        let mut paths = Vec::new();
+        for path in self.opt_strings(parent, key) {
+            let rest = path
+                .value
+                .strip_prefix("${{ ")
+                .and_then(|p| p.split_once(" }}"));
+            match rest {
+                Some((name, rest)) if searched.contains(&name) => {
+                    paths.push(rest.trim_start_matches('/').to_string());
+                }
+                Some((name, _)) => self.report_with_help(
+                    ProblemKind::Unsupported {
+                        feature: format!("taking {what} from `${{{{ {name} }}}}`"),
+                    },
+                    path.span,
+                    format!(
+                        "give the path relative to {}",
+                        searched
+                            .iter()
+                            .map(|s| format!("`${{{{ {s} }}}}`"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                ),
+                None => paths.push(path.value),
+            }
+        }
+        paths
+    }
+
     /// Reports `key` of the mapping `parent`, when present, as a feature
     /// cleave does not implement, pointing at the key and saying what to
     /// write instead.

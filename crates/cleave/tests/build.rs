@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, stderr, strings};
+use common::{assert_success, index, oracle, package, paths, repo, stderr, strings};
 
 mod recipe_keys;
 
@@ -69,6 +69,42 @@ fn a_single_noarch_output_installs_relocated_into_another_prefix() {
         std::fs::read_link(prefix.join("share/hello/absolute-link")).unwrap(),
         Path::new("where.txt")
     );
+}
+
+#[test]
+fn softlinks_carry_the_digest_of_their_target_in_paths_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(
+        &recipe("single"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    );
+    assert_success(&output);
+    // The oracle checks every link's digest and size against the extracted
+    // package; these are the values themselves.
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    let paths = checked["packages"][0]["paths"].as_array().unwrap();
+    let entry = |p: &str| paths.iter().find(|e| e["_path"] == p).unwrap().clone();
+    let where_txt = entry("share/hello/where.txt")["sha256"].clone();
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    for (link, sha256, size) in [
+        ("share/hello/relative-link", &where_txt, "where.txt".len()),
+        ("share/hello/absolute-link", &where_txt, "where.txt".len()),
+        (
+            "share/hello/dangling-link",
+            &empty.into(),
+            "no-such-file".len(),
+        ),
+        ("share/hello/directory-link", &empty.into(), "empty".len()),
+    ] {
+        let e = entry(link);
+        assert_eq!(e["path_type"], "softlink", "{e}");
+        assert_eq!(&e["sha256"], sha256, "{e}");
+        assert_eq!(e["size_in_bytes"], size, "{e}");
+    }
+    assert_ne!(where_txt, empty);
 }
 
 #[test]
@@ -386,4 +422,232 @@ fn a_vendored_tarball_is_checked_against_its_sha256() {
             .to_string_lossy()
             .ends_with(".conda"))
     );
+}
+
+#[test]
+fn license_files_from_the_work_and_recipe_dirs_are_in_info_licenses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("licenses"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("license file COPYING of the recipe dir replaces the work dir's"),
+        "{stderr}"
+    );
+    // The output without a script got back only the license files of the
+    // work dir, the one with a script all of it.
+    let restored: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("restored staging `licensed-build` ("))
+        .collect();
+    let bytes = |r: &str| r.trim_end_matches(" B)").parse::<u64>().unwrap();
+    assert_eq!(restored.len(), 2, "{stderr}");
+    assert!(bytes(restored[0]) < bytes(restored[1]), "{restored:?}");
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    let expected = serde_json::json!({
+        "LICENSE": "MIT License, from the source\n",
+        "COPYING": "COPYING from the recipe dir\n",
+        "third_party/zlib/LICENSE.txt": "zlib license\n",
+        "NOTICE.txt": "A notice kept next to the recipe\n",
+    });
+    for (name, file) in [
+        ("licensed-data", "share/licensed/data.txt"),
+        ("licensed-more", "share/licensed/more.txt"),
+        ("licensed-plain", "share/licensed/plain.txt"),
+    ] {
+        assert_eq!(package(&checked, name)["licenses"], expected, "{name}");
+        // Metadata, like the rest of info/: not a file to install.
+        assert_eq!(paths(&checked, name), [file], "{name}");
+    }
+}
+
+#[test]
+fn a_license_file_that_matches_nothing_fails_the_build_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "licenses",
+        &[("- NOTICE.txt", "- NOTICE.txt\n    - NOT-THERE*")],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("license files of licensed-data"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("license_file `NOT-THERE*` matched no file in"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the work dir:"), "{stderr}");
+    assert!(stderr.contains("the recipe dir:"), "{stderr}");
+    let packages = std::fs::read_dir(tmp.path().join("out/noarch"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".conda")
+        })
+        .count();
+    assert_eq!(packages, 0, "no package without its license");
+}
+
+/// A copy of the recipe `name` in `tmp/recipe`, each `(from, to)` of `edits` applied.
+fn edited_recipe(tmp: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let copy = tmp.join("recipe");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(recipe(name))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut text = std::fs::read_to_string(copy.join("recipe.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(copy.join("recipe.yaml"), text).unwrap();
+    copy
+}
+
+#[test]
+fn overlinking_and_overdepending_are_warnings_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("linking"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    let stderr = stderr(&output);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].starts_with("warning: uses-dep-1.0-")
+            && warnings[0].ends_with(
+                "overlinking: bin/uses-dep links lib/libdep.so.1 of host package `libdep`, which is not a run dependency"
+            ),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].starts_with("warning: ignores-dep-1.0-")
+            && warnings[1].contains(
+                "overdepending: run dependency `libdep` comes from a host run export, but no file of the package links a library of `libdep`"
+            ),
+        "{stderr}"
+    );
+    // Warnings only: every package is written, and the clients take them.
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert_eq!(
+        strings(&index(&checked, "uses-dep")["depends"]),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        strings(&index(&checked, "ignores-dep")["depends"]),
+        ["libdep >=1.0,<2.0a0"]
+    );
+}
+
+#[test]
+fn overlinking_fails_the_build_with_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overlinking_behavior: ignore",
+            "overlinking_behavior: error",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    // The report wraps long lines.
+    let stderr = flat(&stderr(&output));
+    assert!(
+        stderr.contains("linking check of uses-dep-1.0-"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "bin/uses-dep links lib/libdep.so.1 of host package `libdep`, which is not a run dependency"
+        ),
+        "{stderr}"
+    );
+    let written: Vec<String> = std::fs::read_dir(tmp.path().join("out/linux-64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".conda"))
+        .collect();
+    assert_eq!(written.len(), 1, "only libdep: {written:?}");
+    assert!(written[0].starts_with("libdep-"), "{written:?}");
+}
+
+#[test]
+fn overdepending_fails_the_build_with_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overdepending_behavior: ignore",
+            "overdepending_behavior: error",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    // The report wraps long lines.
+    let stderr = flat(&stderr(&output));
+    assert!(
+        stderr.contains("linking check of ignores-dep-1.0-"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("run dependency `libdep` comes from a host run export"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn linking_checks_skip_packages_without_binary_relocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overlinking_behavior: ignore",
+            "overlinking_behavior: error\n        binary_relocation: false",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &["--test", "skip"], &[]);
+    assert_success(&output);
+    assert!(
+        !stderr(&output).contains("overlinking"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_missing_dso_allowlist_permits_a_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = edited_recipe(
+        tmp.path(),
+        "linking",
+        &[(
+            "overlinking_behavior: ignore",
+            "overlinking_behavior: error\n        missing_dso_allowlist:\n          - lib/libdep.so*",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &["--test", "skip"], &[]);
+    assert_success(&output);
+    assert!(
+        !stderr(&output).contains("overlinking"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// `text` with every run of whitespace made one space.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, skip_unless_required, stderr, strings};
+use common::{
+    assert_success, index, oracle, package, paths, repo, skip_unless_required, stderr, strings,
+};
 
 const TARBALL: &str = "libzstd_1.5.4+dfsg2.orig.tar.xz";
 
@@ -156,6 +158,20 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
             "share/man/man1/zstdless.1",
         ])
     );
+
+    // Every package carries the license files of the source, which these
+    // outputs find in the work dir although they do not get it back whole.
+    for name in ["libzstd", "libzstd-dev", "libzstd-static", "zstd"] {
+        let licenses = package(&checked, name)["licenses"].as_object().unwrap();
+        let names: Vec<&String> = licenses.keys().collect();
+        assert_eq!(names, ["COPYING", "LICENSE"], "{name}");
+        assert!(
+            licenses["LICENSE"]
+                .as_str()
+                .unwrap()
+                .contains("BSD License")
+        );
+    }
 
     // The pins between the packages, and libzstd's run export applied to
     // the tools that link it.

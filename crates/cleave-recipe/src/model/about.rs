@@ -62,11 +62,13 @@ impl About {
             repository,
             documentation,
             license: r.opt_string(node, "license").map(|s| s.value),
-            license_file: r
-                .opt_strings(node, "license_file")
-                .into_iter()
-                .map(|s| s.value)
-                .collect(),
+            // License files are looked for in the work dir and the recipe dir.
+            license_file: r.late_bound_paths(
+                node,
+                "license_file",
+                &["SRC_DIR", "RECIPE_DIR"],
+                "license files",
+            ),
             license_family: r.opt_string(node, "license_family").map(|s| s.value),
             summary: r.opt_string(node, "summary").map(|s| s.value),
             description: r.opt_string(node, "description").map(|s| s.value),

@@ -113,6 +113,50 @@ pub struct DynamicLinking {
     /// Globs of RPATH entries outside the prefix that are allowed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rpath_allowlist: Vec<String>,
+    /// What a binary linking a library that no run dependency provides does.
+    #[serde(skip_serializing_if = "LinkingBehavior::is_ignore")]
+    pub overlinking_behavior: LinkingBehavior,
+    /// What a run dependency from a host run export that nothing links does.
+    #[serde(skip_serializing_if = "LinkingBehavior::is_ignore")]
+    pub overdepending_behavior: LinkingBehavior,
+}
+
+/// What a finding of the linking checks does to the build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkingBehavior {
+    /// Report it as a warning; the build goes on (rattler-build's default).
+    #[default]
+    Ignore,
+    /// Fail the build.
+    Error,
+}
+
+impl LinkingBehavior {
+    fn is_ignore(&self) -> bool {
+        *self == LinkingBehavior::Ignore
+    }
+
+    fn read(r: &mut Reader<'_>, node: &Node, key: &'static str) -> LinkingBehavior {
+        let Some(value) = r.opt_string(node, key) else {
+            return LinkingBehavior::Ignore;
+        };
+        match value.value.as_str() {
+            "ignore" => LinkingBehavior::Ignore,
+            "error" => LinkingBehavior::Error,
+            _ => {
+                r.report(
+                    ProblemKind::InvalidValue {
+                        what: key,
+                        value: value.value,
+                        reason: "expected `ignore` or `error`".into(),
+                    },
+                    value.span,
+                );
+                LinkingBehavior::Ignore
+            }
+        }
+    }
 }
 
 impl Default for DynamicLinking {
@@ -122,6 +166,8 @@ impl Default for DynamicLinking {
             binary_relocation: true,
             missing_dso_allowlist: Vec::new(),
             rpath_allowlist: Vec::new(),
+            overlinking_behavior: LinkingBehavior::Ignore,
+            overdepending_behavior: LinkingBehavior::Ignore,
         }
     }
 }
@@ -369,6 +415,8 @@ fn read_dynamic_linking(r: &mut Reader<'_>, node: &Node) -> DynamicLinking {
             .get("rpath_allowlist")
             .map(|n| r.globs(n))
             .unwrap_or_default(),
+        overlinking_behavior: LinkingBehavior::read(r, node, "overlinking_behavior"),
+        overdepending_behavior: LinkingBehavior::read(r, node, "overdepending_behavior"),
     }
 }
 

@@ -16,7 +16,9 @@ mod test;
 
 pub use about::About;
 pub(crate) use build::{BUILD_KEYS, reject_unsupported as reject_unsupported_build};
-pub use build::{Build, DynamicLinking, FileSelection, NoArch, PrefixDetection, VariantKeys};
+pub use build::{
+    Build, DynamicLinking, FileSelection, LinkingBehavior, NoArch, PrefixDetection, VariantKeys,
+};
 pub use output::{Inherit, PackageOutput, RenderedOutput, StagingCache, StagingRequirements};
 pub use pin::Pin;
 pub(crate) use pin::{PIN_COMPATIBLE_MARK, PIN_SUBPACKAGE_MARK, PinArgs, pin_spec_for};

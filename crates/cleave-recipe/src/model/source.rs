@@ -152,11 +152,9 @@ impl Source {
             r.map(node, "source", &[]);
             return None;
         }
+        // Patches are files next to the recipe.
         let patches = |r: &mut Reader<'_>| -> Vec<String> {
-            r.opt_strings(node, "patches")
-                .into_iter()
-                .map(|s| s.value)
-                .collect()
+            r.late_bound_paths(node, "patches", &["RECIPE_DIR"], "patches")
         };
         let filter = |r: &mut Reader<'_>| -> FileSelection {
             node.get("filter")

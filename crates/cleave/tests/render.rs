@@ -166,3 +166,14 @@ fn missing_recipe_and_bad_platform_exit_2() {
     assert_eq!(platform.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&platform.stderr).contains("linux-65"));
 }
+
+#[test]
+fn a_conda_build_spec_with_a_build_string_renders_with_a_warning() {
+    let dir = recipes().join("good/conda-build-spec");
+    let output = cleave(&["render", "-r", dir.to_str().unwrap(), "--output", "json"]);
+    let out = json(&output);
+    assert_eq!(out[0]["requirements"]["host"][0], "zlib ==1.3.1 *_2");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("read as an exact version"), "{stderr}");
+    assert!(stderr.contains("recipe.yaml:8:7"), "{stderr}");
+}

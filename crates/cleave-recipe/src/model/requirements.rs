@@ -225,17 +225,58 @@ fn dependency(r: &mut Reader<'_>, text: Spanned) -> Option<Dependency> {
             );
             None
         }
-        Err(err) => {
-            r.report(
-                ProblemKind::MatchSpec {
-                    spec: value.to_string(),
-                    reason: err.to_string(),
-                },
-                text.span,
-            );
-            None
-        }
+        Err(err) => match exact_build_spec(value) {
+            // conda-build's `name version build`: with a build string the
+            // version is exact, so the form is not ambiguous.
+            Some(spec) => {
+                r.problems.push(
+                    crate::error::Problem::new(
+                        r.source,
+                        ProblemKind::MatchSpec {
+                            spec: value.to_string(),
+                            reason: "read as an exact version, as conda does".into(),
+                        },
+                        text.span,
+                    )
+                    .with_help(format!("write `{spec}`, which every tool reads the same"))
+                    .into_warning(),
+                );
+                Some(Dependency::Spec(spec))
+            }
+            None => {
+                r.report(
+                    ProblemKind::MatchSpec {
+                        spec: value.to_string(),
+                        reason: err.to_string(),
+                    },
+                    text.span,
+                );
+                None
+            }
+        },
     }
+}
+
+/// `zlib 1.3.1 *_2` (name, a bare version, a build string) as conda reads
+/// it: `zlib ==1.3.1 *_2`. Strict parsing refuses it because a bare version
+/// alone (`zlib 1.3.1`) is ambiguous; with a build string it is not.
+fn exact_build_spec(value: &str) -> Option<MatchSpec> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let [name, version, build] = words.as_slice() else {
+        return None;
+    };
+    let bare = version
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '!'));
+    if !bare {
+        return None;
+    }
+    MatchSpec::from_str(
+        &format!("{name} =={version} {build}"),
+        ParseStrictness::Strict,
+    )
+    .ok()
+    .filter(|spec| spec.name.as_exact().is_some())
 }
 
 fn read_run_exports(r: &mut Reader<'_>, node: &Node) -> RunExports {

@@ -460,8 +460,9 @@ impl Driver<'_> {
                 }
             }
         };
-        if !reader.problems.is_empty() {
-            problems.extend(reader.problems);
+        let reader_failed = reader.problems.iter().any(|p| !p.is_warning());
+        problems.extend(reader.problems);
+        if reader_failed {
             return Attempt::Failed(problems);
         }
         if let RenderedOutput::Package(package) = &output

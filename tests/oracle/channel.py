@@ -1,16 +1,19 @@
 """Checks a channel written by cleave with the ecosystem's own clients.
 
-Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
+Usage: channel.py [--channel DIR]... CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
 
 1. Every package in the channel is extracted by conda-package-handling, and
    its info/index.json and info/paths.json must describe the files that came
    out of it (sha256 and size of each).
 2. py-rattler solves SPEC... (default: every package in the channel) from
-   the channel alone and installs them into PREFIX.
+   the channel, then each `--channel` (say, one its packages depend on),
+   with the machine's virtual packages, and installs them into PREFIX.
 3. COMMAND, if given, runs with PREFIX/bin first on PATH; its output is
    printed.
 
-Prints one JSON object: {"packages": [...], "installed": [...]}.
+Prints one JSON object: {"packages": [...], "installed": [...]}; each
+package has its "file", "index", "paths" and "link" (info/link.json, or
+null).
 """
 
 import asyncio
@@ -45,14 +48,17 @@ def check_archive(path: pathlib.Path) -> dict:
             assert len(data) == entry["size_in_bytes"], entry
         files = (root / "info/files").read_text().split()
         assert sorted(files) == sorted(e["_path"] for e in paths["paths"]), files
-        return {"file": path.name, "index": index, "paths": paths["paths"]}
+        link = root / "info/link.json"
+        link = json.loads(link.read_text()) if link.exists() else None
+        return {"file": path.name, "index": index, "paths": paths["paths"], "link": link}
 
 
-async def install(channel: pathlib.Path, prefix: pathlib.Path, specs: list) -> list:
+async def install(channels: list, prefix: pathlib.Path, specs: list) -> list:
     records = await rattler.solve(
-        sources=[rattler.Channel(channel.as_uri())],
+        sources=[rattler.Channel(c.as_uri()) for c in channels],
         specs=specs,
         platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
+        virtual_packages=rattler.VirtualPackage.detect(),
     )
     # A package cache per check: tests build packages with equal names and
     # versions but different contents, and may run at the same time.
@@ -67,6 +73,10 @@ def main() -> None:
     if "--" in args:
         cut = args.index("--")
         args, command = args[:cut], args[cut + 1 :]
+    extra = []
+    while args[:1] == ["--channel"]:
+        extra.append(pathlib.Path(args[1]).resolve())
+        args = args[2:]
     channel, prefix, specs = pathlib.Path(args[0]).resolve(), pathlib.Path(args[1]), args[2:]
     archives = sorted(
         p for p in channel.glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))
@@ -74,7 +84,7 @@ def main() -> None:
     packages = [check_archive(p) for p in archives]
     if not specs:
         specs = sorted({p["index"]["name"] for p in packages})
-    installed = asyncio.run(install(channel, prefix, specs))
+    installed = asyncio.run(install([channel, *extra], prefix, specs))
     out = {"packages": packages, "installed": installed}
     if command:
         env = dict(os.environ, PATH=f"{prefix / 'bin'}:{os.environ['PATH']}")

@@ -800,6 +800,13 @@ impl Builder {
             }
         }
 
+        let python =
+            crate::python::prepare(output, &dirs.host_prefix, entries).map_err(|source| {
+                BuildError::Python {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
         let requirements = self.run_requirements(output, &build, &host, staged.as_ref(), &what)?;
         let rendered = rendered_yaml(output)?;
         let contents = PackageContents {
@@ -808,7 +815,9 @@ impl Builder {
             depends: requirements.depends,
             constrains: requirements.constrains,
             prefix: &dirs.host_prefix,
-            entries: &entries,
+            entries: &python.entries,
+            moved: &python.moved,
+            link: python.link.as_ref(),
             recipe_file,
             rendered,
             timestamp: self.options.timestamp,
@@ -1062,6 +1071,7 @@ impl Builder {
             env.insert("SP_DIR".into(), path(&stdlib.join("site-packages")));
             env.insert("STDLIB_DIR".into(), path(&stdlib));
         }
+        env.extend(crate::python::build_env(&dirs.root));
         for (key, value) in vars.variant {
             if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 env.entry(key.clone()).or_insert_with(|| value.clone());

@@ -9,6 +9,7 @@
 //!   output's `files` selection;
 //! - [`run_exports`]: the final run requirements of a package;
 //! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
+//! - [`python`]: the `noarch: python` layout, entry points and launchers;
 //! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`;
 //! - [`index`]: `repodata.json` for the output channel;
 //! - [`check`]: the package's tests;
@@ -28,6 +29,7 @@ mod fsutil;
 pub mod index;
 pub mod layout;
 pub mod package;
+pub mod python;
 pub mod relink;
 pub mod run_exports;
 pub mod script;

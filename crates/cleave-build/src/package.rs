@@ -7,12 +7,15 @@
 //! to its final name and renamed into place, so an interrupted build never
 //! leaves a half-written package in the channel.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use cleave_recipe::model::{NoArch, PackageOutput};
 use rattler_conda_types::Subdir;
 use rattler_conda_types::compression_level::CompressionLevel;
-use rattler_conda_types::package::{FileMode, PathType, PathsEntry, PathsJson, PrefixPlaceholder};
+use rattler_conda_types::package::{
+    FileMode, LinkJson, PathType, PathsEntry, PathsJson, PrefixPlaceholder,
+};
 use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
@@ -52,6 +55,11 @@ pub struct PackageContents<'a> {
     pub prefix: &'a Path,
     /// The files to package, relative to the prefix.
     pub entries: &'a [NewEntry],
+    /// The archive path of each entry that is not at its prefix path
+    /// (`noarch: python`, see [`crate::python`]).
+    pub moved: &'a BTreeMap<PathBuf, PathBuf>,
+    /// `info/link.json`, for `noarch: python` packages.
+    pub link: Option<&'a LinkJson>,
     /// The recipe file, copied into `info/recipe/`.
     pub recipe_file: &'a Path,
     /// The rendered output as YAML, for `info/recipe/rendered_recipe.yaml`.
@@ -178,13 +186,14 @@ fn copy_entry(
 ) -> Result<PathsEntry, BuildError> {
     let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
-    let dest = scratch.join(&entry.path);
+    let archive_path = contents.moved.get(&entry.path).unwrap_or(&entry.path);
+    let dest = scratch.join(archive_path);
     let io = |what: &str| BuildError::io(format!("{what} {}", source.display()));
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
     }
     let mut record = PathsEntry {
-        relative_path: entry.path.clone(),
+        relative_path: archive_path.clone(),
         no_link: false,
         path_type: PathType::HardLink,
         prefix_placeholder: None,
@@ -339,6 +348,9 @@ fn write_info(
                 "strong_constrains": list(&run_exports.strong_constraints),
             }),
         )?;
+    }
+    if let Some(link) = contents.link {
+        write_json("link.json", &json!(link))?;
     }
     write_json("hash_input.json", &json!(output.variant))?;
 

@@ -62,6 +62,8 @@ fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
         constrains: vec![],
         prefix: &dirs.host_prefix,
         entries: &entries,
+        moved: &Default::default(),
+        link: None,
         recipe_file: &recipe_file,
         rendered: "rendered: true\n".into(),
         timestamp: jiff::Timestamp::from_second(1_700_000_000).unwrap(),

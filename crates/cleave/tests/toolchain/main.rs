@@ -17,6 +17,7 @@
 mod common;
 mod compilers;
 mod peer;
+mod python;
 mod toolchain;
 
 use std::path::{Path, PathBuf};

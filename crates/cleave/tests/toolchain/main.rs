@@ -18,6 +18,7 @@ mod common;
 mod compilers;
 mod peer;
 mod python;
+mod seeds;
 mod toolchain;
 
 use std::path::{Path, PathBuf};

@@ -251,21 +251,19 @@ fn with_launchers(
 /// so the program sees its command name.
 fn launcher(python: &Path, ep: &EntryPoint) -> String {
     let import = ep.function.split('.').next().unwrap_or(&ep.function);
-    format!(
-        "#!{python}\n\
-         # -*- coding: utf-8 -*-\n\
-         import re\n\
-         import sys\n\
-         \n\
-         from {module} import {import}\n\
-         \n\
-         if __name__ == '__main__':\n\
-         \x20   sys.argv[0] = re.sub(r'(-script\\.pyw?|\\.exe)?$', '', sys.argv[0])\n\
-         \x20   sys.exit({function}())\n",
-        python = python.display(),
-        module = ep.module,
-        function = ep.function,
-    )
+    let lines = [
+        format!("#!{}", python.display()),
+        "# -*- coding: utf-8 -*-".into(),
+        "import re".into(),
+        "import sys".into(),
+        String::new(),
+        format!("from {} import {import}", ep.module),
+        String::new(),
+        "if __name__ == '__main__':".into(),
+        r"    sys.argv[0] = re.sub(r'(-script\.pyw?|\.exe)?$', '', sys.argv[0])".into(),
+        format!("    sys.exit({}())", ep.function),
+    ];
+    lines.join("\n") + "\n"
 }
 
 #[cfg(test)]

@@ -1,14 +1,16 @@
 """The peer's side of the conformance test (crates/cleave/tests/conformance.rs).
 
 Usage:
-  peer.py render RECIPE_DIR...   renders each recipe with py-rattler-build
+  peer.py render [--variant-config FILE] RECIPE_DIR...
+                                 renders each recipe with py-rattler-build
   peer.py normalize              normalises the JSON list of match specs on
                                  stdin, as `render` normalises the peer's
 
 `render` renders RECIPE_DIR/recipe.yaml for linux-64 with
-RECIPE_DIR/ci_support_linux_64.yaml as the variant config when it exists
-(variants.yaml and conda_build_config.yaml next to the recipe are found by
-the peer itself), all recipes in this one process. It prints one JSON list,
+RECIPE_DIR/ci_support_linux_64.yaml as the variant config when it exists,
+or FILE for every recipe when `--variant-config` is given (variants.yaml
+and conda_build_config.yaml next to the recipe are found by the peer
+itself), all recipes in this one process. It prints one JSON list,
 one entry per RECIPE_DIR in order:
 
   {"recipe": DIR, "error": null | "why the peer rejected it",
@@ -161,10 +163,10 @@ def package(output):
     }
 
 
-def peer_render(recipe_dir):
+def peer_render(recipe_dir, variant_config=None):
     """The peer's render of one recipe: (JSON list, None) or (None, error)."""
     recipe = os.path.join(recipe_dir, "recipe.yaml")
-    ci_support = os.path.join(recipe_dir, "ci_support_linux_64.yaml")
+    ci_support = variant_config or os.path.join(recipe_dir, "ci_support_linux_64.yaml")
     variants = [ci_support] if os.path.exists(ci_support) else None
     # The peer prints its render on fd 1; catch it in a file per recipe.
     with tempfile.TemporaryFile() as out:
@@ -196,8 +198,10 @@ def peer_render(recipe_dir):
         return None, f"the peer printed no JSON ({err}): {text[:200]!r}"
 
 
-def render(recipe_dirs):
+def render(recipe_dirs, variant_config=None):
     results = []
+    if variant_config is not None:
+        variant_config = os.path.abspath(variant_config)
     # The workdir the peer names in its render is never created with
     # render_only, but run it in a scratch directory all the same.
     with tempfile.TemporaryDirectory(prefix="cleave-peer-") as scratch:
@@ -206,7 +210,7 @@ def render(recipe_dirs):
         os.chdir(scratch)
         try:
             for recipe_dir in recipe_dirs:
-                outputs, error = peer_render(recipe_dir)
+                outputs, error = peer_render(recipe_dir, variant_config)
                 results.append(
                     {
                         "recipe": recipe_dir,
@@ -222,7 +226,9 @@ def render(recipe_dirs):
 def main():
     # build_recipes is deprecated in 0.73, and still the call that renders.
     warnings.simplefilter("ignore")
-    if len(sys.argv) >= 2 and sys.argv[1] == "render":
+    if len(sys.argv) >= 4 and sys.argv[1:3] == ["render", "--variant-config"]:
+        json.dump(render(sys.argv[4:], sys.argv[3]), sys.stdout)
+    elif len(sys.argv) >= 2 and sys.argv[1] == "render":
         json.dump(render(sys.argv[2:]), sys.stdout)
     elif len(sys.argv) == 2 and sys.argv[1] == "normalize":
         json.dump([normalize(s) for s in json.load(sys.stdin)], sys.stdout)

@@ -1,6 +1,6 @@
 """Checks a channel written by cleave with the ecosystem's own clients.
 
-Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
+Usage: channel.py [--channel DIR]... CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
 
 1. Every package in the channel is extracted by conda-package-handling, and
    its info/index.json and info/paths.json must describe the files that came
@@ -8,13 +8,14 @@ Usage: channel.py CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
    it resolves to inside the package, or of empty content, and the length of
    the link's target).
 2. py-rattler solves SPEC... (default: every package in the channel) from
-   the channel alone and installs them into PREFIX.
+   the channel, then each `--channel` (say, one its packages depend on),
+   with the machine's virtual packages, and installs them into PREFIX.
 3. COMMAND, if given, runs with PREFIX/bin first on PATH; its output is
    printed.
 
 Prints one JSON object: {"packages": [...], "installed": [...]}; each package
-has its file name, index.json, paths.json entries and the text of each file
-in info/licenses/ by its path there.
+has its "file", "index", "paths", "link" (info/link.json, or null) and
+"licenses" (the text of each file in info/licenses/ by its path there).
 """
 
 import asyncio
@@ -61,19 +62,23 @@ def check_archive(path: pathlib.Path) -> dict:
             for f in sorted((root / "info/licenses").rglob("*"))
             if f.is_file()
         }
+        link = root / "info/link.json"
+        link = json.loads(link.read_text()) if link.exists() else None
         return {
             "file": path.name,
             "index": index,
             "paths": paths["paths"],
             "licenses": licenses,
+            "link": link,
         }
 
 
-async def install(channel: pathlib.Path, prefix: pathlib.Path, specs: list) -> list:
+async def install(channels: list, prefix: pathlib.Path, specs: list) -> list:
     records = await rattler.solve(
-        sources=[rattler.Channel(channel.as_uri())],
+        sources=[rattler.Channel(c.as_uri()) for c in channels],
         specs=specs,
         platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
+        virtual_packages=rattler.VirtualPackage.detect(),
     )
     # A package cache per check: tests build packages with equal names and
     # versions but different contents, and may run at the same time.
@@ -88,6 +93,10 @@ def main() -> None:
     if "--" in args:
         cut = args.index("--")
         args, command = args[:cut], args[cut + 1 :]
+    extra = []
+    while args[:1] == ["--channel"]:
+        extra.append(pathlib.Path(args[1]).resolve())
+        args = args[2:]
     channel, prefix, specs = pathlib.Path(args[0]).resolve(), pathlib.Path(args[1]), args[2:]
     archives = sorted(
         p for p in channel.glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))
@@ -95,7 +104,7 @@ def main() -> None:
     packages = [check_archive(p) for p in archives]
     if not specs:
         specs = sorted({p["index"]["name"] for p in packages})
-    installed = asyncio.run(install(channel, prefix, specs))
+    installed = asyncio.run(install([channel, *extra], prefix, specs))
     out = {"packages": packages, "installed": installed}
     if command:
         env = dict(os.environ, PATH=f"{prefix / 'bin'}:{os.environ['PATH']}")

@@ -785,6 +785,13 @@ impl Builder {
                 dest.display()
             )));
         }
+        let python =
+            crate::python::prepare(output, &dirs.host_prefix, entries).map_err(|source| {
+                BuildError::Python {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
         let inherited = staged.as_ref().map(|s| Inherited {
             staging: &s.staging,
             build: &s.build,
@@ -800,7 +807,9 @@ impl Builder {
             prefix: &dirs.host_prefix,
             build_prefix: &dirs.build_prefix,
             from_host: &requirements.from_host,
-            entries: &entries,
+            entries: &python.entries,
+            moved: &python.moved,
+            link: python.link.as_ref(),
             recipe_file,
             rendered,
             timestamp: self.options.timestamp,
@@ -996,6 +1005,7 @@ impl Builder {
             env.insert("SP_DIR".into(), path(&stdlib.join("site-packages")));
             env.insert("STDLIB_DIR".into(), path(&stdlib));
         }
+        env.extend(crate::python::build_env(&dirs.root));
         for (key, value) in vars.variant {
             if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 env.entry(key.clone()).or_insert_with(|| value.clone());

@@ -215,6 +215,15 @@ pub enum BuildError {
         /// The cause.
         reason: String,
     },
+    /// A python package's files could not be prepared.
+    #[error("{what}: python packaging")]
+    Python {
+        /// The output.
+        what: String,
+        /// What failed.
+        #[source]
+        source: crate::python::PythonError,
+    },
     /// An output inherits a staging cache that is not in the plan.
     #[error("{what} inherits staging `{from}`, which is not in the rendered recipe")]
     MissingStaging {

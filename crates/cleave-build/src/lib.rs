@@ -12,6 +12,7 @@
 //! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
 //! - [`licenses`]: `about.license_file` found for `info/licenses/`;
 //! - [`linking`]: overlinking and overdepending checks of ELF files;
+//! - [`python`]: the `noarch: python` layout, entry points and launchers;
 //! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`,
 //!   applying the per-file rules of `build` (`file_rules`);
 //! - [`index`]: `repodata.json` for the output channel;
@@ -37,6 +38,7 @@ pub mod licenses;
 pub mod linking;
 pub mod package;
 pub mod preflight;
+pub mod python;
 pub mod relink;
 pub mod run_exports;
 pub mod script;

@@ -11,12 +11,15 @@
 //! interrupted build never leaves a half-written package in the channel,
 //! and a failed check leaves none.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use cleave_recipe::model::{NoArch, PackageOutput};
 use rattler_conda_types::Subdir;
 use rattler_conda_types::compression_level::CompressionLevel;
-use rattler_conda_types::package::{FileMode, PathType, PathsEntry, PathsJson, PrefixPlaceholder};
+use rattler_conda_types::package::{
+    FileMode, LinkJson, PathType, PathsEntry, PathsJson, PrefixPlaceholder,
+};
 use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
@@ -64,6 +67,11 @@ pub struct PackageContents<'a> {
     pub from_host: &'a [String],
     /// The files to package, relative to the prefix.
     pub entries: &'a [NewEntry],
+    /// The archive path of each entry that is not at its prefix path
+    /// (`noarch: python`, see [`crate::python`]).
+    pub moved: &'a BTreeMap<PathBuf, PathBuf>,
+    /// `info/link.json`, for `noarch: python` packages.
+    pub link: Option<&'a LinkJson>,
     /// The recipe file, copied into `info/recipe/`.
     pub recipe_file: &'a Path,
     /// The rendered output as YAML, for `info/recipe/rendered_recipe.yaml`.
@@ -225,13 +233,14 @@ fn copy_entry(
 ) -> Result<PathsEntry, BuildError> {
     let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
-    let dest = scratch.join(&entry.path);
+    let archive_path = contents.moved.get(&entry.path).unwrap_or(&entry.path);
+    let dest = scratch.join(archive_path);
     let io = |what: &str| BuildError::io(format!("{what} {}", source.display()));
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
     }
     let mut record = PathsEntry {
-        relative_path: entry.path.clone(),
+        relative_path: archive_path.clone(),
         no_link: false,
         path_type: PathType::HardLink,
         prefix_placeholder: None,
@@ -417,6 +426,11 @@ fn write_info(
             let target = contents.target;
             index["platform"] = json!(target.only_platform());
             index["arch"] = json!(target.arch().map(|a| a.as_str()));
+            // An abi3 package is built per platform and installed like a
+            // noarch python one, as rattler-build marks it.
+            if output.build.python.version_independent {
+                index["noarch"] = json!("python");
+            }
         }
     }
     write_json("index.json", &index)?;
@@ -468,6 +482,9 @@ fn write_info(
                 "strong_constrains": list(&run_exports.strong_constraints),
             }),
         )?;
+    }
+    if let Some(link) = contents.link {
+        write_json("link.json", &json!(link))?;
     }
     write_json("hash_input.json", &json!(output.variant))?;
 

@@ -1,6 +1,5 @@
 //! Checks of a package output that can fail before anything is built:
-//! settings the package format forbids, and settings the recipe format
-//! has that this engine does not act on yet. Failing here costs nothing;
+//! settings the package format forbids. Failing here costs nothing;
 //! failing after the build script ran costs the build, and going on
 //! would write a package other than the one the recipe describes.
 
@@ -19,20 +18,6 @@ pub fn check(output: &PackageOutput) -> Result<(), BuildError> {
                      (index.json's `python_site_packages_path`, CEP 17)"
                 .into(),
         });
-    }
-    let unsupported = |feature: &str| BuildError::Unsupported {
-        what: name.to_string(),
-        feature: feature.to_string(),
-    };
-    if !python.entry_points.is_empty() {
-        return Err(unsupported(
-            "`build.python.entry_points` (creating Python entry point scripts)",
-        ));
-    }
-    if python.version_independent {
-        return Err(unsupported(
-            "`build.python.version_independent` (the noarch-python layout of abi3 packages)",
-        ));
     }
     Ok(())
 }

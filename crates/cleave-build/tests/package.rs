@@ -64,6 +64,8 @@ fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
         build_prefix: &dirs.build_prefix,
         from_host: &[],
         entries: &entries,
+        moved: &Default::default(),
+        link: None,
         recipe_file: &recipe_file,
         rendered: "rendered: true\n".into(),
         timestamp: jiff::Timestamp::from_second(1_700_000_000).unwrap(),

@@ -46,11 +46,24 @@ pub fn stderr(output: &Output) -> String {
 /// conda-package-handling, installs `specs` with py-rattler into `prefix`
 /// and runs `command` there.
 pub fn oracle(channel: &Path, prefix: &Path, specs: &[&str], command: &[&str]) -> Value {
+    oracle_with(channel, &[], prefix, specs, command)
+}
+
+/// [`oracle`], solving from `also` after `channel` (their packages are not
+/// checked).
+pub fn oracle_with(
+    channel: &Path,
+    also: &[&Path],
+    prefix: &Path,
+    specs: &[&str],
+    command: &[&str],
+) -> Value {
     let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("tests/oracle/channel.py"))
-        .arg(channel)
-        .arg(prefix)
-        .args(specs);
+    cmd.arg(repo().join("tests/oracle/channel.py"));
+    for extra in also {
+        cmd.arg("--channel").arg(extra);
+    }
+    cmd.arg(channel).arg(prefix).args(specs);
     if !command.is_empty() {
         cmd.arg("--").args(command);
     }

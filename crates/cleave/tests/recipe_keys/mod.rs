@@ -338,18 +338,11 @@ fn packaging_keys_reach_paths_json_index_json_and_the_files() {
 #[test]
 fn settings_cleave_cannot_honour_fail_before_anything_builds() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases = [
-        (
-            "entry-points",
-            "build:\n      python:\n        entry_points:\n          - late = late.cli:main",
-            "`build.python.entry_points` (creating Python entry point scripts) is not supported",
-        ),
-        (
-            "site-packages",
-            "build:\n      python:\n        site_packages_path: lib/python3.13/site-packages",
-            "`build.python.site_packages_path` is for the `python` package only",
-        ),
-    ];
+    let cases = [(
+        "site-packages",
+        "build:\n      python:\n        site_packages_path: lib/python3.13/site-packages",
+        "`build.python.site_packages_path` is for the `python` package only",
+    )];
     for (name, build_section, message) in cases {
         let text = format!(
             r#"recipe:

@@ -1,0 +1,3 @@
+#include "hello.h"
+
+const char *hello_greeting(void) { return "hello from a conda compiler"; }

@@ -1,0 +1,93 @@
+//! What a build reports while it runs, for the caller's progress display.
+
+use std::path::{Path, PathBuf};
+
+use cleave_cache::Digest;
+
+use super::BuiltPackage;
+use crate::env::EnvKind;
+
+/// Something the build did, for the caller's progress display.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A staging build or package output starts.
+    Started {
+        /// `staging` or `package`.
+        kind: &'static str,
+        /// Its name (and build string for packages).
+        what: &'a str,
+    },
+    /// An environment was solved and installed.
+    Environment {
+        /// Build, host or test.
+        kind: EnvKind,
+        /// How many packages it holds.
+        packages: usize,
+    },
+    /// The staging files were put back for an inheriting output.
+    Restored {
+        /// The staging name.
+        from: &'a str,
+        /// Bytes of file contents written.
+        bytes: u64,
+    },
+    /// The staging build is in the cache; its script does not run.
+    StagingCached {
+        /// The staging name.
+        staging: &'a str,
+        /// Its key.
+        key: &'a Digest,
+    },
+    /// The staging build ran and its result is stored.
+    StagingStored {
+        /// The staging name.
+        staging: &'a str,
+        /// Its key.
+        key: &'a Digest,
+        /// Files, links and directories kept.
+        items: usize,
+        /// Bytes of file contents.
+        bytes: u64,
+    },
+    /// Another process builds the same staging build; this one waits.
+    Waiting {
+        /// The staging name.
+        staging: &'a str,
+        /// The lock file.
+        lock: &'a Path,
+    },
+    /// Something the user should know that does not stop the build.
+    Warning(&'a str),
+    /// Staging files no package took.
+    Unclaimed {
+        /// The staging name.
+        staging: &'a str,
+        /// The files, relative to the prefix.
+        files: &'a [&'a PathBuf],
+    },
+    /// Staging files more than one package took.
+    Overlapping {
+        /// The staging name.
+        staging: &'a str,
+        /// Each file with the packages that took it.
+        files: &'a [(&'a PathBuf, &'a Vec<String>)],
+    },
+    /// Old staging entries were evicted to keep the cache under its cap.
+    Evicted {
+        /// How many entries.
+        entries: usize,
+        /// Bytes freed.
+        bytes: u64,
+    },
+    /// A line of script output.
+    Line(&'a str),
+    /// A package was written and indexed.
+    Packaged(&'a BuiltPackage),
+    /// A package's tests passed.
+    Tested {
+        /// The package.
+        what: &'a str,
+        /// How many tests ran.
+        count: usize,
+    },
+}

@@ -1,0 +1,383 @@
+//! Builds every output of a rendered recipe, in order.
+//!
+//! A staging build is looked up in the content-addressed store by its key
+//! (see [`crate::staging_key`]). On a miss its script runs and its result
+//! (new prefix files and the work dir) is stored; on a hit nothing runs.
+//! Each output that inherits it is built in directories derived from the
+//! key alone, under the staging root: its environments are installed, the
+//! store puts the staging files back, and its own script continues from
+//! there. Paths baked into the staging build (cmake caches, ninja command
+//! lines, binaries) are the same in every invocation and on every machine
+//! with the same staging root, so nothing is rewritten and nothing
+//! recompiles. Restoring under another root rewrites the paths instead.
+//!
+//! A per-key lock held from the lookup until the last inheriting output is
+//! built makes a concurrent build of the same staging wait, then hit.
+//!
+//! After each package the output directory is re-indexed, so the next
+//! output of the recipe can depend on it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use cleave_cache::lock::Lock;
+use cleave_cache::store::GcPolicy;
+use cleave_cache::{Digest, Inputs, Store};
+use cleave_recipe::RenderedRecipe;
+use cleave_recipe::model::{Dependency, RenderedOutput};
+use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
+
+use crate::claims::Claims;
+use crate::env::{EnvKind, Environments};
+use crate::error::BuildError;
+use crate::layout::OutputDirs;
+use crate::package::PackageFormat;
+use crate::run_exports::fill_from_prefix;
+use crate::source::SourceCache;
+
+mod event;
+mod output;
+mod script_env;
+mod staging;
+
+pub use event::Event;
+use staging::StagingResult;
+
+/// Whether to run the packages' tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TestMode {
+    /// Run them on this machine after each package.
+    #[default]
+    Native,
+    /// Do not run them.
+    Skip,
+}
+
+/// Where and how to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The output channel; packages go to its subdirs.
+    pub output_dir: PathBuf,
+    /// Per-output build directories go below this.
+    pub build_root: PathBuf,
+    /// Channels searched after the output channel, in priority order.
+    pub channels: Vec<Channel>,
+    /// Package cache, repodata cache and source cache live here.
+    pub cache_dir: PathBuf,
+    /// Archive format.
+    pub format: PackageFormat,
+    /// Whether tests run.
+    pub test: TestMode,
+    /// Keep build directories after a successful build.
+    pub keep_build: bool,
+    /// The `timestamp` of every package (fixed for reproducible builds).
+    pub timestamp: jiff::Timestamp,
+    /// The platform packages are for.
+    pub target_platform: Subdir,
+    /// The platform the build runs on.
+    pub build_platform: Subdir,
+    /// Variables every script sees (the caller's PATH, HOME, ...).
+    pub base_env: BTreeMap<String, String>,
+    /// Staging builds and the outputs inheriting them run below this, in
+    /// directories named by key: keep it the same across machines so that
+    /// restored build trees need no rewriting.
+    pub staging_root: PathBuf,
+    /// Fail when a staging file goes into no package.
+    pub error_unclaimed: bool,
+    /// Fail when a staging file goes into two packages.
+    pub error_overlapping: bool,
+    /// Evict least recently used staging entries above this many bytes.
+    pub max_cache_size: Option<u64>,
+    /// Whether staging results outlive the build.
+    pub cache_mode: CacheMode,
+}
+
+/// Whether the staging cache is kept between builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// Look staging builds up in the store under the cache directory and
+    /// keep what runs there.
+    #[default]
+    ReadWrite,
+    /// Run every staging build, in a scratch store removed after the build:
+    /// what a tool without a staging cache does, for comparison and for
+    /// suspected cache problems.
+    Off,
+}
+
+/// A package in the output channel.
+#[derive(Debug, Clone)]
+pub struct BuiltPackage {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Build string.
+    pub build: String,
+    /// `linux-64`, `noarch`, ...
+    pub subdir: String,
+    /// The archive.
+    pub path: PathBuf,
+    /// Archive size in bytes.
+    pub size: u64,
+    /// Paths in the package.
+    pub files: usize,
+}
+
+/// The key of a staging build and what it was computed from.
+#[derive(Debug, Clone)]
+pub struct StagingKey {
+    /// The staging name.
+    pub name: String,
+    /// The key.
+    pub key: Digest,
+    /// Its inputs.
+    pub inputs: Inputs,
+}
+
+/// Builds the outputs of one rendered recipe.
+pub struct Builder {
+    options: BuildOptions,
+    envs: Environments,
+    sources: SourceCache,
+    store: Store,
+    /// The scratch store's directory with the cache off, removed on drop.
+    _scratch: Option<tempfile::TempDir>,
+    output_channel: Channel,
+    staged: HashMap<(String, String), StagingResult>,
+    claims: Claims,
+    /// Locks of the staging builds in use, held until the build ends.
+    locks: Vec<Lock>,
+    /// Build directories made so far, removed after a successful build.
+    made: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// A builder with its environments and caches set up.
+    pub fn new(options: BuildOptions) -> Result<Self, BuildError> {
+        std::fs::create_dir_all(&options.output_dir).map_err(BuildError::io(format!(
+            "creating {}",
+            options.output_dir.display()
+        )))?;
+        let output_dir = std::fs::canonicalize(&options.output_dir).map_err(BuildError::io(
+            format!("reading {}", options.output_dir.display()),
+        ))?;
+        crate::index::index_channel(&output_dir, &[options.target_platform])?;
+        let output_channel =
+            Channel::try_from_directory(&output_dir).map_err(|e| BuildError::Channel {
+                channel: output_dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let mut channels = vec![output_channel.clone()];
+        channels.extend(options.channels.iter().cloned());
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("cleave/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BuildError::Channel {
+                channel: "http".into(),
+                reason: e.to_string(),
+            })?;
+        let envs = Environments::new(channels, &options.cache_dir, client.clone())?;
+        let sources = SourceCache::new(options.cache_dir.join("src"), client);
+        let (store, scratch) = match options.cache_mode {
+            CacheMode::ReadWrite => (Store::open(options.cache_dir.join("staging"))?, None),
+            CacheMode::Off => {
+                std::fs::create_dir_all(&options.cache_dir).map_err(BuildError::io(format!(
+                    "creating {}",
+                    options.cache_dir.display()
+                )))?;
+                // Beside the real store, so that restores can still clone.
+                let dir = tempfile::Builder::new()
+                    .prefix("staging-scratch-")
+                    .tempdir_in(&options.cache_dir)
+                    .map_err(BuildError::io(format!(
+                        "creating a scratch store in {}",
+                        options.cache_dir.display()
+                    )))?;
+                (Store::open(dir.path())?, Some(dir))
+            }
+        };
+        Ok(Builder {
+            options: BuildOptions {
+                output_dir,
+                ..options
+            },
+            envs,
+            sources,
+            store,
+            _scratch: scratch,
+            output_channel,
+            staged: HashMap::new(),
+            claims: Claims::default(),
+            locks: Vec::new(),
+            made: Vec::new(),
+        })
+    }
+
+    /// Builds every output of `recipe` in order; `recipe_file` goes into
+    /// each package's `info/recipe/`.
+    pub fn build(
+        &mut self,
+        recipe: &RenderedRecipe,
+        recipe_file: &Path,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Vec<BuiltPackage>, BuildError> {
+        let inherited: BTreeSet<(&str, &str)> = recipe
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                RenderedOutput::Package(p) => p
+                    .inherit
+                    .as_ref()
+                    .map(|i| (i.from.as_str(), i.hash.as_str())),
+                RenderedOutput::Staging(_) => None,
+            })
+            .collect();
+        // Every output's settings, before the first one builds.
+        for output in &recipe.outputs {
+            if let RenderedOutput::Package(package) = output {
+                crate::preflight::check(package)?;
+            }
+        }
+        let mut built = Vec::new();
+        let result = (|| {
+            for output in &recipe.outputs {
+                match output {
+                    RenderedOutput::Staging(staging) => {
+                        on_event(Event::Started {
+                            kind: "staging",
+                            what: &staging.name,
+                        });
+                        if !inherited.contains(&(staging.name.as_str(), staging.hash.as_str())) {
+                            on_event(Event::Warning(&format!(
+                                "staging `{}` is inherited by no output; it is built, and all its files are unclaimed",
+                                staging.name
+                            )));
+                        }
+                        self.build_staging(staging, &recipe.recipe_dir, on_event)?;
+                    }
+                    RenderedOutput::Package(package) => {
+                        let id = format!(
+                            "{}-{}-{}",
+                            package.name.as_normalized(),
+                            package.version,
+                            package.build.string
+                        );
+                        on_event(Event::Started {
+                            kind: "package",
+                            what: &id,
+                        });
+                        built.push(self.build_package(package, recipe, recipe_file, on_event)?);
+                    }
+                }
+            }
+            self.claims.report(
+                self.options.error_unclaimed,
+                self.options.error_overlapping,
+                on_event,
+            )
+        })();
+        if result.is_ok() && !self.options.keep_build {
+            // Only what this build made: the build root may be a directory
+            // the user also keeps other things in.
+            for dir in &self.made {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        self.locks.clear();
+        result?;
+        if let (Some(max), CacheMode::ReadWrite) =
+            (self.options.max_cache_size, self.options.cache_mode)
+        {
+            // Cheap bound first: reading every manifest is for when it matters.
+            if self.store.size_upper_bound()? > max {
+                let report = self.store.gc(GcPolicy {
+                    max_size: Some(max),
+                    older_than: None,
+                })?;
+                if !report.removed.is_empty() {
+                    on_event(Event::Evicted {
+                        entries: report.removed.len(),
+                        bytes: report.freed,
+                    });
+                }
+            }
+        }
+        Ok(built)
+    }
+
+    /// The keys of the recipe's staging builds, solving their environments
+    /// but building nothing.
+    pub fn staging_keys(&mut self, recipe: &RenderedRecipe) -> Result<Vec<StagingKey>, BuildError> {
+        let mut keys = Vec::new();
+        for output in &recipe.outputs {
+            if let RenderedOutput::Staging(staging) = output {
+                let what = format!("staging `{}`", staging.name);
+                let reqs = &staging.requirements;
+                let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
+                let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+                let inputs = self.key_inputs(staging, &recipe.recipe_dir, &build, &host)?;
+                keys.push(StagingKey {
+                    name: staging.name.clone(),
+                    key: inputs.key(),
+                    inputs,
+                });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The staging store this builder uses.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Fresh build directories with the build and host environments
+    /// installed; returns the records with their run exports filled in.
+    fn prepare(
+        &mut self,
+        dirs: &OutputDirs,
+        mut build: Vec<RepoDataRecord>,
+        mut host: Vec<RepoDataRecord>,
+        what: &str,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
+        dirs.recreate()
+            .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
+        for (records, kind) in [(&mut build, EnvKind::Build), (&mut host, EnvKind::Host)] {
+            let (prefix, platform) = match kind {
+                EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),
+                _ => (&dirs.host_prefix, self.options.target_platform),
+            };
+            self.envs
+                .install(prefix, records.clone(), platform, what, kind)?;
+            fill_from_prefix(records, prefix);
+            on_event(Event::Environment {
+                kind,
+                packages: records.len(),
+            });
+        }
+        Ok((build, host))
+    }
+
+    /// Solves one environment of a build.
+    fn solve(
+        &self,
+        deps: &[Dependency],
+        kind: EnvKind,
+        what: &str,
+    ) -> Result<Vec<RepoDataRecord>, BuildError> {
+        let platform = match kind {
+            EnvKind::Build => self.options.build_platform,
+            _ => self.options.target_platform,
+        };
+        let specs: Vec<MatchSpec> = deps
+            .iter()
+            .filter_map(|d| match d {
+                Dependency::Spec(spec) => Some(spec.clone()),
+                Dependency::PinCompatible(_) => None,
+            })
+            .collect();
+        self.envs.solve(&specs, platform, what, kind)
+    }
+}

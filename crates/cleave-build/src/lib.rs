@@ -19,7 +19,8 @@
 //! - [`check`]: the package's tests;
 //! - [`engine`]: all of the above for every output of a rendered recipe.
 //!
-//! - [`staging_key`]: the inputs of a staging build's cache key.
+//! - [`keys`]: the inputs of the cache keys of staging builds and package
+//!   outputs.
 //!
 //! The staging cache's storage is cleave-cache's: this crate only decides
 //! what goes into a key and which directories are captured and restored.
@@ -33,6 +34,7 @@ mod error;
 mod file_rules;
 mod fsutil;
 pub mod index;
+pub mod keys;
 pub mod layout;
 pub mod licenses;
 pub mod linking;
@@ -43,6 +45,5 @@ pub mod relink;
 pub mod run_exports;
 pub mod script;
 pub mod source;
-pub mod staging_key;
 
 pub use error::BuildError;

@@ -224,6 +224,15 @@ impl LicensePatterns {
         Ok(found)
     }
 
+    /// The files the patterns take from the recipe dir (a package output's
+    /// cache key covers them; the work dir's come from its sources).
+    pub fn recipe_files(&self, recipe_dir: &Path) -> Result<Vec<LicenseFile>, LicenseError> {
+        let mut files: Vec<LicenseFile> = self.find_in(recipe_dir)?.into_iter().flatten().collect();
+        files.sort_by(|a, b| a.dest.cmp(&b.dest));
+        files.dedup_by(|a, b| a.dest == b.dest);
+        Ok(files)
+    }
+
     /// Per entry, the files it takes from `root`.
     fn find_in(&self, root: &Path) -> Result<Vec<Vec<LicenseFile>>, LicenseError> {
         let Ok(canonical) = std::fs::canonicalize(root) else {

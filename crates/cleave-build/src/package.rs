@@ -40,7 +40,8 @@ pub enum PackageFormat {
 }
 
 impl PackageFormat {
-    fn extension(self) -> &'static str {
+    /// The archive's file name extension.
+    pub fn extension(self) -> &'static str {
         match self {
             PackageFormat::Conda => ".conda",
             PackageFormat::TarBz2 => ".tar.bz2",

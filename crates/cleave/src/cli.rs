@@ -118,12 +118,12 @@ pub(crate) struct SetupArgs {
     pub(crate) output_dir: PathBuf,
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// Where staging builds and the outputs inheriting them run, in
+    /// Where every build runs (staging builds and package outputs), in
     /// directories named by key (default: `build.staging-root` of
     /// cleave.toml, else cleave-staging in the temp dir). Keep it the same
     /// on every machine sharing a cache, so that restored build trees
-    /// continue without recompiling.
-    #[arg(long)]
+    /// continue without recompiling and packages are the same bytes.
+    #[arg(long, visible_alias = "build-dir")]
     pub(crate) staging_root: Option<PathBuf>,
 }
 
@@ -132,10 +132,6 @@ pub(crate) struct SetupArgs {
 pub(crate) struct BuildArgs {
     #[command(flatten)]
     pub(crate) setup: SetupArgs,
-    /// Where outputs that inherit no staging build run (default: `bld/` in
-    /// the output directory).
-    #[arg(long)]
-    pub(crate) build_dir: Option<PathBuf>,
     /// Fail when a staging build leaves files that no output takes.
     #[arg(long)]
     pub(crate) error_unclaimed_files: bool,

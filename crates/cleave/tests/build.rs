@@ -350,6 +350,10 @@ fn tar_bz2_packages_are_accepted_by_the_clients() {
 #[test]
 fn a_successful_build_removes_only_its_own_build_dirs() {
     let tmp = tempfile::tempdir().unwrap();
+    // Every output builds under the staging root, never in the output dir.
+    let mine = tmp.path().join("stg");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("keep.txt"), "mine").unwrap();
     assert_success(&build(
         &recipe("pins"),
         tmp.path(),
@@ -359,26 +363,20 @@ fn a_successful_build_removes_only_its_own_build_dirs() {
     ));
     assert!(
         !tmp.path().join("out/bld").exists(),
-        "default build dir left"
+        "a build dir in the output dir"
     );
-
-    let mine = tmp.path().join("my-builds");
-    std::fs::create_dir(&mine).unwrap();
-    std::fs::write(mine.join("keep.txt"), "mine").unwrap();
-    let output = build(
-        &recipe("pins"),
-        tmp.path(),
-        "out2",
-        &["--test", "skip", "--build-dir", mine.to_str().unwrap()],
-        &[],
-    );
-    assert_success(&output);
-    let left: Vec<_> = std::fs::read_dir(&mine)
+    // Left: the user's file, and the lock files that let concurrent builds
+    // of the same key wait for each other.
+    let left: Vec<String> = std::fs::read_dir(&mine)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".lock"))
         .collect();
     assert_eq!(left, ["keep.txt"]);
 
+    // Built again with --keep-build (after the cache is dropped): the
+    // build dirs stay.
+    std::fs::remove_dir_all(tmp.path().join("cache")).unwrap();
     let kept = build(
         &recipe("pins"),
         tmp.path(),
@@ -387,7 +385,11 @@ fn a_successful_build_removes_only_its_own_build_dirs() {
         &[],
     );
     assert_success(&kept);
-    assert!(tmp.path().join("out3/bld").read_dir().unwrap().count() >= 3);
+    let dirs = std::fs::read_dir(&mine)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert!(dirs >= 3, "{dirs} build dirs kept");
 }
 
 #[test]

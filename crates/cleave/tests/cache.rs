@@ -117,8 +117,8 @@ fn a_second_build_runs_no_staging_script_and_packages_the_same_files() {
     assert_success(&case.build("out1", &[]));
     assert_eq!(case.runs(), 1);
 
-    // Another output dir and build dir: the key does not depend on them.
-    let second = case.build("out2", &["--build-dir", "elsewhere"]);
+    // Another output dir: the key does not depend on it.
+    let second = case.build("out2", &[]);
     assert_success(&second);
     assert_eq!(case.runs(), 1, "{}", stderr(&second));
     assert!(
@@ -360,9 +360,25 @@ fn a_ninja_build_dir_continues_without_recompiling_from_another_output_dir() {
         stderr(&first)
     );
 
-    // A new invocation into another output dir: the staging build comes
-    // from the cache, and `ninja tool` compiles tool.c only.
-    let second = case.build("out2", &["--build-dir", "bld2"]);
+    // The same recipe into another output dir: both packages come from
+    // the cache and nothing compiles.
+    let again = case.build("out0", &[]);
+    assert_success(&again);
+    assert_eq!((compiles("core"), compiles("tool.c")), (3, 1));
+    assert_eq!(stderr(&again).matches("nothing runs").count(), 2);
+
+    // The tool's script edited: the staging build comes from the cache,
+    // and `ninja tool` compiles tool.c only.
+    let continued = |extra: &'static str| {
+        move |text: String| {
+            text.replace(
+                "        - ninja -C build tool\n",
+                &format!("        - ninja -C build tool\n        - echo {extra}\n"),
+            )
+        }
+    };
+    case.edit("recipe.yaml", continued("second"));
+    let second = case.build("out2", &[]);
     assert_success(&second);
     assert_eq!(
         (compiles("core"), compiles("tool.c")),
@@ -378,8 +394,10 @@ fn a_ninja_build_dir_continues_without_recompiling_from_another_output_dir() {
     );
     assert_eq!(checked["command"]["stdout"], "core says 6\n");
 
-    // Under another staging root the build tree is rewritten to its new
-    // paths; the package is still right.
+    // Under another staging root (with the tool's script edited again, so
+    // that it builds) the build tree is rewritten to its new paths; the
+    // package is still right.
+    case.edit("recipe.yaml", continued("third"));
     let moved_root = case.path("other-root");
     let recipe = case.recipe.to_str().unwrap();
     let third = case
@@ -499,13 +517,26 @@ fn a_damaged_entry_is_found_by_verify_then_discarded_and_rebuilt() {
     let verify = case.cleave(&["cache", "verify"]).output().unwrap();
     assert_success(&verify);
 
-    // Flip one byte of the blob holding liba.txt's contents.
+    // Flip one byte of the blob holding liba.txt's contents, and one of
+    // each package archive (`.conda` files are zip archives), so that the
+    // packages are built again and restore the staging entry.
     let blobs = case.path("cache/staging/blobs");
     let victim = walk(&blobs)
         .into_iter()
         .find(|p| std::fs::read(p).unwrap() == b"hello\npatched\n")
         .expect("the blob of lib/liba.txt");
     std::fs::write(&victim, b"hello\npatcheD\n").unwrap();
+    let archives: Vec<PathBuf> = walk(&blobs)
+        .into_iter()
+        .filter(|p| std::fs::read(p).unwrap().starts_with(b"PK"))
+        .collect();
+    assert_eq!(archives.len(), 2, "the two packages' archives");
+    for archive in &archives {
+        let mut bytes = std::fs::read(archive).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(archive, bytes).unwrap();
+    }
     let verify = case.cleave(&["cache", "verify"]).output().unwrap();
     assert_eq!(verify.status.code(), Some(1));
     assert!(
@@ -513,11 +544,17 @@ fn a_damaged_entry_is_found_by_verify_then_discarded_and_rebuilt() {
         "{}",
         stdout(&verify)
     );
+    assert!(
+        stdout(&verify).contains("split-lib: blob"),
+        "{}",
+        stdout(&verify)
+    );
 
     let rebuilt = case.build("out", &[]);
     assert_success(&rebuilt);
-    assert!(
-        stderr(&rebuilt).contains("is damaged"),
+    assert_eq!(
+        stderr(&rebuilt).matches("is damaged").count(),
+        3,
         "{}",
         stderr(&rebuilt)
     );
@@ -545,8 +582,9 @@ fn a_damaged_entry_is_found_by_verify_then_discarded_and_rebuilt() {
         "{}",
         stdout(&verify)
     );
+    // The packages' entries are whole; only the staging entry goes.
     assert!(
-        stdout(&verify).contains("0 entries in the cache"),
+        stdout(&verify).contains("1 damaged entries removed; 2 entries in the cache"),
         "{}",
         stdout(&verify)
     );
@@ -644,16 +682,20 @@ fn cache_commands_list_inspect_explain_and_trim_entries() {
     let case = Case::new("split");
     assert_success(&case.build("out", &[]));
     let list = stdout(&case.cleave(&["cache", "list"]).output().unwrap());
-    assert!(list.contains("split-build"), "{list}");
-    assert!(list.contains("1 entries"), "{list}");
-    let key = list
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    assert!(list.contains("3 entries"), "{list}");
+    let key_of = |list: &str, name: &str| {
+        list.lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(name))
+            .and_then(|l| l.split_whitespace().next())
+            .map(String::from)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+    };
+    let key = key_of(&list, "split-build");
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[1..3] == ["package", "split-lib"]),
+        "{list}"
+    );
 
     let info = case.cleave(&["cache", "info", &key[..8]]).output().unwrap();
     assert_success(&info);
@@ -674,9 +716,14 @@ fn cache_commands_list_inspect_explain_and_trim_entries() {
             .output()
             .unwrap(),
     );
+    assert!(explain.contains("staging `split-build`"), "{explain}");
     assert!(explain.contains("(not cached)"), "{explain}");
     assert!(explain.contains("~ script.file: blake3:"), "{explain}");
     assert!(!explain.contains("~ source"), "{explain}");
+    // The packages inherit the edited staging build: their keys changed
+    // with its key, and nothing else of theirs did.
+    assert!(explain.contains("package `split-lib`"), "{explain}");
+    assert!(explain.contains("~ staging: "), "{explain}");
     assert_success(&case.build("out", &[]));
 
     let missing = case
@@ -690,18 +737,26 @@ fn cache_commands_list_inspect_explain_and_trim_entries() {
         stderr(&missing)
     );
 
-    // Two entries now; a cap that fits one evicts the older.
+    // Six entries now, three of each build; a cap that fits none evicts
+    // them all, least recently used (the first build's) first.
+    let newer = key_of(
+        &stdout(&case.cleave(&["cache", "list"]).output().unwrap()),
+        "split-build",
+    );
+    assert_ne!(newer, key);
     let gc = case
-        .cleave(&["cache", "gc", "--max-size", "400B"])
+        .cleave(&["cache", "gc", "--max-size", "1B"])
         .output()
         .unwrap();
     assert_success(&gc);
     let gc = stdout(&gc);
-    assert!(gc.contains(&format!("removed {key} split-build")), "{gc}");
-    assert!(gc.contains("1 entries"), "{gc}");
+    let at = |k: &str| gc.find(&format!("removed {k} split-build")).expect(&gc);
+    assert!(at(&key) < at(&newer), "{gc}");
+    assert!(gc.contains("; 0 entries"), "{gc}");
+    assert_success(&case.build("out", &[]));
     let cleaned = case.cleave(&["cache", "clean"]).output().unwrap();
     assert!(
-        stdout(&cleaned).contains("removed 1 entries"),
+        stdout(&cleaned).contains("removed 3 entries"),
         "{}",
         stdout(&cleaned)
     );

@@ -252,18 +252,32 @@ fn plain_specs(deps: &[Dependency]) -> Vec<MatchSpec> {
 
 /// Copies the files under `root` that match `globs` into `to`.
 fn copy_matching(root: &Path, globs: &[String], to: &Path) -> Result<(), BuildError> {
-    if globs.is_empty() {
-        return Ok(());
-    }
-    let set = crate::capture::glob_set(globs)?;
-    for entry in walk(root)? {
-        let rel = entry.strip_prefix(root).expect("below root");
-        if set.is_match(rel) {
-            crate::fsutil::copy_entry(&entry, &to.join(rel))
-                .map_err(BuildError::io(format!("copying {}", entry.display())))?;
-        }
+    for (entry, rel) in matching_files(root, globs)? {
+        crate::fsutil::copy_entry(&entry, &to.join(rel))
+            .map_err(BuildError::io(format!("copying {}", entry.display())))?;
     }
     Ok(())
+}
+
+/// The files below `root` that `globs` match, with their relative paths,
+/// in path order.
+pub(crate) fn matching_files(
+    root: &Path,
+    globs: &[String],
+) -> Result<Vec<(PathBuf, PathBuf)>, BuildError> {
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let set = crate::capture::glob_set(globs)?;
+    let mut out: Vec<(PathBuf, PathBuf)> = walk(root)?
+        .into_iter()
+        .filter_map(|entry| {
+            let rel = entry.strip_prefix(root).ok()?.to_path_buf();
+            set.is_match(&rel).then_some((entry, rel))
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
 }
 
 fn walk(root: &Path) -> Result<Vec<PathBuf>, BuildError> {

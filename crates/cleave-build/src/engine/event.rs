@@ -49,12 +49,28 @@ pub enum Event<'a> {
         /// Bytes of file contents.
         bytes: u64,
     },
-    /// Another process builds the same staging build; this one waits.
+    /// Another process builds the same staging build or package; this one
+    /// waits.
     Waiting {
-        /// The staging name.
-        staging: &'a str,
+        /// What is being built (`staging `x``, `package x-1.0-h..._0`).
+        what: &'a str,
         /// The lock file.
         lock: &'a Path,
+    },
+    /// A package output is in the cache: its archive is put into the output
+    /// channel as it was built, and nothing runs.
+    Reused {
+        /// `name-version-build`.
+        what: &'a str,
+        /// Its key.
+        key: &'a Digest,
+    },
+    /// A package output was built and its archive stored in the cache.
+    PackageStored {
+        /// `name-version-build`.
+        what: &'a str,
+        /// Its key.
+        key: &'a Digest,
     },
     /// Something the user should know that does not stop the build.
     Warning(&'a str),

@@ -58,8 +58,6 @@ pub enum TestMode {
 pub struct BuildOptions {
     /// The output channel; packages go to its subdirs.
     pub output_dir: PathBuf,
-    /// Per-output build directories go below this.
-    pub build_root: PathBuf,
     /// Channels searched after the output channel, in priority order.
     pub channels: Vec<Channel>,
     /// Package cache, repodata cache and source cache live here.
@@ -122,17 +120,21 @@ pub struct BuiltPackage {
     pub size: u64,
     /// Paths in the package.
     pub files: usize,
+    /// Taken from the cache rather than built.
+    pub reused: bool,
 }
 
-/// The key of a staging build and what it was computed from.
+/// The cache key of a staging build or package output and what it was
+/// computed from.
 #[derive(Debug, Clone)]
-pub struct StagingKey {
-    /// The staging name.
+pub struct CacheKey {
+    /// `staging` or `package`.
+    pub kind: &'static str,
+    /// The staging name or package name (what store entries are named).
     pub name: String,
-    /// The key.
-    pub key: Digest,
-    /// Its inputs.
-    pub inputs: Inputs,
+    /// The key its entry is stored under and its inputs, or why they could
+    /// not be computed (an environment that does not solve yet).
+    pub key: Result<(Digest, Inputs), String>,
 }
 
 /// Builds the outputs of one rendered recipe.
@@ -145,6 +147,9 @@ pub struct Builder {
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
     staged: HashMap<(String, String), StagingResult>,
+    /// The packages built or reused so far, by archive file name, with
+    /// their output keys: later keys name them by key (see [`crate::keys`]).
+    siblings: HashMap<String, Digest>,
     claims: Claims,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
@@ -208,6 +213,7 @@ impl Builder {
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
+            siblings: HashMap::new(),
             claims: Claims::default(),
             locks: Vec::new(),
             made: Vec::new(),
@@ -306,25 +312,51 @@ impl Builder {
         Ok(built)
     }
 
-    /// The keys of the recipe's staging builds, solving their environments
-    /// but building nothing.
-    pub fn staging_keys(&mut self, recipe: &RenderedRecipe) -> Result<Vec<StagingKey>, BuildError> {
+    /// The keys of the recipe's staging builds and package outputs, in
+    /// build order, solving their environments but building nothing.
+    pub fn keys(&mut self, recipe: &RenderedRecipe) -> Vec<CacheKey> {
         let mut keys = Vec::new();
+        let mut staging_keys: HashMap<(String, String), Digest> = HashMap::new();
         for output in &recipe.outputs {
-            if let RenderedOutput::Staging(staging) = output {
-                let what = format!("staging `{}`", staging.name);
-                let reqs = &staging.requirements;
-                let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-                let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
-                let inputs = self.key_inputs(staging, &recipe.recipe_dir, &build, &host)?;
-                keys.push(StagingKey {
-                    name: staging.name.clone(),
-                    key: inputs.key(),
-                    inputs,
-                });
+            match output {
+                RenderedOutput::Staging(staging) => {
+                    let what = format!("staging `{}`", staging.name);
+                    let reqs = &staging.requirements;
+                    let key = self
+                        .solve(&reqs.build, EnvKind::Build, &what)
+                        .and_then(|build| {
+                            let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+                            self.key_inputs(staging, &recipe.recipe_dir, &build, &host)
+                        })
+                        .map(|inputs| (inputs.key(), inputs))
+                        .map_err(|e| e.to_string());
+                    if let Ok((key, _)) = &key {
+                        staging_keys.insert((staging.name.clone(), staging.hash.clone()), *key);
+                    }
+                    keys.push(CacheKey {
+                        kind: "staging",
+                        name: staging.name.clone(),
+                        key,
+                    });
+                }
+                RenderedOutput::Package(package) => {
+                    let staging = package
+                        .inherit
+                        .as_ref()
+                        .and_then(|i| staging_keys.get(&(i.from.clone(), i.hash.clone())))
+                        .copied();
+                    let key = self
+                        .package_key(package, staging.as_ref(), &recipe.recipe_dir)
+                        .map_err(|e| e.to_string());
+                    keys.push(CacheKey {
+                        kind: "package",
+                        name: package.name.as_normalized().to_string(),
+                        key,
+                    });
+                }
             }
         }
-        Ok(keys)
+        keys
     }
 
     /// The staging store this builder uses.

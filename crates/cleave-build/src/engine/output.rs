@@ -1,23 +1,47 @@
 //! One package output: its environments, the staging files it inherits,
 //! its script, the files it takes, the package and its tests.
+//!
+//! A package output is a cached action as a staging build is: its key (see
+//! [`crate::keys::output_inputs`]) names the archive it produces. When the
+//! store has the archive, it is put into the output channel as it was built
+//! and nothing runs; otherwise the output is built in directories named by
+//! its key under the staging root (never below the output dir), so that its
+//! paths, and with them its package's bytes, are the same for any output
+//! dir. An archive is stored only after its tests passed, or under a key
+//! that says they did not run: an untested package never passes as tested.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use cleave_cache::Digest;
+use cleave_cache::Inputs;
+use cleave_cache::lock::Lock;
+use cleave_cache::manifest::Item;
+use cleave_cache::store::{Capture, Select, Target, TreeSource};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
+use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
-use super::staging::Trees;
+use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode};
 use crate::capture::{NewEntry, Selector, new_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
 use crate::error::BuildError;
+use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::licenses::LicensePatterns;
-use crate::package::{PackageContents, WrittenPackage, write};
+use crate::package::{PackageContents, PackageFormat, WrittenPackage, write};
 use crate::run_exports::{Inherited, for_output};
 use crate::source::fetch_all;
+
+/// The store key of a package output's archive: its key, and whether its
+/// tests ran.
+fn entry_inputs(inputs: &Inputs, tested: bool) -> Inputs {
+    let mut inputs = inputs.clone();
+    inputs.insert("tests", if tested { "passed" } else { "not run" });
+    inputs
+}
 
 impl Builder {
     pub(super) fn build_package(
@@ -41,20 +65,46 @@ impl Builder {
             ),
             None => None,
         };
-        // Inheriting outputs build in the staging build's own directories.
+        let reqs = &output.requirements;
+        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
+        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let inputs = self.output_inputs(
+            output,
+            staged.as_ref().map(|s| &s.key),
+            &recipe.recipe_dir,
+            (&build, &host),
+        )?;
+        let key = inputs.key();
+        let id = key_id(&name, &key);
+        let lock_path = self.options.staging_root.join(format!("{id}.lock"));
+        let label = format!("package {what}");
+        let (lock, _) = Lock::exclusive(&lock_path, || {
+            on_event(Event::Waiting {
+                what: &label,
+                lock: &lock_path,
+            })
+        })?;
+        self.locks.push(lock);
+        // Without tests to run, a package is as tested as it gets.
+        let tested = self.options.test == TestMode::Native || output.tests.is_empty();
+        if let Some(package) =
+            self.reuse(output, &key, &inputs, tested, staged.as_ref(), on_event)?
+        {
+            return Ok(package);
+        }
+
+        // Inheriting outputs build in the staging build's own directories,
+        // the others in their own, named by key.
         let dirs = match &staged {
             Some(s) => s.dirs.clone(),
             None => {
-                let dirs = OutputDirs::new(&self.options.build_root, &what);
+                let dirs = OutputDirs::new(&self.options.staging_root, &id);
                 self.made.push(dirs.root.clone());
                 dirs
             }
         };
         let licenses =
             LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
         let staging_files = match &staged {
             Some(s) => {
@@ -92,11 +142,23 @@ impl Builder {
             .into_iter()
             .filter(|e| selector.takes(&e.path))
             .collect();
-        if let Some(s) = &staged {
-            let taken = entries.iter().map(|e| &e.path);
-            self.claims
-                .record(&s.staging.name, &staging_files, &name, taken);
-        }
+        // The staging files this package took, kept with its entry so that
+        // a reuse still counts them for the unclaimed-files report.
+        let claimed: Vec<PathBuf> = match &staged {
+            Some(s) => {
+                let from_staging: std::collections::BTreeSet<&PathBuf> =
+                    staging_files.iter().collect();
+                let taken: Vec<PathBuf> = entries
+                    .iter()
+                    .filter(|e| from_staging.contains(&e.path))
+                    .map(|e| e.path.clone())
+                    .collect();
+                self.claims
+                    .record(&s.staging.name, &staging_files, &name, taken.iter());
+                taken
+            }
+            None => Vec::new(),
+        };
 
         let license_files = licenses
             .find(&dirs.work, &recipe.recipe_dir)
@@ -146,24 +208,13 @@ impl Builder {
         for warning in &written.warnings {
             on_event(Event::Warning(&format!("{what}: {warning}")));
         }
-        let subdir = written
-            .path
-            .parent()
-            .and_then(Path::file_name)
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        crate::index::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
-        self.envs
-            .channel_changed(&self.output_channel, &[self.options.target_platform]);
-        let package = BuiltPackage {
-            name: name.clone(),
-            version: output.version.to_string(),
-            build: output.build.string.clone(),
-            subdir,
-            size: written.size,
-            files: written.paths.len(),
-            path: written.path.clone(),
-        };
+        let package = self.published(
+            output,
+            &written.path,
+            written.size,
+            written.paths.len(),
+            false,
+        )?;
         on_event(Event::Packaged(&package));
 
         if self.options.test == TestMode::Native && !output.tests.is_empty() {
@@ -180,7 +231,233 @@ impl Builder {
             let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
             on_event(Event::Tested { what: &name, count });
         }
+        self.store_package(&name, &key, &inputs, tested, &written, &claimed)?;
+        on_event(Event::PackageStored {
+            what: &what,
+            key: &key,
+        });
         Ok(package)
+    }
+
+    /// The key a package output's entry has (with whether its tests run)
+    /// and its inputs, for `cleave cache explain`; records it as a sibling
+    /// of the outputs after it.
+    pub(super) fn package_key(
+        &mut self,
+        output: &PackageOutput,
+        staging: Option<&Digest>,
+        recipe_dir: &Path,
+    ) -> Result<(Digest, Inputs), BuildError> {
+        let what = format!(
+            "{}-{}-{}",
+            output.name.as_normalized(),
+            output.version,
+            output.build.string
+        );
+        let reqs = &output.requirements;
+        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
+        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let inputs = self.output_inputs(output, staging, recipe_dir, (&build, &host))?;
+        let file_name = format!("{what}{}", self.options.format.extension());
+        self.siblings.insert(file_name, inputs.key());
+        let tested = self.options.test == TestMode::Native || output.tests.is_empty();
+        let entry = entry_inputs(&inputs, tested);
+        Ok((entry.key(), entry))
+    }
+
+    fn output_inputs(
+        &self,
+        output: &PackageOutput,
+        staging: Option<&Digest>,
+        recipe_dir: &Path,
+        (build, host): (&[RepoDataRecord], &[RepoDataRecord]),
+    ) -> Result<Inputs, BuildError> {
+        let format = match self.options.format {
+            PackageFormat::Conda => "conda",
+            PackageFormat::TarBz2 => "tar.bz2",
+        };
+        crate::keys::output_inputs(
+            output,
+            staging,
+            format,
+            &KeyContext {
+                recipe_dir,
+                build,
+                host,
+                target_platform: self.options.target_platform,
+                build_platform: self.options.build_platform,
+                fingerprints: &self.store.fingerprinter(),
+                siblings: &self.siblings,
+            },
+        )
+    }
+
+    /// The package from the store, when it has it (tested, if tests run),
+    /// put into the output channel.
+    fn reuse(
+        &mut self,
+        output: &PackageOutput,
+        key: &Digest,
+        inputs: &Inputs,
+        tested: bool,
+        staged: Option<&StagingResult>,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<BuiltPackage>, BuildError> {
+        let name = output.name.as_normalized();
+        let what = format!("{name}-{}-{}", output.version, output.build.string);
+        let candidates: Vec<bool> = if tested {
+            vec![true]
+        } else {
+            vec![true, false]
+        };
+        for tested in candidates {
+            let entry = entry_inputs(inputs, tested).key();
+            // No entry and an unreadable one are both a miss.
+            let Ok(meta) = self.store.meta(&entry) else {
+                continue;
+            };
+            let Some(file) = meta.extra["file"].as_str().map(PathBuf::from) else {
+                continue;
+            };
+            let (Some(subdir), Some(file_name)) = (file.parent(), file.file_name()) else {
+                continue;
+            };
+            let dir = self.options.output_dir.join(subdir);
+            // Restored beside its final name and renamed into place: a
+            // damaged blob must not leave half a package in the channel.
+            std::fs::create_dir_all(&dir)
+                .map_err(BuildError::io(format!("creating {}", dir.display())))?;
+            let scratch = tempfile::Builder::new()
+                .prefix(".cleave-reuse-")
+                .tempdir_in(&dir)
+                .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
+            let target = Target {
+                tree: "package",
+                dir: scratch.path(),
+                select: Select::All,
+            };
+            match self.store.restore(&entry, &[target], &[]) {
+                Err(e) if e.is_entry_problem() => {
+                    on_event(Event::Warning(&format!(
+                        "{e}; discarding it and building {what} again"
+                    )));
+                    self.store.remove(&entry)?;
+                    continue;
+                }
+                other => other?,
+            };
+            let path = dir.join(file_name);
+            std::fs::rename(scratch.path().join(file_name), &path)
+                .map_err(BuildError::io(format!("writing {}", path.display())))?;
+            let size = std::fs::metadata(&path)
+                .map_err(BuildError::io(format!("reading {}", path.display())))?
+                .len();
+            if let Some(s) = staged {
+                let claimed: Vec<PathBuf> = meta.extra["claimed"]
+                    .as_array()
+                    .map(|paths| {
+                        paths
+                            .iter()
+                            .filter_map(|p| p.as_str().map(PathBuf::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let staging_files: Vec<PathBuf> = self
+                    .store
+                    .manifest(&s.key)
+                    .ok()
+                    .and_then(|m| m.trees.get("prefix").cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|item| !matches!(item, Item::Dir { .. }))
+                    .map(|item| item.path().to_path_buf())
+                    .collect();
+                self.claims
+                    .record(&s.staging.name, &staging_files, name, claimed.iter());
+            }
+            let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
+            let package = self.published(output, &path, size, files, true)?;
+            self.siblings
+                .insert(file_name.to_string_lossy().into_owned(), *key);
+            on_event(Event::Reused {
+                what: &what,
+                key: &entry,
+            });
+            return Ok(Some(package));
+        }
+        Ok(None)
+    }
+
+    /// Indexes the channel after `path` landed in it, so that the next
+    /// output can depend on the package.
+    fn published(
+        &mut self,
+        output: &PackageOutput,
+        path: &Path,
+        size: u64,
+        files: usize,
+        reused: bool,
+    ) -> Result<BuiltPackage, BuildError> {
+        crate::index::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
+        self.envs
+            .channel_changed(&self.output_channel, &[self.options.target_platform]);
+        let subdir = path
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(BuiltPackage {
+            name: output.name.as_normalized().to_string(),
+            version: output.version.to_string(),
+            build: output.build.string.clone(),
+            subdir,
+            path: path.to_path_buf(),
+            size,
+            files,
+            reused,
+        })
+    }
+
+    /// Keeps the archive in the store under the output's key.
+    fn store_package(
+        &mut self,
+        name: &str,
+        key: &Digest,
+        inputs: &Inputs,
+        tested: bool,
+        written: &WrittenPackage,
+        claimed: &[PathBuf],
+    ) -> Result<(), BuildError> {
+        let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
+            return Ok(());
+        };
+        let subdir = dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let entry_inputs = entry_inputs(inputs, tested);
+        let only = [PathBuf::from(file_name)];
+        self.store.put(&Capture {
+            key: entry_inputs.key(),
+            name,
+            inputs: &entry_inputs,
+            trees: vec![TreeSource {
+                name: "package",
+                dir,
+                select: Select::Only(&only),
+            }],
+            // An archive is stored as it is: nothing in it is rewritten.
+            roots: Vec::new(),
+            extra: serde_json::json!({
+                "kind": "package",
+                "file": format!("{subdir}/{}", file_name.to_string_lossy()),
+                "files": written.paths.len(),
+                "claimed": claimed,
+            }),
+        })?;
+        self.siblings
+            .insert(file_name.to_string_lossy().into_owned(), *key);
+        Ok(())
     }
 }
 

@@ -15,10 +15,10 @@ use super::{Builder, Event};
 use crate::capture::{Selector, new_entries};
 use crate::env::EnvKind;
 use crate::error::BuildError;
+use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::licenses::LicensePatterns;
 use crate::source::fetch_all;
-use crate::staging_key::KeyContext;
 
 /// Which trees of a staging entry an inheriting output gets back.
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +57,9 @@ impl<'a> Trees<'a> {
     }
 }
 
-/// `name-key`: the directory name of a staging build, the same wherever
-/// the same staging build runs.
-pub(super) fn staging_id(name: &str, key: &Digest) -> String {
+/// `name-key`: the directory name of a staging build or package output,
+/// the same wherever the same build runs.
+pub(super) fn key_id(name: &str, key: &Digest) -> String {
     format!("{name}-{}", &key.to_hex()[..16])
 }
 
@@ -112,7 +112,7 @@ impl Builder {
         build: &[RepoDataRecord],
         host: &[RepoDataRecord],
     ) -> Result<Inputs, BuildError> {
-        crate::staging_key::inputs(
+        crate::keys::inputs(
             staging,
             &KeyContext {
                 recipe_dir,
@@ -121,6 +121,7 @@ impl Builder {
                 target_platform: self.options.target_platform,
                 build_platform: self.options.build_platform,
                 fingerprints: &self.store.fingerprinter(),
+                siblings: &self.siblings,
             },
         )
     }
@@ -138,12 +139,12 @@ impl Builder {
         let mut host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let inputs = self.key_inputs(staging, recipe_dir, &build, &host)?;
         let key = inputs.key();
-        let id = staging_id(&staging.name, &key);
+        let id = key_id(&staging.name, &key);
         let dirs = OutputDirs::new(&self.options.staging_root, &id);
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let (lock, _) = Lock::exclusive(&lock_path, || {
             on_event(Event::Waiting {
-                staging: &staging.name,
+                what: &what,
                 lock: &lock_path,
             })
         })?;

@@ -33,11 +33,6 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
     };
     let cwd = std::env::current_dir().into_diagnostic()?;
     let mut options = options(&args.setup, &rendered, &cwd)?;
-    let build_root = args
-        .build_dir
-        .as_ref()
-        .map_or_else(|| options.output_dir.join("bld"), |d| cwd.join(d));
-    options.build_root = build_root.clone();
     options.format = match args.package_format {
         PackageFormatArg::Conda => PackageFormat::Conda,
         PackageFormatArg::TarBz2 => PackageFormat::TarBz2,
@@ -58,9 +53,6 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
             show_progress(&event)
         })
     });
-    // Gone once empty: the builder removed its build dirs (unless
-    // --keep-build or a failure kept them).
-    let _ = std::fs::remove_dir(&build_root);
     match built {
         Ok(built) => {
             print_summary(&built, &output_dir).into_diagnostic()?;
@@ -94,7 +86,6 @@ pub(crate) fn options(
         .map(|c| parse_channel(c, cwd))
         .collect::<miette::Result<Vec<_>>>()?;
     Ok(BuildOptions {
-        build_root: output_dir.join("bld"),
         output_dir,
         channels,
         cache_dir: settings.cache_dir,
@@ -197,11 +188,19 @@ fn show_progress(event: &Event<'_>) {
             short(key),
             human_size(*bytes)
         ),
-        Event::Waiting { staging, lock } => writeln!(
+        Event::Waiting { what, lock } => writeln!(
             err,
-            "   waiting: another build holds staging `{staging}` ({})",
+            "   waiting: another build holds {what} ({})",
             lock.display()
         ),
+        Event::Reused { what, key } => writeln!(
+            err,
+            "   reused: {what} (key {}) is in the cache; nothing runs",
+            short(key)
+        ),
+        Event::PackageStored { what, key } => {
+            writeln!(err, "   stored {what} (key {})", short(key))
+        }
         Event::Warning(text) => writeln!(err, "warning: {text}"),
         Event::Unclaimed { staging, files } => {
             let _ = writeln!(
@@ -237,7 +236,7 @@ fn show_progress(event: &Event<'_>) {
 
 fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let rows: Vec<[String; 6]> = built
+    let rows: Vec<[String; 7]> = built
         .iter()
         .map(|p| {
             [
@@ -245,12 +244,13 @@ fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<(
                 p.version.clone(),
                 p.build.clone(),
                 p.subdir.clone(),
+                if p.reused { "reused" } else { "built" }.to_string(),
                 human_size(p.size),
                 p.files.to_string(),
             ]
         })
         .collect();
-    let header = ["package", "version", "build", "subdir", "size", "files"];
+    let header = ["package", "version", "build", "subdir", "", "size", "files"];
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -263,7 +263,7 @@ fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<(
             .zip(widths)
             .enumerate()
             .map(|(i, (c, w))| {
-                if i >= 4 {
+                if i >= 5 {
                     format!("{c:>w$}")
                 } else {
                     format!("{c:<w$}")
@@ -276,12 +276,14 @@ fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<(
     for row in &rows {
         writeln!(out, "{}", line(row))?;
     }
+    let reused = built.iter().filter(|p| p.reused).count();
     writeln!(
         out,
-        "\n{} package{} in {}",
+        "\n{} package{} in {} ({} built, {reused} reused from the cache)",
         built.len(),
         if built.len() == 1 { "" } else { "s" },
-        output_dir.display()
+        output_dir.display(),
+        built.len() - reused,
     )
 }
 

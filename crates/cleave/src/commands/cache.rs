@@ -1,4 +1,5 @@
-//! `cleave cache`: list, inspect, explain, verify and trim the staging store.
+//! `cleave cache`: list, inspect, explain, verify and trim the store of
+//! staging builds and packages.
 
 use std::io::Write;
 use std::path::Path;
@@ -82,15 +83,16 @@ fn list(store: &Store) -> miette::Result<Status> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<16}  {:<24}  {:>8}  {:>10}  {:<20}  last used",
-        "key", "name", "entries", "size", "created"
+        "{:<16}  {:<8}  {:<24}  {:>8}  {:>10}  {:<20}  last used",
+        "key", "kind", "name", "entries", "size", "created"
     )
     .into_diagnostic()?;
     for e in &entries {
         writeln!(
             out,
-            "{:<16}  {:<24}  {:>8}  {:>10}  {:<20}  {}",
+            "{:<16}  {:<8}  {:<24}  {:>8}  {:>10}  {:<20}  {}",
             short(&e.meta.key),
+            kind(e),
             e.meta.name,
             e.meta.items,
             human_size(e.meta.size),
@@ -115,7 +117,11 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
     let mut out = std::io::stdout().lock();
     let m = &entry.meta;
     writeln!(out, "key:       {}", m.key).into_diagnostic()?;
+    writeln!(out, "kind:      {}", kind(&entry)).into_diagnostic()?;
     writeln!(out, "name:      {}", m.name).into_diagnostic()?;
+    if let Some(file) = m.extra["file"].as_str() {
+        writeln!(out, "package:   {file}").into_diagnostic()?;
+    }
     writeln!(out, "created:   {}", time(m.created)).into_diagnostic()?;
     writeln!(out, "last used: {}", time(entry.last_used)).into_diagnostic()?;
     writeln!(
@@ -143,39 +149,50 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
     Ok(Status::Success)
 }
 
+/// What an entry holds: a staging build's trees, or a package's archive.
+fn kind(entry: &EntryInfo) -> &'static str {
+    match entry.meta.extra["kind"].as_str() {
+        Some("package") => "package",
+        _ => "staging",
+    }
+}
+
 fn explain(setup: &SetupArgs, cwd: &Path) -> miette::Result<Status> {
     let Some(rendered) = super::recipe::render(&setup.recipe)? else {
         return Ok(Status::Failure);
     };
     let options = options(setup, &rendered, cwd)?;
     let mut builder = Builder::new(options).into_diagnostic()?;
-    let keys = builder.staging_keys(&rendered.recipe).into_diagnostic()?;
+    let keys = builder.keys(&rendered.recipe);
     let store = builder.store();
     let mut out = std::io::stdout().lock();
-    if keys.is_empty() {
-        writeln!(out, "the recipe has no staging build").into_diagnostic()?;
-    }
     for k in &keys {
-        let cached = store.contains(&k.key);
+        let (key, inputs) = match &k.key {
+            Ok(found) => found,
+            Err(reason) => {
+                writeln!(out, "{} `{}`: no key yet: {reason}", k.kind, k.name).into_diagnostic()?;
+                continue;
+            }
+        };
+        let cached = store.contains(key);
         writeln!(
             out,
-            "staging `{}`: key {} ({})",
+            "{} `{}`: key {} ({})",
+            k.kind,
             k.name,
-            short(&k.key),
+            short(key),
             if cached { "cached" } else { "not cached" }
         )
         .into_diagnostic()?;
         writeln!(out, "inputs:").into_diagnostic()?;
-        for (name, value) in k.inputs.iter() {
+        for (name, value) in inputs.iter() {
             write_input(&mut out, name, value)?;
         }
-        let previous = store
-            .latest_named(&k.name, Some(&k.key))
-            .into_diagnostic()?;
+        let previous = store.latest_named(&k.name, Some(key)).into_diagnostic()?;
         match previous {
             None => writeln!(out, "no other entry of `{}` to compare with", k.name),
             Some(prev) => {
-                write_changes(&mut out, &prev, &k.inputs.changes_since(&prev.meta.inputs))?;
+                write_changes(&mut out, &prev, &inputs.changes_since(&prev.meta.inputs))?;
                 Ok(())
             }
         }

@@ -1,24 +1,37 @@
-//! The inputs of a staging build's cache key.
+//! The inputs of cache keys: of a staging build, and of a package output.
 //!
-//! Everything that can change what the staging script produces goes in,
-//! each under its own name so that `cleave cache explain` can say which
-//! one changed: the script (text, and the contents of a script file), the
-//! contents of every source, the exact packages of the build and host
-//! environments, the platforms and the variant. Nothing that differs
-//! between machines or runs goes in: no absolute path, no time, no user.
-//! The outputs that inherit the staging build are not inputs either, so
-//! editing one of them rebuilds only that output.
+//! Everything that can change what a build produces goes in, each under its
+//! own name so that `cleave cache explain` can say which one changed: the
+//! script (text, and the contents of a script file), the contents of every
+//! source, the exact packages of the build and host environments, the
+//! platforms and the variant. Nothing that differs between machines or runs
+//! goes in: no absolute path, no time, no user.
+//!
+//! A staging build's key leaves out the outputs that inherit it, so editing
+//! one of them rebuilds only that output. A package output's key adds its
+//! whole rendered section (requirements, `about`, tests, file selection),
+//! the key of the staging build it inherits, the recipe-dir files it packages
+//! or tests with, and the archive format. A package built earlier in the
+//! same recipe enters an environment by its own output key rather than its
+//! archive's digest: the archive holds a timestamp, the key does not.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use cleave_cache::Inputs;
 use cleave_cache::fingerprint::Fingerprinter;
-use cleave_recipe::model::{FileSelection, ScriptContent, Source, StagingCache};
+use cleave_cache::{Digest, Inputs};
+use cleave_recipe::model::{FileSelection, PackageOutput, ScriptContent, Source, StagingCache};
 use rattler_conda_types::{RepoDataRecord, Subdir};
 
 use crate::error::BuildError;
+use crate::licenses::LicensePatterns;
 
-/// What the key depends on besides the staging section itself.
+/// The version of what cleave writes into a package: bumped when the same
+/// inputs would give other package bytes, so that no older package is
+/// reused.
+const PACKAGE_FORMAT: &str = "cleave-package-1";
+
+/// What a key depends on besides the section itself.
 pub struct KeyContext<'a> {
     /// Where relative sources and script files are.
     pub recipe_dir: &'a Path,
@@ -32,6 +45,9 @@ pub struct KeyContext<'a> {
     pub build_platform: Subdir,
     /// Hashes `path:` sources, with a fast path for unchanged files.
     pub fingerprints: &'a Fingerprinter,
+    /// Packages built (or reused) earlier in this build, by archive file
+    /// name, with their output keys.
+    pub siblings: &'a HashMap<String, Digest>,
 }
 
 /// The named inputs of `staging`'s key.
@@ -54,18 +70,85 @@ pub fn inputs(staging: &StagingCache, ctx: &KeyContext<'_>) -> Result<Inputs, Bu
     }
     inputs.insert("platform.target", ctx.target_platform.as_str());
     inputs.insert("platform.build", ctx.build_platform.as_str());
-    inputs.insert("env.build", environment(ctx.build));
-    inputs.insert("env.host", environment(ctx.host));
-    for (i, source) in staging.sources.iter().enumerate() {
-        let (spec, contents, patches) = source_input(source, ctx, &what)?;
-        inputs.insert(format!("source.{i}"), spec);
-        inputs.insert(format!("source.{i}.contents"), contents);
-        for patch in patches {
-            let digest = file_digest(ctx.recipe_dir, patch, &what)?;
-            inputs.insert(format!("source.{i}.patch.{patch}"), digest);
+    insert_environments(&mut inputs, ctx);
+    insert_sources(&mut inputs, &staging.sources, ctx, &what)?;
+    Ok(inputs)
+}
+
+/// The named inputs of a package output's key. `staging` is the key of the
+/// staging build it inherits; `format` the archive format.
+pub fn output_inputs(
+    output: &PackageOutput,
+    staging: Option<&Digest>,
+    format: &str,
+    ctx: &KeyContext<'_>,
+) -> Result<Inputs, BuildError> {
+    let name = output.name.as_normalized();
+    let what = format!("{name}-{}-{}", output.version, output.build.string);
+    let mut inputs = Inputs::new();
+    inputs.insert("format", PACKAGE_FORMAT);
+    inputs.insert("package.format", format);
+    inputs.insert("name", name);
+    inputs.insert("output", json(output));
+    if let Some(staging) = staging {
+        inputs.insert("staging", staging.to_hex());
+    }
+    if let ScriptContent::File(file) = &output.build.script.content {
+        inputs.insert("script.file", file_digest(ctx.recipe_dir, file, &what)?);
+    }
+    inputs.insert("platform.target", ctx.target_platform.as_str());
+    inputs.insert("platform.build", ctx.build_platform.as_str());
+    insert_environments(&mut inputs, ctx);
+    insert_sources(&mut inputs, &output.sources, ctx, &what)?;
+    // Files of the recipe dir that go into the package or its tests.
+    let licenses = LicensePatterns::new(&output.about.license_file)
+        .map_err(BuildError::license(&what))?
+        .recipe_files(ctx.recipe_dir)
+        .map_err(BuildError::license(&what))?;
+    for file in licenses {
+        let digest = cleave_cache::Digest::of_file(&file.source)
+            .map_err(BuildError::io(format!("reading {}", file.source.display())))?;
+        inputs.insert(
+            format!("license.{}", file.dest.display()),
+            format!("blake3:{digest}"),
+        );
+    }
+    for test in &output.tests {
+        if let cleave_recipe::model::Test::Script { files, .. } = test {
+            for (path, rel) in crate::check::matching_files(ctx.recipe_dir, &files.recipe)? {
+                let digest = cleave_cache::Digest::of_file(&path)
+                    .map_err(BuildError::io(format!("reading {}", path.display())))?;
+                inputs.insert(
+                    format!("test.file.{}", rel.display()),
+                    format!("blake3:{digest}"),
+                );
+            }
         }
     }
     Ok(inputs)
+}
+
+fn insert_environments(inputs: &mut Inputs, ctx: &KeyContext<'_>) {
+    inputs.insert("env.build", environment(ctx.build, ctx.siblings));
+    inputs.insert("env.host", environment(ctx.host, ctx.siblings));
+}
+
+fn insert_sources(
+    inputs: &mut Inputs,
+    sources: &[Source],
+    ctx: &KeyContext<'_>,
+    what: &str,
+) -> Result<(), BuildError> {
+    for (i, source) in sources.iter().enumerate() {
+        let (spec, contents, patches) = source_input(source, ctx, what)?;
+        inputs.insert(format!("source.{i}"), spec);
+        inputs.insert(format!("source.{i}.contents"), contents);
+        for patch in patches {
+            let digest = file_digest(ctx.recipe_dir, patch, what)?;
+            inputs.insert(format!("source.{i}.patch.{patch}"), digest);
+        }
+    }
+    Ok(())
 }
 
 /// The source as written (without mirror URLs: the digest decides), its
@@ -177,15 +260,19 @@ fn with_filter(spec: &str, filter: &FileSelection) -> String {
     }
 }
 
-/// One line per package: name, version, build and its archive digest.
-fn environment(records: &[RepoDataRecord]) -> String {
+/// One line per package: name, version, build and its archive digest (a
+/// sibling's output key instead: see the module doc).
+fn environment(records: &[RepoDataRecord], siblings: &HashMap<String, Digest>) -> String {
     let mut lines: Vec<String> = records
         .iter()
         .map(|r| {
             let p = &r.package_record;
-            let digest = p
-                .sha256
-                .map(|d| format!("sha256:{}", hex(&d)))
+            let file_name = r.url.path_segments().and_then(|mut s| s.next_back());
+            let sibling = file_name
+                .and_then(|name| siblings.get(name))
+                .map(|key| format!("output:{}", key.to_hex()));
+            let digest = sibling
+                .or_else(|| p.sha256.map(|d| format!("sha256:{}", hex(&d))))
                 .or_else(|| p.md5.map(|d| format!("md5:{}", hex(&d))))
                 .unwrap_or_else(|| format!("url:{}", r.url));
             format!(

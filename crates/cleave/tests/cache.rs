@@ -8,24 +8,21 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, stderr, strings};
+use common::{RecipeCopy, assert_success, copy_dir, index, oracle, paths, repo, stderr, strings};
 
 /// A copy of `tests/cache/NAME` in a fresh temporary directory.
-struct Case {
-    tmp: tempfile::TempDir,
-    recipe: PathBuf,
+struct Case(RecipeCopy);
+
+impl std::ops::Deref for Case {
+    type Target = RecipeCopy;
+    fn deref(&self) -> &RecipeCopy {
+        &self.0
+    }
 }
 
 impl Case {
     fn new(name: &str) -> Case {
-        let tmp = tempfile::tempdir().unwrap();
-        let recipe = tmp.path().join(name);
-        copy_dir(&repo().join("tests/cache").join(name), &recipe);
-        Case { tmp, recipe }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
+        Case(RecipeCopy::new("cache", name))
     }
 
     /// `cleave ARGS` with this case's cache and staging root.
@@ -61,25 +58,6 @@ impl Case {
     /// How often the staging script ran.
     fn runs(&self) -> usize {
         lines(&self.path("runs.log"))
-    }
-
-    fn edit(&self, rel: &str, edit: impl FnOnce(String) -> String) {
-        let path = self.recipe.join(rel);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        std::fs::write(&path, edit(text)).unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
     }
 }
 

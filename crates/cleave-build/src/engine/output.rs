@@ -28,10 +28,9 @@ use crate::capture::{NewEntry, Selector, new_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
 use crate::error::BuildError;
-use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::licenses::LicensePatterns;
-use crate::package::{PackageContents, PackageFormat, WrittenPackage, write};
+use crate::package::{PackageContents, WrittenPackage, write};
 use crate::run_exports::{Inherited, for_output};
 use crate::source::fetch_all;
 
@@ -272,24 +271,10 @@ impl Builder {
         recipe_dir: &Path,
         (build, host): (&[RepoDataRecord], &[RepoDataRecord]),
     ) -> Result<Inputs, BuildError> {
-        let format = match self.options.format {
-            PackageFormat::Conda => "conda",
-            PackageFormat::TarBz2 => "tar.bz2",
-        };
-        crate::keys::output_inputs(
-            output,
-            staging,
-            format,
-            &KeyContext {
-                recipe_dir,
-                build,
-                host,
-                target_platform: self.options.target_platform,
-                build_platform: self.options.build_platform,
-                fingerprints: &self.store.fingerprinter(),
-                siblings: &self.siblings,
-            },
-        )
+        let fingerprints = self.store.fingerprinter();
+        let format = self.options.format.extension().trim_start_matches('.');
+        let ctx = self.key_context(recipe_dir, (build, host), &fingerprints);
+        crate::keys::output_inputs(output, staging, format, &ctx)
     }
 
     /// The package from the store, when it has it (tested, if tests run),

@@ -8,6 +8,7 @@
 //!
 //! [build]
 //! staging-root = "/tmp/cleave-staging"
+//! compile-cache = true         # C/C++ compiler calls of scripts cached
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ struct CacheSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct BuildSection {
     staging_root: Option<PathBuf>,
+    compile_cache: Option<bool>,
 }
 
 /// The settings in effect.
@@ -52,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) max_size: u64,
     /// Where staging builds run.
     pub(crate) staging_root: PathBuf,
+    /// Whether scripts' compiler calls go through the compile cache.
+    pub(crate) compile_cache: bool,
 }
 
 /// What flags and environment variables set.
@@ -67,6 +71,7 @@ impl Settings {
         let mut cache_dir = dirs::cache_dir().map(|d| d.join("cleave"));
         let mut max_size = DEFAULT_MAX_SIZE;
         let mut staging_root = std::env::temp_dir().join("cleave-staging");
+        let mut compile_cache = true;
         let user = dirs::config_dir().map(|d| d.join("cleave").join(FILE_NAME));
         let project = cwd
             .ancestors()
@@ -89,6 +94,9 @@ impl Settings {
             if let Some(root) = config.build.staging_root {
                 staging_root = base.join(root);
             }
+            if let Some(on) = config.build.compile_cache {
+                compile_cache = on;
+            }
         }
         if let Some(dir) = overrides.cache_dir {
             cache_dir = Some(cwd.join(dir));
@@ -103,13 +111,31 @@ impl Settings {
             cache_dir,
             max_size,
             staging_root,
+            compile_cache,
         })
     }
 
     /// The staging store's directory.
     pub(crate) fn store_dir(&self) -> PathBuf {
-        self.cache_dir.join("staging")
+        store_dir(&self.cache_dir)
     }
+
+    /// The compile cache's own files.
+    pub(crate) fn compile_dir(&self) -> PathBuf {
+        compile_dir(&self.cache_dir)
+    }
+}
+
+/// The store in a cache directory: staging builds, packages and compile
+/// entries.
+pub(crate) fn store_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("staging")
+}
+
+/// The compile cache's own files in a cache directory: file indexes,
+/// compiler profiles, stats.
+pub(crate) fn compile_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("compile")
 }
 
 fn read(file: &Path) -> miette::Result<ConfigFile> {
@@ -153,7 +179,7 @@ mod tests {
         let project = tempfile::tempdir().unwrap();
         std::fs::write(
             project.path().join(FILE_NAME),
-            "[cache]\ndir = \"c\"\nmax-size = \"1 MiB\"\n[build]\nstaging-root = \"s\"\n",
+            "[cache]\ndir = \"c\"\nmax-size = \"1 MiB\"\n[build]\nstaging-root = \"s\"\ncompile-cache = false\n",
         )
         .unwrap();
         let nested = project.path().join("recipes/lib");
@@ -162,6 +188,7 @@ mod tests {
         assert_eq!(s.cache_dir, project.path().join("c"));
         assert_eq!(s.max_size, 1 << 20);
         assert_eq!(s.staging_root, project.path().join("s"));
+        assert!(!s.compile_cache);
         let flag = Settings::load(
             &nested,
             Overrides {

@@ -21,8 +21,17 @@ pub(crate) enum Status {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A compiler call first: it runs once per compile, before any parsing.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = commands::compile::from_argv(&argv) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
+        Command::Cc(args) => {
+            let code = commands::compile::run(args.compiler, args.args);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
         Command::Render(args) => commands::render::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Cache(command) => commands::cache::run(command),

@@ -1,8 +1,9 @@
 //! Directories whose absolute paths must not reach a key: in a recipe
 //! build the work dir, `$PREFIX` and `$BUILD_PREFIX`, which are new,
 //! key-named directories every time a staging build reruns; outside
-//! recipes the base directories a user names (a checkout), like ccache's
-//! `base_dir`.
+//! recipes the working directory and its parents up to a base directory
+//! the user names, so that a path below the base counts by where it is
+//! from the working directory, as with ccache's `base_dir`.
 //!
 //! Each root has a name. In a key, its path is replaced by a marker that
 //! starts with a NUL byte (`"\0{work}"`), which no argument, path or
@@ -101,22 +102,34 @@ impl Roots {
             .join(":")
     }
 
-    /// Adds base directories (a user's `CLEAVE_COMPILE_BASE_DIR`), named
-    /// `base`, `base2`, ...
-    pub fn with_bases(self, bases: &str) -> Roots {
+    /// Adds the roots of a base directory (a user's
+    /// `CLEAVE_COMPILE_BASE_DIR`, `:`-separated) for a compile in `cwd`:
+    /// `cwd` is `up0`, its parent `up1`, and so on up to the first base
+    /// that holds `cwd`. A path below the base then normalises to its
+    /// place relative to `cwd` (`/home/me/a/src/x.c` from
+    /// `/home/me/a/build` is `{up1}/src/x.c`), the same in every checkout
+    /// laid out alike; paths outside the base stay as they are.
+    pub fn with_bases(self, bases: &str, cwd: &Path) -> Roots {
         let mut pairs: Vec<(String, PathBuf)> = self
             .roots
             .into_iter()
             .map(|r| (r.name, PathBuf::from(r.path)))
             .collect();
-        let dirs = bases.split(':').filter(|d| !d.is_empty());
-        for (i, dir) in dirs.enumerate() {
-            let name = if i == 0 {
-                "base".to_string()
-            } else {
-                format!("base{}", i + 1)
-            };
-            pairs.push((name, PathBuf::from(dir)));
+        let base = bases
+            .split(':')
+            .filter(|b| b.starts_with('/'))
+            .map(|b| match b.trim_end_matches('/') {
+                "" => Path::new("/"),
+                trimmed => Path::new(trimmed),
+            })
+            .find(|b| cwd.starts_with(b));
+        if let Some(base) = base {
+            for (i, dir) in cwd.ancestors().enumerate() {
+                pairs.push((format!("up{i}"), dir.to_path_buf()));
+                if dir == base {
+                    break;
+                }
+            }
         }
         Roots::new(pairs)
     }
@@ -272,8 +285,33 @@ mod tests {
         ]);
         let roots = Roots::parse(&text);
         assert_eq!(roots.pairs(), [("work", Path::new("/a/work"))]);
-        let with = roots.with_bases("/home/me/src:/opt/x/");
-        assert_eq!(with.path_of("base"), Some("/home/me/src"));
-        assert_eq!(with.path_of("base2"), Some("/opt/x"));
+    }
+
+    #[test]
+    fn below_a_base_paths_count_from_the_working_directory() {
+        let a =
+            Roots::default().with_bases("/nowhere:/home/me/", Path::new("/home/me/a/zstd/build"));
+        let b = Roots::default().with_bases("/home/me", Path::new("/home/me/other/zstd/build"));
+        assert_eq!(a.path_of("up0"), Some("/home/me/a/zstd/build"));
+        assert_eq!(a.path_of("up3"), Some("/home/me"));
+        assert_eq!(a.path_of("up4"), None);
+        let line = |top: &str| format!("-I{top}/zstd/lib {top}/zstd/lib/x.c /usr/include/stdio.h");
+        assert_eq!(
+            a.normalize(&line("/home/me/a")),
+            b.normalize(&line("/home/me/other"))
+        );
+        assert_eq!(
+            display(&a.normalize(&line("/home/me/a"))),
+            "-I{up1}/lib {up1}/lib/x.c /usr/include/stdio.h"
+        );
+        // A base that does not hold the working directory adds nothing,
+        // and `/` adds every parent but itself.
+        assert!(
+            Roots::default()
+                .with_bases("/opt", Path::new("/home/me"))
+                .is_empty()
+        );
+        let top = Roots::default().with_bases("/", Path::new("/home/me"));
+        assert_eq!(top.pairs().len(), 2);
     }
 }

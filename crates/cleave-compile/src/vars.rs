@@ -15,7 +15,8 @@ pub const NESTED: &str = "CLEAVE_COMPILE_NESTED";
 /// `off` (or `0`, `false`, `no`) passes every call straight through.
 pub const SWITCH: &str = "CLEAVE_COMPILE_CACHE";
 /// Base directories for use outside recipes (like ccache's `base_dir`):
-/// paths below them do not reach keys. Separated by `:`.
+/// a path below one counts by its place relative to the working
+/// directory, so checkouts laid out alike share entries. Separated by `:`.
 pub const BASE_DIR: &str = "CLEAVE_COMPILE_BASE_DIR";
 /// `SOURCE_DATE_EPOCH`, which fixes `__DATE__` and `__TIME__`.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";

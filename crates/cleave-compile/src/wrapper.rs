@@ -73,8 +73,8 @@ impl Config {
     pub fn from_env(store: PathBuf, state: PathBuf) -> Config {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut roots = Roots::parse(&var(vars::ROOTS).unwrap_or_default());
-        if let Some(bases) = var(vars::BASE_DIR) {
-            roots = roots.with_bases(&bases);
+        if let (Some(bases), Ok(cwd)) = (var(vars::BASE_DIR), std::env::current_dir()) {
+            roots = roots.with_bases(&bases, &cwd);
         }
         Config {
             store,

@@ -54,6 +54,23 @@ pub struct Outputs<'a> {
     pub deps: Option<&'a Path>,
 }
 
+/// A compile's result, to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewResult<'a> {
+    /// Its key (the preprocessed key).
+    pub key: &'a Digest,
+    /// What the key was computed from.
+    pub inputs: &'a Inputs,
+    /// The entry's name (the source).
+    pub name: &'a str,
+    /// Where the compiler wrote.
+    pub outputs: Outputs<'a>,
+    /// What it printed.
+    pub printed: &'a Printed,
+    /// How long it took, in microseconds.
+    pub compile_us: u64,
+}
+
 /// What a compile printed, to print again on a hit.
 #[derive(Debug, Default)]
 pub struct Printed {
@@ -212,17 +229,16 @@ impl Entries {
         })
     }
 
-    /// Stores a compile's outputs and what it printed under `key`.
-    pub fn store(
-        &self,
-        key: &Digest,
-        inputs: &Inputs,
-        name: &str,
-        outputs: Outputs<'_>,
-        printed: &Printed,
-        compile_us: u64,
-        roots: &Roots,
-    ) -> Result<(), CompileError> {
+    /// Stores a compile's outputs and what it printed.
+    pub fn store(&self, result: &NewResult<'_>, roots: &Roots) -> Result<(), CompileError> {
+        let NewResult {
+            key,
+            inputs,
+            name,
+            outputs,
+            printed,
+            compile_us,
+        } = *result;
         let staging = Staging::beside(outputs.object)?;
         staging.take(outputs.object, "object")?;
         if let Some(deps) = outputs.deps {

@@ -24,7 +24,7 @@ use cleave_cache::{Inputs, Store};
 
 use crate::args::{self, Compile, Uncacheable};
 use crate::compiler::{self, Compiler, Family};
-use crate::entries::{Candidate, Entries, NotRestored, Outputs, Printed};
+use crate::entries::{Candidate, Entries, NewResult, NotRestored, Outputs, Printed};
 use crate::error::CompileError;
 use crate::files::{Files, TimeMacros};
 use crate::preprocess;
@@ -327,12 +327,14 @@ impl Call<'_> {
             return Ok(Served::Done(Outcome::Failed, output.2));
         }
         let stored = entries.store(
-            &result_key,
-            &preprocessed,
-            &keys.name,
-            outputs,
-            &output.1,
-            compile_us,
+            &NewResult {
+                key: &result_key,
+                inputs: &preprocessed,
+                name: &keys.name,
+                outputs,
+                printed: &output.1,
+                compile_us,
+            },
             roots,
         );
         replay(&output.1);

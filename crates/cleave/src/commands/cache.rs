@@ -10,7 +10,7 @@ use cleave_cache::Store;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
-use cleave_compile::{entries, files, stats};
+use cleave_compile::{entries, files, rust, stats};
 use miette::{IntoDiagnostic, WrapErr};
 
 use super::build::{human_size, options, short};
@@ -173,12 +173,14 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
 }
 
 /// What an entry holds: a staging build's trees, a package's archive, a
-/// compile's object, or a compile's include manifest.
+/// compile's object, a compile's include manifest, or their Rust kin.
 fn kind(entry: &EntryInfo) -> &'static str {
     match entry.meta.extra["kind"].as_str() {
         Some("package") => "package",
         Some(entries::KIND_RESULT) => "compile",
         Some(entries::KIND_MANIFEST) => "manifest",
+        Some(rust::KIND_RESULT) => "rust",
+        Some(rust::KIND_MANIFEST) => "rust-manifest",
         _ => "staging",
     }
 }
@@ -323,12 +325,18 @@ fn time(seconds: u64) -> String {
         .unwrap_or_default()
 }
 
-/// `cleave cache stats`: the compile counts, and the store by kind.
+/// `cleave cache stats`: the compile counts (C and C++, Rust), and the
+/// store by kind.
 fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::Result<Status> {
     let state = settings.compile_dir();
-    let sum = stats::summary(&state)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("reading the stats in {}", state.display()))?;
+    let rust_state = rust::stats_dir(&state);
+    let read = |dir: &Path| {
+        stats::summary(dir)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading the stats in {}", dir.display()))
+    };
+    let sum = read(&state)?;
+    let rust_sum = read(&rust_state)?;
     let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for e in store.entries().into_diagnostic()? {
         let slot = by_kind.entry(kind(&e)).or_default();
@@ -354,11 +362,19 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
                 "uncacheable": sum.uncacheable(),
                 "counts": sum,
             },
+            "rust": {
+                "calls": rust_sum.calls(),
+                "hits": rust_sum.hits(),
+                "misses": rust_sum.misses(),
+                "uncacheable": rust_sum.uncacheable(),
+                "counts": rust_sum,
+            },
             "store": { "dir": store.root(), "kinds": kinds },
         });
         writeln!(out, "{value:#}").into_diagnostic()?;
     } else {
-        write_stats(&mut out, &sum).into_diagnostic()?;
+        write_stats(&mut out, "compile cache (C, C++)", &sum).into_diagnostic()?;
+        write_stats(&mut out, "compile cache (Rust)", &rust_sum).into_diagnostic()?;
         let total: u64 = by_kind.values().map(|(_, s)| s).sum();
         let parts: Vec<String> = by_kind
             .iter()
@@ -379,13 +395,14 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
     }
     if zero {
         stats::zero(&state).into_diagnostic()?;
+        stats::zero(&rust_state).into_diagnostic()?;
     }
     Ok(Status::Success)
 }
 
-fn write_stats(out: &mut impl Write, sum: &stats::Summary) -> std::io::Result<()> {
+fn write_stats(out: &mut impl Write, title: &str, sum: &stats::Summary) -> std::io::Result<()> {
     let since = sum.since.map(time).unwrap_or_else(|| "never used".into());
-    writeln!(out, "compile cache (C, C++), counted since {since}")?;
+    writeln!(out, "{title}, counted since {since}")?;
     let cacheable = sum.hits() + sum.misses();
     let percent = |n: u64, of: u64| {
         if of == 0 {

@@ -198,3 +198,25 @@ fn a_flipped_byte_in_a_stored_output_is_detected_and_the_unit_recompiled() {
     let third = s.build(&c);
     assert_eq!(third["hits"], UNITS, "{third:#}");
 }
+
+#[test]
+fn two_builds_at_once_share_one_store_safely() {
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    let b = s.checkout("b");
+    let (first, second) = std::thread::scope(|scope| {
+        let one = scope.spawn(|| s.build(&a));
+        let two = scope.spawn(|| s.build(&b));
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    // Each build zeroes the counts after it, so one of them may hold both
+    // builds' calls: together they served every unit twice.
+    let served = |v: &Value| v["hits"].as_u64().unwrap() + v["misses"].as_u64().unwrap();
+    assert_eq!(served(&first) + served(&second), 2 * UNITS);
+    assert_eq!(run_app(&a), run_app(&b));
+    let verify = s.cleave().args(["cache", "verify"]).output().unwrap();
+    assert_success(&verify);
+    let c = s.checkout("c");
+    let third = s.build(&c);
+    assert_eq!(third["hits"], UNITS, "{third:#}");
+}

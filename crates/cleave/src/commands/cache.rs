@@ -373,8 +373,8 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
         });
         writeln!(out, "{value:#}").into_diagnostic()?;
     } else {
-        write_stats(&mut out, "compile cache (C, C++)", &sum).into_diagnostic()?;
-        write_stats(&mut out, "compile cache (Rust)", &rust_sum).into_diagnostic()?;
+        write_stats(&mut out, "compile cache (C, C++)", &sum, true).into_diagnostic()?;
+        write_stats(&mut out, "compile cache (Rust)", &rust_sum, false).into_diagnostic()?;
         let total: u64 = by_kind.values().map(|(_, s)| s).sum();
         let parts: Vec<String> = by_kind
             .iter()
@@ -400,7 +400,14 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
     Ok(Status::Success)
 }
 
-fn write_stats(out: &mut impl Write, title: &str, sum: &stats::Summary) -> std::io::Result<()> {
+/// One cache's counts under `title`; `modes`: hits by how they were found
+/// (C and C++: direct or preprocessed; Rust hits are all direct).
+fn write_stats(
+    out: &mut impl Write,
+    title: &str,
+    sum: &stats::Summary,
+    modes: bool,
+) -> std::io::Result<()> {
     let since = sum.since.map(time).unwrap_or_else(|| "never used".into());
     writeln!(out, "{title}, counted since {since}")?;
     let cacheable = sum.hits() + sum.misses();
@@ -412,14 +419,20 @@ fn write_stats(out: &mut impl Write, title: &str, sum: &stats::Summary) -> std::
         }
     };
     writeln!(out, "  calls             {:>8}", sum.calls())?;
-    writeln!(
+    write!(
         out,
-        "  hits              {:>8}  {:.1}% of cacheable calls (direct {}, preprocessed {})",
+        "  hits              {:>8}  {:.1}% of cacheable calls",
         sum.hits(),
         percent(sum.hits(), cacheable),
-        sum.hits_direct,
-        sum.hits_preprocessed
     )?;
+    if modes {
+        write!(
+            out,
+            " (direct {}, preprocessed {})",
+            sum.hits_direct, sum.hits_preprocessed
+        )?;
+    }
+    writeln!(out)?;
     writeln!(out, "  misses            {:>8}", sum.misses())?;
     for (reason, n) in &sum.misses {
         writeln!(out, "    {reason:<40} {n:>8}")?;

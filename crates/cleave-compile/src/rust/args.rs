@@ -39,6 +39,8 @@ pub enum Uncacheable {
     Unknown(String),
     /// Several source files.
     SeveralSources,
+    /// Another wrapper between cleave and rustc (clippy-driver).
+    OtherWrapper,
 }
 
 impl fmt::Display for Uncacheable {
@@ -57,6 +59,7 @@ impl fmt::Display for Uncacheable {
             Uncacheable::NativeLibraries => f.write_str("linked with native libraries"),
             Uncacheable::Unknown(o) => write!(f, "unknown option {o}"),
             Uncacheable::SeveralSources => f.write_str("several sources"),
+            Uncacheable::OtherWrapper => f.write_str("another wrapper (RUSTC_WORKSPACE_WRAPPER)"),
         }
     }
 }

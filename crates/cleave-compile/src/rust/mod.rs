@@ -19,4 +19,4 @@ pub mod args;
 pub mod key;
 mod wrapper;
 
-pub use wrapper::{KIND_MANIFEST, KIND_RESULT, is_rustc, run, stats_dir};
+pub use wrapper::{KIND_MANIFEST, KIND_RESULT, is_rustc, run, run_other, stats_dir};

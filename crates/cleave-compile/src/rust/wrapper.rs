@@ -57,6 +57,20 @@ pub fn is_rustc(program: &Path) -> bool {
         .is_some_and(|n| n == "rustc" || n.starts_with("rustc-"))
 }
 
+/// Runs a call that goes through another wrapper below cleave (cargo's
+/// `RUSTC_WORKSPACE_WRAPPER`, as `cargo clippy` sets it): `wrapper` decides
+/// what rustc does, so it runs as asked, counted as uncacheable.
+pub fn run_other(wrapper: &Path, args: &[OsString], config: &Config) -> i32 {
+    if config.enabled && !config.nested {
+        stats::record(
+            &stats_dir(&config.state),
+            &Outcome::Uncacheable(Uncacheable::OtherWrapper.to_string()),
+            0,
+        );
+    }
+    exec(wrapper, args)
+}
+
 /// One earlier compile under a key: what it read, what it gave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Candidate {

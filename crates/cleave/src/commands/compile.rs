@@ -25,6 +25,18 @@ pub(crate) fn from_argv(argv: &[OsString]) -> Option<i32> {
         // can shadow it.
         return Some(cleave_compile::rust::run(rustc, &argv[2..], &config()));
     }
+    if let (Some(wrapper), Some(rustc)) = (argv.get(1), argv.get(2))
+        && argv[1] != "cc"
+        && is_rustc(Path::new(rustc))
+    {
+        // `cleave clippy-driver rustc ...`: cargo's workspace wrapper sits
+        // between cleave and rustc.
+        return Some(cleave_compile::rust::run_other(
+            Path::new(wrapper),
+            &argv[2..],
+            &config(),
+        ));
+    }
     let name = Path::new(argv.first()?).file_name()?;
     if is_compiler_name(&name.to_string_lossy()) {
         // Started as `.../gcc`: the compiler is the `gcc` further along

@@ -568,3 +568,28 @@ impl Staging {
             .map_err(CompileError::io(format!("reading {}", path.display())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_s_first_argument_is_recognised_as_rustc() {
+        for yes in [
+            "rustc",
+            "/home/u/.rustup/toolchains/stable/bin/rustc",
+            "rustc-1.95",
+        ] {
+            assert!(is_rustc(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "cc",
+            "build",
+            "/usr/bin/clippy-driver",
+            "rustc_wrapper",
+            "myrustc",
+        ] {
+            assert!(!is_rustc(Path::new(no)), "{no}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Eviction: least recently used entries, unreferenced blobs and
+//! leftovers of killed writers.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::{EntryInfo, Store, remove_any, unix_now};
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::lock::Lock;
+use crate::manifest::Manifest;
+
+/// Which entries `gc` removes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcPolicy {
+    /// Evict least recently used entries until the blobs fit in this size.
+    pub max_size: Option<u64>,
+    /// Evict entries not used for this long.
+    pub older_than: Option<Duration>,
+}
+
+/// What `gc` removed and kept.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// The evicted entries.
+    pub removed: Vec<EntryInfo>,
+    /// Bytes of blobs deleted.
+    pub freed: u64,
+    /// Entries left.
+    pub kept: usize,
+    /// Bytes of blobs left.
+    pub kept_bytes: u64,
+}
+
+impl Store {
+    /// Evicts entries by the policy, least recently used first, then deletes
+    /// blobs no entry refers to and leftovers of killed writers.
+    pub fn gc(&self, policy: GcPolicy) -> Result<GcReport, CacheError> {
+        let (_lock, _) = Lock::exclusive(&self.root.join("lock"), || {})?;
+        let mut entries = self.entries()?;
+        // Oldest first.
+        entries.reverse();
+        let mut manifests: Vec<Option<Manifest>> = entries
+            .iter()
+            .map(|e| self.manifest(&e.meta.key).ok())
+            .collect();
+        let mut refs: HashMap<Digest, (u64, usize)> = HashMap::new();
+        for m in manifests.iter().flatten() {
+            let distinct: HashSet<(Digest, u64)> = m.blobs().collect();
+            for (digest, size) in distinct {
+                refs.entry(digest).or_insert((size, 0)).1 += 1;
+            }
+        }
+        let mut total: u64 = refs.values().map(|(s, _)| s).sum();
+        let now = unix_now();
+        let mut report = GcReport::default();
+        for (entry, manifest) in entries.iter().zip(manifests.iter_mut()) {
+            let stale = policy
+                .older_than
+                .is_some_and(|age| now.saturating_sub(entry.last_used) > age.as_secs());
+            let over = policy.max_size.is_some_and(|max| total > max);
+            if !(stale || over || manifest.is_none()) {
+                continue;
+            }
+            if let Some(m) = manifest.take() {
+                let distinct: HashSet<(Digest, u64)> = m.blobs().collect();
+                for (digest, _) in distinct {
+                    if let Some((size, count)) = refs.get_mut(&digest) {
+                        *count -= 1;
+                        if *count == 0 {
+                            total -= *size;
+                        }
+                    }
+                }
+            }
+            self.remove(&entry.meta.key)?;
+            report.removed.push(entry.clone());
+        }
+        let live: HashSet<Digest> = refs
+            .iter()
+            .filter(|(_, (_, count))| *count > 0)
+            .map(|(d, _)| *d)
+            .collect();
+        report.freed = self.sweep_blobs(&live)?;
+        // No writer holds the store now: whatever is in tmp/ was left by a
+        // killed process.
+        let tmp = self.root.join("tmp");
+        if let Ok(dir) = std::fs::read_dir(&tmp) {
+            for e in dir.flatten() {
+                let _ = remove_any(&e.path());
+            }
+        }
+        report.kept = entries.len() - report.removed.len();
+        report.kept_bytes = total;
+        Ok(report)
+    }
+
+    fn sweep_blobs(&self, live: &HashSet<Digest>) -> Result<u64, CacheError> {
+        let blobs = self.root.join("blobs");
+        let mut freed = 0;
+        let io = || CacheError::io(format!("listing {}", blobs.display()));
+        for shard in std::fs::read_dir(&blobs).map_err(io())? {
+            let shard = shard.map_err(io())?;
+            for blob in std::fs::read_dir(shard.path()).map_err(io())? {
+                let blob = blob.map_err(io())?;
+                let keep = blob
+                    .file_name()
+                    .to_string_lossy()
+                    .parse::<Digest>()
+                    .is_ok_and(|d| live.contains(&d));
+                if !keep {
+                    freed += blob.metadata().map(|m| m.len()).unwrap_or(0);
+                    let _ = std::fs::remove_file(blob.path());
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Total bytes of the entries as stored, counting shared blobs once per
+    /// entry: an upper bound that needs no manifest reads.
+    pub fn size_upper_bound(&self) -> Result<u64, CacheError> {
+        Ok(self.entries()?.iter().map(|e| e.meta.size).sum())
+    }
+
+    /// Removes every entry, blob and fingerprint index.
+    pub fn clean(&self) -> Result<usize, CacheError> {
+        let (_lock, _) = Lock::exclusive(&self.root.join("lock"), || {})?;
+        let count = self.entries()?.len();
+        for dir in ["entries", "blobs", "tmp", "fingerprints"] {
+            let dir = self.root.join(dir);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(CacheError::io(format!("removing {}", dir.display())))?;
+            }
+        }
+        Store::open(&self.root)?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,239 @@
+//! The store on disk: content-addressed blobs and one entry per key.
+//!
+//! ```text
+//! <store>/
+//! ├── blobs/ab/ab12…            file contents, named by BLAKE3 digest
+//! ├── entries/<key>/entry.json  name, inputs, size (EntryMeta)
+//! │                /files.json  every item, per tree (Manifest)
+//! │                /used        its mtime is the entry's last use (LRU)
+//! ├── fingerprints/             fast-path indexes of source trees
+//! ├── tmp/                      writes in progress
+//! └── lock                      shared by readers and writers, exclusive for gc
+//! ```
+//!
+//! An entry appears by renaming a complete directory from `tmp/` into
+//! `entries/`, after its blobs are in place and its manifest is synced, so a
+//! process killed at any point leaves either no entry or a whole one. Blobs
+//! are not synced one by one: a blob lost to a power cut is caught by the
+//! digest check on restore, and the entry is rebuilt.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use filetime::FileTime;
+
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::fingerprint::Fingerprinter;
+use crate::lock::Lock;
+use crate::manifest::{EntryMeta, Manifest};
+
+mod gc;
+mod put;
+mod restore;
+mod verify;
+
+pub use gc::{GcPolicy, GcReport};
+pub use put::{Capture, TreeSource};
+pub use restore::{Restored, Target};
+pub use verify::Problem;
+
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// A store rooted at one directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Which entries of a tree to capture or restore.
+#[derive(Debug, Clone, Copy)]
+pub enum Select<'a> {
+    /// Everything below the directory.
+    All,
+    /// Exactly these relative paths (files, links, empty directories).
+    Only(&'a [PathBuf]),
+}
+
+/// An entry with its last use.
+#[derive(Debug, Clone)]
+pub struct EntryInfo {
+    /// The entry's metadata.
+    pub meta: EntryMeta,
+    /// Seconds since the epoch of the last store or restore.
+    pub last_used: u64,
+}
+
+impl Store {
+    /// Opens (and creates) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, CacheError> {
+        let root = root.into();
+        for dir in ["blobs", "entries", "tmp"] {
+            let dir = root.join(dir);
+            std::fs::create_dir_all(&dir)
+                .map_err(CacheError::io(format!("creating {}", dir.display())))?;
+        }
+        Ok(Store { root })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A fingerprinter whose fast-path indexes live in this store.
+    pub fn fingerprinter(&self) -> Fingerprinter {
+        Fingerprinter::new(self.root.join("fingerprints"))
+    }
+
+    fn entry_dir(&self, key: &Digest) -> PathBuf {
+        self.root.join("entries").join(key.to_hex())
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root.join("blobs").join(&hex[..2]).join(hex)
+    }
+
+    fn shared_lock(&self) -> Result<Lock, CacheError> {
+        Lock::shared(&self.root.join("lock"))
+    }
+
+    /// True if an entry is stored under `key` (its blobs are checked on
+    /// restore, not here).
+    pub fn contains(&self, key: &Digest) -> bool {
+        self.entry_dir(key).join("entry.json").is_file()
+    }
+
+    /// The metadata of the entry under `key`.
+    pub fn meta(&self, key: &Digest) -> Result<EntryMeta, CacheError> {
+        let path = self.entry_dir(key).join("entry.json");
+        read_json(&path, &key.to_hex())
+    }
+
+    /// The item list of the entry under `key`.
+    pub fn manifest(&self, key: &Digest) -> Result<Manifest, CacheError> {
+        let path = self.entry_dir(key).join("files.json");
+        read_json(&path, &key.to_hex())
+    }
+
+    /// Removes the entry under `key` (its blobs go at the next `gc`).
+    pub fn remove(&self, key: &Digest) -> Result<(), CacheError> {
+        let dir = self.entry_dir(key);
+        // Out of `entries/` first, in one step, so no reader sees half an entry.
+        let doomed = self
+            .root
+            .join("tmp")
+            .join(format!("removed-{}", key.to_hex()));
+        match std::fs::rename(&dir, &doomed) {
+            Ok(()) => std::fs::remove_dir_all(&doomed)
+                .map_err(CacheError::io(format!("removing {}", doomed.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(CacheError::io(format!("removing {}", dir.display()))(e)),
+        }
+    }
+
+    /// Every entry whose metadata can be read, most recently used first.
+    pub fn entries(&self) -> Result<Vec<EntryInfo>, CacheError> {
+        let dir = self.root.join("entries");
+        let mut out = Vec::new();
+        for entry in
+            std::fs::read_dir(&dir).map_err(CacheError::io(format!("listing {}", dir.display())))?
+        {
+            let entry = entry.map_err(CacheError::io(format!("listing {}", dir.display())))?;
+            let Ok(key) = entry.file_name().to_string_lossy().parse::<Digest>() else {
+                continue;
+            };
+            if let Ok(meta) = self.meta(&key) {
+                let last_used = std::fs::metadata(entry.path().join("used"))
+                    .map(|m| m.mtime().max(0) as u64)
+                    .unwrap_or(meta.created);
+                out.push(EntryInfo { meta, last_used });
+            }
+        }
+        out.sort_by(|a, b| {
+            b.last_used
+                .cmp(&a.last_used)
+                .then(a.meta.key.cmp(&b.meta.key))
+        });
+        Ok(out)
+    }
+
+    /// The entry whose key starts with `prefix`.
+    pub fn find(&self, prefix: &str) -> Result<EntryInfo, CacheError> {
+        let prefix = prefix.to_ascii_lowercase();
+        let mut matches: Vec<EntryInfo> = self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.meta.key.to_hex().starts_with(&prefix))
+            .collect();
+        match matches.len() {
+            0 => Err(CacheError::NotFound(prefix)),
+            1 => Ok(matches.remove(0)),
+            count => Err(CacheError::Ambiguous { prefix, count }),
+        }
+    }
+
+    /// The most recently stored entry called `name`, other than `except`.
+    pub fn latest_named(
+        &self,
+        name: &str,
+        except: Option<&Digest>,
+    ) -> Result<Option<EntryInfo>, CacheError> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.meta.name == name && Some(&e.meta.key) != except)
+            .max_by_key(|e| (e.meta.created, e.last_used)))
+    }
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, key: &str) -> Result<T, CacheError> {
+    let damaged = |reason: String| CacheError::Damaged {
+        key: key.to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| damaged(format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| damaged(format!("{}: {e}", path.display())))
+}
+
+fn write_synced<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
+    let io = || CacheError::io(format!("writing {}", path.display()));
+    let bytes = serde_json::to_vec(value).map_err(|e| io()(std::io::Error::other(e)))?;
+    let mut file = std::fs::File::create(path).map_err(io())?;
+    file.write_all(&bytes).map_err(io())?;
+    file.sync_all().map_err(io())
+}
+
+fn touch(path: &Path) -> Result<(), CacheError> {
+    let io = || CacheError::io(format!("writing {}", path.display()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io())?;
+    filetime::set_file_mtime(path, FileTime::now()).map_err(io())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

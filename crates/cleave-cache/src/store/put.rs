@@ -1,0 +1,238 @@
+//! Capture: trees into blobs and a new entry.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+use rayon::prelude::*;
+
+use super::{CHUNK, Select, Store, sync_dir, touch, unix_now, write_synced};
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::key::Inputs;
+use crate::manifest::{EntryMeta, Item, Manifest};
+use crate::relocate::Scanner;
+
+/// What to keep: named trees, and paths to look for inside files.
+#[derive(Debug)]
+pub struct Capture<'a> {
+    /// The key the entry is stored under.
+    pub key: Digest,
+    /// A name for people (several keys may share it).
+    pub name: &'a str,
+    /// The inputs the key came from, kept for `explain`.
+    pub inputs: &'a Inputs,
+    /// The trees to capture.
+    pub trees: Vec<TreeSource<'a>>,
+    /// Named absolute paths to find in file contents, so that a restore at
+    /// other paths can rewrite them. Longer paths should come first when
+    /// one contains another.
+    pub roots: Vec<(&'a str, &'a Path)>,
+    /// Kept in the entry's metadata as it is.
+    pub extra: serde_json::Value,
+}
+
+/// One directory to capture, whole or in part.
+#[derive(Debug)]
+pub struct TreeSource<'a> {
+    /// The tree's name in the entry.
+    pub name: &'a str,
+    /// Where it is now.
+    pub dir: &'a Path,
+    /// Which of its entries to take.
+    pub select: Select<'a>,
+}
+
+impl Store {
+    /// Captures the trees into a new entry; returns its metadata. If another
+    /// process stored the same key meanwhile, its entry is kept.
+    pub fn put(&self, capture: &Capture<'_>) -> Result<EntryMeta, CacheError> {
+        let _lock = self.shared_lock()?;
+        let tmp = self.root.join("tmp");
+        let needles: Vec<Vec<u8>> = capture
+            .roots
+            .iter()
+            .map(|(_, p)| p.as_os_str().as_encoded_bytes().to_vec())
+            .collect();
+        let mut manifest = Manifest {
+            roots: capture
+                .roots
+                .iter()
+                .map(|(n, p)| (n.to_string(), p.display().to_string()))
+                .collect(),
+            trees: BTreeMap::new(),
+        };
+        let mut size = 0;
+        let mut count = 0;
+        for tree in &capture.trees {
+            let found = list(tree)?;
+            let items: Vec<Item> = found
+                .into_par_iter()
+                .map(|(rel, meta)| self.capture_item(tree.dir, rel, &meta, &needles, capture))
+                .collect::<Result<_, _>>()?;
+            size += items
+                .iter()
+                .map(|i| match i {
+                    Item::File { size, .. } => *size,
+                    _ => 0,
+                })
+                .sum::<u64>();
+            count += items.len();
+            manifest.trees.insert(tree.name.to_string(), items);
+        }
+        let meta = EntryMeta {
+            key: capture.key,
+            name: capture.name.to_string(),
+            created: unix_now(),
+            inputs: capture.inputs.clone(),
+            items: count,
+            size,
+            extra: capture.extra.clone(),
+        };
+        let staged = tempfile::Builder::new()
+            .prefix("entry-")
+            .tempdir_in(&tmp)
+            .map_err(CacheError::io(format!(
+                "creating a directory in {}",
+                tmp.display()
+            )))?;
+        write_synced(&staged.path().join("files.json"), &manifest)?;
+        write_synced(&staged.path().join("entry.json"), &meta)?;
+        touch(&staged.path().join("used"))?;
+        let dest = self.entry_dir(&capture.key);
+        let staged = staged.keep();
+        match std::fs::rename(&staged, &dest) {
+            Ok(()) => {
+                sync_dir(&self.root.join("entries"));
+                Ok(meta)
+            }
+            Err(_) if self.contains(&capture.key) => {
+                // Another process stored the same key first; its entry is
+                // as good as this one.
+                let _ = std::fs::remove_dir_all(&staged);
+                self.meta(&capture.key)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staged);
+                Err(CacheError::io(format!("storing {}", dest.display()))(e))
+            }
+        }
+    }
+
+    fn capture_item(
+        &self,
+        dir: &Path,
+        rel: PathBuf,
+        meta: &std::fs::Metadata,
+        needles: &[Vec<u8>],
+        capture: &Capture<'_>,
+    ) -> Result<Item, CacheError> {
+        let path = dir.join(&rel);
+        let mode = meta.permissions().mode() & 0o7777;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)
+                .map_err(CacheError::io(format!("reading {}", path.display())))?;
+            return Ok(Item::Symlink { path: rel, target });
+        }
+        if meta.is_dir() {
+            return Ok(Item::Dir { path: rel, mode });
+        }
+        let (blob, size, found, binary) = self.store_blob(&path, needles)?;
+        let mtime = FileTime::from_last_modification_time(meta);
+        Ok(Item::File {
+            path: rel,
+            blob,
+            size,
+            mode,
+            mtime: (mtime.unix_seconds(), mtime.nanoseconds()),
+            roots: found
+                .into_iter()
+                .map(|i| capture.roots[i].0.to_string())
+                .collect(),
+            binary,
+        })
+    }
+
+    /// Copies a file into the blob store in one read, hashing and scanning
+    /// it on the way.
+    fn store_blob(
+        &self,
+        path: &Path,
+        needles: &[Vec<u8>],
+    ) -> Result<(Digest, u64, Vec<usize>, bool), CacheError> {
+        let io = || CacheError::io(format!("storing {}", path.display()));
+        let mut source = std::fs::File::open(path).map_err(io())?;
+        let mut temp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(io())?;
+        let mut hasher = blake3::Hasher::new();
+        let mut scanner = Scanner::new(needles);
+        let mut buf = vec![0; CHUNK];
+        let mut size = 0;
+        loop {
+            let n = source.read(&mut buf).map_err(io())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            scanner.feed(&buf[..n]);
+            temp.write_all(&buf[..n]).map_err(io())?;
+            size += n as u64;
+        }
+        let digest: Digest = hasher.finalize().into();
+        let dest = self.blob_path(&digest);
+        // A blob of the wrong size is damaged: replace it. (Damage that keeps
+        // the size is caught on restore, which then deletes the blob.)
+        if std::fs::metadata(&dest).ok().map(|m| m.len()) != Some(size) {
+            std::fs::create_dir_all(dest.parent().expect("blobs live in a directory"))
+                .map_err(io())?;
+            temp.persist(&dest).map_err(|e| io()(e.error))?;
+        }
+        let (found, binary) = scanner.finish();
+        Ok((digest, size, found, binary))
+    }
+}
+
+/// Lists a tree's items to capture, with their metadata (not followed).
+fn list(tree: &TreeSource<'_>) -> Result<Vec<(PathBuf, std::fs::Metadata)>, CacheError> {
+    let mut out = Vec::new();
+    match tree.select {
+        Select::All => walk(tree.dir, Path::new(""), &mut out)?,
+        Select::Only(paths) => {
+            for rel in paths {
+                let path = tree.dir.join(rel);
+                let meta = std::fs::symlink_metadata(&path)
+                    .map_err(CacheError::io(format!("reading {}", path.display())))?;
+                out.push((rel.clone(), meta));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn walk(
+    root: &Path,
+    rel: &Path,
+    out: &mut Vec<(PathBuf, std::fs::Metadata)>,
+) -> Result<(), CacheError> {
+    let dir = root.join(rel);
+    let io = || CacheError::io(format!("listing {}", dir.display()));
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(io())?
+        .collect::<Result<_, _>>()
+        .map_err(io())?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = rel.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(entry.path()).map_err(CacheError::io(format!(
+            "reading {}",
+            entry.path().display()
+        )))?;
+        let is_dir = meta.is_dir();
+        out.push((path.clone(), meta));
+        if is_dir {
+            walk(root, &path, out)?;
+        }
+    }
+    Ok(())
+}

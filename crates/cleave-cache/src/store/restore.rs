@@ -1,0 +1,368 @@
+//! Restore: an entry's items written into target directories, every blob
+//! checked against its digest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+use rayon::prelude::*;
+
+use super::{CHUNK, Select, Store, touch};
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::manifest::Item;
+use crate::relocate::{self, Replacement};
+
+/// Where to restore one tree of an entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The tree's name in the entry.
+    pub tree: &'a str,
+    /// The directory to restore into (created if missing).
+    pub dir: &'a Path,
+    /// Which of the tree's items to write: a caller that needs a few files
+    /// of a large tree (a build tree's license files) gets only those, with
+    /// the directories above them.
+    pub select: Select<'a>,
+}
+
+impl Target<'_> {
+    /// The items of `tree` this target writes.
+    fn items<'m>(&self, tree: &'m [Item]) -> Vec<&'m Item> {
+        match self.select {
+            Select::All => tree.iter().collect(),
+            Select::Only(paths) => {
+                let wanted: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+                tree.iter().filter(|i| wanted.contains(i.path())).collect()
+            }
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Per tree, the files and links written (relative paths).
+    pub trees: BTreeMap<String, Vec<PathBuf>>,
+    /// Bytes of file contents written.
+    pub bytes: u64,
+    /// Files whose contents were rewritten for new paths.
+    pub relocated: usize,
+}
+
+impl Store {
+    /// Restores the entry under `key` into the targets, rewriting the roots'
+    /// paths where the new ones differ. Every blob is checked against its
+    /// digest; a mismatch is [`CacheError::Damaged`] and the caller should
+    /// [`Store::remove`] the entry and rebuild.
+    pub fn restore(
+        &self,
+        key: &Digest,
+        targets: &[Target<'_>],
+        roots: &[(&str, &Path)],
+    ) -> Result<Restored, CacheError> {
+        let _lock = self.shared_lock()?;
+        let hex = key.to_hex();
+        let manifest = self.manifest(key)?;
+        manifest.check(&hex)?;
+        // Longest old path first, so a root inside another is not cut short.
+        let mut replacements: Vec<(String, Replacement)> = roots
+            .iter()
+            .filter_map(|(name, new)| {
+                let old = manifest.roots.get(*name)?;
+                let new = new.as_os_str().as_encoded_bytes();
+                (old.as_bytes() != new).then(|| {
+                    (
+                        name.to_string(),
+                        Replacement {
+                            old: old.as_bytes().to_vec(),
+                            new: new.to_vec(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        replacements.sort_by_key(|(_, r)| std::cmp::Reverse(r.old.len()));
+
+        // Refuse before writing anything: a binary file that would need a
+        // longer path.
+        let chosen: Vec<Vec<&Item>> = targets
+            .iter()
+            .map(|t| t.items(manifest.trees.get(t.tree).map_or(&[][..], Vec::as_slice)))
+            .collect();
+        for items in &chosen {
+            for item in items {
+                if let Item::File {
+                    path,
+                    roots: held,
+                    binary: true,
+                    ..
+                } = item
+                {
+                    for (name, r) in &replacements {
+                        if held.contains(name) && r.new.len() > r.old.len() {
+                            return Err(CacheError::TooLong {
+                                key: hex.clone(),
+                                file: path.clone(),
+                                old: String::from_utf8_lossy(&r.old).into_owned(),
+                                new: String::from_utf8_lossy(&r.new).into_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut restored = Restored::default();
+        for (target, items) in targets.iter().zip(&chosen) {
+            let done = self.restore_tree(&hex, items, target.dir, &replacements)?;
+            restored.bytes += done.bytes;
+            restored.relocated += done.relocated;
+            restored.trees.insert(target.tree.to_string(), done.paths);
+        }
+        let _ = touch(&self.entry_dir(key).join("used"));
+        Ok(restored)
+    }
+
+    fn restore_tree(
+        &self,
+        key: &str,
+        items: &[&Item],
+        dir: &Path,
+        replacements: &[(String, Replacement)],
+    ) -> Result<TreeDone, CacheError> {
+        std::fs::create_dir_all(dir)
+            .map_err(CacheError::io(format!("creating {}", dir.display())))?;
+        // Directories first, each checked to be a real directory inside the
+        // target: the target may already hold links of its own.
+        let mut dirs = SafeDirs::new(dir);
+        for item in items {
+            match item {
+                Item::Dir { path, .. } => dirs.ensure(path)?,
+                other => {
+                    if let Some(parent) = other.path().parent() {
+                        dirs.ensure(parent)?;
+                    }
+                }
+            }
+        }
+        let results: Vec<(u64, bool)> = items
+            .par_iter()
+            .filter_map(|item| match item {
+                Item::File {
+                    path,
+                    blob,
+                    mode,
+                    mtime,
+                    roots,
+                    binary,
+                    ..
+                } => {
+                    let wanted: Vec<Replacement> = replacements
+                        .iter()
+                        .filter(|(name, _)| roots.contains(name))
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    Some(
+                        self.restore_file(key, blob, &dir.join(path), path, &wanted, *binary)
+                            .and_then(|bytes| {
+                                let dest = dir.join(path);
+                                std::fs::set_permissions(
+                                    &dest,
+                                    std::fs::Permissions::from_mode(*mode),
+                                )
+                                .and_then(|()| {
+                                    filetime::set_file_mtime(
+                                        &dest,
+                                        FileTime::from_unix_time(mtime.0, mtime.1),
+                                    )
+                                })
+                                .map_err(CacheError::io(format!("restoring {}", dest.display())))?;
+                                Ok((bytes, !wanted.is_empty()))
+                            }),
+                    )
+                }
+                _ => None,
+            })
+            .collect::<Result<_, _>>()?;
+        let mut done = TreeDone {
+            bytes: results.iter().map(|(b, _)| b).sum(),
+            relocated: results.iter().filter(|(_, r)| *r).count(),
+            paths: Vec::new(),
+        };
+        for item in items {
+            match item {
+                Item::Symlink { path, target } => {
+                    let dest = dir.join(path);
+                    remove_non_dir(&dest)?;
+                    let target = relink(target, replacements);
+                    std::os::unix::fs::symlink(&target, &dest)
+                        .map_err(CacheError::io(format!("linking {}", dest.display())))?;
+                    done.paths.push(path.clone());
+                }
+                Item::File { path, .. } => done.paths.push(path.clone()),
+                Item::Dir { .. } => {}
+            }
+        }
+        // Modes of directories last: a read-only one must be filled first.
+        for item in items.iter().rev() {
+            if let Item::Dir { path, mode } = item {
+                let dest = dir.join(path);
+                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(*mode))
+                    .map_err(CacheError::io(format!("restoring {}", dest.display())))?;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes one blob to `dest`, verified against its digest.
+    fn restore_file(
+        &self,
+        key: &str,
+        blob: &Digest,
+        dest: &Path,
+        rel: &Path,
+        replacements: &[Replacement],
+        binary: bool,
+    ) -> Result<u64, CacheError> {
+        let source = self.blob_path(blob);
+        let damaged = |reason: String| {
+            // A blob that fails its digest is wrong for every entry using
+            // it: delete it, so that the rebuild stores it afresh.
+            let _ = std::fs::remove_file(&source);
+            CacheError::Damaged {
+                key: key.to_string(),
+                reason: format!("{}: {reason}", rel.display()),
+            }
+        };
+        let io = || CacheError::io(format!("restoring {}", dest.display()));
+        remove_non_dir(dest)?;
+        if !replacements.is_empty() {
+            let data =
+                std::fs::read(&source).map_err(|e| damaged(format!("blob unreadable: {e}")))?;
+            if Digest::of(&data) != *blob {
+                return Err(damaged("blob does not match its digest".into()));
+            }
+            let data = if binary {
+                let mut data = data;
+                relocate::binary(&mut data, replacements).map_err(|r| CacheError::TooLong {
+                    key: key.to_string(),
+                    file: rel.to_path_buf(),
+                    old: String::from_utf8_lossy(&r.old).into_owned(),
+                    new: String::from_utf8_lossy(&r.new).into_owned(),
+                })?;
+                data
+            } else {
+                relocate::text(&data, replacements)
+            };
+            std::fs::write(dest, &data).map_err(io())?;
+            return Ok(data.len() as u64);
+        }
+        // A reflink shares the blob's extents copy-on-write: a later write
+        // to the restored file cannot reach the store. Verify by reading it
+        // back; where reflinks are not supported, copy and hash in one pass.
+        if reflink_copy::reflink(&source, dest).is_ok() {
+            let digest = Digest::of_file(dest).map_err(io())?;
+            if digest != *blob {
+                return Err(damaged("blob does not match its digest".into()));
+            }
+            return Ok(std::fs::metadata(dest).map_err(io())?.len());
+        }
+        let mut input =
+            std::fs::File::open(&source).map_err(|e| damaged(format!("blob unreadable: {e}")))?;
+        let mut output = std::fs::File::create(dest).map_err(io())?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0; CHUNK];
+        let mut size = 0;
+        loop {
+            let n = input
+                .read(&mut buf)
+                .map_err(|e| damaged(format!("blob unreadable: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            output.write_all(&buf[..n]).map_err(io())?;
+            size += n as u64;
+        }
+        if Digest::from(hasher.finalize()) != *blob {
+            return Err(damaged("blob does not match its digest".into()));
+        }
+        Ok(size)
+    }
+}
+
+struct TreeDone {
+    paths: Vec<PathBuf>,
+    bytes: u64,
+    relocated: usize,
+}
+
+/// Creates directories below a root, refusing to pass through a symlink.
+struct SafeDirs<'a> {
+    root: &'a Path,
+    known: HashSet<PathBuf>,
+}
+
+impl<'a> SafeDirs<'a> {
+    fn new(root: &'a Path) -> Self {
+        SafeDirs {
+            root,
+            known: HashSet::new(),
+        }
+    }
+
+    fn ensure(&mut self, rel: &Path) -> Result<(), CacheError> {
+        if rel.as_os_str().is_empty() || self.known.contains(rel) {
+            return Ok(());
+        }
+        if let Some(parent) = rel.parent() {
+            self.ensure(parent)?;
+        }
+        let path = self.root.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(CacheError::Unsafe {
+                    key: String::new(),
+                    path: rel.to_path_buf(),
+                    reason: "is a symlink in the restore target",
+                });
+            }
+            Ok(_) => {
+                std::fs::remove_file(&path)
+                    .map_err(CacheError::io(format!("replacing {}", path.display())))?;
+                std::fs::create_dir(&path)
+                    .map_err(CacheError::io(format!("creating {}", path.display())))?;
+            }
+            Err(_) => std::fs::create_dir(&path)
+                .map_err(CacheError::io(format!("creating {}", path.display())))?,
+        }
+        self.known.insert(rel.to_path_buf());
+        Ok(())
+    }
+}
+
+/// A symlink target with a root's old path replaced by its new one.
+fn relink(target: &Path, replacements: &[(String, Replacement)]) -> PathBuf {
+    let bytes = target.as_os_str().as_encoded_bytes();
+    for (_, r) in replacements {
+        if let Some(rest) = bytes.strip_prefix(r.old.as_slice()) {
+            let mut new = r.new.clone();
+            new.extend_from_slice(rest);
+            return PathBuf::from(String::from_utf8_lossy(&new).into_owned());
+        }
+    }
+    target.to_path_buf()
+}
+
+fn remove_non_dir(path: &Path) -> Result<(), CacheError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => Ok(()),
+    }
+    .map_err(CacheError::io(format!("replacing {}", path.display())))
+}

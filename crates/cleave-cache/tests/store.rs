@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
-use cleave_cache::{CacheError, Digest, Inputs, Store};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use filetime::FileTime;
 
 struct Built {
@@ -63,7 +63,6 @@ fn inputs(script: &str) -> Inputs {
 
 fn put(store: &Store, b: &Built, script: &str) -> Digest {
     let inputs = inputs(script);
-    let key = inputs.key();
     let prefix = b.prefix();
     let work = b.work();
     let new: Vec<PathBuf> = [
@@ -80,7 +79,6 @@ fn put(store: &Store, b: &Built, script: &str) -> Digest {
     .collect();
     store
         .put(&Capture {
-            key,
             name: "lib",
             inputs: &inputs,
             trees: vec![
@@ -98,8 +96,9 @@ fn put(store: &Store, b: &Built, script: &str) -> Digest {
             roots: vec![("prefix", &prefix), ("work", &work)],
             extra: serde_json::json!({"run_exports": {}}),
         })
-        .unwrap();
-    key
+        .unwrap()
+        .meta()
+        .key
 }
 
 fn restore(
@@ -109,8 +108,8 @@ fn restore(
 ) -> Result<cleave_cache::store::Restored, CacheError> {
     let prefix = at.join("prefix");
     let work = at.join("work");
-    store.restore(
-        key,
+    let entry = store.get(key)?.expect("the entry is in the store");
+    entry.restore(
         &[
             Target {
                 tree: "prefix",
@@ -190,8 +189,10 @@ fn a_selective_restore_writes_only_the_chosen_items() {
     let (p, w) = (other.path().join("prefix"), other.path().join("work"));
     let chosen = [PathBuf::from("build/CMakeCache.txt")];
     let done = store
+        .get(&key)
+        .unwrap()
+        .unwrap()
         .restore(
-            &key,
             &[
                 Target {
                     tree: "prefix",
@@ -291,7 +292,7 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
     let target = tempfile::tempdir().unwrap();
     let err = restore(&store, &key, target.path()).unwrap_err();
     assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
-    assert!(err.is_entry_problem());
+    assert_eq!(err.kind(), ErrorKind::Damaged);
     // The restore deleted the bad blob, so that a rebuild stores it afresh.
     assert!(!victim.exists());
     let problems = store.verify(false).unwrap();
@@ -382,7 +383,6 @@ fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
         let key = inputs.key();
         store
             .put(&Capture {
-                key,
                 name: "x",
                 inputs: &inputs,
                 trees: vec![TreeSource {

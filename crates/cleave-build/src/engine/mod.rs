@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
-use cleave_cache::store::GcPolicy;
+use cleave_cache::store::{Entry, GcPolicy};
 use cleave_cache::{Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{Dependency, RenderedOutput};
@@ -153,6 +153,8 @@ pub struct Builder {
     claims: Claims,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
+    /// The store entries of the staging builds in use, by key.
+    entries: HashMap<Digest, Entry>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
 }
@@ -216,6 +218,7 @@ impl Builder {
             siblings: HashMap::new(),
             claims: Claims::default(),
             locks: Vec::new(),
+            entries: HashMap::new(),
             made: Vec::new(),
         })
     }
@@ -291,6 +294,7 @@ impl Builder {
             }
         }
         self.locks.clear();
+        self.entries.clear();
         result?;
         if let (Some(max), CacheMode::ReadWrite) =
             (self.options.max_cache_size, self.options.cache_mode)

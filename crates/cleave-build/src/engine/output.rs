@@ -12,11 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_cache::Digest;
-use cleave_cache::Inputs;
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
+use cleave_cache::{Digest, ErrorKind, Inputs};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::RepoDataRecord;
@@ -313,9 +312,10 @@ impl Builder {
         for tested in candidates {
             let entry = entry_inputs(inputs, tested).key();
             // No entry and an unreadable one are both a miss.
-            let Ok(meta) = self.store.meta(&entry) else {
+            let Some(found) = self.store.get(&entry).ok().flatten() else {
                 continue;
             };
+            let meta = found.meta();
             let Some(file) = meta.extra["file"].as_str().map(PathBuf::from) else {
                 continue;
             };
@@ -336,8 +336,8 @@ impl Builder {
                 dir: scratch.path(),
                 select: Select::All,
             };
-            match self.store.restore(&entry, &[target], &[]) {
-                Err(e) if e.is_entry_problem() => {
+            match found.restore(&[target], &[]) {
+                Err(e) if matches!(e.kind(), ErrorKind::Damaged | ErrorKind::Unusable) => {
                     on_event(Event::Warning(&format!(
                         "{e}; discarding it and building {what} again"
                     )));
@@ -363,9 +363,7 @@ impl Builder {
                     })
                     .unwrap_or_default();
                 let staging_files: Vec<PathBuf> = self
-                    .store
-                    .manifest(&s.key)
-                    .ok()
+                    .staged_manifest(&s.key)
                     .and_then(|m| m.trees.get("prefix").cloned())
                     .unwrap_or_default()
                     .iter()
@@ -438,7 +436,6 @@ impl Builder {
         let entry_inputs = entry_inputs(inputs, tested);
         let only = [PathBuf::from(file_name)];
         self.store.put(&Capture {
-            key: entry_inputs.key(),
             name,
             inputs: &entry_inputs,
             trees: vec![TreeSource {

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
-use cleave_cache::manifest::Item;
-use cleave_cache::store::{Capture, Select, Target, TreeSource};
-use cleave_cache::{Digest, Inputs};
+use cleave_cache::manifest::{Item, Manifest};
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
 use cleave_recipe::model::{FileSelection, PackageOutput, StagingCache, Test};
 use rattler_conda_types::RepoDataRecord;
 
@@ -160,13 +160,15 @@ impl Builder {
             dirs,
         };
         // No entry and an unreadable one are both a miss.
-        let cached = self.store.meta(&key).ok();
+        let cached = self.store.get(&key).ok().flatten();
         match cached {
-            Some(meta) => {
+            Some(entry) => {
                 // The environments are not installed on a hit: their run
                 // exports come from the entry.
-                exports_from_entry(&mut build, &meta.extra["run_exports"]["build"]);
-                exports_from_entry(&mut host, &meta.extra["run_exports"]["host"]);
+                let kept = &entry.meta().extra["run_exports"];
+                exports_from_entry(&mut build, &kept["build"]);
+                exports_from_entry(&mut host, &kept["host"]);
+                self.entries.insert(key, entry);
                 on_event(Event::StagingCached {
                     staging: &staging.name,
                     key: &key,
@@ -230,8 +232,7 @@ impl Builder {
                 "host": exports_of(&host),
             }
         });
-        let meta = self.store.put(&Capture {
-            key: s.key,
+        let entry = self.store.put(&Capture {
             name: &staging.name,
             inputs: &s.inputs,
             trees: vec![
@@ -252,9 +253,10 @@ impl Builder {
         on_event(Event::StagingStored {
             staging: &staging.name,
             key: &s.key,
-            items: meta.items,
-            bytes: meta.size,
+            items: entry.meta().items,
+            bytes: entry.meta().size,
         });
+        self.entries.insert(s.key, entry);
         Ok((build, host))
     }
 
@@ -273,7 +275,7 @@ impl Builder {
         // An unreadable listing means the whole tree: the restore then
         // meets the same problem and handles it below.
         let licenses = match trees {
-            Trees::PrefixAndLicenses(patterns) => self.store.manifest(&s.key).ok().and_then(|m| {
+            Trees::PrefixAndLicenses(patterns) => self.staged_manifest(&s.key).and_then(|m| {
                 let items = m.trees.get("work")?;
                 patterns.needed(
                     items
@@ -307,8 +309,8 @@ impl Builder {
             ("prefix", dirs.host_prefix.as_path()),
             ("root", dirs.root.as_path()),
         ];
-        let mut restored = match self.store.restore(&s.key, targets, &roots) {
-            Err(e) if e.is_entry_problem() => {
+        let mut restored = match self.staged_entry(&s.key)?.restore(targets, &roots) {
+            Err(e) if matches!(e.kind(), ErrorKind::Damaged | ErrorKind::Unusable) => {
                 on_event(Event::Warning(&format!(
                     "{e}; discarding it and building again"
                 )));
@@ -321,7 +323,7 @@ impl Builder {
                     what,
                     on_event,
                 )?;
-                self.store.restore(&s.key, targets, &roots)?
+                self.staged_entry(&s.key)?.restore(targets, &roots)?
             }
             other => other?,
         };
@@ -330,5 +332,18 @@ impl Builder {
             bytes: restored.bytes,
         });
         Ok(restored.trees.remove("prefix").unwrap_or_default())
+    }
+
+    /// The store entry of a staging build of this build: found by
+    /// [`Builder::build_staging`] or stored by [`Builder::run_staging`].
+    fn staged_entry(&self, key: &Digest) -> Result<&Entry, BuildError> {
+        self.entries
+            .get(key)
+            .ok_or_else(|| BuildError::Cache(CacheError::Evicted { key: key.to_hex() }))
+    }
+
+    /// The items of a staging build's entry, when they can be read.
+    pub(super) fn staged_manifest(&self, key: &Digest) -> Option<Manifest> {
+        self.entries.get(key)?.manifest().ok()
     }
 }

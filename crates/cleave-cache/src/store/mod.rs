@@ -30,11 +30,13 @@ use crate::fingerprint::Fingerprinter;
 use crate::lock::Lock;
 use crate::manifest::{EntryMeta, Manifest};
 
+mod entry;
 mod gc;
 mod put;
 mod restore;
 mod verify;
 
+pub use entry::Entry;
 pub use gc::{GcPolicy, GcReport};
 pub use put::{Capture, TreeSource};
 pub use restore::{Restored, Target};
@@ -107,14 +109,12 @@ impl Store {
         self.entry_dir(key).join("entry.json").is_file()
     }
 
-    /// The metadata of the entry under `key`.
-    pub fn meta(&self, key: &Digest) -> Result<EntryMeta, CacheError> {
+    fn read_meta(&self, key: &Digest) -> Result<EntryMeta, CacheError> {
         let path = self.entry_dir(key).join("entry.json");
         read_json(&path, &key.to_hex())
     }
 
-    /// The item list of the entry under `key`.
-    pub fn manifest(&self, key: &Digest) -> Result<Manifest, CacheError> {
+    fn read_manifest(&self, key: &Digest) -> Result<Manifest, CacheError> {
         let path = self.entry_dir(key).join("files.json");
         read_json(&path, &key.to_hex())
     }
@@ -146,7 +146,7 @@ impl Store {
             let Ok(key) = entry.file_name().to_string_lossy().parse::<Digest>() else {
                 continue;
             };
-            if let Ok(meta) = self.meta(&key) {
+            if let Ok(meta) = self.read_meta(&key) {
                 let last_used = std::fs::metadata(entry.path().join("used"))
                     .map(|m| m.mtime().max(0) as u64)
                     .unwrap_or(meta.created);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 use rayon::prelude::*;
 
-use super::{CHUNK, Select, Store, sync_dir, touch, unix_now, write_synced};
+use super::{CHUNK, Entry, Select, Store, sync_dir, touch, unix_now, write_synced};
 use crate::digest::Digest;
 use crate::error::CacheError;
 use crate::key::Inputs;
@@ -18,11 +18,10 @@ use crate::relocate::Scanner;
 /// What to keep: named trees, and paths to look for inside files.
 #[derive(Debug)]
 pub struct Capture<'a> {
-    /// The key the entry is stored under.
-    pub key: Digest,
     /// A name for people (several keys may share it).
     pub name: &'a str,
-    /// The inputs the key came from, kept for `explain`.
+    /// The inputs; the entry is stored under their key, and keeps them for
+    /// `explain`.
     pub inputs: &'a Inputs,
     /// The trees to capture.
     pub trees: Vec<TreeSource<'a>>,
@@ -48,7 +47,8 @@ pub struct TreeSource<'a> {
 impl Store {
     /// Captures the trees into a new entry; returns its metadata. If another
     /// process stored the same key meanwhile, its entry is kept.
-    pub fn put(&self, capture: &Capture<'_>) -> Result<EntryMeta, CacheError> {
+    pub fn put(&self, capture: &Capture<'_>) -> Result<Entry, CacheError> {
+        let key = capture.inputs.key();
         let _lock = self.shared_lock()?;
         let tmp = self.root.join("tmp");
         let needles: Vec<Vec<u8>> = capture
@@ -83,7 +83,7 @@ impl Store {
             manifest.trees.insert(tree.name.to_string(), items);
         }
         let meta = EntryMeta {
-            key: capture.key,
+            key,
             name: capture.name.to_string(),
             created: unix_now(),
             inputs: capture.inputs.clone(),
@@ -101,18 +101,22 @@ impl Store {
         write_synced(&staged.path().join("files.json"), &manifest)?;
         write_synced(&staged.path().join("entry.json"), &meta)?;
         touch(&staged.path().join("used"))?;
-        let dest = self.entry_dir(&capture.key);
+        let dest = self.entry_dir(&key);
         let staged = staged.keep();
         match std::fs::rename(&staged, &dest) {
             Ok(()) => {
                 sync_dir(&self.root.join("entries"));
-                Ok(meta)
+                Ok(Entry {
+                    store: self.clone(),
+                    meta,
+                })
             }
-            Err(_) if self.contains(&capture.key) => {
+            Err(_) if self.contains(&key) => {
                 // Another process stored the same key first; its entry is
                 // as good as this one.
                 let _ = std::fs::remove_dir_all(&staged);
-                self.meta(&capture.key)
+                self.get(&key)?
+                    .ok_or_else(|| CacheError::Evicted { key: key.to_hex() })
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&staged);

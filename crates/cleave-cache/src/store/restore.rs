@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 use rayon::prelude::*;
 
-use super::{CHUNK, Select, Store, touch};
+use super::{CHUNK, Entry, Select, Store, touch};
 use crate::digest::Digest;
 use crate::error::CacheError;
 use crate::manifest::Item;
@@ -52,21 +52,21 @@ pub struct Restored {
     pub relocated: usize,
 }
 
-impl Store {
-    /// Restores the entry under `key` into the targets, rewriting the roots'
-    /// paths where the new ones differ. Every blob is checked against its
-    /// digest; a mismatch is [`CacheError::Damaged`] and the caller should
+impl Entry {
+    /// Restores the entry into the targets, rewriting the roots' paths
+    /// where the new ones differ. Every blob is checked against its digest;
+    /// a mismatch is [`CacheError::Damaged`] and the caller should
     /// [`Store::remove`] the entry and rebuild.
     pub fn restore(
         &self,
-        key: &Digest,
         targets: &[Target<'_>],
         roots: &[(&str, &Path)],
     ) -> Result<Restored, CacheError> {
-        let _lock = self.shared_lock()?;
+        let store = &self.store;
+        let key = &self.meta.key;
+        let _lock = store.shared_lock()?;
         let hex = key.to_hex();
-        let manifest = self.manifest(key)?;
-        manifest.check(&hex)?;
+        let manifest = self.manifest()?;
         // Longest old path first, so a root inside another is not cut short.
         let mut replacements: Vec<(String, Replacement)> = roots
             .iter()
@@ -117,15 +117,17 @@ impl Store {
 
         let mut restored = Restored::default();
         for (target, items) in targets.iter().zip(&chosen) {
-            let done = self.restore_tree(&hex, items, target.dir, &replacements)?;
+            let done = store.restore_tree(&hex, items, target.dir, &replacements)?;
             restored.bytes += done.bytes;
             restored.relocated += done.relocated;
             restored.trees.insert(target.tree.to_string(), done.paths);
         }
-        let _ = touch(&self.entry_dir(key).join("used"));
+        let _ = touch(&store.entry_dir(key).join("used"));
         Ok(restored)
     }
+}
 
+impl Store {
     fn restore_tree(
         &self,
         key: &str,

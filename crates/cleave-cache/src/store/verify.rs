@@ -36,7 +36,7 @@ impl Store {
             let Ok(key) = hex.parse::<Digest>() else {
                 continue;
             };
-            let name = self.meta(&key).ok().map(|m| m.name);
+            let name = self.read_meta(&key).ok().map(|m| m.name);
             let problem = |reason: String| Problem {
                 key: hex.clone(),
                 name: name.clone(),
@@ -46,7 +46,7 @@ impl Store {
                 problems.push(problem("entry.json is missing or unreadable".into()));
                 continue;
             }
-            let manifest = match self.manifest(&key) {
+            let manifest = match self.read_manifest(&key) {
                 Ok(m) => m,
                 Err(e) => {
                     problems.push(problem(e.to_string()));

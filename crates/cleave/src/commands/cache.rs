@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::Path;
 
 use cleave_build::engine::Builder;
-use cleave_cache::Store;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
+use cleave_cache::{CacheError, Store};
 use miette::IntoDiagnostic;
 
 use super::build::{human_size, options, short};
@@ -113,7 +113,11 @@ fn list(store: &Store) -> miette::Result<Status> {
 
 fn info(store: &Store, key: &str) -> miette::Result<Status> {
     let entry = store.find(key).into_diagnostic()?;
-    let manifest = store.manifest(&entry.meta.key).into_diagnostic()?;
+    let manifest = store
+        .get(&entry.meta.key)
+        .and_then(|found| found.ok_or_else(|| CacheError::NotFound(key.to_string())))
+        .and_then(|found| found.manifest())
+        .into_diagnostic()?;
     let mut out = std::io::stdout().lock();
     let m = &entry.meta;
     writeln!(out, "key:       {}", m.key).into_diagnostic()?;

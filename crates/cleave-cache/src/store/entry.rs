@@ -1,0 +1,45 @@
+//! One entry as a reader holds it: its metadata, read once, and the way
+//! to its manifest and files.
+
+use super::Store;
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::manifest::{EntryMeta, Manifest};
+
+/// An entry found in a store by [`Store::get`] or written by [`Store::put`].
+///
+/// Restoring goes through this handle ([`Entry::restore`]), so that what is
+/// restored is the entry whose metadata the caller looked at.
+#[derive(Debug)]
+pub struct Entry {
+    pub(super) store: Store,
+    pub(super) meta: EntryMeta,
+}
+
+impl Entry {
+    /// The entry's metadata.
+    pub fn meta(&self) -> &EntryMeta {
+        &self.meta
+    }
+
+    /// The entry's items, checked to be safe to write.
+    pub fn manifest(&self) -> Result<Manifest, CacheError> {
+        let manifest = self.store.read_manifest(&self.meta.key)?;
+        manifest.check(&self.meta.key.to_hex())?;
+        Ok(manifest)
+    }
+}
+
+impl Store {
+    /// The entry under `key`, or `None` when there is none.
+    pub fn get(&self, key: &Digest) -> Result<Option<Entry>, CacheError> {
+        if !self.entry_dir(key).exists() {
+            return Ok(None);
+        }
+        let meta = self.read_meta(key)?;
+        Ok(Some(Entry {
+            store: self.clone(),
+            meta,
+        }))
+    }
+}

@@ -8,6 +8,9 @@ use cleave_cache::store::{Capture, GcPolicy, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use filetime::FileTime;
 
+mod common;
+use common::{entry_dir, reseal};
+
 struct Built {
     root: tempfile::TempDir,
 }
@@ -127,13 +130,7 @@ fn restore(
 }
 
 fn blob_files(store: &Store) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for shard in std::fs::read_dir(store.root().join("blobs")).unwrap() {
-        for blob in std::fs::read_dir(shard.unwrap().path()).unwrap() {
-            out.push(blob.unwrap().path());
-        }
-    }
-    out
+    common::blob_files(store.root())
 }
 
 #[test]
@@ -323,6 +320,8 @@ fn an_unsafe_manifest_is_refused_before_anything_is_written() {
         "lib/libz.so/through-link",
     ] {
         std::fs::write(&files, honest.replace("\"bin/tool\"", &format!("{evil:?}"))).unwrap();
+        // As if the store had written it: the paths are what is refused.
+        reseal(cache.path(), &key);
         let target = tempfile::tempdir().unwrap();
         let err = restore(&store, &key, target.path()).unwrap_err();
         assert!(matches!(err, CacheError::Unsafe { .. }), "{evil}: {err}");
@@ -426,4 +425,86 @@ fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
     assert!(store.contains(&keys[2]));
     assert_eq!(store.clean().unwrap(), 1);
     assert!(store.entries().unwrap().is_empty());
+}
+
+#[test]
+fn an_edited_manifest_or_metadata_is_damage_on_restore_and_for_verify() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let dir = entry_dir(cache.path(), &key);
+    let (files, entry) = (dir.join("files.json"), dir.join("entry.json"));
+    let honest_files = std::fs::read_to_string(&files).unwrap();
+    let honest_entry = std::fs::read_to_string(&entry).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&honest_files).unwrap();
+    let blob_of = |path: &str| {
+        manifest["trees"]["prefix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == path)
+            .unwrap()["blob"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (tool, lib) = (blob_of("bin/tool"), blob_of("lib/libz.so.1"));
+    // Edits that leave valid JSON, each of which would restore other files
+    // than the ones stored.
+    let edits: Vec<(&str, String, String)> = vec![
+        (
+            "a path renamed",
+            honest_files.replace("\"bin/tool\"", "\"bin/renamed\""),
+            honest_entry.clone(),
+        ),
+        (
+            "two blobs swapped",
+            honest_files
+                .replace(&tool, "SWAP")
+                .replace(&lib, &tool)
+                .replace("SWAP", &lib),
+            honest_entry.clone(),
+        ),
+        (
+            "a mode",
+            honest_files.replace("\"mode\":493", "\"mode\":511"),
+            honest_entry.clone(),
+        ),
+        (
+            "run exports in entry.json",
+            honest_files.clone(),
+            honest_entry.replace("\"run_exports\":{}", "\"run_exports\":{\"x\":1}"),
+        ),
+    ];
+    for (what, edited_files, edited_entry) in edits {
+        assert!(
+            edited_files != honest_files || edited_entry != honest_entry,
+            "{what}: the edit changed nothing"
+        );
+        std::fs::write(&files, &edited_files).unwrap();
+        std::fs::write(&entry, &edited_entry).unwrap();
+        let problems = store.verify(false).unwrap();
+        assert_eq!(problems.len(), 1, "{what}: {problems:?}");
+        let target = tempfile::tempdir().unwrap();
+        let err = store
+            .get(&key)
+            .and_then(|e| e.unwrap().restore(&[], &[]))
+            .and_then(|_| restore(&store, &key, target.path()))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Damaged, "{what}: {err}");
+        assert!(!target.path().join("prefix/bin").exists(), "{what}");
+        std::fs::write(&files, &honest_files).unwrap();
+        std::fs::write(&entry, &honest_entry).unwrap();
+        assert!(store.verify(false).unwrap().is_empty(), "{what}");
+    }
+    // An entry copied under another key is not that key's entry.
+    let other = inputs("other").key();
+    let copy = entry_dir(cache.path(), &other);
+    std::fs::create_dir_all(&copy).unwrap();
+    for file in ["entry.json", "files.json", "used"] {
+        std::fs::copy(dir.join(file), copy.join(file)).unwrap();
+    }
+    let err = store.get(&other).unwrap_err();
+    assert!(err.to_string().contains("belongs to the entry"), "{err}");
 }

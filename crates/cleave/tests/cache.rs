@@ -590,6 +590,68 @@ fn a_damaged_entry_is_found_by_verify_then_discarded_and_rebuilt() {
     );
 }
 
+/// The entry directories of the case's store whose metadata says `kind`
+/// (`package`; a staging entry has no kind).
+fn entry_dirs(case: &Case, package: bool) -> Vec<PathBuf> {
+    let entries = case.path("cache/staging/entries");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(entries)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|dir| {
+            let meta = std::fs::read_to_string(dir.join("entry.json")).unwrap_or_default();
+            meta.contains("\"kind\":\"package\"") == package
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Drops the packages' entries, so that the next build packages again and
+/// restores the staging entry.
+fn drop_package_entries(case: &Case) {
+    for dir in entry_dirs(case, true) {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn an_edited_manifest_is_found_by_verify_and_the_entry_is_rebuilt() {
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    let staging = entry_dirs(&case, false);
+    assert_eq!(staging.len(), 1);
+    // Still valid JSON, and every blob whole: only the digest of the
+    // manifest tells.
+    let files = staging[0].join("files.json");
+    let text = std::fs::read_to_string(&files).unwrap();
+    std::fs::write(
+        &files,
+        text.replace("\"lib/liba.txt\"", "\"lib/renamed.txt\""),
+    )
+    .unwrap();
+    let verify = case.cleave(&["cache", "verify"]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("files.json"),
+        "{}",
+        stdout(&verify)
+    );
+
+    drop_package_entries(&case);
+    let rebuilt = case.build("out2", &[]);
+    assert_success(&rebuilt);
+    assert!(
+        stderr(&rebuilt).contains("is damaged"),
+        "{}",
+        stderr(&rebuilt)
+    );
+    assert_eq!(case.runs(), 2);
+    oracle(&case.path("out2"), &case.path("env"), &["split-lib"], &[]);
+    assert!(case.path("env/lib/liba.txt").is_file());
+    assert!(!case.path("env/lib/renamed.txt").exists());
+    assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -22,11 +22,10 @@ impl Entry {
         &self.meta
     }
 
-    /// The entry's items, checked to be safe to write.
+    /// The entry's items, checked against the digest its metadata records
+    /// and to be safe to write.
     pub fn manifest(&self) -> Result<Manifest, CacheError> {
-        let manifest = self.store.read_manifest(&self.meta.key)?;
-        manifest.check(&self.meta.key.to_hex())?;
-        Ok(manifest)
+        self.store.read_manifest(&self.meta)
     }
 }
 

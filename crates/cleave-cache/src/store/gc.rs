@@ -42,7 +42,7 @@ impl Store {
         entries.reverse();
         let mut manifests: Vec<Option<Manifest>> = entries
             .iter()
-            .map(|e| self.read_manifest(&e.meta.key).ok())
+            .map(|e| self.read_manifest(&e.meta).ok())
             .collect();
         let mut refs: HashMap<Digest, (u64, usize)> = HashMap::new();
         for m in manifests.iter().flatten() {

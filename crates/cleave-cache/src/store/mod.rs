@@ -109,14 +109,17 @@ impl Store {
         self.entry_dir(key).join("entry.json").is_file()
     }
 
+    /// The sealed metadata of the entry under `key`.
     fn read_meta(&self, key: &Digest) -> Result<EntryMeta, CacheError> {
         let path = self.entry_dir(key).join("entry.json");
-        read_json(&path, &key.to_hex())
+        EntryMeta::from_json(&read_entry_file(&path, key)?, key)
     }
 
-    fn read_manifest(&self, key: &Digest) -> Result<Manifest, CacheError> {
-        let path = self.entry_dir(key).join("files.json");
-        read_json(&path, &key.to_hex())
+    /// The manifest of the entry `meta` describes, checked against the
+    /// digest the metadata records.
+    fn read_manifest(&self, meta: &EntryMeta) -> Result<Manifest, CacheError> {
+        let path = self.entry_dir(&meta.key).join("files.json");
+        Manifest::from_json(&read_entry_file(&path, &meta.key)?, meta)
     }
 
     /// Removes the entry under `key` (its blobs go at the next `gc`).
@@ -198,20 +201,18 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, key: &str) -> Result<T, CacheError> {
-    let damaged = |reason: String| CacheError::Damaged {
-        key: key.to_string(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| damaged(format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes).map_err(|e| damaged(format!("{}: {e}", path.display())))
+/// The bytes of one of an entry's files.
+fn read_entry_file(path: &Path, key: &Digest) -> Result<Vec<u8>, CacheError> {
+    std::fs::read(path).map_err(|e| CacheError::Damaged {
+        key: key.to_hex(),
+        reason: format!("{}: {e}", path.display()),
+    })
 }
 
-fn write_synced<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), CacheError> {
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     let io = || CacheError::io(format!("writing {}", path.display()));
-    let bytes = serde_json::to_vec(value).map_err(|e| io()(std::io::Error::other(e)))?;
     let mut file = std::fs::File::create(path).map_err(io())?;
-    file.write_all(&bytes).map_err(io())?;
+    file.write_all(bytes).map_err(io())?;
     file.sync_all().map_err(io())
 }
 

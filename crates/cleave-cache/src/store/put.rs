@@ -82,6 +82,9 @@ impl Store {
             count += items.len();
             manifest.trees.insert(tree.name.to_string(), items);
         }
+        let json =
+            |e: serde_json::Error| CacheError::io("writing an entry")(std::io::Error::other(e));
+        let files = serde_json::to_vec(&manifest).map_err(json)?;
         let meta = EntryMeta {
             key,
             name: capture.name.to_string(),
@@ -90,6 +93,7 @@ impl Store {
             items: count,
             size,
             extra: capture.extra.clone(),
+            manifest: Digest::of(&files),
         };
         let staged = tempfile::Builder::new()
             .prefix("entry-")
@@ -98,8 +102,11 @@ impl Store {
                 "creating a directory in {}",
                 tmp.display()
             )))?;
-        write_synced(&staged.path().join("files.json"), &manifest)?;
-        write_synced(&staged.path().join("entry.json"), &meta)?;
+        write_synced(&staged.path().join("files.json"), &files)?;
+        write_synced(
+            &staged.path().join("entry.json"),
+            &meta.to_json().map_err(json)?,
+        )?;
         touch(&staged.path().join("used"))?;
         let dest = self.entry_dir(&key);
         let staged = staged.keep();

@@ -36,27 +36,20 @@ impl Store {
             let Ok(key) = hex.parse::<Digest>() else {
                 continue;
             };
-            let name = self.read_meta(&key).ok().map(|m| m.name);
+            let meta = self.read_meta(&key);
+            let name = meta.as_ref().ok().map(|m| m.name.clone());
             let problem = |reason: String| Problem {
                 key: hex.clone(),
                 name: name.clone(),
                 reason,
             };
-            if name.is_none() {
-                problems.push(problem("entry.json is missing or unreadable".into()));
-                continue;
-            }
-            let manifest = match self.read_manifest(&key) {
+            let manifest = match meta.and_then(|meta| self.read_manifest(&meta)) {
                 Ok(m) => m,
                 Err(e) => {
                     problems.push(problem(e.to_string()));
                     continue;
                 }
             };
-            if let Err(e) = manifest.check(&hex) {
-                problems.push(problem(e.to_string()));
-                continue;
-            }
             let blobs: HashMap<Digest, u64> = manifest.blobs().collect();
             let bad: Vec<String> = blobs
                 .par_iter()

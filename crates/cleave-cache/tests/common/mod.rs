@@ -1,0 +1,48 @@
+//! Helpers shared by the store's test binaries.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use std::path::{Path, PathBuf};
+
+use cleave_cache::Digest;
+
+/// The directory of the entry under `key`.
+pub fn entry_dir(store: &Path, key: &Digest) -> PathBuf {
+    store.join("entries").join(key.to_hex())
+}
+
+/// Rewrites `entry.json` of the entry under `key` so that it records the
+/// digest of its `files.json` as that file is now, sealed again: what an
+/// entry with the edited manifest would look like had the store written it.
+/// (The seal is the BLAKE3 digest of the `meta` text; see `manifest.rs`.)
+pub fn reseal(store: &Path, key: &Digest) {
+    let dir = entry_dir(store, key);
+    let files = std::fs::read(dir.join("files.json")).unwrap();
+    let sealed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("entry.json")).unwrap()).unwrap();
+    let mut meta = sealed["meta"].clone();
+    meta["manifest"] = Digest::of(&files).to_hex().into();
+    write_sealed(&dir.join("entry.json"), &meta);
+}
+
+/// Writes `meta` as a sealed `entry.json`.
+pub fn write_sealed(path: &Path, meta: &serde_json::Value) {
+    let text = meta.to_string();
+    let seal = Digest::of(text.as_bytes()).to_hex();
+    std::fs::write(path, format!("{{\"seal\":\"{seal}\",\"meta\":{text}}}")).unwrap();
+}
+
+/// Every blob file of the store.
+pub fn blob_files(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(store.join("blobs")).unwrap() {
+        for blob in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            out.push(blob.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}

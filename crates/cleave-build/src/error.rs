@@ -251,8 +251,8 @@ pub enum BuildError {
         #[source]
         source: crate::linking::LinkingError,
     },
-    /// The staging cache failed (not a damaged entry: those are rebuilt).
-    #[error("staging cache: {0}")]
+    /// The build cache failed (not a damaged entry: those are rebuilt).
+    #[error("build cache")]
     Cache(#[from] cleave_cache::CacheError),
     /// Files of a staging build that no output takes, with
     /// `--error-unclaimed-files`.

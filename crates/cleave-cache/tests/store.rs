@@ -290,16 +290,20 @@ fn a_flipped_byte_or_a_missing_blob_is_found_on_restore_and_by_verify() {
     let err = restore(&store, &key, target.path()).unwrap_err();
     assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Damaged);
-    // The restore deleted the bad blob, so that a rebuild stores it afresh.
+    // The restore dropped the bad blob, so that a rebuild stores it
+    // afresh, and the entry.
     assert!(!victim.exists());
+    assert!(!store.contains(&key));
+    assert!(store.verify(false).unwrap().is_empty());
+
+    // A missing blob: the same.
+    let key = put(&store, &b, "s");
+    std::fs::remove_file(&blobs[0]).unwrap();
     let problems = store.verify(false).unwrap();
     assert!(problems[0].reason.contains("missing"), "{:?}", problems[0]);
     let err = restore(&store, &key, tempfile::tempdir().unwrap().path()).unwrap_err();
     assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
-
-    store.remove(&key).unwrap();
     assert!(!store.contains(&key));
-    assert!(store.verify(false).unwrap().is_empty());
 }
 
 #[test]
@@ -307,18 +311,14 @@ fn an_unsafe_manifest_is_refused_before_anything_is_written() {
     let cache = tempfile::tempdir().unwrap();
     let store = Store::open(cache.path()).unwrap();
     let b = build();
-    let key = put(&store, &b, "s");
-    let files = cache
-        .path()
-        .join("entries")
-        .join(key.to_hex())
-        .join("files.json");
-    let honest = std::fs::read_to_string(&files).unwrap();
     for evil in [
         "../../escaped",
         "/tmp/absolute-escape",
         "lib/libz.so/through-link",
     ] {
+        let key = put(&store, &b, "s");
+        let files = entry_dir(cache.path(), &key).join("files.json");
+        let honest = std::fs::read_to_string(&files).unwrap();
         std::fs::write(&files, honest.replace("\"bin/tool\"", &format!("{evil:?}"))).unwrap();
         // As if the store had written it: the paths are what is refused.
         reseal(cache.path(), &key);
@@ -330,7 +330,7 @@ fn an_unsafe_manifest_is_refused_before_anything_is_written() {
             0,
             "{evil}"
         );
-        assert!(store.verify(false).unwrap().len() == 1);
+        assert!(!store.contains(&key), "{evil}: a damaged entry is dropped");
     }
 }
 
@@ -482,6 +482,7 @@ fn an_edited_manifest_or_metadata_is_damage_on_restore_and_for_verify() {
             edited_files != honest_files || edited_entry != honest_entry,
             "{what}: the edit changed nothing"
         );
+        put(&store, &b, "s");
         std::fs::write(&files, &edited_files).unwrap();
         std::fs::write(&entry, &edited_entry).unwrap();
         let problems = store.verify(false).unwrap();
@@ -494,11 +495,10 @@ fn an_edited_manifest_or_metadata_is_damage_on_restore_and_for_verify() {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Damaged, "{what}: {err}");
         assert!(!target.path().join("prefix/bin").exists(), "{what}");
-        std::fs::write(&files, &honest_files).unwrap();
-        std::fs::write(&entry, &honest_entry).unwrap();
-        assert!(store.verify(false).unwrap().is_empty(), "{what}");
     }
     // An entry copied under another key is not that key's entry.
+    store.remove(&key).unwrap();
+    put(&store, &b, "s");
     let other = inputs("other").key();
     let copy = entry_dir(cache.path(), &other);
     std::fs::create_dir_all(&copy).unwrap();
@@ -507,4 +507,80 @@ fn an_edited_manifest_or_metadata_is_damage_on_restore_and_for_verify() {
     }
     let err = store.get(&other).unwrap_err();
     assert!(err.to_string().contains("belongs to the entry"), "{err}");
+}
+
+/// Puts `files` (name, contents) as the one tree `work` under `script`.
+fn put_files(store: &Store, script: &str, files: &[(&str, &[u8])]) -> (Digest, tempfile::TempDir) {
+    let src = tempfile::tempdir().unwrap();
+    for (name, data) in files {
+        std::fs::write(src.path().join(name), data).unwrap();
+    }
+    let inputs = inputs(script);
+    let entry = store
+        .put(&Capture {
+            name: "files",
+            inputs: &inputs,
+            trees: vec![TreeSource {
+                name: "work",
+                dir: src.path(),
+                select: Select::All,
+            }],
+            roots: vec![],
+            extra: serde_json::Value::Null,
+        })
+        .unwrap();
+    (entry.meta().key, src)
+}
+
+fn restore_work(store: &Store, key: &Digest, dir: &Path) -> Result<(), CacheError> {
+    let entry = store.get(key)?.ok_or(CacheError::NotFound(key.to_hex()))?;
+    entry
+        .restore(
+            &[Target {
+                tree: "work",
+                dir,
+                select: Select::All,
+            }],
+            &[],
+        )
+        .map(|_| ())
+}
+
+#[test]
+fn swapped_blobs_of_the_same_size_are_all_dropped_and_stored_afresh() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let files: &[(&str, &[u8])] = &[("a", b"AAAA\n"), ("b", b"BBBB\n"), ("c", b"CCCC\n")];
+    let (key, _src) = put_files(&store, "s", files);
+    let blob = |data: &[u8]| {
+        let hex = Digest::of(data).to_hex();
+        cache.path().join("blobs").join(&hex[..2]).join(hex)
+    };
+    let swap = || {
+        // a's blob holds b's bytes and b's blob a's: same sizes, wrong
+        // digests.
+        std::fs::write(blob(b"AAAA\n"), b"BBBB\n").unwrap();
+        std::fs::write(blob(b"BBBB\n"), b"AAAA\n").unwrap();
+    };
+    // A put of the same files does not trust a blob because it is there
+    // with the right size: it writes every blob it stores.
+    swap();
+    let (again, _src) = put_files(&store, "s", files);
+    assert_eq!(again, key);
+    let target = tempfile::tempdir().unwrap();
+    restore_work(&store, &key, target.path()).unwrap();
+    assert_eq!(std::fs::read(target.path().join("a")).unwrap(), b"AAAA\n");
+    assert_eq!(std::fs::read(target.path().join("b")).unwrap(), b"BBBB\n");
+    assert!(store.verify(false).unwrap().is_empty());
+
+    // A restore that meets one bad blob drops every bad blob of the entry
+    // (other entries may share them), keeps the good ones, and drops the
+    // entry.
+    swap();
+    let err = restore_work(&store, &key, tempfile::tempdir().unwrap().path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Damaged, "{err}");
+    assert!(!blob(b"AAAA\n").exists());
+    assert!(!blob(b"BBBB\n").exists());
+    assert!(blob(b"CCCC\n").exists());
+    assert!(store.get(&key).unwrap().is_none());
 }

@@ -652,6 +652,48 @@ fn an_edited_manifest_is_found_by_verify_and_the_entry_is_rebuilt() {
     assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
 }
 
+#[test]
+fn swapped_blobs_of_the_same_size_are_rebuilt_once() {
+    let case = Case::new("split");
+    // Pairs of files of one size: the first bad blob a restore meets is
+    // not the only one.
+    case.edit("build.sh", |t| {
+        t + "for i in $(seq 10 29); do echo A$i > \"$PREFIX/lib/a$i\"; echo B$i > \"$PREFIX/lib/b$i\"; done\n"
+    });
+    assert_success(&case.build("out", &[]));
+    let blobs = case.path("cache/staging/blobs");
+    let all = walk(&blobs);
+    let find = |data: &[u8]| {
+        all.iter()
+            .find(|p| std::fs::read(p).unwrap() == data)
+            .unwrap()
+            .clone()
+    };
+    for i in 10..30 {
+        let (a, b) = (format!("A{i}\n"), format!("B{i}\n"));
+        let (a_blob, b_blob) = (find(a.as_bytes()), find(b.as_bytes()));
+        std::fs::write(&a_blob, &b).unwrap();
+        std::fs::write(&b_blob, &a).unwrap();
+    }
+    drop_package_entries(&case);
+
+    let rebuilt = case.build("out2", &[]);
+    assert_success(&rebuilt);
+    assert_eq!(
+        stderr(&rebuilt).matches("is damaged").count(),
+        1,
+        "{}",
+        stderr(&rebuilt)
+    );
+    assert_eq!(case.runs(), 2);
+    assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
+    oracle(&case.path("out2"), &case.path("env"), &["split-lib"], &[]);
+    for i in 10..30 {
+        let a = std::fs::read_to_string(case.path(&format!("env/lib/a{i}"))).unwrap();
+        assert_eq!(a, format!("A{i}\n"));
+    }
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

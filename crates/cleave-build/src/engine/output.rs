@@ -338,10 +338,10 @@ impl Builder {
             };
             match found.restore(&[target], &[]) {
                 Err(e) if matches!(e.kind(), ErrorKind::Damaged | ErrorKind::Unusable) => {
+                    // The store has dropped the damaged entry.
                     on_event(Event::Warning(&format!(
                         "{e}; discarding it and building {what} again"
                     )));
-                    self.store.remove(&entry)?;
                     continue;
                 }
                 other => other?,

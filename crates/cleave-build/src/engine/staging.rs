@@ -314,7 +314,11 @@ impl Builder {
                 on_event(Event::Warning(&format!(
                     "{e}; discarding it and building again"
                 )));
-                self.store.remove(&s.key)?;
+                // The store drops a damaged entry itself; one that cannot be
+                // restored here is replaced by one built here.
+                if e.kind() == ErrorKind::Unusable {
+                    self.store.remove(&s.key)?;
+                }
                 self.run_staging(s, s.build.clone(), s.host.clone(), on_event)?;
                 self.prepare(
                     dirs,

@@ -192,13 +192,14 @@ impl Store {
         }
         let digest: Digest = hasher.finalize().into();
         let dest = self.blob_path(&digest);
-        // A blob of the wrong size is damaged: replace it. (Damage that keeps
-        // the size is caught on restore, which then deletes the blob.)
-        if std::fs::metadata(&dest).ok().map(|m| m.len()) != Some(size) {
-            std::fs::create_dir_all(dest.parent().expect("blobs live in a directory"))
-                .map_err(io())?;
-            temp.persist(&dest).map_err(|e| io()(e.error))?;
+        // Always renamed over a blob already there: the contents are written
+        // by now, so this costs one rename, and an existing blob is not
+        // trusted without reading it (one of the same size may hold other
+        // bytes). A reader of the old file keeps reading the old file.
+        if let Some(shard) = dest.parent() {
+            std::fs::create_dir_all(shard).map_err(io())?;
         }
+        temp.persist(&dest).map_err(|e| io()(e.error))?;
         let (found, binary) = scanner.finish();
         Ok((digest, size, found, binary))
     }

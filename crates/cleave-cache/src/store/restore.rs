@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use super::{CHUNK, Entry, Select, Store, touch};
 use crate::digest::Digest;
-use crate::error::CacheError;
-use crate::manifest::Item;
+use crate::error::{CacheError, ErrorKind};
+use crate::manifest::{Item, Manifest};
 use crate::relocate::{self, Replacement};
 
 /// Where to restore one tree of an entry.
@@ -55,8 +55,8 @@ pub struct Restored {
 impl Entry {
     /// Restores the entry into the targets, rewriting the roots' paths
     /// where the new ones differ. Every blob is checked against its digest;
-    /// a mismatch is [`CacheError::Damaged`] and the caller should
-    /// [`Store::remove`] the entry and rebuild.
+    /// a mismatch is [`CacheError::Damaged`], and the entry is gone from
+    /// the store when this returns: the caller builds it again.
     pub fn restore(
         &self,
         targets: &[Target<'_>],
@@ -65,8 +65,30 @@ impl Entry {
         let store = &self.store;
         let key = &self.meta.key;
         let _lock = store.shared_lock()?;
+        // A damaged entry is dropped here, where the damage is seen, with
+        // every bad blob it has: the caller builds it again.
+        let manifest = self.manifest().inspect_err(|e| {
+            if e.kind() == ErrorKind::Damaged {
+                store.discard(key, None);
+            }
+        })?;
+        self.restore_manifest(&manifest, targets, roots)
+            .inspect_err(|e| {
+                if e.kind() == ErrorKind::Damaged {
+                    store.discard(key, Some(&manifest));
+                }
+            })
+    }
+
+    fn restore_manifest(
+        &self,
+        manifest: &Manifest,
+        targets: &[Target<'_>],
+        roots: &[(&str, &Path)],
+    ) -> Result<Restored, CacheError> {
+        let store = &self.store;
+        let key = &self.meta.key;
         let hex = key.to_hex();
-        let manifest = self.manifest()?;
         // Longest old path first, so a root inside another is not cut short.
         let mut replacements: Vec<(String, Replacement)> = roots
             .iter()

@@ -1,13 +1,14 @@
 //! Verify: every entry and blob checked, damage listed and optionally
 //! removed.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use rayon::prelude::*;
 
 use super::Store;
 use crate::digest::Digest;
 use crate::error::CacheError;
+use crate::manifest::Manifest;
 
 /// A problem `verify` found.
 #[derive(Debug, Clone)]
@@ -50,24 +51,13 @@ impl Store {
                     continue;
                 }
             };
-            let blobs: HashMap<Digest, u64> = manifest.blobs().collect();
-            let bad: Vec<String> = blobs
-                .par_iter()
-                .filter_map(|(digest, _)| {
-                    let path = self.blob_path(digest);
-                    match Digest::of_file(&path) {
-                        Err(_) => Some(format!("blob {digest} is missing")),
-                        Ok(d) if d != *digest => {
-                            if repair {
-                                let _ = std::fs::remove_file(&path);
-                            }
-                            Some(format!("blob {digest} does not match its digest"))
-                        }
-                        Ok(_) => None,
-                    }
+            let bad = self.bad_blobs(&manifest, repair);
+            problems.extend(bad.into_iter().map(|(digest, state)| {
+                problem(match state {
+                    BlobState::Missing => format!("blob {digest} is missing"),
+                    BlobState::Mismatch => format!("blob {digest} does not match its digest"),
                 })
-                .collect();
-            problems.extend(bad.into_iter().map(problem));
+            }));
         }
         if repair {
             let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
@@ -80,4 +70,48 @@ impl Store {
         }
         Ok(problems)
     }
+
+    /// The blobs of `manifest` that are missing or fail their digest,
+    /// checked in parallel; with `drop`, those that fail are deleted, so
+    /// that the next put of their contents writes them afresh.
+    pub(super) fn bad_blobs(&self, manifest: &Manifest, drop: bool) -> Vec<(Digest, BlobState)> {
+        let blobs: HashSet<Digest> = manifest.blobs().map(|(digest, _)| digest).collect();
+        let mut bad: Vec<(Digest, BlobState)> = blobs
+            .into_par_iter()
+            .filter_map(|digest| {
+                let path = self.blob_path(&digest);
+                match Digest::of_file(&path) {
+                    Err(_) => Some((digest, BlobState::Missing)),
+                    Ok(found) if found != digest => {
+                        if drop {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        Some((digest, BlobState::Mismatch))
+                    }
+                    Ok(_) => None,
+                }
+            })
+            .collect();
+        bad.sort_by_key(|(digest, _)| *digest);
+        bad
+    }
+
+    /// Drops a damaged entry: every blob of it that fails its digest (the
+    /// first one found is rarely the only one, and other entries may share
+    /// them), then the entry.
+    pub(super) fn discard(&self, key: &Digest, manifest: Option<&Manifest>) {
+        if let Some(manifest) = manifest {
+            self.bad_blobs(manifest, true);
+        }
+        let _ = self.remove(key);
+    }
+}
+
+/// What is wrong with a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BlobState {
+    /// No blob file.
+    Missing,
+    /// Its contents do not have its digest.
+    Mismatch,
 }

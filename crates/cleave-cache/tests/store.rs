@@ -487,17 +487,18 @@ fn an_edited_manifest_or_metadata_is_damage_on_restore_and_for_verify() {
         std::fs::write(&entry, &edited_entry).unwrap();
         let problems = store.verify(false).unwrap();
         assert_eq!(problems.len(), 1, "{what}: {problems:?}");
+        // Damaged metadata is a miss; a damaged manifest fails the
+        // restore. Either way nothing is written and the entry is dropped.
         let target = tempfile::tempdir().unwrap();
-        let err = store
-            .get(&key)
-            .and_then(|e| e.unwrap().restore(&[], &[]))
-            .and_then(|_| restore(&store, &key, target.path()))
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Damaged, "{what}: {err}");
+        if let Some(found) = store.get(&key).unwrap() {
+            let err = restore(&store, &key, target.path()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Damaged, "{what}: {err}");
+            assert_eq!(found.meta().key, key);
+        }
         assert!(!target.path().join("prefix/bin").exists(), "{what}");
+        assert!(!store.contains(&key), "{what}");
     }
     // An entry copied under another key is not that key's entry.
-    store.remove(&key).unwrap();
     put(&store, &b, "s");
     let other = inputs("other").key();
     let copy = entry_dir(cache.path(), &other);
@@ -505,8 +506,13 @@ fn an_edited_manifest_or_metadata_is_damage_on_restore_and_for_verify() {
     for file in ["entry.json", "files.json", "used"] {
         std::fs::copy(dir.join(file), copy.join(file)).unwrap();
     }
-    let err = store.get(&other).unwrap_err();
-    assert!(err.to_string().contains("belongs to the entry"), "{err}");
+    let problems = store.verify(false).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].reason.contains("belongs to the entry"),
+        "{problems:?}"
+    );
+    assert!(store.get(&other).unwrap().is_none());
 }
 
 /// Puts `files` (name, contents) as the one tree `work` under `script`.
@@ -583,4 +589,63 @@ fn swapped_blobs_of_the_same_size_are_all_dropped_and_stored_afresh() {
     assert!(!blob(b"BBBB\n").exists());
     assert!(blob(b"CCCC\n").exists());
     assert!(store.get(&key).unwrap().is_none());
+}
+
+#[test]
+fn an_unreadable_entry_is_a_miss_that_is_stored_again_and_gc_removes_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let b = build();
+    let key = put(&store, &b, "s");
+    let dir = entry_dir(cache.path(), &key);
+    type Breakage = (&'static str, fn(&Path));
+    let breakages: [Breakage; 4] = [
+        ("garbage", |dir| {
+            std::fs::write(dir.join("entry.json"), "garbage").unwrap()
+        }),
+        ("no entry.json", |dir| {
+            std::fs::remove_file(dir.join("entry.json")).unwrap()
+        }),
+        ("an empty entry.json", |dir| {
+            std::fs::write(dir.join("entry.json"), "").unwrap()
+        }),
+        ("a file for a directory", |dir| {
+            std::fs::remove_dir_all(dir).unwrap();
+            std::fs::write(dir, "not an entry").unwrap();
+        }),
+    ];
+    for (what, break_it) in breakages {
+        break_it(&dir);
+        assert!(!store.contains(&key), "{what}");
+        assert!(store.get(&key).unwrap().is_none(), "{what}: a miss");
+        // Stored again where the unreadable entry was, and whole.
+        assert_eq!(put(&store, &b, "s"), key, "{what}");
+        restore(&store, &key, tempfile::tempdir().unwrap().path()).unwrap();
+    }
+    // A put that meets one in the way replaces it as well.
+    std::fs::write(dir.join("entry.json"), "garbage").unwrap();
+    assert_eq!(put(&store, &b, "s"), key);
+    assert!(store.get(&key).unwrap().is_some());
+
+    // gc removes what cannot be read, whatever its policy, and keeps the
+    // blobs of what can.
+    let other = entry_dir(cache.path(), &inputs("other").key());
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("entry.json"), "{").unwrap();
+    std::fs::create_dir_all(cache.path().join("entries/not-a-key")).unwrap();
+    let report = store.gc(GcPolicy::default()).unwrap();
+    assert_eq!(report.unreadable, 2);
+    assert_eq!(report.kept, 1);
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("entries"))
+            .unwrap()
+            .count(),
+        1
+    );
+    restore(&store, &key, tempfile::tempdir().unwrap().path()).unwrap();
+    // So does `verify` with repair.
+    std::fs::write(dir.join("entry.json"), "garbage").unwrap();
+    let problems = store.verify(true).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(!dir.exists());
 }

@@ -694,6 +694,49 @@ fn swapped_blobs_of_the_same_size_are_rebuilt_once() {
     }
 }
 
+#[test]
+fn unreadable_entries_are_built_again_and_gc_removes_them() {
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    let entries = case.path("cache/staging/entries");
+    let every_entry = || -> Vec<PathBuf> {
+        std::fs::read_dir(&entries)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    assert_eq!(every_entry().len(), 3);
+    for dir in every_entry() {
+        std::fs::write(dir.join("entry.json"), "garbage").unwrap();
+    }
+    let again = case.build("out2", &[]);
+    assert_success(&again);
+    assert_eq!(case.runs(), 2);
+    for dir in every_entry() {
+        std::fs::remove_file(dir.join("entry.json")).unwrap();
+    }
+    let again = case.build("out3", &[]);
+    assert_success(&again);
+    assert_eq!(case.runs(), 3);
+    // And the entries stored then are whole: the next build hits.
+    assert_success(&case.build("out4", &[]));
+    assert_eq!(case.runs(), 3);
+
+    let junk = entries.join("0".repeat(64));
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("entry.json"), "{").unwrap();
+    let gc = case.cleave(&["cache", "gc"]).output().unwrap();
+    assert_success(&gc);
+    assert!(
+        stdout(&gc).contains("removed 1 unreadable entries"),
+        "{}",
+        stdout(&gc)
+    );
+    assert!(!junk.exists());
+    assert_eq!(every_entry().len(), 3);
+    assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -3,7 +3,7 @@
 
 use super::Store;
 use crate::digest::Digest;
-use crate::error::CacheError;
+use crate::error::{CacheError, ErrorKind};
 use crate::manifest::{EntryMeta, Manifest};
 
 /// An entry found in a store by [`Store::get`] or written by [`Store::put`].
@@ -31,14 +31,23 @@ impl Entry {
 
 impl Store {
     /// The entry under `key`, or `None` when there is none.
+    ///
+    /// An entry whose metadata cannot be read (garbage, a missing
+    /// `entry.json`, a broken seal) is a miss, and is removed here so that
+    /// the caller can build and store it again: left in place, it would
+    /// make every later build miss and then fail to store.
     pub fn get(&self, key: &Digest) -> Result<Option<Entry>, CacheError> {
-        if !self.entry_dir(key).exists() {
-            return Ok(None);
+        match self.read_meta(key) {
+            Ok(meta) => Ok(Some(Entry {
+                store: self.clone(),
+                meta,
+            })),
+            Err(e) if e.kind() == ErrorKind::Evicted => Ok(None),
+            Err(e) if e.kind() == ErrorKind::Damaged => {
+                self.remove(key)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        let meta = self.read_meta(key)?;
-        Ok(Some(Entry {
-            store: self.clone(),
-            meta,
-        }))
     }
 }

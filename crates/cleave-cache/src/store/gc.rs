@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{EntryInfo, Store, remove_any, unix_now};
 use crate::digest::Digest;
-use crate::error::CacheError;
+use crate::error::{CacheError, ErrorKind};
 use crate::lock::Lock;
 use crate::manifest::Manifest;
 
@@ -24,6 +24,8 @@ pub struct GcPolicy {
 pub struct GcReport {
     /// The evicted entries.
     pub removed: Vec<EntryInfo>,
+    /// Entries removed because they could not be read.
+    pub unreadable: usize,
     /// Bytes of blobs deleted.
     pub freed: u64,
     /// Entries left.
@@ -34,47 +36,46 @@ pub struct GcReport {
 
 impl Store {
     /// Evicts entries by the policy, least recently used first, then deletes
-    /// blobs no entry refers to and leftovers of killed writers.
+    /// blobs no entry refers to and leftovers of killed writers. Entries
+    /// that cannot be read are removed whatever the policy: nothing can use
+    /// them, and a build would only miss them.
     pub fn gc(&self, policy: GcPolicy) -> Result<GcReport, CacheError> {
         let (_lock, _) = Lock::exclusive(&self.root.join("lock"), || {})?;
-        let mut entries = self.entries()?;
+        let mut report = GcReport::default();
+        let mut entries = self.census(&mut report)?;
         // Oldest first.
         entries.reverse();
-        let mut manifests: Vec<Option<Manifest>> = entries
-            .iter()
-            .map(|e| self.read_manifest(&e.meta).ok())
-            .collect();
         let mut refs: HashMap<Digest, (u64, usize)> = HashMap::new();
-        for m in manifests.iter().flatten() {
-            let distinct: HashSet<(Digest, u64)> = m.blobs().collect();
+        for (_, manifest) in &entries {
+            let distinct: HashSet<(Digest, u64)> = manifest.blobs().collect();
             for (digest, size) in distinct {
                 refs.entry(digest).or_insert((size, 0)).1 += 1;
             }
         }
-        let mut total: u64 = refs.values().map(|(s, _)| s).sum();
+        let mut total = refs
+            .values()
+            .fold(0u64, |sum, (size, _)| sum.saturating_add(*size));
         let now = unix_now();
-        let mut report = GcReport::default();
-        for (entry, manifest) in entries.iter().zip(manifests.iter_mut()) {
+        let count = entries.len();
+        for (entry, manifest) in entries {
             let stale = policy
                 .older_than
                 .is_some_and(|age| now.saturating_sub(entry.last_used) > age.as_secs());
             let over = policy.max_size.is_some_and(|max| total > max);
-            if !(stale || over || manifest.is_none()) {
+            if !(stale || over) {
                 continue;
             }
-            if let Some(m) = manifest.take() {
-                let distinct: HashSet<(Digest, u64)> = m.blobs().collect();
-                for (digest, _) in distinct {
-                    if let Some((size, count)) = refs.get_mut(&digest) {
-                        *count -= 1;
-                        if *count == 0 {
-                            total -= *size;
-                        }
+            let distinct: HashSet<Digest> = manifest.blobs().map(|(digest, _)| digest).collect();
+            for digest in distinct {
+                if let Some((size, count)) = refs.get_mut(&digest) {
+                    *count -= 1;
+                    if *count == 0 {
+                        total = total.saturating_sub(*size);
                     }
                 }
             }
             self.remove(&entry.meta.key)?;
-            report.removed.push(entry.clone());
+            report.removed.push(entry);
         }
         let live: HashSet<Digest> = refs
             .iter()
@@ -90,9 +91,39 @@ impl Store {
                 let _ = remove_any(&e.path());
             }
         }
-        report.kept = entries.len() - report.removed.len();
+        report.kept = count - report.removed.len();
         report.kept_bytes = total;
         Ok(report)
+    }
+
+    /// Every readable entry with its manifest; what cannot be read (garbage
+    /// metadata or manifest, a name that is no key) is removed and counted.
+    /// An I/O error stops here: with an entry's blobs unknown, sweeping
+    /// could delete blobs it needs.
+    fn census(&self, report: &mut GcReport) -> Result<Vec<(EntryInfo, Manifest)>, CacheError> {
+        let mut found = Vec::new();
+        for (dir, key) in self.entry_dirs()? {
+            let read = key.ok_or(()).map(|key| {
+                self.read_meta(&key)
+                    .and_then(|meta| Ok((self.read_manifest(&meta)?, meta)))
+            });
+            match read {
+                Ok(Ok((manifest, meta))) => found.push((self.info(meta), manifest)),
+                Ok(Err(e)) if e.kind() == ErrorKind::Evicted => {}
+                Ok(Err(e)) if e.kind() != ErrorKind::Damaged => return Err(e),
+                Ok(Err(_)) | Err(()) => {
+                    remove_any(&dir)
+                        .map_err(CacheError::io(format!("removing {}", dir.display())))?;
+                    report.unreadable += 1;
+                }
+            }
+        }
+        found.sort_by(|(a, _), (b, _)| {
+            b.last_used
+                .cmp(&a.last_used)
+                .then(a.meta.key.cmp(&b.meta.key))
+        });
+        Ok(found)
     }
 
     fn sweep_blobs(&self, live: &HashSet<Digest>) -> Result<u64, CacheError> {
@@ -120,7 +151,10 @@ impl Store {
     /// Total bytes of the entries as stored, counting shared blobs once per
     /// entry: an upper bound that needs no manifest reads.
     pub fn size_upper_bound(&self) -> Result<u64, CacheError> {
-        Ok(self.entries()?.iter().map(|e| e.meta.size).sum())
+        Ok(self
+            .entries()?
+            .iter()
+            .fold(0, |sum, e| sum.saturating_add(e.meta.size)))
     }
 
     /// Removes every entry, blob and fingerprint index.

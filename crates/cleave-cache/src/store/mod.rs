@@ -103,10 +103,10 @@ impl Store {
         Lock::shared(&self.root.join("lock"))
     }
 
-    /// True if an entry is stored under `key` (its blobs are checked on
-    /// restore, not here).
+    /// True if a readable entry is stored under `key` (its blobs are
+    /// checked on restore, not here).
     pub fn contains(&self, key: &Digest) -> bool {
-        self.entry_dir(key).join("entry.json").is_file()
+        self.read_meta(key).is_ok()
     }
 
     /// The sealed metadata of the entry under `key`.
@@ -131,7 +131,7 @@ impl Store {
             .join("tmp")
             .join(format!("removed-{}", key.to_hex()));
         match std::fs::rename(&dir, &doomed) {
-            Ok(()) => std::fs::remove_dir_all(&doomed)
+            Ok(()) => remove_any(&doomed)
                 .map_err(CacheError::io(format!("removing {}", doomed.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(CacheError::io(format!("removing {}", dir.display()))(e)),
@@ -140,27 +140,39 @@ impl Store {
 
     /// Every entry whose metadata can be read, most recently used first.
     pub fn entries(&self) -> Result<Vec<EntryInfo>, CacheError> {
-        let dir = self.root.join("entries");
-        let mut out = Vec::new();
-        for entry in
-            std::fs::read_dir(&dir).map_err(CacheError::io(format!("listing {}", dir.display())))?
-        {
-            let entry = entry.map_err(CacheError::io(format!("listing {}", dir.display())))?;
-            let Ok(key) = entry.file_name().to_string_lossy().parse::<Digest>() else {
-                continue;
-            };
-            if let Ok(meta) = self.read_meta(&key) {
-                let last_used = std::fs::metadata(entry.path().join("used"))
-                    .map(|m| m.mtime().max(0) as u64)
-                    .unwrap_or(meta.created);
-                out.push(EntryInfo { meta, last_used });
-            }
-        }
+        let mut out: Vec<EntryInfo> = self
+            .entry_dirs()?
+            .into_iter()
+            .filter_map(|(_, key)| self.read_meta(&key?).ok())
+            .map(|meta| self.info(meta))
+            .collect();
         out.sort_by(|a, b| {
             b.last_used
                 .cmp(&a.last_used)
                 .then(a.meta.key.cmp(&b.meta.key))
         });
+        Ok(out)
+    }
+
+    /// An entry's metadata with its last use.
+    fn info(&self, meta: EntryMeta) -> EntryInfo {
+        let last_used = std::fs::metadata(self.entry_dir(&meta.key).join("used"))
+            .map(|m| m.mtime().max(0) as u64)
+            .unwrap_or(meta.created);
+        EntryInfo { meta, last_used }
+    }
+
+    /// Everything in `entries/`, with the key its name spells, if any.
+    fn entry_dirs(&self) -> Result<Vec<(PathBuf, Option<Digest>)>, CacheError> {
+        let dir = self.root.join("entries");
+        let io = || CacheError::io(format!("listing {}", dir.display()));
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io())? {
+            let entry = entry.map_err(io())?;
+            let key = entry.file_name().to_string_lossy().parse::<Digest>().ok();
+            out.push((entry.path(), key));
+        }
+        out.sort();
         Ok(out)
     }
 
@@ -201,12 +213,34 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The bytes of one of an entry's files.
+/// The bytes of one of an entry's files. A file missing from an entry
+/// directory that is there is damage; a missing directory means the entry
+/// is gone (evicted, if it was there before); any other error is this
+/// machine's.
 fn read_entry_file(path: &Path, key: &Digest) -> Result<Vec<u8>, CacheError> {
-    std::fs::read(path).map_err(|e| CacheError::Damaged {
+    let damaged = |reason: String| CacheError::Damaged {
         key: key.to_hex(),
-        reason: format!("{}: {e}", path.display()),
-    })
+        reason,
+    };
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match path.parent().map(std::fs::symlink_metadata) {
+                Some(Ok(_)) => Err(damaged(format!("{name} is missing"))),
+                _ => Err(CacheError::Evicted { key: key.to_hex() }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(damaged("the entry is not a directory".into()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(damaged(format!("{name}: {e}")))
+        }
+        Err(e) => Err(CacheError::io(format!("reading {}", path.display()))(e)),
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {

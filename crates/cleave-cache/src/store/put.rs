@@ -108,26 +108,41 @@ impl Store {
             &meta.to_json().map_err(json)?,
         )?;
         touch(&staged.path().join("used"))?;
-        let dest = self.entry_dir(&key);
         let staged = staged.keep();
-        match std::fs::rename(&staged, &dest) {
-            Ok(()) => {
-                sync_dir(&self.root.join("entries"));
-                Ok(Entry {
-                    store: self.clone(),
-                    meta,
-                })
+        let stored = self.publish(&staged, &key);
+        if stored.is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+        stored.map(|kept| {
+            kept.unwrap_or(Entry {
+                store: self.clone(),
+                meta,
+            })
+        })
+    }
+
+    /// Renames a complete entry directory into `entries/`. Returns the
+    /// entry found there instead when another process stored the same key
+    /// first (its entry is as good as this one). Something unreadable in
+    /// the way is removed (by [`Store::get`]) and the rename tried again.
+    fn publish(&self, staged: &Path, key: &Digest) -> Result<Option<Entry>, CacheError> {
+        let dest = self.entry_dir(key);
+        let mut tries = 0;
+        loop {
+            let error = match std::fs::rename(staged, &dest) {
+                Ok(()) => {
+                    sync_dir(&self.root.join("entries"));
+                    return Ok(None);
+                }
+                Err(e) => e,
+            };
+            if let Some(existing) = self.get(key)? {
+                let _ = std::fs::remove_dir_all(staged);
+                return Ok(Some(existing));
             }
-            Err(_) if self.contains(&key) => {
-                // Another process stored the same key first; its entry is
-                // as good as this one.
-                let _ = std::fs::remove_dir_all(&staged);
-                self.get(&key)?
-                    .ok_or_else(|| CacheError::Evicted { key: key.to_hex() })
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staged);
-                Err(CacheError::io(format!("storing {}", dest.display()))(e))
+            tries += 1;
+            if tries == 3 {
+                return Err(CacheError::io(format!("storing {}", dest.display()))(error));
             }
         }
     }

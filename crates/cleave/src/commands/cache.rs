@@ -42,6 +42,10 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 writeln!(out, "removed {} {}", short(&e.meta.key), e.meta.name)
                     .into_diagnostic()?;
             }
+            if report.unreadable > 0 {
+                writeln!(out, "removed {} unreadable entries", report.unreadable)
+                    .into_diagnostic()?;
+            }
             writeln!(
                 out,
                 "freed {}; {} entries ({}) kept",

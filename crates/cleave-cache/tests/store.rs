@@ -649,3 +649,50 @@ fn an_unreadable_entry_is_a_miss_that_is_stored_again_and_gc_removes_it() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(!dir.exists());
 }
+
+#[test]
+fn leftovers_of_a_killed_removal_or_a_directory_at_a_blob_path_block_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let files: &[(&str, &[u8])] = &[("a", b"contents of a\n"), ("b", b"contents of b\n")];
+    let (key, _src) = put_files(&store, "s", files);
+    // A removal killed between its rename and its delete, under the name
+    // an earlier version used.
+    let leftover = cache
+        .path()
+        .join("tmp")
+        .join(format!("removed-{}", key.to_hex()));
+    std::fs::create_dir_all(leftover.join("x")).unwrap();
+    store.remove(&key).unwrap();
+    assert!(!store.contains(&key));
+
+    // A directory where a blob goes: a restore finds the blob damaged and
+    // clears the way, and a put writes the blob there.
+    let (key, _src) = put_files(&store, "s", files);
+    let hex = Digest::of(b"contents of a\n").to_hex();
+    let blob = cache.path().join("blobs").join(&hex[..2]).join(&hex);
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::create_dir_all(blob.join("inside")).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let err = restore_work(&store, &key, target.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Damaged, "{err}");
+    assert!(!blob.exists());
+    std::fs::create_dir_all(blob.join("inside")).unwrap();
+    let (key, _src) = put_files(&store, "s", files);
+    restore_work(&store, &key, target.path()).unwrap();
+    assert_eq!(
+        std::fs::read(target.path().join("a")).unwrap(),
+        b"contents of a\n"
+    );
+
+    // gc clears what does not belong in blobs/.
+    let stray = cache.path().join("blobs/zz");
+    std::fs::write(&stray, "a file where a shard goes").unwrap();
+    let hex = Digest::of(b"nothing").to_hex();
+    let dir_blob = cache.path().join("blobs").join(&hex[..2]).join(&hex);
+    std::fs::create_dir_all(&dir_blob).unwrap();
+    store.gc(GcPolicy::default()).unwrap();
+    assert!(!stray.exists());
+    assert!(!dir_blob.exists());
+    assert!(store.verify(false).unwrap().is_empty());
+}

@@ -737,6 +737,41 @@ fn unreadable_entries_are_built_again_and_gc_removes_them() {
     assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
 }
 
+#[test]
+fn a_removal_killed_half_way_or_a_directory_at_a_blob_path_does_not_block_builds() {
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    let staging = entry_dirs(&case, false).remove(0);
+    let key = staging.file_name().unwrap().to_str().unwrap().to_string();
+    let blobs = case.path("cache/staging/blobs");
+    let blob_of = |data: &[u8]| {
+        walk(&blobs)
+            .into_iter()
+            .find(|p| std::fs::read(p).is_ok_and(|d| d == data))
+            .unwrap()
+    };
+    // What a process killed inside a removal of the entry leaves.
+    let leftover = case.path(&format!("cache/staging/tmp/removed-{key}"));
+    std::fs::create_dir_all(leftover.join("x")).unwrap();
+    // The entry is damaged, so this build removes it.
+    std::fs::write(blob_of(b"hello\npatched\n"), b"hello\npatcheD\n").unwrap();
+    drop_package_entries(&case);
+    let again = case.build("out2", &[]);
+    assert_success(&again);
+    assert_eq!(case.runs(), 2);
+
+    // A directory where a blob goes.
+    let blob = blob_of(b"#define A 1\n");
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::create_dir_all(blob.join("inside")).unwrap();
+    drop_package_entries(&case);
+    let again = case.build("out3", &[]);
+    assert_success(&again);
+    assert_eq!(case.runs(), 3);
+    assert!(blob.is_file());
+    assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::{EntryInfo, Store, remove_any, unix_now};
+use super::io::remove_any;
+use super::{EntryInfo, Store, unix_now};
 use crate::digest::Digest;
 use crate::error::{CacheError, ErrorKind};
 use crate::lock::Lock;
@@ -74,7 +75,7 @@ impl Store {
                     }
                 }
             }
-            self.remove(&entry.meta.key)?;
+            self.remove_unlocked(&entry.meta.key)?;
             report.removed.push(entry);
         }
         let live: HashSet<Digest> = refs
@@ -126,22 +127,32 @@ impl Store {
         Ok(found)
     }
 
+    /// Deletes every blob not in `live`, and whatever else is in `blobs/`
+    /// (a directory where a blob goes, a file where a shard goes).
     fn sweep_blobs(&self, live: &HashSet<Digest>) -> Result<u64, CacheError> {
         let blobs = self.root.join("blobs");
-        let mut freed = 0;
-        let io = || CacheError::io(format!("listing {}", blobs.display()));
-        for shard in std::fs::read_dir(&blobs).map_err(io())? {
-            let shard = shard.map_err(io())?;
-            for blob in std::fs::read_dir(shard.path()).map_err(io())? {
-                let blob = blob.map_err(io())?;
-                let keep = blob
-                    .file_name()
-                    .to_string_lossy()
-                    .parse::<Digest>()
-                    .is_ok_and(|d| live.contains(&d));
+        let mut freed: u64 = 0;
+        let io = |dir: &std::path::Path| CacheError::io(format!("listing {}", dir.display()));
+        for shard in std::fs::read_dir(&blobs).map_err(io(&blobs))? {
+            let shard = shard.map_err(io(&blobs))?.path();
+            if !std::fs::symlink_metadata(&shard).is_ok_and(|m| m.is_dir()) {
+                let _ = remove_any(&shard);
+                continue;
+            }
+            for blob in std::fs::read_dir(&shard).map_err(io(&shard))? {
+                let blob = blob.map_err(io(&shard))?;
+                let is_file = blob.file_type().is_ok_and(|t| t.is_file());
+                let keep = is_file
+                    && blob
+                        .file_name()
+                        .to_string_lossy()
+                        .parse::<Digest>()
+                        .is_ok_and(|d| live.contains(&d));
                 if !keep {
-                    freed += blob.metadata().map(|m| m.len()).unwrap_or(0);
-                    let _ = std::fs::remove_file(blob.path());
+                    if is_file {
+                        freed = freed.saturating_add(blob.metadata().map_or(0, |m| m.len()));
+                    }
+                    let _ = remove_any(&blob.path());
                 }
             }
         }

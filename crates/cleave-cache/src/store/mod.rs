@@ -17,12 +17,10 @@
 //! are not synced one by one: a blob lost to a power cut is caught by the
 //! digest check on restore, and the entry is rebuilt.
 
-use std::io::Write;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-use filetime::FileTime;
 
 use crate::digest::Digest;
 use crate::error::CacheError;
@@ -32,6 +30,7 @@ use crate::manifest::{EntryMeta, Manifest};
 
 mod entry;
 mod gc;
+mod io;
 mod put;
 mod restore;
 mod verify;
@@ -124,15 +123,31 @@ impl Store {
 
     /// Removes the entry under `key` (its blobs go at the next `gc`).
     pub fn remove(&self, key: &Digest) -> Result<(), CacheError> {
+        let _lock = self.shared_lock()?;
+        self.remove_unlocked(key)
+    }
+
+    /// [`Store::remove`] for a caller that holds the store's lock.
+    fn remove_unlocked(&self, key: &Digest) -> Result<(), CacheError> {
         let dir = self.entry_dir(key);
-        // Out of `entries/` first, in one step, so no reader sees half an entry.
-        let doomed = self
-            .root
-            .join("tmp")
-            .join(format!("removed-{}", key.to_hex()));
-        match std::fs::rename(&dir, &doomed) {
-            Ok(()) => remove_any(&doomed)
-                .map_err(CacheError::io(format!("removing {}", doomed.display()))),
+        // Out of `entries/` first, in one step, so no reader sees half an
+        // entry; into a directory of its own, so that a removal killed
+        // half-way leaves nothing in the way of the next one.
+        let tmp = self.root.join("tmp");
+        let doomed = tempfile::Builder::new()
+            .prefix("removed-")
+            .tempdir_in(&tmp)
+            .map_err(CacheError::io(format!(
+                "creating a directory in {}",
+                tmp.display()
+            )))?;
+        match std::fs::rename(&dir, doomed.path().join("entry")) {
+            Ok(()) => {
+                let path = doomed.path().to_path_buf();
+                doomed
+                    .close()
+                    .map_err(CacheError::io(format!("removing {}", path.display())))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(CacheError::io(format!("removing {}", dir.display()))(e)),
         }
@@ -205,14 +220,6 @@ impl Store {
     }
 }
 
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    }
-}
-
 /// The bytes of one of an entry's files. A file missing from an entry
 /// directory that is there is damage; a missing directory means the entry
 /// is gone (evicted, if it was there before); any other error is this
@@ -225,8 +232,17 @@ fn read_entry_file(path: &Path, key: &Digest) -> Result<Vec<u8>, CacheError> {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(bytes),
+    let read = io::open_regular(path).and_then(|file| match file {
+        Some(mut file) => {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
+        }
+        None => Ok(None),
+    });
+    match read {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(damaged(format!("{name} is not a regular file"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             match path.parent().map(std::fs::symlink_metadata) {
                 Some(Ok(_)) => Err(damaged(format!("{name} is missing"))),
@@ -240,30 +256,6 @@ fn read_entry_file(path: &Path, key: &Digest) -> Result<Vec<u8>, CacheError> {
             Err(damaged(format!("{name}: {e}")))
         }
         Err(e) => Err(CacheError::io(format!("reading {}", path.display()))(e)),
-    }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let io = || CacheError::io(format!("writing {}", path.display()));
-    let mut file = std::fs::File::create(path).map_err(io())?;
-    file.write_all(bytes).map_err(io())?;
-    file.sync_all().map_err(io())
-}
-
-fn touch(path: &Path) -> Result<(), CacheError> {
-    let io = || CacheError::io(format!("writing {}", path.display()));
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io())?;
-    filetime::set_file_mtime(path, FileTime::now()).map_err(io())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
     }
 }
 

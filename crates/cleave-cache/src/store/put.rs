@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 use rayon::prelude::*;
 
-use super::{CHUNK, Entry, Select, Store, sync_dir, touch, unix_now, write_synced};
+use super::io::{remove_any, sync_dir, touch, write_synced};
+use super::{CHUNK, Entry, Select, Store, unix_now};
 use crate::digest::Digest;
 use crate::error::CacheError;
 use crate::key::Inputs;
@@ -214,7 +215,12 @@ impl Store {
         if let Some(shard) = dest.parent() {
             std::fs::create_dir_all(shard).map_err(io())?;
         }
-        temp.persist(&dest).map_err(|e| io()(e.error))?;
+        if let Err(e) = temp.persist(&dest) {
+            // A directory where the blob goes (nothing the store makes) is
+            // in the way of every later put: remove it and try once more.
+            remove_any(&dest).map_err(io())?;
+            e.file.persist(&dest).map_err(|e| io()(e.error))?;
+        }
         let (found, binary) = scanner.finish();
         Ok((digest, size, found, binary))
     }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 use rayon::prelude::*;
 
-use super::{CHUNK, Entry, Select, Store, touch};
+use super::io::{self, touch};
+use super::{CHUNK, Entry, Select, Store};
 use crate::digest::Digest;
 use crate::error::{CacheError, ErrorKind};
 use crate::manifest::{Item, Manifest};
@@ -252,22 +253,31 @@ impl Store {
         binary: bool,
     ) -> Result<u64, CacheError> {
         let source = self.blob_path(blob);
-        let damaged = |reason: String| {
-            // A blob that fails its digest is wrong for every entry using
-            // it: delete it, so that the rebuild stores it afresh.
-            let _ = std::fs::remove_file(&source);
-            CacheError::Damaged {
-                key: key.to_string(),
-                reason: format!("{}: {reason}", rel.display()),
+        let damaged = |reason: &str| CacheError::Damaged {
+            key: key.to_string(),
+            reason: format!("{}: blob {blob} {reason}", rel.display()),
+        };
+        let mismatch = || damaged("does not match its digest");
+        // Only a missing blob or one with other contents is damage; a blob
+        // this process cannot read is this machine's problem.
+        let mut input = match io::open_regular(&source) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Err(damaged("is not a regular file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged("is missing"));
+            }
+            Err(e) => {
+                return Err(CacheError::io(format!("reading {}", source.display()))(e));
             }
         };
+        let blob_io = || CacheError::io(format!("reading {}", source.display()));
         let io = || CacheError::io(format!("restoring {}", dest.display()));
         remove_non_dir(dest)?;
         if !replacements.is_empty() {
-            let data =
-                std::fs::read(&source).map_err(|e| damaged(format!("blob unreadable: {e}")))?;
+            let mut data = Vec::new();
+            input.read_to_end(&mut data).map_err(blob_io())?;
             if Digest::of(&data) != *blob {
-                return Err(damaged("blob does not match its digest".into()));
+                return Err(mismatch());
             }
             let data = if binary {
                 let mut data = data;
@@ -284,35 +294,36 @@ impl Store {
             std::fs::write(dest, &data).map_err(io())?;
             return Ok(data.len() as u64);
         }
+        let mut output = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(io())?;
         // A reflink shares the blob's extents copy-on-write: a later write
         // to the restored file cannot reach the store. Verify by reading it
         // back; where reflinks are not supported, copy and hash in one pass.
-        if reflink_copy::reflink(&source, dest).is_ok() {
-            let digest = Digest::of_file(dest).map_err(io())?;
+        if reflink_copy::reflink_file(&input, &output).is_ok() {
+            let digest = io::digest_of(&mut output).map_err(io())?;
             if digest != *blob {
-                return Err(damaged("blob does not match its digest".into()));
+                return Err(mismatch());
             }
-            return Ok(std::fs::metadata(dest).map_err(io())?.len());
+            return Ok(output.metadata().map_err(io())?.len());
         }
-        let mut input =
-            std::fs::File::open(&source).map_err(|e| damaged(format!("blob unreadable: {e}")))?;
-        let mut output = std::fs::File::create(dest).map_err(io())?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0; CHUNK];
-        let mut size = 0;
+        let mut size: u64 = 0;
         loop {
-            let n = input
-                .read(&mut buf)
-                .map_err(|e| damaged(format!("blob unreadable: {e}")))?;
+            let n = input.read(&mut buf).map_err(blob_io())?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
             output.write_all(&buf[..n]).map_err(io())?;
-            size += n as u64;
+            size = size.saturating_add(n as u64);
         }
         if Digest::from(hasher.finalize()) != *blob {
-            return Err(damaged("blob does not match its digest".into()));
+            return Err(mismatch());
         }
         Ok(size)
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rayon::prelude::*;
 
-use super::Store;
+use super::{Store, io};
 use crate::digest::Digest;
 use crate::error::CacheError;
 use crate::manifest::Manifest;
@@ -52,12 +52,10 @@ impl Store {
                 }
             };
             let bad = self.bad_blobs(&manifest, repair);
-            problems.extend(bad.into_iter().map(|(digest, state)| {
-                problem(match state {
-                    BlobState::Missing => format!("blob {digest} is missing"),
-                    BlobState::Mismatch => format!("blob {digest} does not match its digest"),
-                })
-            }));
+            problems.extend(
+                bad.into_iter()
+                    .map(|(digest, state)| problem(format!("blob {digest} {state}"))),
+            );
         }
         if repair {
             let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
@@ -71,25 +69,29 @@ impl Store {
         Ok(problems)
     }
 
-    /// The blobs of `manifest` that are missing or fail their digest,
-    /// checked in parallel; with `drop`, those that fail are deleted, so
-    /// that the next put of their contents writes them afresh.
+    /// The blobs of `manifest` that are not whole, checked in parallel;
+    /// with `drop`, the damaged ones are deleted, so that the next put of
+    /// their contents writes them afresh.
     pub(super) fn bad_blobs(&self, manifest: &Manifest, drop: bool) -> Vec<(Digest, BlobState)> {
         let blobs: HashSet<Digest> = manifest.blobs().map(|(digest, _)| digest).collect();
         let mut bad: Vec<(Digest, BlobState)> = blobs
             .into_par_iter()
             .filter_map(|digest| {
                 let path = self.blob_path(&digest);
-                match Digest::of_file(&path) {
-                    Err(_) => Some((digest, BlobState::Missing)),
-                    Ok(found) if found != digest => {
-                        if drop {
-                            let _ = std::fs::remove_file(&path);
-                        }
-                        Some((digest, BlobState::Mismatch))
-                    }
-                    Ok(_) => None,
+                let state = match io::open_regular(&path) {
+                    Ok(Some(mut file)) => match io::digest_of(&mut file) {
+                        Ok(found) if found == digest => return None,
+                        Ok(_) => BlobState::Mismatch,
+                        Err(e) => BlobState::Unreadable(e.to_string()),
+                    },
+                    Ok(None) => BlobState::NotAFile,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => BlobState::Missing,
+                    Err(e) => BlobState::Unreadable(e.to_string()),
+                };
+                if drop && state.is_damage() {
+                    let _ = io::remove_any(&path);
                 }
+                Some((digest, state))
             })
             .collect();
         bad.sort_by_key(|(digest, _)| *digest);
@@ -108,10 +110,33 @@ impl Store {
 }
 
 /// What is wrong with a blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum BlobState {
     /// No blob file.
     Missing,
+    /// Something other than a regular file where the blob goes.
+    NotAFile,
     /// Its contents do not have its digest.
     Mismatch,
+    /// This process cannot read it (permissions, an I/O error): the blob
+    /// may be fine, so it is not damage.
+    Unreadable(String),
+}
+
+impl BlobState {
+    /// True when the blob is bad for every reader: missing or wrong.
+    pub(super) fn is_damage(&self) -> bool {
+        !matches!(self, BlobState::Unreadable(_))
+    }
+}
+
+impl std::fmt::Display for BlobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobState::Missing => f.write_str("is missing"),
+            BlobState::NotAFile => f.write_str("is not a regular file"),
+            BlobState::Mismatch => f.write_str("does not match its digest"),
+            BlobState::Unreadable(e) => write!(f, "cannot be read: {e}"),
+        }
+    }
 }

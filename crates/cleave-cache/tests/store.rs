@@ -9,7 +9,7 @@ use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use filetime::FileTime;
 
 mod common;
-use common::{entry_dir, reseal};
+use common::{entry_dir, mkfifo, reseal, within_10s};
 
 struct Built {
     root: tempfile::TempDir,
@@ -100,6 +100,7 @@ fn put(store: &Store, b: &Built, script: &str) -> Digest {
             extra: serde_json::json!({"run_exports": {}}),
         })
         .unwrap()
+        .entry
         .meta()
         .key
 }
@@ -535,7 +536,7 @@ fn put_files(store: &Store, script: &str, files: &[(&str, &[u8])]) -> (Digest, t
             extra: serde_json::Value::Null,
         })
         .unwrap();
-    (entry.meta().key, src)
+    (entry.entry.meta().key, src)
 }
 
 fn restore_work(store: &Store, key: &Digest, dir: &Path) -> Result<(), CacheError> {
@@ -695,4 +696,72 @@ fn leftovers_of_a_killed_removal_or_a_directory_at_a_blob_path_block_nothing() {
     assert!(!stray.exists());
     assert!(!dir_blob.exists());
     assert!(store.verify(false).unwrap().is_empty());
+}
+
+#[test]
+fn a_named_pipe_never_blocks_capture_restore_or_verify() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    // Left in a captured tree by a script: left out, and said so.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("a"), "contents of a\n").unwrap();
+    mkfifo(&src.path().join("jobserver"));
+    let (dir, s) = (src.path().to_path_buf(), store.clone());
+    let stored = within_10s("capturing a pipe", move || {
+        let inputs = inputs("pipe");
+        s.put(&Capture {
+            name: "pipe",
+            inputs: &inputs,
+            trees: vec![TreeSource {
+                name: "work",
+                dir: &dir,
+                select: Select::All,
+            }],
+            roots: vec![],
+            extra: serde_json::Value::Null,
+        })
+        .unwrap()
+    });
+    assert_eq!(
+        stored.skipped,
+        [("work".to_string(), PathBuf::from("jobserver"))]
+    );
+    let key = stored.entry.meta().key;
+    let items = stored.entry.manifest().unwrap().trees["work"].len();
+    assert_eq!(items, 1);
+
+    // Planted where a blob goes: damage, cleared, and nothing waits.
+    let hex = Digest::of(b"contents of a\n").to_hex();
+    let blob = cache.path().join("blobs").join(&hex[..2]).join(&hex);
+    std::fs::remove_file(&blob).unwrap();
+    mkfifo(&blob);
+    let s = store.clone();
+    let problems = within_10s("verify", move || s.verify(false).unwrap());
+    assert!(
+        problems[0].reason.contains("not a regular file"),
+        "{problems:?}"
+    );
+    let (s, target) = (store.clone(), tempfile::tempdir().unwrap());
+    let err = within_10s("restore", move || {
+        restore_work(&s, &key, target.path()).unwrap_err()
+    });
+    assert_eq!(err.kind(), ErrorKind::Damaged, "{err}");
+    assert!(std::fs::symlink_metadata(&blob).is_err());
+
+    // Planted as files.json or entry.json.
+    for file in ["files.json", "entry.json"] {
+        let (key, _src) = put_files(&store, "s", &[("a", b"a\n")]);
+        let path = entry_dir(cache.path(), &key).join(file);
+        std::fs::remove_file(&path).unwrap();
+        mkfifo(&path);
+        let s = store.clone();
+        let problems = within_10s("verify", move || s.verify(false).unwrap());
+        assert_eq!(problems.len(), 1, "{file}: {problems:?}");
+        let (s, target) = (store.clone(), tempfile::tempdir().unwrap());
+        let found = within_10s("restore", move || {
+            restore_work(&s, &key, target.path()).map_err(|e| e.kind())
+        });
+        assert!(found.is_err(), "{file}");
+        assert!(!store.contains(&key), "{file}");
+    }
 }

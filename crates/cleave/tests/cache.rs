@@ -772,6 +772,78 @@ fn a_removal_killed_half_way_or_a_directory_at_a_blob_path_does_not_block_builds
     assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
 }
 
+/// Runs `cmd`, failing the test if it takes more than a minute (it is
+/// killed then): for commands that must not block.
+fn output_within_a_minute(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{cmd:?} blocked");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn named_pipes_in_the_build_or_the_store_block_nothing() {
+    let case = Case::new("split");
+    // A script that leaves pipes behind, as a make jobserver or a test
+    // server may.
+    case.edit("build.sh", |t| {
+        t + "mkfifo jobserver.fifo \"$PREFIX/lib/control.fifo\"\n"
+    });
+    let recipe = case.recipe.to_str().unwrap().to_string();
+    let staging_root = case.path("stg");
+    let build = |out: &str| {
+        let mut cmd = case.cleave(&[
+            "build",
+            "-r",
+            &recipe,
+            "--output-dir",
+            out,
+            "--staging-root",
+            staging_root.to_str().unwrap(),
+            "--test",
+            "skip",
+        ]);
+        cmd.stdin(Stdio::null());
+        output_within_a_minute(cmd)
+    };
+    let first = build("out");
+    assert_success(&first);
+    assert!(
+        stderr(&first).contains("not stored") && stderr(&first).contains("work/jobserver.fifo"),
+        "{}",
+        stderr(&first)
+    );
+    // Planted in the store where a blob goes.
+    let blob = walk(&case.path("cache/staging/blobs"))
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|d| d == b"#define A 1\n"))
+        .unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    let status = Command::new("mkfifo").arg(&blob).status().unwrap();
+    assert!(status.success());
+    let verify = output_within_a_minute(case.cleave(&["cache", "verify"]));
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("not a regular file"),
+        "{}",
+        stdout(&verify)
+    );
+    drop_package_entries(&case);
+    let again = build("out2");
+    assert_success(&again);
+    assert_eq!(case.runs(), 2);
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

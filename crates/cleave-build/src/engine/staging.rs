@@ -90,6 +90,26 @@ fn exports_of(records: &[RepoDataRecord]) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
+/// Says which files a store left out: named pipes, sockets and devices a
+/// script left behind have no contents to keep, and no package holds them.
+pub(super) fn warn_skipped(
+    what: &str,
+    skipped: &[(String, PathBuf)],
+    on_event: &mut dyn FnMut(Event<'_>),
+) {
+    if skipped.is_empty() {
+        return;
+    }
+    let paths: Vec<String> = skipped
+        .iter()
+        .map(|(tree, path)| format!("{tree}/{}", path.display()))
+        .collect();
+    on_event(Event::Warning(&format!(
+        "{what}: not stored, being neither files, links nor directories (named pipes, sockets, devices): {}",
+        paths.join(", ")
+    )));
+}
+
 /// Fills in run exports kept in a cache entry, for records whose repodata
 /// did not carry them.
 fn exports_from_entry(records: &mut [RepoDataRecord], kept: &serde_json::Value) {
@@ -232,7 +252,7 @@ impl Builder {
                 "host": exports_of(&host),
             }
         });
-        let entry = self.store.put(&Capture {
+        let stored = self.store.put(&Capture {
             name: &staging.name,
             inputs: &s.inputs,
             trees: vec![
@@ -250,6 +270,8 @@ impl Builder {
             roots: vec![("prefix", &dirs.host_prefix), ("root", &dirs.root)],
             extra,
         })?;
+        warn_skipped(&what, &stored.skipped, on_event);
+        let entry = stored.entry;
         on_event(Event::StagingStored {
             staging: &staging.name,
             key: &s.key,

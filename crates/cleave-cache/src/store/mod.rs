@@ -37,7 +37,7 @@ mod verify;
 
 pub use entry::Entry;
 pub use gc::{GcPolicy, GcReport};
-pub use put::{Capture, TreeSource};
+pub use put::{Capture, Stored, TreeSource};
 pub use restore::{Restored, Target};
 pub use verify::Problem;
 

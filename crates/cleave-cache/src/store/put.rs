@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use filetime::FileTime;
 use rayon::prelude::*;
 
-use super::io::{remove_any, sync_dir, touch, write_synced};
+use super::io::{open_regular, remove_any, sync_dir, touch, write_synced};
 use super::{CHUNK, Entry, Select, Store, unix_now};
 use crate::digest::Digest;
 use crate::error::CacheError;
@@ -45,10 +44,22 @@ pub struct TreeSource<'a> {
     pub select: Select<'a>,
 }
 
+/// What [`Store::put`] stored.
+#[derive(Debug)]
+pub struct Stored {
+    /// The entry (another process's, if it stored the same key first).
+    pub entry: Entry,
+    /// What was left out, by tree name and relative path: named pipes,
+    /// sockets and devices, which have no contents to keep (and opening a
+    /// pipe to read it would wait for a writer forever).
+    pub skipped: Vec<(String, PathBuf)>,
+}
+
 impl Store {
-    /// Captures the trees into a new entry; returns its metadata. If another
-    /// process stored the same key meanwhile, its entry is kept.
-    pub fn put(&self, capture: &Capture<'_>) -> Result<Entry, CacheError> {
+    /// Captures the trees into a new entry, stored under the key of its
+    /// inputs. If another process stored the same key meanwhile, its entry
+    /// is kept.
+    pub fn put(&self, capture: &Capture<'_>) -> Result<Stored, CacheError> {
         let key = capture.inputs.key();
         let _lock = self.shared_lock()?;
         let tmp = self.root.join("tmp");
@@ -65,21 +76,26 @@ impl Store {
                 .collect(),
             trees: BTreeMap::new(),
         };
-        let mut size = 0;
+        let mut size: u64 = 0;
         let mut count = 0;
+        let mut skipped = Vec::new();
         for tree in &capture.trees {
             let found = list(tree)?;
-            let items: Vec<Item> = found
+            let captured: Vec<Result<Item, PathBuf>> = found
                 .into_par_iter()
                 .map(|(rel, meta)| self.capture_item(tree.dir, rel, &meta, &needles, capture))
                 .collect::<Result<_, _>>()?;
-            size += items
-                .iter()
-                .map(|i| match i {
-                    Item::File { size, .. } => *size,
-                    _ => 0,
-                })
-                .sum::<u64>();
+            let mut items = Vec::with_capacity(captured.len());
+            for item in captured {
+                match item {
+                    Ok(item) => items.push(item),
+                    Err(rel) => skipped.push((tree.name.to_string(), rel)),
+                }
+            }
+            size = items.iter().fold(size, |sum, i| match i {
+                Item::File { size, .. } => sum.saturating_add(*size),
+                _ => sum,
+            });
             count += items.len();
             manifest.trees.insert(tree.name.to_string(), items);
         }
@@ -114,11 +130,12 @@ impl Store {
         if stored.is_err() {
             let _ = std::fs::remove_dir_all(&staged);
         }
-        stored.map(|kept| {
-            kept.unwrap_or(Entry {
+        stored.map(|kept| Stored {
+            entry: kept.unwrap_or(Entry {
                 store: self.clone(),
                 meta,
-            })
+            }),
+            skipped,
         })
     }
 
@@ -148,6 +165,8 @@ impl Store {
         }
     }
 
+    /// One captured item, or `Err` with its path when it is left out (not
+    /// a regular file, link or directory).
     fn capture_item(
         &self,
         dir: &Path,
@@ -155,47 +174,52 @@ impl Store {
         meta: &std::fs::Metadata,
         needles: &[Vec<u8>],
         capture: &Capture<'_>,
-    ) -> Result<Item, CacheError> {
+    ) -> Result<Result<Item, PathBuf>, CacheError> {
         let path = dir.join(&rel);
         let mode = meta.permissions().mode() & 0o7777;
-        if meta.file_type().is_symlink() {
+        let kind = meta.file_type();
+        if kind.is_symlink() {
             let target = std::fs::read_link(&path)
                 .map_err(CacheError::io(format!("reading {}", path.display())))?;
-            return Ok(Item::Symlink { path: rel, target });
+            return Ok(Ok(Item::Symlink { path: rel, target }));
         }
-        if meta.is_dir() {
-            return Ok(Item::Dir { path: rel, mode });
+        if kind.is_dir() {
+            return Ok(Ok(Item::Dir { path: rel, mode }));
         }
-        let (blob, size, found, binary) = self.store_blob(&path, needles)?;
-        let mtime = FileTime::from_last_modification_time(meta);
-        Ok(Item::File {
+        if !kind.is_file() {
+            return Ok(Err(rel));
+        }
+        let Some(blob) = self.store_blob(&path, needles)? else {
+            // It became something else since it was listed.
+            return Ok(Err(rel));
+        };
+        Ok(Ok(Item::File {
             path: rel,
-            blob,
-            size,
+            blob: blob.digest,
+            size: blob.size,
             mode,
-            mtime: (mtime.unix_seconds(), mtime.nanoseconds()),
-            roots: found
+            mtime: (meta.mtime(), meta.mtime_nsec().clamp(0, 999_999_999) as u32),
+            roots: blob
+                .found
                 .into_iter()
-                .map(|i| capture.roots[i].0.to_string())
+                .filter_map(|i| capture.roots.get(i).map(|(name, _)| name.to_string()))
                 .collect(),
-            binary,
-        })
+            binary: blob.binary,
+        }))
     }
 
     /// Copies a file into the blob store in one read, hashing and scanning
-    /// it on the way.
-    fn store_blob(
-        &self,
-        path: &Path,
-        needles: &[Vec<u8>],
-    ) -> Result<(Digest, u64, Vec<usize>, bool), CacheError> {
+    /// it on the way; `None` if it is not a regular file.
+    fn store_blob(&self, path: &Path, needles: &[Vec<u8>]) -> Result<Option<Blob>, CacheError> {
         let io = || CacheError::io(format!("storing {}", path.display()));
-        let mut source = std::fs::File::open(path).map_err(io())?;
+        let Some(mut source) = open_regular(path).map_err(io())? else {
+            return Ok(None);
+        };
         let mut temp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(io())?;
         let mut hasher = blake3::Hasher::new();
         let mut scanner = Scanner::new(needles);
         let mut buf = vec![0; CHUNK];
-        let mut size = 0;
+        let mut size: u64 = 0;
         loop {
             let n = source.read(&mut buf).map_err(io())?;
             if n == 0 {
@@ -204,7 +228,7 @@ impl Store {
             hasher.update(&buf[..n]);
             scanner.feed(&buf[..n]);
             temp.write_all(&buf[..n]).map_err(io())?;
-            size += n as u64;
+            size = size.saturating_add(n as u64);
         }
         let digest: Digest = hasher.finalize().into();
         let dest = self.blob_path(&digest);
@@ -222,8 +246,23 @@ impl Store {
             e.file.persist(&dest).map_err(|e| io()(e.error))?;
         }
         let (found, binary) = scanner.finish();
-        Ok((digest, size, found, binary))
+        Ok(Some(Blob {
+            digest,
+            size,
+            found,
+            binary,
+        }))
     }
+}
+
+/// A file as [`Store::store_blob`] stored it.
+struct Blob {
+    digest: Digest,
+    size: u64,
+    /// Indexes of the capture's roots its contents hold.
+    found: Vec<usize>,
+    /// Whether it holds a NUL byte.
+    binary: bool,
 }
 
 /// Lists a tree's items to capture, with their metadata (not followed).

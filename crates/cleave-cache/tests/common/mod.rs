@@ -46,3 +46,24 @@ pub fn blob_files(store: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Runs `f` on another thread and returns its result, failing the test if
+/// it takes more than ten seconds: for operations that must not block (a
+/// blocked thread is left behind; the test binary exits anyway).
+pub fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} blocked"))
+}
+
+/// Makes a named pipe at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}

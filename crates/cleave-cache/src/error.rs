@@ -116,6 +116,12 @@ impl CacheError {
         move |source| CacheError::Io { context, source }
     }
 
+    /// A closure that wraps an I/O error of a restore target with `context`.
+    pub(crate) fn target(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
+        let context = context.into();
+        move |source| CacheError::Target { context, source }
+    }
+
     /// What the error means for the caller.
     pub fn kind(&self) -> ErrorKind {
         match self {

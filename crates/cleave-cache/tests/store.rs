@@ -336,18 +336,56 @@ fn an_unsafe_manifest_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn a_restore_does_not_follow_a_link_already_in_the_target() {
+fn a_link_in_the_target_is_replaced_and_never_followed() {
     let cache = tempfile::tempdir().unwrap();
     let store = Store::open(cache.path()).unwrap();
     let b = build();
     let key = put(&store, &b, "s");
     let target = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(target.path().join("prefix")).unwrap();
+    std::fs::write(outside.path().join("theirs"), "not ours").unwrap();
+    // A host package's link where the entry has a directory, and one where
+    // it has a file: the entry's items take their places.
+    std::fs::create_dir_all(target.path().join("prefix/bin")).unwrap();
     symlink(outside.path(), target.path().join("prefix/lib")).unwrap();
-    let err = restore(&store, &key, target.path()).unwrap_err();
-    assert!(matches!(err, CacheError::Unsafe { .. }), "{err}");
-    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    symlink(
+        outside.path().join("theirs"),
+        target.path().join("prefix/bin/tool"),
+    )
+    .unwrap();
+    restore(&store, &key, target.path()).unwrap();
+    let lib = std::fs::symlink_metadata(target.path().join("prefix/lib")).unwrap();
+    assert!(lib.is_dir());
+    assert!(target.path().join("prefix/lib/libz.so.1").is_file());
+    assert_eq!(
+        std::fs::read_to_string(target.path().join("prefix/bin/tool")).unwrap(),
+        "#!/bin/sh\n"
+    );
+    // Nothing outside the target was written, and the link's target stays.
+    let outside_now: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside_now, ["theirs"]);
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("theirs")).unwrap(),
+        "not ours"
+    );
+}
+
+#[test]
+fn a_target_that_cannot_be_written_is_its_own_error_and_keeps_the_entry() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let (key, _src) = put_files(&store, "s", &[("a", b"a\n")]);
+    let target = tempfile::tempdir().unwrap();
+    // A file where the target's directory goes.
+    std::fs::write(target.path().join("file"), "a file").unwrap();
+    let err = restore_work(&store, &key, &target.path().join("file/below")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Target, "{err}");
+    assert!(err.to_string().contains("file/below"), "{err}");
+    assert!(store.contains(&key));
+    assert!(store.verify(false).unwrap().is_empty());
 }
 
 #[test]

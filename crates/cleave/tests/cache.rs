@@ -844,6 +844,120 @@ fn named_pipes_in_the_build_or_the_store_block_nothing() {
     assert_eq!(case.runs(), 2);
 }
 
+#[test]
+fn a_link_a_host_package_ships_where_the_staging_build_wrote_a_directory_is_replaced() {
+    let case = Case::new("over-link");
+    copy_dir(&repo().join("tests/cache/linkdep"), &case.path("linkdep"));
+    let dep = case
+        .cleave(&[
+            "build",
+            "-r",
+            case.path("linkdep").to_str().unwrap(),
+            "--output-dir",
+            "channel",
+            "--test",
+            "skip",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&dep);
+    let built = case.build("out", &["-c", "channel"]);
+    assert_success(&built);
+    // The entry is whole: it is not discarded, and the staging script ran
+    // once.
+    assert!(!stderr(&built).contains("damaged"), "{}", stderr(&built));
+    assert_eq!(case.runs(), 1);
+    let checked = oracle(&case.path("out"), &case.path("env"), &["over-link"], &[]);
+    assert_eq!(
+        paths(&checked, "over-link"),
+        ["share/data/from-staging.txt"]
+    );
+    assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
+}
+
+/// `cmd` run without the capabilities that let root read any file, so that
+/// a file of mode 000 cannot be read (a test's stand-in for another user's
+/// files or a permission problem). Without root, `cmd` as it is.
+fn without_read_override(cmd: &Command) -> Command {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    let mut out = if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .args([
+                "--inh-caps=-dac_override,-dac_read_search",
+                "--bounding-set=-dac_override,-dac_read_search",
+                "--",
+            ])
+            .arg(cmd.get_program());
+        setpriv
+    } else {
+        Command::new(cmd.get_program())
+    };
+    out.args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => out.env(name, value),
+            None => out.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        out.current_dir(dir);
+    }
+    out
+}
+
+#[test]
+fn a_blob_that_cannot_be_read_is_no_damage_and_the_entry_stays() {
+    use std::os::unix::fs::PermissionsExt;
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    let blob = walk(&case.path("cache/staging/blobs"))
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|d| d == b"hello\npatched\n"))
+        .unwrap();
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o000)).unwrap();
+    drop_package_entries(&case);
+
+    let recipe = case.recipe.to_str().unwrap().to_string();
+    let staging_root = case.path("stg");
+    let build = case.cleave(&[
+        "build",
+        "-r",
+        &recipe,
+        "--output-dir",
+        "out2",
+        "--staging-root",
+        staging_root.to_str().unwrap(),
+        "--test",
+        "skip",
+    ]);
+    let rebuilt = without_read_override(&build).output().unwrap();
+    assert_success(&rebuilt);
+    let err = stderr(&rebuilt);
+    assert!(err.contains("without the cache"), "{err}");
+    assert!(!err.contains("damaged"), "{err}");
+    assert_eq!(case.runs(), 2);
+    assert_eq!(entry_dirs(&case, false).len(), 1, "the entry stays");
+    assert!(blob.exists());
+    oracle(&case.path("out2"), &case.path("env"), &["split-lib"], &[]);
+    assert_eq!(
+        std::fs::read_to_string(case.path("env/lib/liba.txt")).unwrap(),
+        "hello\npatched\n"
+    );
+
+    // verify says so, and does not remove it.
+    let verify = without_read_override(&case.cleave(&["cache", "verify", "--remove"]))
+        .output()
+        .unwrap();
+    let text = stdout(&verify);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    assert!(text.contains("cannot be read"), "{text}");
+    assert!(text.contains("0 damaged entries"), "{text}");
+    assert_eq!(entry_dirs(&case, false).len(), 1, "the entry stays");
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -155,6 +155,9 @@ pub struct Builder {
     locks: Vec<Lock>,
     /// The store entries of the staging builds in use, by key.
     entries: HashMap<Digest, Entry>,
+    /// A store of this build only, for staging results the cache cannot
+    /// take or give back (see `scratch_store`).
+    scratch: Option<(tempfile::TempDir, Store)>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
 }
@@ -219,6 +222,7 @@ impl Builder {
             claims: Claims::default(),
             locks: Vec::new(),
             entries: HashMap::new(),
+            scratch: None,
             made: Vec::new(),
         })
     }

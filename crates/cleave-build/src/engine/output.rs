@@ -311,8 +311,17 @@ impl Builder {
         };
         for tested in candidates {
             let entry = entry_inputs(inputs, tested).key();
-            // No entry and an unreadable one are both a miss.
-            let Some(found) = self.store.get(&entry).ok().flatten() else {
+            // No entry and an unreadable one are both a miss (the store
+            // drops the unreadable one); one this process cannot read is
+            // built again.
+            let found = match self.store.get(&entry) {
+                Ok(found) => found,
+                Err(e) => {
+                    on_event(Event::Warning(&format!("{e}; building {what} again")));
+                    None
+                }
+            };
+            let Some(found) = found else {
                 continue;
             };
             let meta = found.meta();
@@ -336,16 +345,19 @@ impl Builder {
                 dir: scratch.path(),
                 select: Select::All,
             };
-            match found.restore(&[target], &[]) {
-                Err(e) if matches!(e.kind(), ErrorKind::Damaged | ErrorKind::Unusable) => {
-                    // The store has dropped the damaged entry.
-                    on_event(Event::Warning(&format!(
-                        "{e}; discarding it and building {what} again"
-                    )));
-                    continue;
+            if let Err(e) = found.restore(&[target], &[]) {
+                match e.kind() {
+                    // The restore went to a directory of its own in the
+                    // output channel: a conflict there is no cache problem.
+                    ErrorKind::Target | ErrorKind::Request => return Err(e.into()),
+                    // The store has dropped a damaged entry; an evicted or
+                    // unreadable one is built again.
+                    _ => {
+                        on_event(Event::Warning(&format!("{e}; building {what} again")));
+                        continue;
+                    }
                 }
-                other => other?,
-            };
+            }
             let path = dir.join(file_name);
             std::fs::rename(scratch.path().join(file_name), &path)
                 .map_err(BuildError::io(format!("writing {}", path.display())))?;

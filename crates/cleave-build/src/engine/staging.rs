@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::{Item, Manifest};
 use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
-use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use cleave_recipe::model::{FileSelection, PackageOutput, StagingCache, Test};
 use rattler_conda_types::RepoDataRecord;
 
@@ -179,8 +179,18 @@ impl Builder {
             key,
             dirs,
         };
-        // No entry and an unreadable one are both a miss.
-        let cached = self.store.get(&key).ok().flatten();
+        // No entry and an unreadable one are both a miss (the store drops
+        // the unreadable one). An entry this process cannot read at all is
+        // built again without the cache.
+        let (cached, scratch) = match self.store.get(&key) {
+            Ok(found) => (found, false),
+            Err(e) => {
+                on_event(Event::Warning(&format!(
+                    "{what}: {e}; building it without the cache"
+                )));
+                (None, true)
+            }
+        };
         match cached {
             Some(entry) => {
                 // The environments are not installed on a hit: their run
@@ -197,7 +207,7 @@ impl Builder {
                 result.host = host;
             }
             None => {
-                let (build, host) = self.run_staging(&result, build, host, on_event)?;
+                let (build, host) = self.run_staging(&result, build, host, scratch, on_event)?;
                 result.build = build;
                 result.host = host;
             }
@@ -208,12 +218,15 @@ impl Builder {
         Ok(())
     }
 
-    /// Runs a staging script in fresh directories and stores its result.
+    /// Runs a staging script in fresh directories and stores its result:
+    /// in the cache, or with `scratch` in a store of this build only (for
+    /// when the cache cannot serve it).
     pub(super) fn run_staging(
         &mut self,
         s: &StagingResult,
         build: Vec<RepoDataRecord>,
         host: Vec<RepoDataRecord>,
+        scratch: bool,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
         let staging = &s.staging;
@@ -252,7 +265,12 @@ impl Builder {
                 "host": exports_of(&host),
             }
         });
-        let stored = self.store.put(&Capture {
+        let store = if scratch {
+            self.scratch_store()?
+        } else {
+            &self.store
+        };
+        let stored = store.put(&Capture {
             name: &staging.name,
             inputs: &s.inputs,
             trees: vec![
@@ -331,17 +349,48 @@ impl Builder {
             ("prefix", dirs.host_prefix.as_path()),
             ("root", dirs.root.as_path()),
         ];
-        let mut restored = match self.staged_entry(&s.key)?.restore(targets, &roots) {
-            Err(e) if matches!(e.kind(), ErrorKind::Damaged | ErrorKind::Unusable) => {
-                on_event(Event::Warning(&format!(
-                    "{e}; discarding it and building again"
-                )));
-                // The store drops a damaged entry itself; one that cannot be
-                // restored here is replaced by one built here.
-                if e.kind() == ErrorKind::Unusable {
-                    self.store.remove(&s.key)?;
-                }
-                self.run_staging(s, s.build.clone(), s.host.clone(), on_event)?;
+        let first = self.staged_entry(&s.key)?.restore(targets, &roots);
+        let mut restored = match first {
+            Ok(restored) => restored,
+            Err(e) => {
+                // Building again helps with anything but a target in the
+                // way: the entry is gone (damaged, evicted), cannot be
+                // restored here, or cannot be read by this process.
+                let scratch = match e.kind() {
+                    ErrorKind::Target | ErrorKind::Request => {
+                        return Err(BuildError::Restore {
+                            staging: s.staging.name.clone(),
+                            what: what.to_string(),
+                            source: Box::new(e),
+                        });
+                    }
+                    ErrorKind::Damaged => {
+                        on_event(Event::Warning(&format!(
+                            "{e}; discarding it and building again"
+                        )));
+                        false
+                    }
+                    ErrorKind::Unusable => {
+                        on_event(Event::Warning(&format!(
+                            "{e}; discarding it and building again"
+                        )));
+                        // Replaced by one built here.
+                        self.store.remove(&s.key)?;
+                        false
+                    }
+                    ErrorKind::Evicted => {
+                        on_event(Event::Warning(&format!("{e}; building it again")));
+                        false
+                    }
+                    ErrorKind::Io => {
+                        on_event(Event::Warning(&format!(
+                            "{e}; building staging `{}` again without the cache",
+                            s.staging.name
+                        )));
+                        true
+                    }
+                };
+                self.run_staging(s, s.build.clone(), s.host.clone(), scratch, on_event)?;
                 self.prepare(
                     dirs,
                     output_envs.0.to_vec(),
@@ -349,9 +398,14 @@ impl Builder {
                     what,
                     on_event,
                 )?;
-                self.staged_entry(&s.key)?.restore(targets, &roots)?
+                self.staged_entry(&s.key)?
+                    .restore(targets, &roots)
+                    .map_err(|source| BuildError::Restore {
+                        staging: s.staging.name.clone(),
+                        what: what.to_string(),
+                        source: Box::new(source),
+                    })?
             }
-            other => other?,
         };
         on_event(Event::Restored {
             from: &s.staging.name,
@@ -366,6 +420,30 @@ impl Builder {
         self.entries
             .get(key)
             .ok_or_else(|| BuildError::Cache(CacheError::Evicted { key: key.to_hex() }))
+    }
+
+    /// A store of this build only, beside its build directories, for
+    /// results the cache cannot take or give back; removed with the
+    /// builder.
+    fn scratch_store(&mut self) -> Result<&Store, BuildError> {
+        let scratch = match self.scratch.take() {
+            Some(scratch) => scratch,
+            None => {
+                let root = &self.options.staging_root;
+                std::fs::create_dir_all(root)
+                    .map_err(BuildError::io(format!("creating {}", root.display())))?;
+                let dir = tempfile::Builder::new()
+                    .prefix(".cleave-scratch-")
+                    .tempdir_in(root)
+                    .map_err(BuildError::io(format!(
+                        "creating a scratch store in {}",
+                        root.display()
+                    )))?;
+                let store = Store::open(dir.path())?;
+                (dir, store)
+            }
+        };
+        Ok(&self.scratch.insert(scratch).1)
     }
 
     /// The items of a staging build's entry, when they can be read.

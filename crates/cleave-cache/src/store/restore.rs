@@ -159,9 +159,9 @@ impl Store {
         replacements: &[(String, Replacement)],
     ) -> Result<TreeDone, CacheError> {
         std::fs::create_dir_all(dir)
-            .map_err(CacheError::io(format!("creating {}", dir.display())))?;
-        // Directories first, each checked to be a real directory inside the
-        // target: the target may already hold links of its own.
+            .map_err(CacheError::target(format!("creating {}", dir.display())))?;
+        // Directories first, each made a real directory inside the target:
+        // the target may already hold links of its own.
         let mut dirs = SafeDirs::new(dir);
         for item in items {
             match item {
@@ -204,7 +204,10 @@ impl Store {
                                         FileTime::from_unix_time(mtime.0, mtime.1),
                                     )
                                 })
-                                .map_err(CacheError::io(format!("restoring {}", dest.display())))?;
+                                .map_err(CacheError::target(format!(
+                                    "restoring {}",
+                                    dest.display()
+                                )))?;
                                 Ok((bytes, !wanted.is_empty()))
                             }),
                     )
@@ -221,10 +224,10 @@ impl Store {
             match item {
                 Item::Symlink { path, target } => {
                     let dest = dir.join(path);
-                    remove_non_dir(&dest)?;
+                    clear(&dest)?;
                     let target = relink(target, replacements);
                     std::os::unix::fs::symlink(&target, &dest)
-                        .map_err(CacheError::io(format!("linking {}", dest.display())))?;
+                        .map_err(CacheError::target(format!("linking {}", dest.display())))?;
                     done.paths.push(path.clone());
                 }
                 Item::File { path, .. } => done.paths.push(path.clone()),
@@ -236,7 +239,7 @@ impl Store {
             if let Item::Dir { path, mode } = item {
                 let dest = dir.join(path);
                 std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(*mode))
-                    .map_err(CacheError::io(format!("restoring {}", dest.display())))?;
+                    .map_err(CacheError::target(format!("restoring {}", dest.display())))?;
             }
         }
         Ok(done)
@@ -271,8 +274,8 @@ impl Store {
             }
         };
         let blob_io = || CacheError::io(format!("reading {}", source.display()));
-        let io = || CacheError::io(format!("restoring {}", dest.display()));
-        remove_non_dir(dest)?;
+        let io = || CacheError::target(format!("restoring {}", dest.display()));
+        clear(dest)?;
         if !replacements.is_empty() {
             let mut data = Vec::new();
             input.read_to_end(&mut data).map_err(blob_io())?;
@@ -335,7 +338,14 @@ struct TreeDone {
     relocated: usize,
 }
 
-/// Creates directories below a root, refusing to pass through a symlink.
+/// Creates directories below a root, never passing through a symlink.
+///
+/// Whatever is in the way of a directory of the entry is replaced by one,
+/// a symlink included (a host package may ship `share/data` as a link where
+/// the staging build wrote a directory). The target is the restore's own:
+/// it must end up holding what the entry holds. Writing through the link
+/// instead could write outside the target, or into the files of the
+/// package the link belongs to; unlinking it touches neither.
 struct SafeDirs<'a> {
     root: &'a Path,
     known: HashSet<PathBuf>,
@@ -357,23 +367,11 @@ impl<'a> SafeDirs<'a> {
             self.ensure(parent)?;
         }
         let path = self.root.join(rel);
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(CacheError::Unsafe {
-                    key: String::new(),
-                    path: rel.to_path_buf(),
-                    reason: "is a symlink in the restore target",
-                });
-            }
-            Ok(_) => {
-                std::fs::remove_file(&path)
-                    .map_err(CacheError::io(format!("replacing {}", path.display())))?;
-                std::fs::create_dir(&path)
-                    .map_err(CacheError::io(format!("creating {}", path.display())))?;
-            }
-            Err(_) => std::fs::create_dir(&path)
-                .map_err(CacheError::io(format!("creating {}", path.display())))?,
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            clear(&path)?;
+            std::fs::create_dir(&path)
+                .map_err(CacheError::target(format!("creating {}", path.display())))?;
         }
         self.known.insert(rel.to_path_buf());
         Ok(())
@@ -393,11 +391,14 @@ fn relink(target: &Path, replacements: &[(String, Replacement)]) -> PathBuf {
     target.to_path_buf()
 }
 
-fn remove_non_dir(path: &Path) -> Result<(), CacheError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
+/// Removes whatever is at `path` in a restore target (not following a
+/// link), so that an item can take its place.
+fn clear(path: &Path) -> Result<(), CacheError> {
+    match io::remove_any(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CacheError::target(format!(
+            "replacing {}",
+            path.display()
+        ))(e)),
+        _ => Ok(()),
     }
-    .map_err(CacheError::io(format!("replacing {}", path.display())))
 }

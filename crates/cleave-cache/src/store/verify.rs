@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::{Store, io};
 use crate::digest::Digest;
-use crate::error::CacheError;
+use crate::error::{CacheError, ErrorKind};
 use crate::manifest::Manifest;
 
 /// A problem `verify` found.
@@ -19,50 +19,58 @@ pub struct Problem {
     pub name: Option<String>,
     /// What is wrong.
     pub reason: String,
+    /// [`ErrorKind::Damaged`] for a bad entry; [`ErrorKind::Io`] for one
+    /// this process cannot read (it may be fine, and is never removed).
+    pub kind: ErrorKind,
 }
 
 impl Store {
     /// Checks every entry: readable metadata and manifest, safe paths, and
     /// every blob present with the right digest. With `repair`, damaged
-    /// blobs and the entries that have problems are removed.
+    /// blobs and the entries that have them are removed.
     pub fn verify(&self, repair: bool) -> Result<Vec<Problem>, CacheError> {
         let _lock = self.shared_lock()?;
-        let dir = self.root.join("entries");
         let mut problems = Vec::new();
-        for entry in
-            std::fs::read_dir(&dir).map_err(CacheError::io(format!("listing {}", dir.display())))?
-        {
-            let entry = entry.map_err(CacheError::io(format!("listing {}", dir.display())))?;
-            let hex = entry.file_name().to_string_lossy().into_owned();
-            let Ok(key) = hex.parse::<Digest>() else {
+        for (_, key) in self.entry_dirs()? {
+            let Some(key) = key else {
                 continue;
             };
             let meta = self.read_meta(&key);
             let name = meta.as_ref().ok().map(|m| m.name.clone());
-            let problem = |reason: String| Problem {
-                key: hex.clone(),
+            let problem = |reason: String, kind| Problem {
+                key: key.to_hex(),
                 name: name.clone(),
                 reason,
+                kind,
             };
             let manifest = match meta.and_then(|meta| self.read_manifest(&meta)) {
                 Ok(m) => m,
+                // Removed since it was listed.
+                Err(e) if e.kind() == ErrorKind::Evicted => continue,
                 Err(e) => {
-                    problems.push(problem(e.to_string()));
+                    problems.push(problem(e.to_string(), e.kind()));
                     continue;
                 }
             };
             let bad = self.bad_blobs(&manifest, repair);
-            problems.extend(
-                bad.into_iter()
-                    .map(|(digest, state)| problem(format!("blob {digest} {state}"))),
-            );
+            problems.extend(bad.into_iter().map(|(digest, state)| {
+                let kind = if state.is_damage() {
+                    ErrorKind::Damaged
+                } else {
+                    ErrorKind::Io
+                };
+                problem(format!("blob {digest} {state}"), kind)
+            }));
         }
         if repair {
-            let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-            keys.dedup();
-            for key in keys {
+            let damaged: HashSet<&str> = problems
+                .iter()
+                .filter(|p| p.kind == ErrorKind::Damaged)
+                .map(|p| p.key.as_str())
+                .collect();
+            for key in damaged {
                 if let Ok(key) = key.parse::<Digest>() {
-                    self.remove(&key)?;
+                    self.remove_unlocked(&key)?;
                 }
             }
         }

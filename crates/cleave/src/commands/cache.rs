@@ -1,6 +1,7 @@
 //! `cleave cache`: list, inspect, explain, verify and trim the store of
 //! staging builds and packages.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use cleave_build::engine::Builder;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
-use cleave_cache::{CacheError, Store};
+use cleave_cache::{CacheError, ErrorKind, Store};
 use miette::IntoDiagnostic;
 
 use super::build::{human_size, options, short};
@@ -258,8 +259,14 @@ fn write_input(out: &mut impl Write, name: &str, value: &str) -> miette::Result<
 fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
     let problems = store.verify(remove).into_diagnostic()?;
     let mut out = std::io::stdout().lock();
-    let mut damaged: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    damaged.dedup();
+    let keys = |kind: ErrorKind| -> BTreeSet<&str> {
+        problems
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.key.as_str())
+            .collect()
+    };
+    let (damaged, unreadable) = (keys(ErrorKind::Damaged), keys(ErrorKind::Io));
     for p in &problems {
         writeln!(
             out,
@@ -282,7 +289,16 @@ fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
         }
     )
     .into_diagnostic()?;
-    Ok(if damaged.is_empty() || remove {
+    if !unreadable.is_empty() {
+        // Not damage: another user's files, or a disk error. Kept.
+        writeln!(
+            out,
+            "{} entries could not be checked by this process",
+            unreadable.len()
+        )
+        .into_diagnostic()?;
+    }
+    Ok(if (damaged.is_empty() || remove) && unreadable.is_empty() {
         Status::Success
     } else {
         Status::Failure

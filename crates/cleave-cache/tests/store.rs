@@ -462,7 +462,7 @@ fn gc_evicts_least_recently_used_entries_down_to_the_cap() {
     assert_eq!(report.removed.len(), 1);
     assert_eq!(report.removed[0].meta.key, keys[1]);
     assert!(store.contains(&keys[2]));
-    assert_eq!(store.clean().unwrap(), 1);
+    assert_eq!(store.clean().unwrap().removed.len(), 1);
     assert!(store.entries().unwrap().is_empty());
 }
 
@@ -802,4 +802,79 @@ fn a_named_pipe_never_blocks_capture_restore_or_verify() {
         assert!(found.is_err(), "{file}");
         assert!(!store.contains(&key), "{file}");
     }
+}
+
+#[test]
+fn an_entry_in_use_is_not_evicted_and_one_removed_under_its_reader_is_evicted_not_damaged() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    let (used, _a) = put_files(&store, "used", &[("a", b"in use\n")]);
+    let (idle, _b) = put_files(&store, "idle", &[("b", b"idle\n")]);
+    // A build found `used` (and will restore it later); gc and clean run
+    // meanwhile.
+    let found = store.get(&used).unwrap().unwrap();
+    let report = store
+        .gc(GcPolicy {
+            max_size: Some(0),
+            older_than: None,
+        })
+        .unwrap();
+    assert_eq!(report.in_use, 1);
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(report.removed[0].meta.key, idle);
+    let report = store.clean().unwrap();
+    assert_eq!((report.in_use, report.removed.len()), (1, 0));
+    let target = tempfile::tempdir().unwrap();
+    found
+        .restore(
+            &[Target {
+                tree: "work",
+                dir: target.path(),
+                select: Select::All,
+            }],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(std::fs::read(target.path().join("a")).unwrap(), b"in use\n");
+    // An entry just stored is in use by whoever stored it.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("c"), "new\n").unwrap();
+    let stored = store
+        .put(&Capture {
+            name: "new",
+            inputs: &inputs("new"),
+            trees: vec![TreeSource {
+                name: "work",
+                dir: src.path(),
+                select: Select::All,
+            }],
+            roots: vec![],
+            extra: serde_json::Value::Null,
+        })
+        .unwrap();
+    assert_eq!(store.clean().unwrap().in_use, 2);
+    drop(stored);
+    drop(found);
+    let report = store.clean().unwrap();
+    assert_eq!((report.in_use, report.removed.len()), (0, 2));
+    assert!(common::blob_files(cache.path()).is_empty());
+
+    // Removed under its reader all the same (by hand, or by verify): the
+    // restore says the entry was evicted, and drops no blob.
+    let (key, _c) = put_files(&store, "again", &[("c", b"again\n")]);
+    let found = store.get(&key).unwrap().unwrap();
+    store.remove(&key).unwrap();
+    let err = found
+        .restore(
+            &[Target {
+                tree: "work",
+                dir: tempfile::tempdir().unwrap().path(),
+                select: Select::All,
+            }],
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Evicted, "{err}");
+    assert!(err.is_transient());
+    assert_eq!(common::blob_files(cache.path()).len(), 1);
 }

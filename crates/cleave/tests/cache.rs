@@ -958,6 +958,65 @@ fn a_blob_that_cannot_be_read_is_no_damage_and_the_entry_stays() {
     assert_success(&case.cleave(&["cache", "verify"]).output().unwrap());
 }
 
+#[test]
+fn builds_survive_a_concurrent_gc_and_clean() {
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    // gc down to nothing and clean, over and over, while six builds run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trims = {
+        let stop = stop.clone();
+        let cache = case.path("cache");
+        std::thread::spawn(move || {
+            let mut trims = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for args in [&["cache", "gc", "--max-size", "1"][..], &["cache", "clean"]] {
+                    let out = Command::new(env!("CARGO_BIN_EXE_cleave"))
+                        .args(args)
+                        .env("CLEAVE_CACHE_DIR", &cache)
+                        .output()
+                        .unwrap();
+                    assert_success(&out);
+                    trims += 1;
+                }
+            }
+            trims
+        })
+    };
+    let recipe = case.recipe.to_str().unwrap().to_string();
+    let staging_root = case.path("stg");
+    let builds: Vec<_> = (1..=6)
+        .map(|i| {
+            case.cleave(&[
+                "build",
+                "-r",
+                &recipe,
+                "--output-dir",
+                &format!("out{i}"),
+                "--staging-root",
+                staging_root.to_str().unwrap(),
+                "--test",
+                "skip",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = builds
+        .into_iter()
+        .map(|b| b.wait_with_output().unwrap())
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(trims.join().unwrap() > 2);
+    for (i, output) in outputs.iter().enumerate() {
+        assert_success(output);
+        assert!(!stderr(output).contains("damaged"), "{}", stderr(output));
+        package(&case.path(&format!("out{}", i + 1)), "split-lib");
+    }
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

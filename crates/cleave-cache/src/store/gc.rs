@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use super::entry::{Eviction, lock_for_eviction};
 use super::io::remove_any;
 use super::{EntryInfo, Store, unix_now};
 use crate::digest::Digest;
@@ -33,6 +34,9 @@ pub struct GcReport {
     pub kept: usize,
     /// Bytes of blobs left.
     pub kept_bytes: u64,
+    /// Entries kept although the policy would evict them, because a build
+    /// is using them.
+    pub in_use: usize,
 }
 
 impl Store {
@@ -42,6 +46,11 @@ impl Store {
     /// them, and a build would only miss them.
     pub fn gc(&self, policy: GcPolicy) -> Result<GcReport, CacheError> {
         let (_lock, _) = Lock::exclusive(&self.root.join("lock"), || {})?;
+        self.gc_locked(policy)
+    }
+
+    /// [`Store::gc`] for a caller that holds the store's lock exclusively.
+    fn gc_locked(&self, policy: GcPolicy) -> Result<GcReport, CacheError> {
         let mut report = GcReport::default();
         let mut entries = self.census(&mut report)?;
         // Oldest first.
@@ -66,6 +75,19 @@ impl Store {
             if !(stale || over) {
                 continue;
             }
+            // An entry a build has found (or just stored) stays until the
+            // build lets go of it; the next ones in line go instead.
+            let dir = self.entry_dir(&entry.meta.key);
+            let guard = match lock_for_eviction(&dir)
+                .map_err(CacheError::io(format!("locking {}", dir.display())))?
+            {
+                Eviction::Locked(guard) => guard,
+                Eviction::InUse => {
+                    report.in_use += 1;
+                    continue;
+                }
+                Eviction::Gone => continue,
+            };
             let distinct: HashSet<Digest> = manifest.blobs().map(|(digest, _)| digest).collect();
             for digest in distinct {
                 if let Some((size, count)) = refs.get_mut(&digest) {
@@ -76,6 +98,7 @@ impl Store {
                 }
             }
             self.remove_unlocked(&entry.meta.key)?;
+            drop(guard);
             report.removed.push(entry);
         }
         let live: HashSet<Digest> = refs
@@ -168,18 +191,22 @@ impl Store {
             .fold(0, |sum, e| sum.saturating_add(e.meta.size)))
     }
 
-    /// Removes every entry, blob and fingerprint index.
-    pub fn clean(&self) -> Result<usize, CacheError> {
+    /// Removes every entry and blob but those of entries in use by a build
+    /// (see [`GcReport::in_use`]), and the fingerprint indexes.
+    pub fn clean(&self) -> Result<GcReport, CacheError> {
         let (_lock, _) = Lock::exclusive(&self.root.join("lock"), || {})?;
-        let count = self.entries()?.len();
-        for dir in ["entries", "blobs", "tmp", "fingerprints"] {
-            let dir = self.root.join(dir);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(CacheError::io(format!("removing {}", dir.display())))?;
+        let report = self.gc_locked(GcPolicy {
+            max_size: Some(0),
+            older_than: None,
+        })?;
+        // One by one, and whatever a running build writes meanwhile: the
+        // indexes only save time, and builds do not lock the store to
+        // write them.
+        if let Ok(indexes) = std::fs::read_dir(self.root.join("fingerprints")) {
+            for index in indexes.flatten() {
+                let _ = remove_any(&index.path());
             }
         }
-        Store::open(&self.root)?;
-        Ok(count)
+        Ok(report)
     }
 }

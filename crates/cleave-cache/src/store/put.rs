@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::entry::Pin;
 use super::io::{open_regular, remove_any, sync_dir, touch, write_synced};
 use super::{CHUNK, Entry, Select, Store, unix_now};
 use crate::digest::Digest;
@@ -125,6 +126,12 @@ impl Store {
             &meta.to_json().map_err(json)?,
         )?;
         touch(&staged.path().join("used"))?;
+        // Pinned before it is in place: no gc can take it between its
+        // arrival and the caller's restore.
+        let pin_error = || CacheError::io(format!("locking {}", staged.path().display()));
+        let pin = Pin::take(staged.path())
+            .map_err(pin_error())?
+            .ok_or_else(|| pin_error()(std::io::ErrorKind::NotFound.into()))?;
         let staged = staged.keep();
         let stored = self.publish(&staged, &key);
         if stored.is_err() {
@@ -134,6 +141,7 @@ impl Store {
             entry: kept.unwrap_or(Entry {
                 store: self.clone(),
                 meta,
+                _pin: pin,
             }),
             skipped,
         })

@@ -55,20 +55,32 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 human_size(report.kept_bytes)
             )
             .into_diagnostic()?;
+            in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
         CacheCommand::Clean(store) => {
             let (_, store) = open(&store, &cwd)?;
-            let count = store.clean().into_diagnostic()?;
+            let report = store.clean().into_diagnostic()?;
+            let mut out = std::io::stdout().lock();
             writeln!(
-                std::io::stdout().lock(),
-                "removed {count} entries from {}",
+                out,
+                "removed {} entries from {}",
+                report.removed.len() + report.unreadable,
                 store.root().display()
             )
             .into_diagnostic()?;
+            in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
     }
+}
+
+/// Says how many entries were kept because running builds use them.
+fn in_use(out: &mut impl Write, count: usize) -> miette::Result<()> {
+    if count > 0 {
+        writeln!(out, "{count} entries in use by running builds were kept").into_diagnostic()?;
+    }
+    Ok(())
 }
 
 fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {

@@ -9,7 +9,7 @@ use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use filetime::FileTime;
 
 mod common;
-use common::{entry_dir, mkfifo, reseal, within_10s};
+use common::{TinyDisk, entry_dir, mkfifo, reseal, within_10s};
 
 struct Built {
     root: tempfile::TempDir,
@@ -877,4 +877,48 @@ fn an_entry_in_use_is_not_evicted_and_one_removed_under_its_reader_is_evicted_no
     assert_eq!(err.kind(), ErrorKind::Evicted, "{err}");
     assert!(err.is_transient());
     assert_eq!(common::blob_files(cache.path()).len(), 1);
+}
+
+#[test]
+fn a_full_disk_fails_a_put_cleanly_and_the_store_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_disk) = TinyDisk::mount(dir.path(), "256k") else {
+        return;
+    };
+    let store = Store::open(dir.path()).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..4u8 {
+        std::fs::write(src.path().join(format!("big{i}")), vec![i; 100_000]).unwrap();
+    }
+    let big = inputs("big");
+    let err = store
+        .put(&Capture {
+            name: "big",
+            inputs: &big,
+            trees: vec![TreeSource {
+                name: "work",
+                dir: src.path(),
+                select: Select::All,
+            }],
+            roots: vec![],
+            extra: serde_json::Value::Null,
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(
+        format!("{:?}", err).contains("StorageFull"),
+        "a full disk: {err:?}"
+    );
+    // Nothing half-written is left in the way, and no entry appeared.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+    assert!(store.get(&big.key()).unwrap().is_none());
+    // The blobs it did write go at the next gc; then the store takes what
+    // fits.
+    store.gc(GcPolicy::default()).unwrap();
+    assert!(common::blob_files(dir.path()).is_empty());
+    let (key, _src) = put_files(&store, "small", &[("a", b"fits\n")]);
+    restore_work(&store, &key, tempfile::tempdir().unwrap().path()).unwrap();
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_success, index, oracle, paths, repo, stderr, strings};
+use common::{TinyDisk, assert_success, index, oracle, paths, repo, stderr, strings};
 
 /// A copy of `tests/cache/NAME` in a fresh temporary directory.
 struct Case {
@@ -1015,6 +1015,29 @@ fn builds_survive_a_concurrent_gc_and_clean() {
         assert!(!stderr(output).contains("damaged"), "{}", stderr(output));
         package(&case.path(&format!("out{}", i + 1)), "split-lib");
     }
+}
+
+#[test]
+fn a_full_cache_disk_costs_a_warning_not_the_build() {
+    let case = Case::new("split");
+    // Four pages: less than the staging entry's files take.
+    let Some(_disk) = TinyDisk::mount(&case.path("cache"), "16k") else {
+        return;
+    };
+    let built = case.build("out", &[]);
+    assert_success(&built);
+    let err = stderr(&built);
+    assert!(
+        err.contains("staging `split-build`: not stored in the cache"),
+        "{err}"
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    package(&case.path("out"), "split-lib");
+    package(&case.path("out"), "split-dev");
+    // Nothing was kept: the next build runs the script again, and works.
+    assert_success(&case.build("out2", &[]));
+    assert_eq!(case.runs(), 2);
+    package(&case.path("out2"), "split-lib");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

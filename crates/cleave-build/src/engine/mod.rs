@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
-use cleave_cache::store::{Entry, GcPolicy};
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::store::{Entry, GcPolicy, GcReport};
+use cleave_cache::{CacheError, Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{Dependency, RenderedOutput};
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
@@ -42,6 +42,19 @@ mod staging;
 
 pub use event::Event;
 use staging::StagingResult;
+
+/// A cache error with its causes, for a warning on one line: the store's
+/// errors keep the operating system's error as their source.
+fn causes(error: &CacheError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Whether to run the packages' tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -303,18 +316,18 @@ impl Builder {
         if let (Some(max), CacheMode::ReadWrite) =
             (self.options.max_cache_size, self.options.cache_mode)
         {
-            // Cheap bound first: reading every manifest is for when it matters.
-            if self.store.size_upper_bound()? > max {
-                let report = self.store.gc(GcPolicy {
-                    max_size: Some(max),
-                    older_than: None,
-                })?;
-                if !report.removed.is_empty() {
-                    on_event(Event::Evicted {
-                        entries: report.removed.len(),
-                        bytes: report.freed,
-                    });
-                }
+            match self.trim(max) {
+                Ok(report) if !report.removed.is_empty() => on_event(Event::Evicted {
+                    entries: report.removed.len(),
+                    bytes: report.freed,
+                }),
+                Ok(_) => {}
+                // The packages are built: a cache that cannot be trimmed
+                // now is trimmed by a later build or `cleave cache gc`.
+                Err(e) => on_event(Event::Warning(&format!(
+                    "trimming the cache: {}",
+                    causes(&e)
+                ))),
             }
         }
         Ok(built)
@@ -365,6 +378,18 @@ impl Builder {
             }
         }
         keys
+    }
+
+    /// Evicts least recently used entries until the store fits in `max`.
+    fn trim(&self, max: u64) -> Result<GcReport, CacheError> {
+        // Cheap bound first: reading every manifest is for when it matters.
+        if self.store.size_upper_bound()? <= max {
+            return Ok(GcReport::default());
+        }
+        self.store.gc(GcPolicy {
+            max_size: Some(max),
+            older_than: None,
+        })
     }
 
     /// The staging store this builder uses.

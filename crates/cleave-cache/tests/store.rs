@@ -922,3 +922,37 @@ fn a_full_disk_fails_a_put_cleanly_and_the_store_stays_usable() {
     let (key, _src) = put_files(&store, "small", &[("a", b"fits\n")]);
     restore_work(&store, &key, tempfile::tempdir().unwrap().path()).unwrap();
 }
+
+#[test]
+fn extreme_modification_times_in_a_manifest_never_panic() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    for (seconds, nanos, valid) in [
+        (i64::MAX, 0, true),
+        (i64::MIN, 0, true),
+        (253_402_300_800, 5, true),
+        (-1, 999_999_999, true),
+        (0, u32::MAX, false),
+        (1, 1_000_000_000, false),
+    ] {
+        let (key, _src) = put_files(&store, "times", &[("a", b"a\n")]);
+        let files = entry_dir(cache.path(), &key).join("files.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&files).unwrap()).unwrap();
+        manifest["trees"]["work"][0]["mtime"] = serde_json::json!([seconds, nanos]);
+        std::fs::write(&files, manifest.to_string()).unwrap();
+        reseal(cache.path(), &key);
+        let what = format!("({seconds}, {nanos})");
+        let target = tempfile::tempdir().unwrap();
+        match restore_work(&store, &key, target.path()) {
+            // The kernel takes or refuses a time the manifest allows.
+            Ok(()) => assert!(valid, "{what}"),
+            Err(e) if valid => assert_eq!(e.kind(), ErrorKind::Target, "{what}: {e}"),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Damaged, "{what}: {e}");
+                assert!(e.to_string().contains("out of range"), "{what}: {e}");
+            }
+        }
+        store.remove(&key).unwrap();
+    }
+}

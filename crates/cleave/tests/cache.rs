@@ -1040,6 +1040,27 @@ fn a_full_cache_disk_costs_a_warning_not_the_build() {
     package(&case.path("out2"), "split-lib");
 }
 
+#[test]
+fn an_extreme_modification_time_in_a_manifest_does_not_crash_the_build() {
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    let files = entry_dirs(&case, false)[0].join("files.json");
+    let text = std::fs::read_to_string(&files).unwrap();
+    let mtime = text.find("\"mtime\":[").unwrap() + "\"mtime\":[".len();
+    let end = mtime + text[mtime..].find(']').unwrap();
+    let edited = format!(
+        "{}9223372036854775807,4294967295{}",
+        &text[..mtime],
+        &text[end..]
+    );
+    std::fs::write(&files, edited).unwrap();
+    drop_package_entries(&case);
+    let again = case.build("out2", &[]);
+    assert_success(&again);
+    assert!(stderr(&again).contains("is damaged"), "{}", stderr(&again));
+    assert_eq!(case.runs(), 2);
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

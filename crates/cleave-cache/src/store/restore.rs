@@ -6,14 +6,13 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use filetime::FileTime;
 use rayon::prelude::*;
 
 use super::io::{self, touch};
 use super::{CHUNK, Entry, Select, Store};
 use crate::digest::Digest;
 use crate::error::{CacheError, ErrorKind};
-use crate::manifest::{Item, Manifest};
+use crate::manifest::{Item, Manifest, mtime};
 use crate::relocate::{self, Replacement};
 
 /// Where to restore one tree of an entry.
@@ -190,33 +189,25 @@ impl Store {
                         .filter(|(name, _)| roots.contains(name))
                         .map(|(_, r)| r.clone())
                         .collect();
+                    let file = FileToRestore {
+                        blob,
+                        rel: path,
+                        mode: *mode,
+                        mtime: *mtime,
+                        binary: *binary,
+                    };
                     Some(
-                        self.restore_file(key, blob, &dir.join(path), path, &wanted, *binary)
-                            .and_then(|bytes| {
-                                let dest = dir.join(path);
-                                std::fs::set_permissions(
-                                    &dest,
-                                    std::fs::Permissions::from_mode(*mode),
-                                )
-                                .and_then(|()| {
-                                    filetime::set_file_mtime(
-                                        &dest,
-                                        FileTime::from_unix_time(mtime.0, mtime.1),
-                                    )
-                                })
-                                .map_err(CacheError::target(format!(
-                                    "restoring {}",
-                                    dest.display()
-                                )))?;
-                                Ok((bytes, !wanted.is_empty()))
-                            }),
+                        self.restore_file(key, &file, &dir.join(path), &wanted)
+                            .map(|bytes| (bytes, !wanted.is_empty())),
                     )
                 }
                 _ => None,
             })
             .collect::<Result<_, _>>()?;
         let mut done = TreeDone {
-            bytes: results.iter().map(|(b, _)| b).sum(),
+            bytes: results
+                .iter()
+                .fold(0u64, |sum, (bytes, _)| sum.saturating_add(*bytes)),
             relocated: results.iter().filter(|(_, r)| *r).count(),
             paths: Vec::new(),
         };
@@ -245,16 +236,16 @@ impl Store {
         Ok(done)
     }
 
-    /// Writes one blob to `dest`, verified against its digest.
+    /// Writes one blob to `dest`, verified against its digest, with the
+    /// file's mode and modification time.
     fn restore_file(
         &self,
         key: &str,
-        blob: &Digest,
+        file: &FileToRestore<'_>,
         dest: &Path,
-        rel: &Path,
         replacements: &[Replacement],
-        binary: bool,
     ) -> Result<u64, CacheError> {
+        let FileToRestore { blob, rel, .. } = *file;
         let source = self.blob_path(blob);
         let damaged = |reason: &str| CacheError::Damaged {
             key: key.to_string(),
@@ -274,15 +265,21 @@ impl Store {
             }
         };
         let blob_io = || CacheError::io(format!("reading {}", source.display()));
-        let io = || CacheError::target(format!("restoring {}", dest.display()));
+        let target_io = || CacheError::target(format!("restoring {}", dest.display()));
         clear(dest)?;
-        if !replacements.is_empty() {
+        let mut output = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(target_io())?;
+        let size = if !replacements.is_empty() {
             let mut data = Vec::new();
             input.read_to_end(&mut data).map_err(blob_io())?;
             if Digest::of(&data) != *blob {
                 return Err(mismatch());
             }
-            let data = if binary {
+            let data = if file.binary {
                 let mut data = data;
                 relocate::binary(&mut data, replacements).map_err(|r| CacheError::TooLong {
                     key: key.to_string(),
@@ -294,42 +291,56 @@ impl Store {
             } else {
                 relocate::text(&data, replacements)
             };
-            std::fs::write(dest, &data).map_err(io())?;
-            return Ok(data.len() as u64);
-        }
-        let mut output = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dest)
-            .map_err(io())?;
-        // A reflink shares the blob's extents copy-on-write: a later write
-        // to the restored file cannot reach the store. Verify by reading it
-        // back; where reflinks are not supported, copy and hash in one pass.
-        if reflink_copy::reflink_file(&input, &output).is_ok() {
-            let digest = io::digest_of(&mut output).map_err(io())?;
-            if digest != *blob {
+            output.write_all(&data).map_err(target_io())?;
+            data.len() as u64
+        } else if reflink_copy::reflink_file(&input, &output).is_ok() {
+            // A reflink shares the blob's extents copy-on-write: a later
+            // write to the restored file cannot reach the store. Verify by
+            // reading it back.
+            if io::digest_of(&mut output).map_err(target_io())? != *blob {
                 return Err(mismatch());
             }
-            return Ok(output.metadata().map_err(io())?.len());
-        }
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0; CHUNK];
-        let mut size: u64 = 0;
-        loop {
-            let n = input.read(&mut buf).map_err(blob_io())?;
-            if n == 0 {
-                break;
+            output.metadata().map_err(target_io())?.len()
+        } else {
+            // Where reflinks are not supported: copy and hash in one pass.
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0; CHUNK];
+            let mut size: u64 = 0;
+            loop {
+                let n = input.read(&mut buf).map_err(blob_io())?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                output.write_all(&buf[..n]).map_err(target_io())?;
+                size = size.saturating_add(n as u64);
             }
-            hasher.update(&buf[..n]);
-            output.write_all(&buf[..n]).map_err(io())?;
-            size = size.saturating_add(n as u64);
-        }
-        if Digest::from(hasher.finalize()) != *blob {
-            return Err(mismatch());
-        }
+            if Digest::from(hasher.finalize()) != *blob {
+                return Err(mismatch());
+            }
+            size
+        };
+        // Checked by the manifest: a time out of range never gets here.
+        let modified = mtime(file.mtime).ok_or_else(|| CacheError::Unsafe {
+            key: key.to_string(),
+            path: rel.to_path_buf(),
+            reason: "has a modification time out of range",
+        })?;
+        output
+            .set_permissions(std::fs::Permissions::from_mode(file.mode))
+            .and_then(|()| output.set_modified(modified))
+            .map_err(target_io())?;
         Ok(size)
     }
+}
+
+/// What [`Store::restore_file`] needs of a file item.
+struct FileToRestore<'a> {
+    blob: &'a Digest,
+    rel: &'a Path,
+    mode: u32,
+    mtime: (i64, u32),
+    binary: bool,
 }
 
 struct TreeDone {

@@ -389,24 +389,34 @@ fn a_target_that_cannot_be_written_is_its_own_error_and_keeps_the_entry() {
 }
 
 #[test]
-fn leftovers_of_a_killed_writer_are_no_entry_and_gc_removes_them() {
+fn leftovers_of_a_killed_writer_are_no_entry_and_open_or_gc_removes_them() {
     let cache = tempfile::tempdir().unwrap();
     let store = Store::open(cache.path()).unwrap();
     // What a writer killed mid-put leaves: a half-written blob and an
     // entry dir that was never renamed into place.
-    std::fs::write(cache.path().join("tmp/.tmpHALF"), b"half a blob").unwrap();
-    std::fs::create_dir_all(cache.path().join("tmp/entry-xyz")).unwrap();
-    std::fs::write(
-        cache.path().join("tmp/entry-xyz/files.json"),
-        b"{\"roots\":",
-    )
-    .unwrap();
+    let leave = || {
+        std::fs::write(cache.path().join("tmp/.tmpHALF"), b"half a blob").unwrap();
+        std::fs::create_dir_all(cache.path().join("tmp/entry-xyz")).unwrap();
+        std::fs::write(
+            cache.path().join("tmp/entry-xyz/files.json"),
+            b"{\"roots\":",
+        )
+        .unwrap();
+    };
+    let left = || std::fs::read_dir(cache.path().join("tmp")).unwrap().count();
+    leave();
     assert!(store.entries().unwrap().is_empty());
     store.gc(GcPolicy::default()).unwrap();
-    assert_eq!(
-        std::fs::read_dir(cache.path().join("tmp")).unwrap().count(),
-        0
-    );
+    assert_eq!(left(), 0);
+    // The next open clears them too, unless a writer is at work (it holds
+    // the store's lock while its files are in tmp/).
+    leave();
+    let writer = cleave_cache::lock::Lock::shared(&cache.path().join("lock")).unwrap();
+    Store::open(cache.path()).unwrap();
+    assert_eq!(left(), 2, "a writer's files are left alone");
+    drop(writer);
+    Store::open(cache.path()).unwrap();
+    assert_eq!(left(), 0);
 }
 
 #[test]
@@ -955,4 +965,38 @@ fn extreme_modification_times_in_a_manifest_never_panic() {
         }
         store.remove(&key).unwrap();
     }
+}
+
+#[test]
+fn sizes_near_the_top_of_u64_saturate_instead_of_wrapping() {
+    let cache = tempfile::tempdir().unwrap();
+    let store = Store::open(cache.path()).unwrap();
+    // Two entries whose sizes (as another machine might have recorded
+    // them) add up past 2^64.
+    let mut keys = Vec::new();
+    for name in ["one", "two"] {
+        let (key, _src) = put_files(&store, name, &[(name, name.as_bytes())]);
+        let dir = entry_dir(cache.path(), &key);
+        let files = dir.join("files.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&files).unwrap()).unwrap();
+        manifest["trees"]["work"][0]["size"] = serde_json::json!(u64::MAX - 1);
+        std::fs::write(&files, manifest.to_string()).unwrap();
+        reseal(cache.path(), &key);
+        let sealed: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("entry.json")).unwrap()).unwrap();
+        let mut meta = sealed["meta"].clone();
+        meta["size"] = serde_json::json!(u64::MAX - 1);
+        common::write_sealed(&dir.join("entry.json"), &meta);
+        keys.push(key);
+    }
+    assert_eq!(store.size_upper_bound().unwrap(), u64::MAX);
+    let report = store
+        .gc(GcPolicy {
+            max_size: Some(u64::MAX - 1),
+            older_than: None,
+        })
+        .unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(report.kept_bytes, u64::MAX - 1);
 }

@@ -1061,6 +1061,19 @@ fn an_extreme_modification_time_in_a_manifest_does_not_crash_the_build() {
     assert_eq!(case.runs(), 2);
 }
 
+#[test]
+fn leftovers_of_killed_writers_go_at_the_next_command() {
+    let case = Case::new("split");
+    assert_success(&case.build("out", &[]));
+    let tmp = case.path("cache/staging/tmp");
+    std::fs::write(tmp.join(".tmpHALF"), b"half a blob").unwrap();
+    std::fs::create_dir_all(tmp.join("entry-killed")).unwrap();
+    std::fs::write(tmp.join("entry-killed/files.json"), b"{").unwrap();
+    let list = case.cleave(&["cache", "list"]).output().unwrap();
+    assert_success(&list);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -62,16 +62,16 @@ impl Store {
                 refs.entry(digest).or_insert((size, 0)).1 += 1;
             }
         }
-        let mut total = refs
-            .values()
-            .fold(0u64, |sum, (size, _)| sum.saturating_add(*size));
+        // In u128: sizes as recorded may add up past 2^64, and a saturated
+        // sum would go wrong as entries leave it.
+        let mut total: u128 = refs.values().map(|(size, _)| u128::from(*size)).sum();
         let now = unix_now();
         let count = entries.len();
         for (entry, manifest) in entries {
             let stale = policy
                 .older_than
                 .is_some_and(|age| now.saturating_sub(entry.last_used) > age.as_secs());
-            let over = policy.max_size.is_some_and(|max| total > max);
+            let over = policy.max_size.is_some_and(|max| total > u128::from(max));
             if !(stale || over) {
                 continue;
             }
@@ -93,7 +93,7 @@ impl Store {
                 if let Some((size, count)) = refs.get_mut(&digest) {
                     *count -= 1;
                     if *count == 0 {
-                        total = total.saturating_sub(*size);
+                        total = total.saturating_sub(u128::from(*size));
                     }
                 }
             }
@@ -116,7 +116,7 @@ impl Store {
             }
         }
         report.kept = count - report.removed.len();
-        report.kept_bytes = total;
+        report.kept_bytes = u64::try_from(total).unwrap_or(u64::MAX);
         Ok(report)
     }
 

@@ -68,7 +68,8 @@ pub struct EntryInfo {
 }
 
 impl Store {
-    /// Opens (and creates) the store at `root`.
+    /// Opens (and creates) the store at `root`, clearing what killed
+    /// writers left in `tmp/` if no other process is using the store.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, CacheError> {
         let root = root.into();
         for dir in ["blobs", "entries", "tmp"] {
@@ -76,7 +77,25 @@ impl Store {
             std::fs::create_dir_all(&dir)
                 .map_err(CacheError::io(format!("creating {}", dir.display())))?;
         }
-        Ok(Store { root })
+        let store = Store { root };
+        store.clear_stale_tmp();
+        Ok(store)
+    }
+
+    /// Removes everything in `tmp/` when the store's lock is free. Every
+    /// writer holds the lock (shared) while it has files in `tmp/`, so with
+    /// the lock taken exclusively whatever is there was left by a process
+    /// that died; with the lock busy, nothing is touched (the next open or
+    /// `gc` clears it). Waiting is never worth it, nor is failing (a store
+    /// on a read-only disk can still be read): this only frees space.
+    fn clear_stale_tmp(&self) {
+        if let Ok(Some(_lock)) = Lock::try_exclusive(&self.root.join("lock"))
+            && let Ok(dir) = std::fs::read_dir(self.root.join("tmp"))
+        {
+            for leftover in dir.flatten() {
+                let _ = io::remove_any(&leftover.path());
+            }
+        }
     }
 
     /// The store's directory.

@@ -140,7 +140,7 @@ impl Entry {
         let mut restored = Restored::default();
         for (target, items) in targets.iter().zip(&chosen) {
             let done = store.restore_tree(&hex, items, target.dir, &replacements)?;
-            restored.bytes += done.bytes;
+            restored.bytes = restored.bytes.saturating_add(done.bytes);
             restored.relocated += done.relocated;
             restored.trees.insert(target.tree.to_string(), done.paths);
         }

@@ -12,7 +12,8 @@
 //! - [`store`]: blobs deduplicated by BLAKE3, atomic entries, capture,
 //!   verified restore with path relocation, verify and LRU gc;
 //! - [`manifest`]: an entry's items, checked before anything is written;
-//! - [`lock`]: process locks released by the kernel on exit.
+//! - [`lock`]: process locks released by the kernel on exit;
+//! - [`remote`]: remote stores behind the local one, through OpenDAL.
 
 pub mod digest;
 mod error;
@@ -22,6 +23,7 @@ pub mod key;
 pub mod lock;
 pub mod manifest;
 mod relocate;
+pub mod remote;
 pub mod store;
 
 pub use digest::Digest;

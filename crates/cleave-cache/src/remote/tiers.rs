@@ -1,0 +1,177 @@
+//! The remotes of one build, in priority order, behind the local store.
+
+use super::tier::{Pushed, Tier};
+use super::{RemoteConfig, RemoteError, TierStats, stats::SavedStats};
+use crate::digest::Digest;
+use crate::store::{Entry, Store};
+
+/// The remotes of one process, in the order they are asked.
+pub struct Remotes {
+    tiers: Vec<Tier>,
+    runtime: Option<tokio::runtime::Runtime>,
+    store_root: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for Remotes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.tiers.iter().map(Tier::shown))
+            .finish()
+    }
+}
+
+impl Remotes {
+    /// The remotes `configs` name, for the local store `store` (which keeps
+    /// what this machine knows each remote holds, and their counters).
+    pub fn new(configs: Vec<RemoteConfig>, store: &Store) -> Remotes {
+        Remotes {
+            tiers: configs.into_iter().map(|c| Tier::new(c, store)).collect(),
+            runtime: None,
+            store_root: store.root().to_path_buf(),
+        }
+    }
+
+    /// True when no remote is configured.
+    pub fn is_empty(&self) -> bool {
+        self.tiers.is_empty()
+    }
+
+    fn runtime(
+        runtime: &mut Option<tokio::runtime::Runtime>,
+    ) -> Result<&tokio::runtime::Runtime, String> {
+        if runtime.is_none() {
+            let built = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("remote stores: cannot start their runtime: {e}"))?;
+            *runtime = Some(built);
+        }
+        runtime.as_ref().ok_or_else(String::new)
+    }
+
+    /// Asks each remote in order for `key`. A hit is taken into `store`,
+    /// written back to the writable remotes asked before, and returned.
+    /// Failures are passed to `warn` and end in `None`: the caller builds.
+    pub fn fetch(
+        &mut self,
+        store: &Store,
+        key: &Digest,
+        warn: &mut dyn FnMut(String),
+    ) -> Option<Entry> {
+        if self.tiers.iter().all(|t| !t.readable()) {
+            return None;
+        }
+        let runtime = match Self::runtime(&mut self.runtime) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                warn(e);
+                return None;
+            }
+        };
+        for i in 0..self.tiers.len() {
+            let (before, rest) = self.tiers.split_at_mut(i);
+            let tier = &mut rest[0];
+            if !tier.readable() {
+                continue;
+            }
+            match tier.fetch(runtime, store, key) {
+                Ok(Some(entry)) => {
+                    for higher in before.iter_mut().filter(|t| t.writable()) {
+                        push_one(higher, runtime, &entry, warn);
+                    }
+                    return Some(entry);
+                }
+                Ok(None) => tier.stats.misses += 1,
+                Err(e) => failed(tier, &e, warn, "the entry is built here"),
+            }
+        }
+        None
+    }
+
+    /// Uploads `entry` to every writable remote that lacks it.
+    pub fn push(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
+        if self.tiers.iter().all(|t| !t.writable()) {
+            return;
+        }
+        let runtime = match Self::runtime(&mut self.runtime) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                warn(e);
+                return;
+            }
+        };
+        for tier in self.tiers.iter_mut().filter(|t| t.writable()) {
+            push_one(tier, runtime, entry, warn);
+        }
+    }
+
+    /// Uploads `entry` to the first remote, whatever its mode, failing
+    /// loudly: for `cleave cache push`.
+    pub fn push_first(&mut self, entry: &Entry) -> Result<bool, RemoteError> {
+        let runtime = Self::runtime(&mut self.runtime).map_err(|reason| RemoteError::Service {
+            remote: String::new(),
+            reason,
+        })?;
+        let Some(tier) = self.tiers.first_mut() else {
+            return Ok(false);
+        };
+        Ok(tier.push(runtime, entry)? == Pushed::Uploaded)
+    }
+
+    /// Downloads `key` from the first remote, failing loudly: for
+    /// `cleave cache pull`.
+    pub fn fetch_first(
+        &mut self,
+        store: &Store,
+        key: &Digest,
+    ) -> Result<Option<Entry>, RemoteError> {
+        let runtime = Self::runtime(&mut self.runtime).map_err(|reason| RemoteError::Service {
+            remote: String::new(),
+            reason,
+        })?;
+        match self.tiers.first_mut() {
+            Some(tier) => tier.fetch(runtime, store, key),
+            None => Ok(None),
+        }
+    }
+
+    /// What each remote did in this process.
+    pub fn stats(&self) -> Vec<TierStats> {
+        self.tiers.iter().map(|t| t.stats.clone()).collect()
+    }
+
+    /// Adds this process's counters to those kept in the store.
+    pub fn save_stats(&self) {
+        SavedStats::record(&self.store_root, &self.stats());
+    }
+}
+
+/// Counters of earlier builds, as kept in the store at `root`.
+pub fn saved_stats(root: &std::path::Path) -> SavedStats {
+    SavedStats::load(root)
+}
+
+fn push_one(
+    tier: &mut Tier,
+    runtime: &tokio::runtime::Runtime,
+    entry: &Entry,
+    warn: &mut dyn FnMut(String),
+) {
+    if let Err(e) = tier.push(runtime, entry) {
+        failed(tier, &e, warn, "the entry stays local");
+    }
+}
+
+/// Counts a failure and says what it costs.
+fn failed(tier: &mut Tier, error: &RemoteError, warn: &mut dyn FnMut(String), cost: &str) {
+    tier.stats.errors += 1;
+    if error.is_service() {
+        tier.disabled = true;
+        warn(format!(
+            "{error}; {cost}, and the remote is not used again in this build"
+        ));
+    } else {
+        warn(format!("{error}; {cost}"));
+    }
+}

@@ -121,7 +121,7 @@ fn carries_an_entry(url: &str, files: usize) {
 
     let mut remote_b = remotes(&store_b, &[url]);
     assert!(store_b.get(&key).unwrap().is_none());
-    let found = remote_b
+    let (found, _) = remote_b
         .fetch(&store_b, &key, &mut no_warnings())
         .expect("a remote hit");
     let stats = &remote_b.stats()[0];
@@ -202,7 +202,7 @@ fn blobs_the_remote_holds_are_not_uploaded_again() {
     // And it restores on another machine, from packs of both uploads.
     let b = tempfile::tempdir().unwrap();
     let store_b = Store::open(b.path()).unwrap();
-    let found = remotes(&store_b, &[&url])
+    let (found, _) = remotes(&store_b, &[&url])
         .fetch(&store_b, &second.meta().key, &mut no_warnings())
         .expect("a hit");
     let out = tempfile::tempdir().unwrap();
@@ -403,7 +403,7 @@ fn two_machines_storing_one_key_at_once_leave_one_good_entry() {
     });
     let c = tempfile::tempdir().unwrap();
     let store = Store::open(c.path()).unwrap();
-    let found = remotes(&store, &[&url])
+    let (found, _) = remotes(&store, &[&url])
         .fetch(&store, &key, &mut no_warnings())
         .expect("a hit");
     let out = tempfile::tempdir().unwrap();

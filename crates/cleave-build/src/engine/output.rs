@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
-use cleave_cache::store::{Capture, Select, Target, TreeSource};
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
@@ -233,10 +233,15 @@ impl Builder {
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
         match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
-            Ok(()) => on_event(Event::PackageStored {
-                what: &what,
-                key: &key,
-            }),
+            Ok(stored) => {
+                on_event(Event::PackageStored {
+                    what: &what,
+                    key: &key,
+                });
+                if let Some(entry) = stored {
+                    self.share(&entry, &what, on_event);
+                }
+            }
             Err(e) => on_event(Event::Warning(&format!(
                 "{what}: not stored in the cache: {}",
                 causes(&e)
@@ -321,7 +326,7 @@ impl Builder {
             // No entry and an unreadable one are both a miss (the store
             // drops the unreadable one); one this process cannot read is
             // built again.
-            let found = match self.store.get(&entry) {
+            let found = match self.lookup(&entry, &what, on_event) {
                 Ok(found) => found,
                 Err(e) => {
                     on_event(Event::Warning(&format!(
@@ -450,9 +455,9 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<(), CacheError> {
+    ) -> Result<Option<Entry>, CacheError> {
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
-            return Ok(());
+            return Ok(None);
         };
         // A later output names this package by its key, stored or not.
         self.siblings
@@ -463,7 +468,7 @@ impl Builder {
             .unwrap_or_default();
         let entry_inputs = entry_inputs(inputs, tested);
         let only = [PathBuf::from(file_name)];
-        self.store.put(&Capture {
+        let stored = self.store.put(&Capture {
             name,
             inputs: &entry_inputs,
             trees: vec![TreeSource {
@@ -480,7 +485,7 @@ impl Builder {
                 "claimed": claimed,
             }),
         })?;
-        Ok(())
+        Ok(Some(stored.entry))
     }
 }
 

@@ -51,14 +51,15 @@ impl Remotes {
     }
 
     /// Asks each remote in order for `key`. A hit is taken into `store`,
-    /// written back to the writable remotes asked before, and returned.
+    /// written back to the writable remotes asked before, and returned
+    /// with the remote that had it.
     /// Failures are passed to `warn` and end in `None`: the caller builds.
     pub fn fetch(
         &mut self,
         store: &Store,
         key: &Digest,
         warn: &mut dyn FnMut(String),
-    ) -> Option<Entry> {
+    ) -> Option<(Entry, String)> {
         if self.tiers.iter().all(|t| !t.readable()) {
             return None;
         }
@@ -80,7 +81,7 @@ impl Remotes {
                     for higher in before.iter_mut().filter(|t| t.writable()) {
                         push_one(higher, runtime, &entry, warn);
                     }
-                    return Some(entry);
+                    return Some((entry, tier.shown()));
                 }
                 Ok(None) => tier.stats.misses += 1,
                 Err(e) => failed(tier, &e, warn, "the entry is built here"),
@@ -140,9 +141,12 @@ impl Remotes {
     pub fn stats(&self) -> Vec<TierStats> {
         self.tiers.iter().map(|t| t.stats.clone()).collect()
     }
+}
 
-    /// Adds this process's counters to those kept in the store.
-    pub fn save_stats(&self) {
+/// A process's counters join those kept in the store when its remotes go,
+/// whether its build succeeded or not.
+impl Drop for Remotes {
+    fn drop(&mut self) {
         SavedStats::record(&self.store_root, &self.stats());
     }
 }

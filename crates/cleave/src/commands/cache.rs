@@ -58,6 +58,16 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
             in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
+        CacheCommand::Push {
+            key,
+            all: _,
+            to,
+            store,
+        } => super::remote::push(&open(&store, &cwd)?.1, key.as_deref(), &to),
+        CacheCommand::Pull { key, from, store } => {
+            super::remote::pull(&open(&store, &cwd)?.1, &key, &from)
+        }
+        CacheCommand::Stats { json, store } => super::remote::stats(&open(&store, &cwd)?.1, json),
         CacheCommand::Clean(store) => {
             let (_, store) = open(&store, &cwd)?;
             let report = store.clean().into_diagnostic()?;
@@ -88,7 +98,7 @@ fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {
         cwd,
         Overrides {
             cache_dir: args.cache_dir.as_deref(),
-            staging_root: None,
+            ..Overrides::default()
         },
     )?;
     let store = Store::open(settings.store_dir()).into_diagnostic()?;

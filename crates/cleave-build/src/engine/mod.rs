@@ -422,7 +422,9 @@ impl Builder {
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Option<Entry>, CacheError> {
-        if let Some(found) = self.store.get(key)? {
+        let local = self.store.get(key)?;
+        self.remotes.count_local(local.is_some());
+        if let Some(found) = local {
             return Ok(Some(found));
         }
         let fetched = self.remotes.fetch(&self.store, key, &mut |warning| {

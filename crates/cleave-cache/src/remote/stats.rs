@@ -1,4 +1,5 @@
-//! Counters per remote: for the last build and in total, kept in the store
+//! Counters per level (the local store, then each remote): for the last
+//! build and in total, kept in the store
 //! (`stats/remotes.json`) so that `cleave cache stats` can show them.
 //! Never with credentials: a remote is named as it may be printed.
 
@@ -39,9 +40,9 @@ impl TierStats {
         }
     }
 
-    /// True when the remote was not used.
+    /// True when the level was not used.
     pub fn is_idle(&self) -> bool {
-        self.requests == 0 && self.errors == 0
+        self.requests == 0 && self.errors == 0 && self.hits == 0 && self.misses == 0
     }
 
     fn add(&mut self, other: &TierStats) {
@@ -59,9 +60,9 @@ impl TierStats {
 /// The counters kept in the store.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SavedStats {
-    /// The last build that used a remote.
+    /// The last build that used the cache, per level in lookup order.
     pub last: Vec<TierStats>,
-    /// Every build, per remote.
+    /// Every build, per level.
     pub total: BTreeMap<String, TierStats>,
 }
 

@@ -7,6 +7,9 @@ use crate::store::{Entry, Store};
 
 /// The remotes of one process, in the order they are asked.
 pub struct Remotes {
+    /// Lookups in the local store, counted here so that one record holds
+    /// every level.
+    local: TierStats,
     tiers: Vec<Tier>,
     runtime: Option<tokio::runtime::Runtime>,
     store_root: std::path::PathBuf,
@@ -25,6 +28,7 @@ impl Remotes {
     /// what this machine knows each remote holds, and their counters).
     pub fn new(configs: Vec<RemoteConfig>, store: &Store) -> Remotes {
         Remotes {
+            local: TierStats::new("local"),
             tiers: configs.into_iter().map(|c| Tier::new(c, store)).collect(),
             runtime: None,
             store_root: store.root().to_path_buf(),
@@ -137,9 +141,26 @@ impl Remotes {
         }
     }
 
+    /// Counts a lookup in the local store.
+    pub fn count_local(&mut self, hit: bool) {
+        if hit {
+            self.local.hits += 1;
+        } else {
+            self.local.misses += 1;
+        }
+    }
+
     /// What each remote did in this process.
     pub fn stats(&self) -> Vec<TierStats> {
         self.tiers.iter().map(|t| t.stats.clone()).collect()
+    }
+
+    /// What each level did in this process: the local store first, then
+    /// the remotes in order.
+    pub fn levels(&self) -> Vec<TierStats> {
+        std::iter::once(self.local.clone())
+            .chain(self.stats())
+            .collect()
     }
 }
 
@@ -147,7 +168,7 @@ impl Remotes {
 /// whether its build succeeded or not.
 impl Drop for Remotes {
     fn drop(&mut self) {
-        SavedStats::record(&self.store_root, &self.stats());
+        SavedStats::record(&self.store_root, &self.levels());
     }
 }
 

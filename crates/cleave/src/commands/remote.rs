@@ -1,5 +1,5 @@
 //! `cleave cache push`, `pull` and `stats`: remote stores by hand, and what
-//! they did.
+//! each level of the cache did.
 
 use std::io::Write;
 
@@ -95,7 +95,7 @@ pub(crate) fn stats(store: &Store, json: bool) -> miette::Result<Status> {
     let mut out = std::io::stdout().lock();
     if json {
         let text = serde_json::to_string_pretty(&serde_json::json!({
-            "remotes": { "last": saved.last, "total": saved.total.values().collect::<Vec<_>>() }
+            "levels": { "last": saved.last, "total": saved.total.values().collect::<Vec<_>>() }
         }))
         .into_diagnostic()?;
         writeln!(out, "{text}").into_diagnostic()?;
@@ -114,7 +114,7 @@ pub(crate) fn stats(store: &Store, json: bool) -> miette::Result<Status> {
         ("last build", saved.last.iter().collect::<Vec<_>>()),
         ("in total", saved.total.values().collect()),
     ] {
-        writeln!(out, "remote stores, {title}:").into_diagnostic()?;
+        writeln!(out, "cache levels, {title}:").into_diagnostic()?;
         for row in rows {
             table_row(&mut out, row)?;
         }

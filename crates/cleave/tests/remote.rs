@@ -147,7 +147,13 @@ fn machine_b_builds_nothing_with_an_s3_remote() {
     let last = &json["levels"]["last"];
     assert_eq!(last[0]["remote"], "local", "{json}");
     assert!(last[0]["misses"].as_u64().unwrap() >= 1, "{json}");
-    assert!(last[1]["remote"].as_str().unwrap().starts_with("s3://cache/team"), "{json}");
+    assert!(
+        last[1]["remote"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://cache/team"),
+        "{json}"
+    );
     assert!(last[1]["hits"].as_u64().unwrap() >= 1, "{json}");
     assert_eq!(last[1]["uploads"], 0, "{json}");
     assert!(!String::from_utf8_lossy(&stats.stdout).contains(SECRET));

@@ -9,7 +9,7 @@ use cleave_recipe::model::PackageOutput;
 use super::script_env::ScriptVars;
 use super::staging::Trees;
 use super::{Builder, BuiltPackage, Event, TestMode};
-use crate::capture::{NewEntry, Selector, new_entries};
+use crate::capture::{NewEntry, package_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
 use crate::error::BuildError;
@@ -87,11 +87,11 @@ impl Builder {
             on_event,
         )?;
 
-        let selector = Selector::new(&output.build.files)?;
-        let entries: Vec<NewEntry> = new_entries(&dirs.host_prefix)?
-            .into_iter()
-            .filter(|e| selector.takes(&e.path))
-            .collect();
+        let entries: Vec<NewEntry> = package_entries(
+            &dirs.host_prefix,
+            &output.build.files,
+            &output.build.always_include_files,
+        )?;
         if let Some(s) = &staged {
             let taken = entries.iter().map(|e| &e.path);
             self.claims

@@ -1,5 +1,6 @@
-//! Keys of `build` that decide how a package is relocated:
-//! `prefix_detection`, `dynamic_linking.rpaths` and `rpath_allowlist`.
+//! Keys of `build` that decide what goes into a package and how it is
+//! relocated: `prefix_detection`, `always_include_files`,
+//! `dynamic_linking.rpaths` and `rpath_allowlist`.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::super::{build, recipe};
-use crate::common::{assert_success, oracle, package, stderr};
+use crate::common::{assert_success, oracle, package, paths, stderr, strings};
 
 /// The paths.json entry of `path` in the package called `name`.
 fn entry<'a>(checked: &'a Value, name: &str, path: &str) -> &'a Value {
@@ -70,6 +71,33 @@ fn prefix_detection_decides_placeholders_and_their_modes() {
         entry(&checked, "pd-globs", "share/pd-globs/forced.txt")["size_in_bytes"].clone();
     assert_eq!(packaged, forced.len());
     assert!(forced.starts_with(format!("built in {installed}\n\0").as_bytes()));
+}
+
+#[test]
+fn always_included_files_of_a_host_dependency_are_packaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(
+        &recipe("always-include"),
+        tmp.path(),
+        "out",
+        &[],
+        &[],
+    ));
+    let prefix = tmp.path().join("env");
+    let checked = oracle(&tmp.path().join("out"), &prefix, &["ai-user"], &[]);
+    assert_eq!(
+        paths(&checked, "ai-user"),
+        ["share/ai-dep/shared.txt", "share/ai-user/own.txt"]
+    );
+    assert_eq!(strings(&checked["installed"]).len(), 1);
+    // It held the prefix it was installed into for the build; installed
+    // again, it holds the new one.
+    assert_eq!(
+        file_mode(&checked, "ai-user", "share/ai-dep/shared.txt").as_deref(),
+        Some("text")
+    );
+    let text = std::fs::read_to_string(prefix.join("share/ai-dep/shared.txt")).unwrap();
+    assert_eq!(text, format!("from ai-dep in {}\n", prefix.display()));
 }
 
 /// The RPATH or RUNPATH entries of the ELF file at `path`, by `readelf`.

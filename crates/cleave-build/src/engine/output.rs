@@ -50,11 +50,16 @@ impl Builder {
                 dirs
             }
         };
+        let dirs = if output.build.merge_build_and_host_envs {
+            dirs.merged()
+        } else {
+            dirs
+        };
         let licenses =
             LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
         let staging_files = match &staged {
             Some(s) => {

@@ -1,6 +1,7 @@
 //! Keys of `build` that decide what goes into a package and how it is
 //! relocated: `prefix_detection`, `always_include_files`,
-//! `dynamic_linking.rpaths` and `rpath_allowlist`.
+//! `merge_build_and_host_envs`, `dynamic_linking.rpaths` and
+//! `rpath_allowlist`.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::super::{build, recipe};
-use crate::common::{assert_success, oracle, package, paths, stderr, strings};
+use crate::common::{assert_success, index, oracle, package, paths, stderr, strings};
 
 /// The paths.json entry of `path` in the package called `name`.
 fn entry<'a>(checked: &'a Value, name: &str, path: &str) -> &'a Value {
@@ -98,6 +99,21 @@ fn always_included_files_of_a_host_dependency_are_packaged() {
     );
     let text = std::fs::read_to_string(prefix.join("share/ai-dep/shared.txt")).unwrap();
     assert_eq!(text, format!("from ai-dep in {}\n", prefix.display()));
+}
+
+#[test]
+fn merged_environments_are_one_prefix_and_only_host_run_exports_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("merge-envs"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    let prefix = tmp.path().join("env");
+    let checked = oracle(&tmp.path().join("out"), &prefix, &["me-user"], &[]);
+    let user = index(&checked, "me-user");
+    assert_eq!(strings(&user["depends"]), ["me-lib >=1.0,<2.0a0"]);
+    // The tool's and the library's files are theirs, not me-user's.
+    assert_eq!(paths(&checked, "me-user"), ["share/me-user/made.txt"]);
+    let made = std::fs::read_to_string(prefix.join("share/me-user/made.txt")).unwrap();
+    assert_eq!(made, "tool output\n");
 }
 
 /// The RPATH or RUNPATH entries of the ELF file at `path`, by `readelf`.

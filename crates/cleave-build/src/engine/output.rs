@@ -24,7 +24,7 @@ use rattler_conda_types::RepoDataRecord;
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode};
-use crate::capture::{NewEntry, Selector, new_entries};
+use crate::capture::{NewEntry, package_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
 use crate::error::BuildError;
@@ -64,9 +64,9 @@ impl Builder {
             ),
             None => None,
         };
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(
             output,
             staged.as_ref().map(|s| &s.key),
@@ -102,6 +102,11 @@ impl Builder {
                 dirs
             }
         };
+        let dirs = if output.build.merge_build_and_host_envs {
+            dirs.merged()
+        } else {
+            dirs
+        };
         let licenses =
             LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
@@ -136,11 +141,11 @@ impl Builder {
             on_event,
         )?;
 
-        let selector = Selector::new(&output.build.files)?;
-        let entries: Vec<NewEntry> = new_entries(&dirs.host_prefix)?
-            .into_iter()
-            .filter(|e| selector.takes(&e.path))
-            .collect();
+        let entries: Vec<NewEntry> = package_entries(
+            &dirs.host_prefix,
+            &output.build.files,
+            &output.build.always_include_files,
+        )?;
         // The staging files this package took, kept with its entry so that
         // a reuse still counts them for the unclaimed-files report.
         let claimed: Vec<PathBuf> = match &staged {
@@ -253,9 +258,9 @@ impl Builder {
             output.version,
             output.build.string
         );
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(output, staging, recipe_dir, (&build, &host))?;
         let file_name = format!("{what}{}", self.options.format.extension());
         self.siblings.insert(file_name, inputs.key());

@@ -235,10 +235,10 @@ impl Builder {
             let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
             on_event(Event::Tested { what: &name, count });
         }
-        self.store_package(&name, &key, &inputs, tested, &written, &claimed)?;
+        let entry = self.store_package(&name, &key, &inputs, tested, &written, &claimed)?;
         on_event(Event::PackageStored {
             what: &what,
-            key: &key,
+            key: &entry,
         });
         Ok(package)
     }
@@ -408,7 +408,8 @@ impl Builder {
         })
     }
 
-    /// Keeps the archive in the store under the output's key.
+    /// Keeps the archive in the store under the output's key (and whether
+    /// its tests ran); returns the entry's key.
     fn store_package(
         &mut self,
         name: &str,
@@ -417,15 +418,15 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<(), BuildError> {
+    ) -> Result<Digest, BuildError> {
+        let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
-            return Ok(());
+            return Ok(entry_inputs.key());
         };
         let subdir = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let entry_inputs = entry_inputs(inputs, tested);
         let only = [PathBuf::from(file_name)];
         self.store.put(&Capture {
             key: entry_inputs.key(),
@@ -447,7 +448,7 @@ impl Builder {
         })?;
         self.siblings
             .insert(file_name.to_string_lossy().into_owned(), *key);
-        Ok(())
+        Ok(entry_inputs.key())
     }
 }
 

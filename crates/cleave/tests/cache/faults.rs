@@ -1,8 +1,9 @@
 //! The cache when something goes wrong: builds killed while storing,
 //! damaged, edited or unreadable entries, named pipes, links where the
 //! staging build wrote directories, blobs this process cannot read, gc and
-//! clean running beside builds, a full disk, leftovers of killed writers.
-//! Each costs at most a rebuild and a warning, never a wrong package.
+//! clean running beside builds, entries evicted under a build, a full disk,
+//! leftovers of killed writers. Each costs at most a rebuild and a
+//! warning, never a wrong package.
 
 use super::*;
 
@@ -558,6 +559,36 @@ fn builds_survive_a_concurrent_gc_and_clean() {
         assert!(!stderr(output).contains("damaged"), "{}", stderr(output));
         package(&case.path(&format!("out{}", i + 1)), "split-lib");
     }
+}
+
+#[test]
+fn an_entry_evicted_under_a_build_is_built_again() {
+    let case = Case::new("split");
+    // split-lib is built first; its script removes every entry of the
+    // store by hand (gc and clean leave an entry in use alone), so that
+    // split-dev finds the staging entry gone when it restores it.
+    case.edit("recipe.yaml", |t| {
+        t.replace(
+            "        - lib/**\n",
+            "        - lib/**\n      script:\n        - rm -rf \"$RECIPE_DIR\"/../cache/staging/entries/*\n",
+        )
+    });
+    let built = case.build("out", &[]);
+    assert_success(&built);
+    let err = stderr(&built);
+    assert!(
+        err.contains("was evicted while in use; building it again"),
+        "{err}"
+    );
+    assert_eq!(case.runs(), 2);
+    // split-dev's script copies a file of the work directory, which it has
+    // from the second run's entry.
+    let checked = oracle(&case.path("out"), &case.path("env"), &["split-dev"], &[]);
+    assert!(
+        paths(&checked, "split-dev").contains(&"share/split/from-work.txt".to_string()),
+        "{checked}"
+    );
+    package(&case.path("out"), "split-lib");
 }
 
 #[test]

@@ -35,7 +35,8 @@ pub struct NewEntry {
     pub kind: EntryKind,
 }
 
-/// Every entry of `prefix` that no installed package owns.
+/// Every entry of `prefix` that no installed package owns: files, links
+/// and empty directories (named pipes, sockets and devices are left out).
 pub fn new_entries(prefix: &Path) -> Result<Vec<NewEntry>, BuildError> {
     let owned = owned_files(prefix)?;
     let mut out = Vec::new();
@@ -95,6 +96,10 @@ fn walk(
             .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
         if file_type.is_dir() {
             walk(root, &path, owned, out)?;
+        } else if !(file_type.is_file() || file_type.is_symlink()) {
+            // A named pipe, socket or device: no package holds one, and
+            // reading a pipe would wait for a writer forever.
+            continue;
         } else if !owned.contains(&path) {
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink

@@ -12,18 +12,17 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_cache::Digest;
-use cleave_cache::Inputs;
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
-use super::{Builder, BuiltPackage, Event, TestMode};
+use super::{Builder, BuiltPackage, Event, TestMode, causes};
 use crate::capture::{NewEntry, package_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
@@ -235,11 +234,18 @@ impl Builder {
             let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
             on_event(Event::Tested { what: &name, count });
         }
-        let entry = self.store_package(&name, &key, &inputs, tested, &written, &claimed)?;
-        on_event(Event::PackageStored {
-            what: &what,
-            key: &entry,
-        });
+        // The package is in the channel: a cache that cannot take it (a
+        // full disk) costs a rebuild next time, not this build.
+        match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
+            Ok(entry) => on_event(Event::PackageStored {
+                what: &what,
+                key: &entry,
+            }),
+            Err(e) => on_event(Event::Warning(&format!(
+                "{what}: not stored in the cache: {}",
+                causes(&e)
+            ))),
+        }
         Ok(package)
     }
 
@@ -302,10 +308,23 @@ impl Builder {
         };
         for tested in candidates {
             let entry = entry_inputs(inputs, tested).key();
-            // No entry and an unreadable one are both a miss.
-            let Ok(meta) = self.store.meta(&entry) else {
+            // No entry and an unreadable one are both a miss (the store
+            // drops the unreadable one); one this process cannot read is
+            // built again.
+            let found = match self.store.get(&entry) {
+                Ok(found) => found,
+                Err(e) => {
+                    on_event(Event::Warning(&format!(
+                        "{}; building {what} again",
+                        causes(&e)
+                    )));
+                    None
+                }
+            };
+            let Some(found) = found else {
                 continue;
             };
+            let meta = found.meta();
             let Some(file) = meta.extra["file"].as_str().map(PathBuf::from) else {
                 continue;
             };
@@ -326,16 +345,22 @@ impl Builder {
                 dir: scratch.path(),
                 select: Select::All,
             };
-            match self.store.restore(&entry, &[target], &[]) {
-                Err(e) if e.is_entry_problem() => {
-                    on_event(Event::Warning(&format!(
-                        "{e}; discarding it and building {what} again"
-                    )));
-                    self.store.remove(&entry)?;
-                    continue;
+            if let Err(e) = found.restore(&[target], &[]) {
+                match e.kind() {
+                    // The restore went to a directory of its own in the
+                    // output channel: a conflict there is no cache problem.
+                    ErrorKind::Target | ErrorKind::Request => return Err(e.into()),
+                    // The store has dropped a damaged entry; an evicted or
+                    // unreadable one is built again.
+                    _ => {
+                        on_event(Event::Warning(&format!(
+                            "{}; building {what} again",
+                            causes(&e)
+                        )));
+                        continue;
+                    }
                 }
-                other => other?,
-            };
+            }
             let path = dir.join(file_name);
             std::fs::rename(scratch.path().join(file_name), &path)
                 .map_err(BuildError::io(format!("writing {}", path.display())))?;
@@ -353,9 +378,7 @@ impl Builder {
                     })
                     .unwrap_or_default();
                 let staging_files: Vec<PathBuf> = self
-                    .store
-                    .manifest(&s.key)
-                    .ok()
+                    .staged_manifest(&s.key)
                     .and_then(|m| m.trees.get("prefix").cloned())
                     .unwrap_or_default()
                     .iter()
@@ -418,18 +441,20 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<Digest, BuildError> {
+    ) -> Result<Digest, CacheError> {
         let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
             return Ok(entry_inputs.key());
         };
+        // A later output names this package by its key, stored or not.
+        self.siblings
+            .insert(file_name.to_string_lossy().into_owned(), *key);
         let subdir = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let only = [PathBuf::from(file_name)];
         self.store.put(&Capture {
-            key: entry_inputs.key(),
             name,
             inputs: &entry_inputs,
             trees: vec![TreeSource {
@@ -446,8 +471,6 @@ impl Builder {
                 "claimed": claimed,
             }),
         })?;
-        self.siblings
-            .insert(file_name.to_string_lossy().into_owned(), *key);
         Ok(entry_inputs.key())
     }
 }

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use cleave_cache::fingerprint::Fingerprinter;
 use cleave_cache::lock::Lock;
 use cleave_cache::remote::{RemoteConfig, Remotes, TierStats};
 use cleave_cache::store::{Entry, GcPolicy, GcReport};
@@ -31,6 +32,7 @@ use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 use crate::claims::Claims;
 use crate::env::{EnvKind, Environments};
 use crate::error::BuildError;
+use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::package::PackageFormat;
 use crate::run_exports::fill_from_prefix;
@@ -389,6 +391,25 @@ impl Builder {
             }
         }
         keys
+    }
+
+    /// What a key is computed from besides the section itself: the recipe
+    /// dir, the solved environments, the platforms, the siblings so far.
+    fn key_context<'a>(
+        &'a self,
+        recipe_dir: &'a Path,
+        (build, host): (&'a [RepoDataRecord], &'a [RepoDataRecord]),
+        fingerprints: &'a Fingerprinter,
+    ) -> KeyContext<'a> {
+        KeyContext {
+            recipe_dir,
+            build,
+            host,
+            target_platform: self.options.target_platform,
+            build_platform: self.options.build_platform,
+            fingerprints,
+            siblings: &self.siblings,
+        }
     }
 
     /// Evicts least recently used entries until the store fits in `max`.

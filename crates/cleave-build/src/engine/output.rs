@@ -23,14 +23,13 @@ use rattler_conda_types::RepoDataRecord;
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes};
-use crate::capture::{NewEntry, Selector, new_entries};
+use crate::capture::{NewEntry, package_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
 use crate::error::BuildError;
-use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::licenses::LicensePatterns;
-use crate::package::{PackageContents, PackageFormat, WrittenPackage, write};
+use crate::package::{PackageContents, WrittenPackage, write};
 use crate::run_exports::{Inherited, for_output};
 use crate::source::fetch_all;
 
@@ -64,9 +63,9 @@ impl Builder {
             ),
             None => None,
         };
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(
             output,
             staged.as_ref().map(|s| &s.key),
@@ -102,6 +101,11 @@ impl Builder {
                 dirs
             }
         };
+        let dirs = if output.build.merge_build_and_host_envs {
+            dirs.merged()
+        } else {
+            dirs
+        };
         let licenses =
             LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
@@ -136,11 +140,11 @@ impl Builder {
             on_event,
         )?;
 
-        let selector = Selector::new(&output.build.files)?;
-        let entries: Vec<NewEntry> = new_entries(&dirs.host_prefix)?
-            .into_iter()
-            .filter(|e| selector.takes(&e.path))
-            .collect();
+        let entries: Vec<NewEntry> = package_entries(
+            &dirs.host_prefix,
+            &output.build.files,
+            &output.build.always_include_files,
+        )?;
         // The staging files this package took, kept with its entry so that
         // a reuse still counts them for the unclaimed-files report.
         let claimed: Vec<PathBuf> = match &staged {
@@ -233,10 +237,10 @@ impl Builder {
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
         match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
-            Ok(stored) => {
+            Ok((entry_key, stored)) => {
                 on_event(Event::PackageStored {
                     what: &what,
-                    key: &key,
+                    key: &entry_key,
                 });
                 if let Some(entry) = stored {
                     self.share(&entry, &what, on_event);
@@ -265,9 +269,9 @@ impl Builder {
             output.version,
             output.build.string
         );
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(output, staging, recipe_dir, (&build, &host))?;
         let file_name = format!("{what}{}", self.options.format.extension());
         self.siblings.insert(file_name, inputs.key());
@@ -283,24 +287,10 @@ impl Builder {
         recipe_dir: &Path,
         (build, host): (&[RepoDataRecord], &[RepoDataRecord]),
     ) -> Result<Inputs, BuildError> {
-        let format = match self.options.format {
-            PackageFormat::Conda => "conda",
-            PackageFormat::TarBz2 => "tar.bz2",
-        };
-        crate::keys::output_inputs(
-            output,
-            staging,
-            format,
-            &KeyContext {
-                recipe_dir,
-                build,
-                host,
-                target_platform: self.options.target_platform,
-                build_platform: self.options.build_platform,
-                fingerprints: &self.store.fingerprinter(),
-                siblings: &self.siblings,
-            },
-        )
+        let fingerprints = self.store.fingerprinter();
+        let format = self.options.format.extension().trim_start_matches('.');
+        let ctx = self.key_context(recipe_dir, (build, host), &fingerprints);
+        crate::keys::output_inputs(output, staging, format, &ctx)
     }
 
     /// The package from the store, when it has it (tested, if tests run),
@@ -446,7 +436,8 @@ impl Builder {
         })
     }
 
-    /// Keeps the archive in the store under the output's key.
+    /// Keeps the archive in the store under the output's key (and whether
+    /// its tests ran); returns the entry's key.
     fn store_package(
         &mut self,
         name: &str,
@@ -455,9 +446,10 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<Option<Entry>, CacheError> {
+    ) -> Result<(Digest, Option<Entry>), CacheError> {
+        let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
-            return Ok(None);
+            return Ok((entry_inputs.key(), None));
         };
         // A later output names this package by its key, stored or not.
         self.siblings
@@ -466,7 +458,6 @@ impl Builder {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let entry_inputs = entry_inputs(inputs, tested);
         let only = [PathBuf::from(file_name)];
         let stored = self.store.put(&Capture {
             name,
@@ -485,7 +476,7 @@ impl Builder {
                 "claimed": claimed,
             }),
         })?;
-        Ok(Some(stored.entry))
+        Ok((entry_inputs.key(), Some(stored.entry)))
     }
 }
 

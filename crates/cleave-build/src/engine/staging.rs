@@ -15,7 +15,6 @@ use super::{Builder, Event, causes};
 use crate::capture::{Selector, new_entries};
 use crate::env::EnvKind;
 use crate::error::BuildError;
-use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::licenses::LicensePatterns;
 use crate::source::fetch_all;
@@ -132,18 +131,9 @@ impl Builder {
         build: &[RepoDataRecord],
         host: &[RepoDataRecord],
     ) -> Result<Inputs, BuildError> {
-        crate::keys::inputs(
-            staging,
-            &KeyContext {
-                recipe_dir,
-                build,
-                host,
-                target_platform: self.options.target_platform,
-                build_platform: self.options.build_platform,
-                fingerprints: &self.store.fingerprinter(),
-                siblings: &self.siblings,
-            },
-        )
+        let fingerprints = self.store.fingerprinter();
+        let ctx = self.key_context(recipe_dir, (build, host), &fingerprints);
+        crate::keys::inputs(staging, &ctx)
     }
 
     /// Looks the staging build up by its key and runs it on a miss.

@@ -85,7 +85,25 @@ pub(crate) enum CacheCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Show what the remote stores did: in the last build and in total.
+    /// Write an entry in the portable format (docs/cache-helpers.md): a
+    /// directory, or a tar when DEST ends in `.tar`.
+    Export {
+        /// The key, or a unique prefix of it.
+        key: String,
+        /// Where to write it (must not exist).
+        dest: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Read an entry in the portable format into the local cache, checked.
+    Import {
+        /// A directory or a `.tar`.
+        path: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show what each cache level (local, helpers, remotes) did: in the
+    /// last build and in total.
     Stats {
         /// Print JSON.
         #[arg(long)]
@@ -176,6 +194,15 @@ pub(crate) struct RemoteArgs {
     /// (pull requests of forks) or `off`.
     #[arg(long, env = "CLEAVE_REMOTE_MODE")]
     pub(crate) remote_mode: Option<String>,
+    /// A cache helper (docs/cache-helpers.md): an executable asked before a
+    /// build (`HELPER lookup`) and told after one (`HELPER store`), after
+    /// the `cache.helpers` of cleave.toml, in the order given.
+    #[arg(
+        long = "cache-helper",
+        env = "CLEAVE_CACHE_HELPER",
+        value_delimiter = ','
+    )]
+    pub(crate) cache_helper: Vec<PathBuf>,
 }
 
 /// Arguments of `cleave build`.

@@ -13,12 +13,17 @@
 //! retries = 2
 //! pack-size = "128 MiB"
 //!
+//! [cache]                           # (with the above)
+//! helpers = ["tools/my-cache-helper"]  # docs/cache-helpers.md
+//! helper-timeout = "5s"             # for lookup
+//!
 //! [build]
 //! staging-root = "/tmp/cleave-staging"
 //! ```
 
 use std::path::{Path, PathBuf};
 
+use cleave_cache::helper::HelperConfig;
 use cleave_cache::remote::{Mode, RemoteConfig, RemoteUrl};
 use miette::{IntoDiagnostic, WrapErr, miette};
 use serde::Deserialize;
@@ -45,6 +50,9 @@ struct CacheSection {
     max_size: Option<String>,
     #[serde(default)]
     remote: Vec<RemoteSection>,
+    #[serde(default)]
+    helpers: Vec<PathBuf>,
+    helper_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +82,8 @@ pub(crate) struct Settings {
     pub(crate) staging_root: PathBuf,
     /// Remote stores, in the order they are asked.
     pub(crate) remotes: Vec<RemoteConfig>,
+    /// Cache helpers, in the order they are asked.
+    pub(crate) helpers: Vec<HelperConfig>,
 }
 
 /// What flags and environment variables set.
@@ -85,6 +95,8 @@ pub(crate) struct Overrides<'a> {
     pub(crate) remotes: &'a [String],
     /// `--remote-mode`, for every remote.
     pub(crate) remote_mode: Option<&'a str>,
+    /// `--cache-helper` paths, after those of the files.
+    pub(crate) helpers: &'a [PathBuf],
 }
 
 impl Settings {
@@ -94,6 +106,7 @@ impl Settings {
         let mut max_size = DEFAULT_MAX_SIZE;
         let mut staging_root = std::env::temp_dir().join("cleave-staging");
         let mut remotes = Vec::new();
+        let mut helpers = Vec::new();
         let user = dirs::config_dir().map(|d| d.join("cleave").join(FILE_NAME));
         let project = cwd
             .ancestors()
@@ -116,6 +129,27 @@ impl Settings {
             if let Some(root) = config.build.staging_root {
                 staging_root = base.join(root);
             }
+            if !config.cache.helpers.is_empty() {
+                let timeout = config
+                    .cache
+                    .helper_timeout
+                    .as_deref()
+                    .map(parse_age)
+                    .transpose()
+                    .wrap_err_with(|| format!("in {} (cache.helper-timeout)", file.display()))?;
+                helpers = config
+                    .cache
+                    .helpers
+                    .iter()
+                    .map(|path| {
+                        let mut helper = HelperConfig::new(base.join(path));
+                        if let Some(timeout) = timeout {
+                            helper.lookup_timeout = timeout;
+                        }
+                        helper
+                    })
+                    .collect();
+            }
             // A project's remotes replace the user's: the project knows
             // where its team's cache is.
             if !config.cache.remote.is_empty() {
@@ -127,6 +161,9 @@ impl Settings {
                     .collect::<miette::Result<_>>()
                     .wrap_err_with(|| format!("in {} ([[cache.remote]])", file.display()))?;
             }
+        }
+        for path in overrides.helpers {
+            helpers.push(HelperConfig::new(cwd.join(path)));
         }
         for url in overrides.remotes {
             remotes.push(RemoteConfig::new(RemoteUrl::parse(url).into_diagnostic()?));
@@ -153,6 +190,7 @@ impl Settings {
             max_size,
             staging_root,
             remotes,
+            helpers,
         })
     }
 

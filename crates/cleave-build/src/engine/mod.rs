@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::fingerprint::Fingerprinter;
+use cleave_cache::helper::HelperConfig;
 use cleave_cache::lock::Lock;
 use cleave_cache::remote::{RemoteConfig, Remotes, TierStats};
 use cleave_cache::store::{Entry, GcPolicy, GcReport};
@@ -107,6 +108,9 @@ pub struct BuildOptions {
     /// Remote stores behind the local one, in the order they are asked
     /// (none with the cache off).
     pub remotes: Vec<RemoteConfig>,
+    /// Cache helpers, asked after the local store and before the remotes
+    /// (none with the cache off).
+    pub helpers: Vec<HelperConfig>,
 }
 
 /// Whether the staging cache is kept between builds.
@@ -229,7 +233,8 @@ impl Builder {
             }
         };
         let remotes = match options.cache_mode {
-            CacheMode::ReadWrite => Remotes::new(options.remotes.clone(), &store),
+            CacheMode::ReadWrite => Remotes::new(options.remotes.clone(), &store)
+                .with_helpers(options.helpers.clone(), options.target_platform.as_str()),
             CacheMode::Off => Remotes::new(Vec::new(), &store),
         };
         Ok(Builder {
@@ -440,6 +445,7 @@ impl Builder {
     fn lookup(
         &mut self,
         key: &Digest,
+        named: (&str, &Inputs),
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Option<Entry>, CacheError> {
@@ -448,7 +454,7 @@ impl Builder {
         if let Some(found) = local {
             return Ok(Some(found));
         }
-        let fetched = self.remotes.fetch(&self.store, key, &mut |warning| {
+        let fetched = self.remotes.fetch(&self.store, key, named, &mut |warning| {
             on_event(Event::Warning(&format!("{what}: {warning}")));
         });
         Ok(fetched.map(|(entry, remote)| {

@@ -312,11 +312,12 @@ impl Builder {
             vec![true, false]
         };
         for tested in candidates {
-            let entry = entry_inputs(inputs, tested).key();
+            let entry_inputs = entry_inputs(inputs, tested);
+            let entry = entry_inputs.key();
             // No entry and an unreadable one are both a miss (the store
             // drops the unreadable one); one this process cannot read is
             // built again.
-            let found = match self.lookup(&entry, &what, on_event) {
+            let found = match self.lookup(&entry, (name, &entry_inputs), &what, on_event) {
                 Ok(found) => found,
                 Err(e) => {
                     on_event(Event::Warning(&format!(

@@ -23,7 +23,7 @@ mod tiers;
 mod url;
 
 pub use stats::{SavedStats, TierStats};
-pub use tiers::{Remotes, saved_stats};
+pub use tiers::{Remotes, relocation, saved_stats};
 pub use url::RemoteUrl;
 
 /// What cleave may do with a remote.

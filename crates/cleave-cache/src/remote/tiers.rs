@@ -3,6 +3,8 @@
 use super::tier::{Pushed, Tier};
 use super::{RemoteConfig, RemoteError, TierStats, stats::SavedStats};
 use crate::digest::Digest;
+use crate::helper::{Helper, HelperConfig, HelperError};
+use crate::key::Inputs;
 use crate::store::{Entry, Store};
 
 /// The remotes of one process, in the order they are asked.
@@ -10,6 +12,8 @@ pub struct Remotes {
     /// Lookups in the local store, counted here so that one record holds
     /// every level.
     local: TierStats,
+    /// Cache helpers, asked before the remotes.
+    helpers: Vec<Helper>,
     tiers: Vec<Tier>,
     runtime: Option<tokio::runtime::Runtime>,
     store_root: std::path::PathBuf,
@@ -29,15 +33,26 @@ impl Remotes {
     pub fn new(configs: Vec<RemoteConfig>, store: &Store) -> Remotes {
         Remotes {
             local: TierStats::new("local"),
+            helpers: Vec::new(),
             tiers: configs.into_iter().map(|c| Tier::new(c, store)).collect(),
             runtime: None,
             store_root: store.root().to_path_buf(),
         }
     }
 
-    /// True when no remote is configured.
+    /// Adds cache helpers, asked in order after the local store and
+    /// before the remotes, for builds of `platform`.
+    pub fn with_helpers(mut self, helpers: Vec<HelperConfig>, platform: &str) -> Remotes {
+        self.helpers = helpers
+            .into_iter()
+            .map(|c| Helper::new(c, platform))
+            .collect();
+        self
+    }
+
+    /// True when no remote or helper is configured.
     pub fn is_empty(&self) -> bool {
-        self.tiers.is_empty()
+        self.tiers.is_empty() && self.helpers.is_empty()
     }
 
     fn runtime(
@@ -62,8 +77,19 @@ impl Remotes {
         &mut self,
         store: &Store,
         key: &Digest,
+        named: (&str, &Inputs),
         warn: &mut dyn FnMut(String),
     ) -> Option<(Entry, String)> {
+        for helper in self.helpers.iter_mut().filter(|h| h.usable()) {
+            match helper.lookup(store, key, named.0, named.1) {
+                Ok(Some(entry)) => {
+                    let from = helper.stats.remote.clone();
+                    return Some((entry, from));
+                }
+                Ok(None) => {}
+                Err(e) => helper_failed(helper, &e, warn, "the entry is built here"),
+            }
+        }
         if self.tiers.iter().all(|t| !t.readable()) {
             return None;
         }
@@ -94,8 +120,18 @@ impl Remotes {
         None
     }
 
-    /// Uploads `entry` to every writable remote that lacks it.
+    /// Hands `entry` to every helper and uploads it to every writable
+    /// remote that lacks it.
     pub fn push(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
+        for helper in self.helpers.iter_mut().filter(|h| h.usable()) {
+            match helper.store(entry) {
+                Ok(Some(to)) => {
+                    record_relocation(&self.store_root, entry, &helper.stats.remote, &to)
+                }
+                Ok(None) => {}
+                Err(e) => helper_failed(helper, &e, warn, "the entry stays local"),
+            }
+        }
         if self.tiers.iter().all(|t| !t.writable()) {
             return;
         }
@@ -159,6 +195,7 @@ impl Remotes {
     /// the remotes in order.
     pub fn levels(&self) -> Vec<TierStats> {
         std::iter::once(self.local.clone())
+            .chain(self.helpers.iter().map(|h| h.stats.clone()))
             .chain(self.stats())
             .collect()
     }
@@ -186,6 +223,43 @@ fn push_one(
     if let Err(e) = tier.push(runtime, entry) {
         failed(tier, &e, warn, "the entry stays local");
     }
+}
+
+/// Counts a helper's failure and says what it costs.
+fn helper_failed(
+    helper: &mut Helper,
+    error: &HelperError,
+    warn: &mut dyn FnMut(String),
+    cost: &str,
+) {
+    helper.stats.errors += 1;
+    if error.is_broken() {
+        helper.disable();
+        warn(format!(
+            "{error}; {cost}, and the helper is not run again in this build"
+        ));
+    } else {
+        warn(format!("{error}; {cost}"));
+    }
+}
+
+/// Where a helper said it put an entry, kept beside the store for
+/// `cleave cache info`. Best effort: the entry is stored either way.
+fn record_relocation(root: &std::path::Path, entry: &Entry, helper: &str, to: &std::path::Path) {
+    let dir = root.join("relocated");
+    let _ = std::fs::create_dir_all(&dir);
+    let text = serde_json::json!({ "helper": helper, "relocated_to": to });
+    let _ = std::fs::write(dir.join(entry.meta().key.to_hex()), text.to_string());
+}
+
+/// Where helpers said they put the entry `key`, if one did.
+pub fn relocation(root: &std::path::Path, key: &Digest) -> Option<(String, String)> {
+    let text = std::fs::read(root.join("relocated").join(key.to_hex())).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    Some((
+        value["helper"].as_str()?.to_string(),
+        value["relocated_to"].as_str()?.to_string(),
+    ))
 }
 
 /// Counts a failure and says what it costs.

@@ -79,6 +79,7 @@ pub(crate) fn options(
             staging_root: setup.staging_root.as_deref(),
             remotes: &setup.remotes.remote,
             remote_mode: setup.remotes.remote_mode.as_deref(),
+            helpers: &setup.remotes.cache_helper,
         },
     )?;
     let output_dir = cwd.join(&setup.output_dir);
@@ -107,6 +108,7 @@ pub(crate) fn options(
         max_cache_size: Some(settings.max_size),
         cache_mode: CacheMode::ReadWrite,
         remotes: settings.remotes,
+        helpers: settings.helpers,
     })
 }
 

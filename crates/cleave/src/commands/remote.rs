@@ -89,6 +89,41 @@ fn from_shown(url: &str) -> String {
     RemoteUrl::parse(url).map_or_else(|_| "the remote".into(), |u| u.to_string())
 }
 
+/// Writes the entry `key` names to `dest` in the portable format.
+pub(crate) fn export(store: &Store, key: &str, dest: &std::path::Path) -> miette::Result<Status> {
+    let key = store.find(key).into_diagnostic()?.meta.key;
+    let entry = store
+        .get(&key)
+        .into_diagnostic()?
+        .ok_or_else(|| miette!("entry {key} went away"))?;
+    let files = cleave_cache::portable::export(&entry, dest).into_diagnostic()?;
+    writeln!(
+        std::io::stdout(),
+        "exported {} {} to {}: {} files",
+        short(&key),
+        entry.meta().name,
+        dest.display(),
+        files.len()
+    )
+    .into_diagnostic()?;
+    Ok(Status::Success)
+}
+
+/// Reads a portable entry into the local store.
+pub(crate) fn import(store: &Store, path: &std::path::Path) -> miette::Result<Status> {
+    let entry = cleave_cache::portable::import(store, path, None).into_diagnostic()?;
+    writeln!(
+        std::io::stdout(),
+        "imported {} {}: {} entries, {}",
+        short(&entry.meta().key),
+        entry.meta().name,
+        entry.meta().items,
+        human_size(entry.meta().size)
+    )
+    .into_diagnostic()?;
+    Ok(Status::Success)
+}
+
 /// Prints the counters of the last build and the totals.
 pub(crate) fn stats(store: &Store, json: bool) -> miette::Result<Status> {
     let saved = saved_stats(store.root());

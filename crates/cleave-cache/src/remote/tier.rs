@@ -14,6 +14,9 @@ use super::{Mode, RemoteConfig, RemoteError, TierStats, scrub};
 use crate::digest::Digest;
 use crate::store::{Entry, EntryFiles, Incoming, Store};
 
+/// How many packs download at once.
+const PARALLEL_READS: usize = 4;
+
 /// One configured remote, as a build uses it.
 pub(super) struct Tier {
     pub(super) config: RemoteConfig,
@@ -124,6 +127,62 @@ impl Tier {
         }
     }
 
+    /// Reads byte ranges of several objects at once: each one's bytes, or
+    /// `None` where the object is missing or shorter than the range.
+    fn read_ranges(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        op: &Operator,
+        ranges: &[(String, u64, u64)],
+    ) -> Result<Vec<Option<Vec<u8>>>, RemoteError> {
+        let started = Instant::now();
+        let deadline = self.deadline();
+        let results = runtime.block_on(async {
+            let handles: Vec<_> = ranges
+                .iter()
+                .cloned()
+                .map(|(path, start, end)| {
+                    let op = op.clone();
+                    tokio::spawn(async move {
+                        let read = async { op.read_with(&path).range(start..end).await };
+                        tokio::time::timeout(deadline, read).await
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(handles.len());
+            for handle in handles {
+                out.push(handle.await);
+            }
+            out
+        });
+        self.stats.requests += ranges.len() as u64;
+        self.stats.wait_ms += started.elapsed().as_millis() as u64;
+        let secrets = self.config.url.secrets();
+        results
+            .into_iter()
+            .map(|result| match result {
+                Ok(Ok(Ok(buffer))) => Ok(Some(buffer.to_vec())),
+                Ok(Ok(Err(e)))
+                    if matches!(e.kind(), DalKind::NotFound | DalKind::RangeNotSatisfied) =>
+                {
+                    Ok(None)
+                }
+                Ok(Ok(Err(e))) => Err(RemoteError::Service {
+                    remote: self.shown(),
+                    reason: scrub(&format!("reading a pack: {e}"), &secrets),
+                }),
+                Ok(Err(_)) => Err(RemoteError::Service {
+                    remote: self.shown(),
+                    reason: format!("reading a pack: no answer within {} s", deadline.as_secs()),
+                }),
+                Err(e) => Err(RemoteError::Service {
+                    remote: self.shown(),
+                    reason: format!("reading a pack: {e}"),
+                }),
+            })
+            .collect()
+    }
+
     /// Looks `key` up and takes the entry into `store`: `None` when the
     /// remote does not have it.
     pub(super) fn fetch(
@@ -174,40 +233,46 @@ impl Tier {
                 .or_default()
                 .push((location, size));
         }
-        for (pack, blobs) in wanted {
-            let start = blobs.iter().map(|(l, _)| l.offset).min().unwrap_or(0);
-            let end = blobs
+        // Packs travel a few at a time (each up to `pack_size`), and each
+        // is unpacked on every core while the next ones download.
+        let packs: Vec<(Digest, Vec<(&Location, u64)>)> = wanted.into_iter().collect();
+        for batch in packs.chunks(PARALLEL_READS) {
+            let ranges: Vec<(String, u64, u64)> = batch
                 .iter()
-                .map(|(l, _)| l.offset.saturating_add(l.length))
-                .max()
-                .unwrap_or(0);
-            let path = pack::pack_path(&pack);
-            let read = op.read_with(&path).range(start..end);
-            let Some(buffer) = self.request(runtime, "reading a pack", read)? else {
-                return Err(damaged(format!("pack {pack} is missing or truncated")));
-            };
-            let buffer = buffer.to_vec();
-            self.stats.bytes_down += buffer.len() as u64;
-            if buffer.len() as u64 != end - start {
-                return Err(damaged(format!("pack {pack} is truncated")));
-            }
-            let unpacked: Vec<Result<(Digest, Vec<u8>), String>> = blobs
-                .par_iter()
-                .map(|(l, size)| {
-                    let from = (l.offset - start) as usize;
-                    let frame = &buffer[from..from + l.length as usize];
-                    pack::decompress(frame, *size)
-                        .map(|bytes| (l.blob, bytes))
-                        .ok_or_else(|| {
-                            format!("blob {} in pack {pack} does not decompress", l.blob)
-                        })
+                .map(|(pack, blobs)| {
+                    let start = blobs.iter().map(|(l, _)| l.offset).min().unwrap_or(0);
+                    let end = blobs
+                        .iter()
+                        .map(|(l, _)| l.offset.saturating_add(l.length))
+                        .max()
+                        .unwrap_or(0);
+                    (pack::pack_path(pack), start, end)
                 })
                 .collect();
-            for blob in unpacked {
-                let (digest, bytes) = blob.map_err(damaged)?;
-                store
-                    .add_blob(key, &digest, &bytes)
-                    .map_err(|e| damaged(e.to_string()))?;
+            let buffers = self.read_ranges(runtime, &op, &ranges)?;
+            for (((pack, blobs), (_, start, end)), buffer) in batch.iter().zip(&ranges).zip(buffers)
+            {
+                let Some(buffer) = buffer else {
+                    return Err(damaged(format!("pack {pack} is missing or truncated")));
+                };
+                self.stats.bytes_down += buffer.len() as u64;
+                if buffer.len() as u64 != end - start {
+                    return Err(damaged(format!("pack {pack} is truncated")));
+                }
+                blobs
+                    .par_iter()
+                    .map(|(l, size)| {
+                        let from = (l.offset - start) as usize;
+                        let frame = &buffer[from..from + l.length as usize];
+                        let bytes = pack::decompress(frame, *size).ok_or_else(|| {
+                            format!("blob {} in pack {pack} does not decompress", l.blob)
+                        })?;
+                        store
+                            .add_blob(key, &l.blob, &bytes)
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect::<Result<Vec<()>, String>>()
+                    .map_err(damaged)?;
             }
         }
         let entry = store.admit(incoming)?;

@@ -48,6 +48,12 @@ fn build(tmp: &Path, name: &str, out: &str) -> Output {
         .arg(tmp.join("stg"))
         .args(["--error-unclaimed-files", "--error-overlapping-files"])
         .env("CLEAVE_CACHE_DIR", tmp.join("cache"))
+        // Every build fills a shared directory as a remote store, for
+        // "another machine" to build from.
+        .env(
+            "CLEAVE_REMOTE",
+            format!("file://{}", tmp.join("shared").display()),
+        )
         .env("NO_COLOR", "1")
         .current_dir(tmp)
         .output()
@@ -210,6 +216,32 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
         "{}",
         stderr(&second)
     );
+
+    // Another machine: an empty cache dir, nothing left in the staging
+    // root, the same remote. It compiles nothing and writes A's packages.
+    std::fs::rename(tmp.path().join("cache"), tmp.path().join("cache-a")).unwrap();
+    let _ = std::fs::remove_dir_all(tmp.path().join("stg"));
+    let other = build(tmp.path(), "zstd", "out3");
+    assert_success(&other);
+    let printed = stderr(&other);
+    assert!(
+        printed.contains("fetched: staging `zstd-build`") && !printed.contains("stored staging"),
+        "{printed}"
+    );
+    assert!(!printed.contains("warning"), "{printed}");
+    for package in std::fs::read_dir(tmp.path().join("out/linux-64")).unwrap() {
+        let path = package.unwrap().path();
+        if path.extension().is_some_and(|e| e == "conda") {
+            let theirs = tmp
+                .path()
+                .join("out3/linux-64")
+                .join(path.file_name().unwrap());
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(theirs).unwrap()
+            );
+        }
+    }
 }
 
 #[test]

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::fingerprint::Fingerprinter;
+use cleave_cache::helper::HelperConfig;
 use cleave_cache::lock::Lock;
+use cleave_cache::remote::{RemoteConfig, Remotes, TierStats};
 use cleave_cache::store::{Entry, GcPolicy, GcReport};
 use cleave_cache::{CacheError, Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
@@ -103,6 +105,12 @@ pub struct BuildOptions {
     pub max_cache_size: Option<u64>,
     /// Whether staging results outlive the build.
     pub cache_mode: CacheMode,
+    /// Remote stores behind the local one, in the order they are asked
+    /// (none with the cache off).
+    pub remotes: Vec<RemoteConfig>,
+    /// Cache helpers, asked after the local store and before the remotes
+    /// (none with the cache off).
+    pub helpers: Vec<HelperConfig>,
 }
 
 /// Whether the staging cache is kept between builds.
@@ -158,6 +166,8 @@ pub struct Builder {
     envs: Environments,
     sources: SourceCache,
     store: Store,
+    /// The remote stores behind `store`.
+    remotes: Remotes,
     /// The scratch store's directory with the cache off, removed on drop.
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
@@ -222,6 +232,11 @@ impl Builder {
                 (Store::open(dir.path())?, Some(dir))
             }
         };
+        let remotes = match options.cache_mode {
+            CacheMode::ReadWrite => Remotes::new(options.remotes.clone(), &store)
+                .with_helpers(options.helpers.clone(), options.target_platform.as_str()),
+            CacheMode::Off => Remotes::new(Vec::new(), &store),
+        };
         Ok(Builder {
             options: BuildOptions {
                 output_dir,
@@ -230,6 +245,7 @@ impl Builder {
             envs,
             sources,
             store,
+            remotes,
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
@@ -416,6 +432,47 @@ impl Builder {
     /// The staging store this builder uses.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What each remote store did in this build.
+    pub fn remote_stats(&self) -> Vec<TierStats> {
+        self.remotes.stats()
+    }
+
+    /// Looks an entry up in the local store, then in each remote: a remote
+    /// hit is in the local store when this returns. A remote's failure is a
+    /// warning and a miss.
+    fn lookup(
+        &mut self,
+        key: &Digest,
+        named: (&str, &Inputs),
+        what: &str,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<Entry>, CacheError> {
+        let local = self.store.get(key)?;
+        self.remotes.count_local(local.is_some());
+        if let Some(found) = local {
+            return Ok(Some(found));
+        }
+        let fetched = self.remotes.fetch(&self.store, key, named, &mut |warning| {
+            on_event(Event::Warning(&format!("{what}: {warning}")));
+        });
+        Ok(fetched.map(|(entry, remote)| {
+            on_event(Event::Fetched {
+                what,
+                remote: &remote,
+                bytes: entry.meta().size,
+            });
+            entry
+        }))
+    }
+
+    /// Uploads an entry just stored to the writable remotes; a failure is
+    /// a warning.
+    fn share(&mut self, entry: &Entry, what: &str, on_event: &mut dyn FnMut(Event<'_>)) {
+        self.remotes.push(entry, &mut |warning| {
+            on_event(Event::Warning(&format!("{what}: {warning}")));
+        });
     }
 
     /// Fresh build directories with the build and host environments

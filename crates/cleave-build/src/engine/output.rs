@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
-use cleave_cache::store::{Capture, Select, Target, TreeSource};
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
@@ -237,10 +237,15 @@ impl Builder {
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
         match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
-            Ok(entry) => on_event(Event::PackageStored {
-                what: &what,
-                key: &entry,
-            }),
+            Ok((entry_key, stored)) => {
+                on_event(Event::PackageStored {
+                    what: &what,
+                    key: &entry_key,
+                });
+                if let Some(entry) = stored {
+                    self.share(&entry, &what, on_event);
+                }
+            }
             Err(e) => on_event(Event::Warning(&format!(
                 "{what}: not stored in the cache: {}",
                 causes(&e)
@@ -307,11 +312,12 @@ impl Builder {
             vec![true, false]
         };
         for tested in candidates {
-            let entry = entry_inputs(inputs, tested).key();
+            let entry_inputs = entry_inputs(inputs, tested);
+            let entry = entry_inputs.key();
             // No entry and an unreadable one are both a miss (the store
             // drops the unreadable one); one this process cannot read is
             // built again.
-            let found = match self.store.get(&entry) {
+            let found = match self.lookup(&entry, (name, &entry_inputs), &what, on_event) {
                 Ok(found) => found,
                 Err(e) => {
                     on_event(Event::Warning(&format!(
@@ -441,10 +447,10 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<Digest, CacheError> {
+    ) -> Result<(Digest, Option<Entry>), CacheError> {
         let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
-            return Ok(entry_inputs.key());
+            return Ok((entry_inputs.key(), None));
         };
         // A later output names this package by its key, stored or not.
         self.siblings
@@ -454,7 +460,7 @@ impl Builder {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let only = [PathBuf::from(file_name)];
-        self.store.put(&Capture {
+        let stored = self.store.put(&Capture {
             name,
             inputs: &entry_inputs,
             trees: vec![TreeSource {
@@ -471,7 +477,7 @@ impl Builder {
                 "claimed": claimed,
             }),
         })?;
-        Ok(entry_inputs.key())
+        Ok((entry_inputs.key(), Some(stored.entry)))
     }
 }
 

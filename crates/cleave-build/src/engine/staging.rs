@@ -172,7 +172,8 @@ impl Builder {
         // No entry and an unreadable one are both a miss (the store drops
         // the unreadable one). An entry this process cannot read at all is
         // built again without the cache.
-        let (cached, scratch) = match self.store.get(&key) {
+        let inputs = result.inputs.clone();
+        let (cached, scratch) = match self.lookup(&key, (&staging.name, &inputs), &what, on_event) {
             Ok(found) => (found, false),
             Err(e) => {
                 on_event(Event::Warning(&format!(
@@ -294,6 +295,7 @@ impl Builder {
         let entry = match cached {
             Some(stored) => {
                 warn_skipped(&what, &stored.skipped, on_event);
+                self.share(&stored.entry, &what, on_event);
                 on_event(Event::StagingStored {
                     staging: &staging.name,
                     key: &s.key,

@@ -30,6 +30,7 @@ use crate::manifest::{EntryMeta, Manifest};
 
 mod entry;
 mod gc;
+mod import;
 mod io;
 mod put;
 mod restore;
@@ -37,6 +38,7 @@ mod verify;
 
 pub use entry::Entry;
 pub use gc::{GcPolicy, GcReport};
+pub use import::{EntryFiles, Incoming};
 pub use put::{Capture, Stored, TreeSource};
 pub use restore::{Restored, Target};
 pub use verify::Problem;

@@ -151,7 +151,7 @@ impl Store {
     /// entry found there instead when another process stored the same key
     /// first (its entry is as good as this one). Something unreadable in
     /// the way is removed (by [`Store::get`]) and the rename tried again.
-    fn publish(&self, staged: &Path, key: &Digest) -> Result<Option<Entry>, CacheError> {
+    pub(super) fn publish(&self, staged: &Path, key: &Digest) -> Result<Option<Entry>, CacheError> {
         let dest = self.entry_dir(key);
         let mut tries = 0;
         loop {

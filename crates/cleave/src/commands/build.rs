@@ -77,6 +77,9 @@ pub(crate) fn options(
         Overrides {
             cache_dir: setup.store.cache_dir.as_deref(),
             staging_root: setup.staging_root.as_deref(),
+            remotes: &setup.remotes.remote,
+            remote_mode: setup.remotes.remote_mode.as_deref(),
+            helpers: &setup.remotes.cache_helper,
         },
     )?;
     let output_dir = cwd.join(&setup.output_dir);
@@ -104,6 +107,8 @@ pub(crate) fn options(
         error_overlapping: false,
         max_cache_size: Some(settings.max_size),
         cache_mode: CacheMode::ReadWrite,
+        remotes: settings.remotes,
+        helpers: settings.helpers,
     })
 }
 
@@ -201,6 +206,15 @@ fn show_progress(event: &Event<'_>) {
         Event::PackageStored { what, key } => {
             writeln!(err, "   stored {what} (key {})", short(key))
         }
+        Event::Fetched {
+            what,
+            remote,
+            bytes,
+        } => writeln!(
+            err,
+            "   fetched: {what} from {remote} ({}) into the local cache",
+            human_size(*bytes)
+        ),
         Event::Warning(text) => writeln!(err, "warning: {text}"),
         Event::Unclaimed { staging, files } => {
             let _ = writeln!(

@@ -58,6 +58,22 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
             in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
+        CacheCommand::Push {
+            key,
+            all: _,
+            to,
+            store,
+        } => super::remote::push(&open(&store, &cwd)?.1, key.as_deref(), &to),
+        CacheCommand::Pull { key, from, store } => {
+            super::remote::pull(&open(&store, &cwd)?.1, &key, &from)
+        }
+        CacheCommand::Export { key, dest, store } => {
+            super::remote::export(&open(&store, &cwd)?.1, &key, &cwd.join(dest))
+        }
+        CacheCommand::Import { path, store } => {
+            super::remote::import(&open(&store, &cwd)?.1, &cwd.join(path))
+        }
+        CacheCommand::Stats { json, store } => super::remote::stats(&open(&store, &cwd)?.1, json),
         CacheCommand::Clean(store) => {
             let (_, store) = open(&store, &cwd)?;
             let report = store.clean().into_diagnostic()?;
@@ -88,7 +104,7 @@ fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {
         cwd,
         Overrides {
             cache_dir: args.cache_dir.as_deref(),
-            staging_root: None,
+            ..Overrides::default()
         },
     )?;
     let store = Store::open(settings.store_dir()).into_diagnostic()?;
@@ -144,6 +160,9 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
         writeln!(out, "package:   {file}").into_diagnostic()?;
     }
     writeln!(out, "created:   {}", time(m.created)).into_diagnostic()?;
+    if let Some((helper, to)) = cleave_cache::remote::relocation(store.root(), &m.key) {
+        writeln!(out, "helper:    {helper} keeps it at {to}").into_diagnostic()?;
+    }
     writeln!(out, "last used: {}", time(entry.last_used)).into_diagnostic()?;
     writeln!(
         out,

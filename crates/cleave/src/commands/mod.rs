@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod cache;
 pub(crate) mod recipe;
+pub(crate) mod remote;
 pub(crate) mod render;
 
 use std::io::Write;

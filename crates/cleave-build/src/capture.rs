@@ -3,7 +3,8 @@
 //! A file is new when no installed package owns it: the `files` lists in
 //! `conda-meta/` say what the environment brought. This also counts files a
 //! staging build left in the prefix as new, which is what an inheriting
-//! output needs.
+//! output needs. `build.always_include_files` takes files of installed
+//! packages too.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,8 @@ pub struct NewEntry {
     pub kind: EntryKind,
 }
 
-/// Every entry of `prefix` that no installed package owns.
+/// Every entry of `prefix` that no installed package owns: files, links
+/// and empty directories (named pipes, sockets and devices are left out).
 pub fn new_entries(prefix: &Path) -> Result<Vec<NewEntry>, BuildError> {
     let owned = owned_files(prefix)?;
     let mut out = Vec::new();
@@ -94,6 +96,10 @@ fn walk(
             .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
         if file_type.is_dir() {
             walk(root, &path, owned, out)?;
+        } else if !(file_type.is_file() || file_type.is_symlink()) {
+            // A named pipe, socket or device: no package holds one, and
+            // reading a pipe would wait for a writer forever.
+            continue;
         } else if !owned.contains(&path) {
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink
@@ -104,6 +110,44 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// The entries of `prefix` that an output's package takes: the new ones
+/// that its `files` selection takes, and every file, new or installed by a
+/// host dependency, that an `always_include_files` glob matches, whatever
+/// `files` says (as rattler-build includes them). The installer's own
+/// bookkeeping (`conda-meta/`) is never taken.
+pub fn package_entries(
+    prefix: &Path,
+    files: &FileSelection,
+    always_include: &[String],
+) -> Result<Vec<NewEntry>, BuildError> {
+    let selector = Selector::new(files)?;
+    let always = glob_set(always_include)?;
+    let owned = owned_files(prefix)?;
+    let mut out = Vec::new();
+    walk(prefix, Path::new(""), &owned, &mut out)?;
+    out.retain(|e| selector.takes(&e.path) || always.is_match(&e.path));
+    if !always_include.is_empty() {
+        for path in owned.into_iter().filter(|p| always.is_match(p)) {
+            // A record may list a file that a later package replaced, or
+            // that the build deleted: only what is there is packaged.
+            let Ok(meta) = std::fs::symlink_metadata(prefix.join(&path)) else {
+                continue;
+            };
+            let kind = if meta.file_type().is_symlink() {
+                EntryKind::Symlink
+            } else if meta.is_file() {
+                EntryKind::File
+            } else {
+                continue;
+            };
+            out.push(NewEntry { path, kind });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
 }
 
 /// A compiled `files:` selection.
@@ -188,6 +232,52 @@ mod tests {
                 ("share/empty".into(), EntryKind::EmptyDir),
             ]
         );
+    }
+
+    #[test]
+    fn always_included_files_bypass_ownership_and_the_files_selection() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        std::fs::create_dir_all(p.join("share/dep")).unwrap();
+        std::fs::create_dir_all(p.join("conda-meta")).unwrap();
+        std::fs::create_dir_all(p.join("include")).unwrap();
+        for file in [
+            "share/dep/a.txt",
+            "share/dep/b.txt",
+            "share/new.txt",
+            "include/x.h",
+        ] {
+            std::fs::write(p.join(file), file).unwrap();
+        }
+        std::fs::write(
+            p.join("conda-meta/dep-1.0-0.json"),
+            r#"{"name":"dep","version":"1.0","build":"0","build_number":0,"subdir":"linux-64",
+               "depends":[],"files":["share/dep/a.txt","share/dep/b.txt","share/dep/gone.txt"],
+               "paths_data":{"paths":[],"paths_version":1},
+               "fn":"dep-1.0-0.conda","url":"file:///c/dep-1.0-0.conda","channel":"file:///c"}"#,
+        )
+        .unwrap();
+        let files = FileSelection {
+            include: vec!["share/**".into()],
+            exclude: Vec::new(),
+        };
+        let always = [
+            "share/dep/a.txt".into(),
+            "share/dep/gone.txt".into(),
+            "include/*".into(),
+        ];
+        let got: Vec<String> = package_entries(p, &files, &always)
+            .unwrap()
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(got, ["include/x.h", "share/dep/a.txt", "share/new.txt"]);
+        let plain: Vec<String> = package_entries(p, &FileSelection::default(), &[])
+            .unwrap()
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(plain, ["include/x.h", "share/new.txt"]);
     }
 
     #[test]

@@ -48,6 +48,16 @@ impl OutputDirs {
         }
     }
 
+    /// These directories with `$BUILD_PREFIX` being `$PREFIX`, for
+    /// `build.merge_build_and_host_envs`: the build and host requirements
+    /// are installed into one environment, as conda-build once built.
+    pub fn merged(self) -> Self {
+        OutputDirs {
+            build_prefix: self.host_prefix.clone(),
+            ..self
+        }
+    }
+
     /// Removes anything left from an earlier build and creates the dirs.
     pub fn recreate(&self) -> std::io::Result<()> {
         if self.root.exists() {

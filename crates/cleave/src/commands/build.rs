@@ -83,6 +83,9 @@ pub(crate) fn options(
         Overrides {
             cache_dir: setup.store.cache_dir.as_deref(),
             staging_root: setup.staging_root.as_deref(),
+            remotes: &setup.remotes.remote,
+            remote_mode: setup.remotes.remote_mode.as_deref(),
+            helpers: &setup.remotes.cache_helper,
         },
     )?;
     let output_dir = cwd.join(&setup.output_dir);
@@ -115,6 +118,8 @@ pub(crate) fn options(
             wrapper: std::env::current_exe().ok(),
             enabled: settings.compile_cache,
         },
+        remotes: settings.remotes,
+        helpers: settings.helpers,
     })
 }
 
@@ -212,6 +217,15 @@ fn show_progress(event: &Event<'_>) {
         Event::PackageStored { what, key } => {
             writeln!(err, "   stored {what} (key {})", short(key))
         }
+        Event::Fetched {
+            what,
+            remote,
+            bytes,
+        } => writeln!(
+            err,
+            "   fetched: {what} from {remote} ({}) into the local cache",
+            human_size(*bytes)
+        ),
         Event::Warning(text) => writeln!(err, "warning: {text}"),
         Event::Unclaimed { staging, files } => {
             let _ = writeln!(

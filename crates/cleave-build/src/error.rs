@@ -37,13 +37,39 @@ pub enum BuildError {
         /// The resolved path.
         path: PathBuf,
     },
-    /// A source or archive entry would be written outside its directory.
-    #[error("{what}: path {} leaves its target directory", path.display())]
-    UnsafePath {
-        /// The output or archive.
+    /// A source could not be put into the work dir: a path that leaves it,
+    /// a write through a link, a special file to copy.
+    #[error("{what}: cannot place source `{from}` in the work dir")]
+    SourceWrite {
+        /// The output whose source it is.
         what: String,
-        /// The offending path.
-        path: PathBuf,
+        /// The source: its path, first url or repository.
+        from: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::confined::WriteError>,
+    },
+    /// A source archive could not be unpacked.
+    #[error("{what}: cannot unpack {}", file.display())]
+    Archive {
+        /// The output whose source it is.
+        what: String,
+        /// The archive.
+        file: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::archive::ArchiveError>,
+    },
+    /// A patch names a file that is, or lies below, a symlink.
+    #[error("{what}: patch {} would write through a link", patch.display())]
+    Patch {
+        /// The output whose source it is.
+        what: String,
+        /// The patch file.
+        patch: PathBuf,
+        /// The file and the link.
+        #[source]
+        source: Box<crate::confined::WriteError>,
     },
     /// A url source without a digest cannot be verified.
     #[error("{what}: a url source needs a `sha256` (or `md5`) to be verified")]

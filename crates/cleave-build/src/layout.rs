@@ -1,8 +1,10 @@
-//! Where a build happens: one directory per output under a build root.
+//! Where a build happens: one directory per key under the staging root.
 //!
 //! ```text
-//! <build root>/
-//! └── <name>-<version>-<build string>/
+//! <staging root>/
+//! ├── <name>-<key>.lock              held while a build of the key runs
+//! ├── <name>-<key>.run.lock          held while a process of the build lives
+//! └── <name>-<key>/
 //!     ├── work/                      $SRC_DIR: sources, then the build's own files
 //!     ├── build_env/                 $BUILD_PREFIX: tools that run on this machine
 //!     ├── host_env_placehold_pl.../  $PREFIX: padded to 255 bytes, see below
@@ -16,11 +18,18 @@
 
 use std::path::{Path, PathBuf};
 
+use cleave_cache::lock::Lock;
+
+use crate::error::BuildError;
+
 /// The directories of one output's build.
 #[derive(Debug, Clone)]
 pub struct OutputDirs {
     /// The output's own directory.
     pub root: PathBuf,
+    /// The run lock: held by every guard of a process working in these
+    /// directories (see [`crate::guard`]).
+    pub run_lock: PathBuf,
     /// `$SRC_DIR`.
     pub work: PathBuf,
     /// `$BUILD_PREFIX`.
@@ -35,11 +44,12 @@ pub struct OutputDirs {
 const PADDED_PREFIX_LEN: usize = 255;
 
 impl OutputDirs {
-    /// The directories for `id` (`name-version-build`) under `build_root`.
+    /// The directories for `id` (`name-key`) under `build_root`.
     pub fn new(build_root: &Path, id: &str) -> Self {
         let root = build_root.join(id);
         let host_prefix = root.join(padded_name(&root));
         OutputDirs {
+            run_lock: build_root.join(format!("{id}.run.lock")),
             work: root.join("work"),
             build_prefix: root.join("build_env"),
             log: root.join("build.log"),
@@ -48,13 +58,19 @@ impl OutputDirs {
         }
     }
 
-    /// Removes anything left from an earlier build and creates the dirs.
-    pub fn recreate(&self) -> std::io::Result<()> {
-        if self.root.exists() {
-            std::fs::remove_dir_all(&self.root)?;
+    /// Removes anything left from an earlier build and creates the dirs,
+    /// once no process of an earlier build works in them any more: the
+    /// run lock is free then. `on_wait` is called if it is not.
+    pub fn recreate(&self, on_wait: impl FnOnce()) -> Result<(), BuildError> {
+        drop(Lock::exclusive(&self.run_lock, on_wait)?);
+        let io = |action: &str, dir: &Path| BuildError::io(format!("{action} {}", dir.display()));
+        match std::fs::symlink_metadata(&self.root) {
+            Ok(_) => std::fs::remove_dir_all(&self.root).map_err(io("removing", &self.root))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("inspecting", &self.root)(e)),
         }
         for dir in [&self.work, &self.build_prefix, &self.host_prefix] {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
         Ok(())
     }

@@ -118,6 +118,7 @@ impl Builder {
             &recipe.recipe_dir,
             &dirs.work,
             &self.sources,
+            self.options.guard.with_lock(&dirs.run_lock),
             &what,
         ))?;
         let vars = ScriptVars {
@@ -224,6 +225,7 @@ impl Builder {
                 dir: &dirs.root.join("test"),
                 recipe_dir: &recipe.recipe_dir,
                 work_dir: &dirs.work,
+                guard: self.options.guard.with_lock(&dirs.run_lock),
                 target: self.options.target_platform,
                 build_platform: self.options.build_platform,
                 base_env: &self.options.base_env,

@@ -203,6 +203,7 @@ impl Builder {
             &s.recipe_dir,
             &dirs.work,
             &self.sources,
+            self.options.guard.with_lock(&dirs.run_lock),
             &what,
         ))?;
         let vars = ScriptVars {

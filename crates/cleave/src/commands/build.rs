@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, CacheMode, Event, TestMode};
+use cleave_build::guard::Guard;
 use cleave_build::package::PackageFormat;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
@@ -104,6 +105,12 @@ pub(crate) fn options(
         error_overlapping: false,
         max_cache_size: Some(settings.max_size),
         cache_mode: CacheMode::ReadWrite,
+        // This binary, started again as the guard of each script.
+        guard: Guard::new(
+            std::env::current_exe()
+                .into_diagnostic()
+                .wrap_err("cannot find cleave's own executable to guard build scripts")?,
+        ),
     })
 }
 

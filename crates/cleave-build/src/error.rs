@@ -71,6 +71,15 @@ pub enum BuildError {
         #[source]
         source: Box<crate::confined::WriteError>,
     },
+    /// A staging or package name cannot name a build directory.
+    #[error("{what}")]
+    UnsafeName {
+        /// The output or staging build.
+        what: String,
+        /// The name and why.
+        #[source]
+        source: crate::layout::UnsafeName,
+    },
     /// A url source without a digest cannot be verified.
     #[error("{what}: a url source needs a `sha256` (or `md5`) to be verified")]
     UnverifiedSource {

@@ -11,6 +11,11 @@
 //!     └── build.log                  the script's output
 //! ```
 //!
+//! `<name>` comes from the recipe (a staging or package name), so it is
+//! checked by [`key_dir_name`], the only way a name becomes part of a path:
+//! the recipe reader refuses such names too, and this check holds for
+//! callers that build a plan by hand.
+//!
 //! `$PREFIX` is padded with `_placehold` so that binaries built into it carry
 //! a long prefix. At install time the prefix is replaced by the (shorter)
 //! target prefix, and a binary string can only be rewritten to something no
@@ -18,9 +23,46 @@
 
 use std::path::{Path, PathBuf};
 
+use cleave_cache::Digest;
 use cleave_cache::lock::Lock;
 
 use crate::error::BuildError;
+
+/// Why a name cannot be part of a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` cannot name a build directory: {reason}")]
+pub struct UnsafeName {
+    /// The name as given.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// `name-<16 hex digits of key>`: the directory (and lock file) name of a
+/// staging build or package output, the same wherever the same build runs.
+/// `name` must be one plain path component.
+pub fn key_dir_name(name: &str, key: &Digest) -> Result<String, UnsafeName> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.contains('/') {
+        Some("it contains `/`")
+    } else if name.contains('\\') {
+        Some("it contains `\\`")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if name == "." || name == ".." {
+        Some("it is `.` or `..`")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(UnsafeName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(format!("{name}-{}", &key.to_hex()[..16])),
+    }
+}
 
 /// The directories of one output's build.
 #[derive(Debug, Clone)]
@@ -44,7 +86,7 @@ pub struct OutputDirs {
 const PADDED_PREFIX_LEN: usize = 255;
 
 impl OutputDirs {
-    /// The directories for `id` (`name-key`) under `build_root`.
+    /// The directories for `id` (a [`key_dir_name`]) under `build_root`.
     pub fn new(build_root: &Path, id: &str) -> Self {
         let root = build_root.join(id);
         let host_prefix = root.join(padded_name(&root));
@@ -106,6 +148,16 @@ mod tests {
                 .unwrap()
                 .contains("_placehold_placehold")
         );
+    }
+
+    #[test]
+    fn only_plain_names_become_build_directories() {
+        let key = cleave_cache::Digest::of(b"inputs");
+        let id = key_dir_name("libfoo-build", &key).unwrap();
+        assert_eq!(id, format!("libfoo-build-{}", &key.to_hex()[..16]));
+        for name in ["", "/tmp/x", "a/../../b", "..", ".", "a\\b", "a\nb"] {
+            assert!(key_dir_name(name, &key).is_err(), "{name:?}");
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Builder {
             (&build, &host),
         )?;
         let key = inputs.key();
-        let id = key_id(&name, &key);
+        let id = key_id(&name, &key, &what)?;
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let label = format!("package {what}");
         let (lock, _) = Lock::exclusive(&lock_path, || {

@@ -57,10 +57,13 @@ impl<'a> Trees<'a> {
     }
 }
 
-/// `name-key`: the directory name of a staging build or package output,
-/// the same wherever the same build runs.
-pub(super) fn key_id(name: &str, key: &Digest) -> String {
-    format!("{name}-{}", &key.to_hex()[..16])
+/// The build directory name of `name` under `key` (see
+/// [`crate::layout::key_dir_name`]).
+pub(super) fn key_id(name: &str, key: &Digest, what: &str) -> Result<String, BuildError> {
+    crate::layout::key_dir_name(name, key).map_err(|source| BuildError::UnsafeName {
+        what: what.to_string(),
+        source,
+    })
 }
 
 /// What an inheriting output takes from a finished staging build.
@@ -139,7 +142,7 @@ impl Builder {
         let mut host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let inputs = self.key_inputs(staging, recipe_dir, &build, &host)?;
         let key = inputs.key();
-        let id = key_id(&staging.name, &key);
+        let id = key_id(&staging.name, &key, &what)?;
         let dirs = OutputDirs::new(&self.options.staging_root, &id);
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let (lock, _) = Lock::exclusive(&lock_path, || {

@@ -4,6 +4,10 @@
 //! `conda-meta/` say what the environment brought. This also counts files a
 //! staging build left in the prefix as new, which is what an inheriting
 //! output needs.
+//!
+//! A FIFO, socket or device among the new entries is an error naming it:
+//! no package can hold one, and reading it to package or cache it would
+//! block (a FIFO) or read a device.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -94,7 +98,11 @@ fn walk(
             .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
         if file_type.is_dir() {
             walk(root, &path, owned, out)?;
-        } else if !owned.contains(&path) {
+        } else if owned.contains(&path) {
+            continue;
+        } else if let Some(kind) = crate::confined::special_kind(file_type) {
+            return Err(BuildError::SpecialFile { path, kind });
+        } else {
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink
             } else {
@@ -104,6 +112,36 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Every path below `dir` (directories included, symlinks not followed)
+/// except FIFOs, sockets and devices, and those apart: what the store can
+/// keep of a work dir, and what it would block on reading.
+pub(crate) fn storable_tree(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), BuildError> {
+    let (mut kept, mut special) = (Vec::new(), Vec::new());
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        let io = BuildError::io(format!("listing {}", here.display()));
+        for entry in std::fs::read_dir(&here).map_err(io)? {
+            let entry = entry.map_err(BuildError::io(format!("listing {}", here.display())))?;
+            let path = rel.join(entry.file_name());
+            let kind = entry
+                .file_type()
+                .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
+            if crate::confined::special_kind(kind).is_some() {
+                special.push(path);
+                continue;
+            }
+            if kind.is_dir() {
+                stack.push(path.clone());
+            }
+            kept.push(path);
+        }
+    }
+    kept.sort();
+    special.sort();
+    Ok((kept, special))
 }
 
 /// A compiled `files:` selection.
@@ -188,6 +226,21 @@ mod tests {
                 ("share/empty".into(), EntryKind::EmptyDir),
             ]
         );
+    }
+
+    #[test]
+    fn a_fifo_in_the_prefix_is_an_error_naming_it() {
+        let prefix = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(prefix.path().join("share")).unwrap();
+        let fifo = prefix.path().join("share/pipe");
+        let made = std::process::Command::new("mkfifo").arg(fifo).status();
+        assert!(made.unwrap().success());
+        match new_entries(prefix.path()) {
+            Err(BuildError::SpecialFile { path, kind }) => {
+                assert_eq!((path.as_path(), kind), (Path::new("share/pipe"), "FIFO"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

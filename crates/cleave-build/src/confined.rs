@@ -122,9 +122,8 @@ pub fn relative(path: &Path) -> Result<PathBuf, WriteError> {
     Ok(out)
 }
 
-/// What kind of special file `meta` describes, if it is one.
-pub(crate) fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
-    let kind = meta.file_type();
+/// What kind of special file `kind` is, if it is one.
+pub(crate) fn special_kind(kind: std::fs::FileType) -> Option<&'static str> {
     if kind.is_fifo() {
         Some("FIFO")
     } else if kind.is_socket() {
@@ -142,7 +141,7 @@ pub(crate) fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
 /// FIFO or following a symlink at its last component.
 pub(crate) fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), WriteError> {
     let meta = std::fs::symlink_metadata(path).map_err(io("read", path))?;
-    if let Some(kind) = special_kind(&meta) {
+    if let Some(kind) = special_kind(meta.file_type()) {
         return Err(WriteError::Special {
             path: path.to_path_buf(),
             kind,
@@ -166,7 +165,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), Wri
     if !meta.is_file() {
         return Err(WriteError::Special {
             path: path.to_path_buf(),
-            kind: special_kind(&meta).unwrap_or("special file"),
+            kind: special_kind(meta.file_type()).unwrap_or("special file"),
         });
     }
     Ok((file, meta))

@@ -80,6 +80,17 @@ pub enum BuildError {
         #[source]
         source: crate::layout::UnsafeName,
     },
+    /// A FIFO, socket or device among a build's new `$PREFIX` files.
+    #[error(
+        "$PREFIX/{} is a {kind}; a package holds only regular files, symlinks and directories (remove it at the end of the script)",
+        path.display()
+    )]
+    SpecialFile {
+        /// The file, relative to the prefix.
+        path: PathBuf,
+        /// `FIFO`, `socket`, `block device` or `character device`.
+        kind: &'static str,
+    },
     /// A url source without a digest cannot be verified.
     #[error("{what}: a url source needs a `sha256` (or `md5`) to be verified")]
     UnverifiedSource {
@@ -163,6 +174,15 @@ pub enum BuildError {
         what: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A package's files could not be laid out for its archive.
+    #[error("{what}: cannot lay out the package's files")]
+    PackageFiles {
+        /// The package.
+        what: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::confined::WriteError>,
     },
     /// The package archive could not be written.
     #[error("cannot write package {}", path.display())]

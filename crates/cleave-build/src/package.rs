@@ -23,6 +23,7 @@ use rattler_conda_types::package::{
 use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
+use crate::confined::{Tree, WriteError, open_regular};
 use crate::error::BuildError;
 use crate::file_rules::FileRules;
 use crate::licenses::LicenseFile;
@@ -136,9 +137,19 @@ pub fn write(
     let prefix_text = contents.prefix.to_string_lossy().into_owned();
     let build = &contents.output.build;
     let rules = FileRules::new(&build.always_copy_files, &build.post_process)?;
+    // Entries may be links to anywhere, and `noarch: python` moves files
+    // below other entries' paths: nothing is written through a link.
+    let mut tree = Tree::new(scratch);
     let mut paths = Vec::new();
     for entry in contents.entries {
-        paths.push(copy_entry(contents, &prefix_text, &rules, entry, scratch)?);
+        let record =
+            copy_entry(contents, &prefix_text, &rules, entry, &mut tree).map_err(|source| {
+                BuildError::PackageFiles {
+                    what: contents.identifier(),
+                    source: Box::new(source),
+                }
+            })?;
+        paths.push(record);
     }
     // After every entry is in place: a link may point at a file that comes
     // later in the list.
@@ -230,16 +241,19 @@ fn copy_entry(
     prefix_text: &str,
     rules: &FileRules,
     entry: &NewEntry,
-    scratch: &Path,
-) -> Result<PathsEntry, BuildError> {
+    tree: &mut Tree,
+) -> Result<PathsEntry, WriteError> {
     let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
     let archive_path = contents.moved.get(&entry.path).unwrap_or(&entry.path);
-    let dest = scratch.join(archive_path);
-    let io = |what: &str| BuildError::io(format!("{what} {}", source.display()));
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
-    }
+    let io = |action: &'static str| {
+        let path = source.clone();
+        move |source| WriteError::Io {
+            action,
+            path,
+            source,
+        }
+    };
     let mut record = PathsEntry {
         relative_path: archive_path.clone(),
         no_link: false,
@@ -250,17 +264,21 @@ fn copy_entry(
     };
     match entry.kind {
         EntryKind::EmptyDir => {
-            std::fs::create_dir_all(&dest).map_err(io("creating"))?;
+            tree.dir(archive_path)?;
             record.path_type = PathType::Directory;
         }
         EntryKind::Symlink => {
-            let target = std::fs::read_link(&source).map_err(io("reading the link"))?;
+            let target = std::fs::read_link(&source).map_err(io("read the link"))?;
             let target = relative_link(prefix, &entry.path, &target).unwrap_or(target);
-            std::os::unix::fs::symlink(&target, &dest).map_err(io("linking"))?;
+            tree.symlink(&target, archive_path)?;
             record.path_type = PathType::SoftLink;
         }
         EntryKind::File => {
-            let mut bytes = std::fs::read(&source).map_err(io("reading"))?;
+            // Not followed, and never blocking on a FIFO put there since
+            // the prefix was listed.
+            let (mut file, meta) = open_regular(&source)?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("read"))?;
             if contents.output.build.dynamic_linking.binary_relocation {
                 let build_dir = prefix.parent().unwrap_or(prefix);
                 relink::relink(&mut bytes, &entry.path, prefix, build_dir);
@@ -281,11 +299,8 @@ fn copy_entry(
                     experimental_offsets: None,
                 });
             }
-            std::fs::write(&dest, &bytes).map_err(io("copying"))?;
-            let mode = std::fs::metadata(&source)
-                .map_err(io("reading the mode of"))?
-                .permissions();
-            std::fs::set_permissions(&dest, mode).map_err(io("setting the mode of"))?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+            tree.write(archive_path, mode, &bytes)?;
             record.sha256 =
                 Some(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(&bytes));
             record.size_in_bytes = Some(bytes.len() as u64);

@@ -12,7 +12,7 @@ use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::{Builder, Event};
-use crate::capture::{Selector, new_entries};
+use crate::capture::{Selector, new_entries, storable_tree};
 use crate::env::EnvKind;
 use crate::error::BuildError;
 use crate::keys::KeyContext;
@@ -228,6 +228,20 @@ impl Builder {
             .filter(|e| keep.takes(&e.path))
             .map(|e| e.path)
             .collect();
+        // A FIFO or socket a build tool left in the work dir cannot be
+        // stored (reading it would block): left out, with a warning.
+        let (work_items, special) = storable_tree(&dirs.work)?;
+        if !special.is_empty() {
+            let names: Vec<String> = special.iter().map(|p| p.display().to_string()).collect();
+            on_event(Event::Warning(&format!(
+                "{what}: the staging cache does not keep these FIFOs, sockets or devices of the work dir: {}",
+                names.join(", ")
+            )));
+        }
+        let work_select = match special.is_empty() {
+            true => Select::All,
+            false => Select::Only(&work_items),
+        };
         let extra = serde_json::json!({
             "run_exports": {
                 "build": exports_of(&build),
@@ -247,7 +261,7 @@ impl Builder {
                 TreeSource {
                     name: "work",
                     dir: &dirs.work,
-                    select: Select::All,
+                    select: work_select,
                 },
             ],
             roots: vec![("prefix", &dirs.host_prefix), ("root", &dirs.root)],

@@ -1,0 +1,115 @@
+//! End-to-end tests of what a build leaves that a package or the channel
+//! cannot hold as it is: FIFOs in `$PREFIX` and `$SRC_DIR`, timestamps out
+//! of the zip format's range, file modes and temporary files of the output
+//! channel. Each recipe is written into a temporary directory.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+mod common;
+use common::{assert_success, stderr};
+
+/// A recipe in a temporary directory, built with a private cache.
+struct Case {
+    tmp: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(recipe: &str) -> Case {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("recipe")).unwrap();
+        std::fs::write(tmp.path().join("recipe/recipe.yaml"), recipe).unwrap();
+        Case { tmp }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// `cleave build` into `out`, run by `sh -c` after `prelude` (a umask).
+    fn build_with(&self, prelude: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{prelude}\nexec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_cleave"))
+            .args(["build", "--recipe"])
+            .arg(self.path("recipe"))
+            .arg("--output-dir")
+            .arg(self.path("out"))
+            .arg("--cache-dir")
+            .arg(self.path("cache"))
+            .arg("--staging-root")
+            .arg(self.path("stg"))
+            .args(extra)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied());
+        cmd.output().unwrap()
+    }
+
+    fn build(&self, env: &[(&str, &str)]) -> Output {
+        self.build_with("", &["--test", "skip"], env)
+    }
+}
+
+/// `text` with every run of whitespace made one space: miette wraps long
+/// lines.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const PLAIN: &str = "schema_version: 1
+package:
+  name: plain
+  version: \"1.0\"
+build:
+  noarch: generic
+  script:
+    - mkdir -p $PREFIX/share && echo x > $PREFIX/share/x
+";
+
+#[test]
+fn a_fifo_in_the_prefix_fails_the_build_naming_it_instead_of_hanging() {
+    let case = Case::new(&PLAIN.replace(
+        "echo x > $PREFIX/share/x",
+        "echo x > $PREFIX/share/x && mkfifo $PREFIX/share/pipe",
+    ));
+    let output = case.build(&[]);
+    let err = flat(&stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("$PREFIX/share/pipe is a FIFO"), "{err}");
+}
+
+#[test]
+fn a_fifo_in_a_staging_work_dir_is_left_out_of_the_cache_with_a_warning() {
+    let case = Case::new(
+        "schema_version: 1
+recipe:
+  name: piped
+  version: \"1.0\"
+outputs:
+  - staging:
+      name: piped-build
+    build:
+      script:
+        - mkfifo $SRC_DIR/pipe
+        - echo kept > $SRC_DIR/kept.txt
+        - mkdir -p $PREFIX/share && echo x > $PREFIX/share/x
+  - package:
+      name: piped
+    inherit: piped-build
+    build:
+      noarch: generic
+      script:
+        - test -f kept.txt && test ! -e pipe
+",
+    );
+    let output = case.build(&[]);
+    assert_success(&output);
+    let err = flat(&stderr(&output));
+    assert!(
+        err.contains("does not keep these FIFOs, sockets or devices of the work dir: pipe"),
+        "{err}"
+    );
+}

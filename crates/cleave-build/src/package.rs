@@ -208,7 +208,7 @@ pub fn write(
             CompressionLevel::Default,
             None,
             &contents.identifier(),
-            Some(&contents.timestamp),
+            Some(&zip_time(contents.timestamp)),
             None,
         ),
         PackageFormat::TarBz2 => rattler_package_streaming::write::write_tar_bz2_package(
@@ -233,6 +233,16 @@ pub fn write(
         paths: paths.into_iter().map(|p| p.relative_path).collect(),
         warnings,
     })
+}
+
+/// The time a `.conda` archive's members get: the package's timestamp,
+/// clamped to what a zip can hold (DOS dates: 1980-01-01 to 2107-12-31, in
+/// two-second steps), as zip tools do with `SOURCE_DATE_EPOCH`. The
+/// package's `index.json` keeps the time as given.
+fn zip_time(timestamp: jiff::Timestamp) -> jiff::Timestamp {
+    let earliest = jiff::Timestamp::constant(315_532_800, 0);
+    let latest = jiff::Timestamp::constant(4_354_819_198, 0);
+    timestamp.clamp(earliest, latest)
 }
 
 /// Copies one entry into the scratch tree and describes it for paths.json.
@@ -582,6 +592,14 @@ mod tests {
         ] {
             assert_eq!(resolve(nothing), None, "{nothing}");
         }
+    }
+
+    #[test]
+    fn archive_times_are_clamped_to_the_zip_range() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        assert_eq!(zip_time(at(0)), at(315_532_800));
+        assert_eq!(zip_time(at(1_700_000_000)), at(1_700_000_000));
+        assert_eq!(zip_time(at(99_999_999_999)), at(4_354_819_198));
     }
 
     #[test]

@@ -113,3 +113,31 @@ outputs:
         "{err}"
     );
 }
+
+#[test]
+fn source_date_epoch_outside_the_zip_range_is_clamped_in_the_archive_only() {
+    for epoch in ["0", "315532799", "4354819200", "99999999999"] {
+        let case = Case::new(PLAIN);
+        let output = case.build(&[("SOURCE_DATE_EPOCH", epoch)]);
+        assert_success(&output);
+        let repodata: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(case.path("out/noarch/repodata.json")).unwrap())
+                .unwrap();
+        let record = repodata["packages.conda"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .clone();
+        let millis: i64 = epoch.parse::<i64>().unwrap() * 1000;
+        assert_eq!(record["timestamp"], millis, "{epoch}");
+    }
+    for bad in ["-1", "soon", "999999999999999"] {
+        let case = Case::new(PLAIN);
+        let output = case.build(&[("SOURCE_DATE_EPOCH", bad)]);
+        let err = flat(&stderr(&output));
+        assert_eq!(output.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("SOURCE_DATE_EPOCH"), "{err}");
+    }
+}

@@ -7,9 +7,9 @@
 //! that inspection, and `build.always_copy_files` marks files `no_link`.
 //! The linking checks ([`crate::linking`]) run on that tree, and the
 //! license files go to `info/licenses/`. The archive is written to a
-//! temporary file next to its final name and renamed into place, so an
-//! interrupted build never leaves a half-written package in the channel,
-//! and a failed check leaves none.
+//! temporary file next to its final name and renamed into place (see
+//! [`crate::index`]), so an interrupted build never leaves a half-written
+//! package in the channel, and a failed check leaves none.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -196,10 +196,7 @@ pub fn write(
         path: final_path.clone(),
         source,
     };
-    let mut file = tempfile::Builder::new()
-        .prefix(".cleave-partial-")
-        .tempfile_in(&dir)
-        .map_err(failed)?;
+    let mut file = crate::index::partial_file(&dir).map_err(failed)?;
     match format {
         PackageFormat::Conda => rattler_package_streaming::write::write_conda_package(
             &mut file,
@@ -221,9 +218,6 @@ pub fn write(
         ),
     }
     .map_err(failed)?;
-    // Temporary files are private; a package in a channel is for everyone.
-    let readable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
-    file.as_file().set_permissions(readable).map_err(failed)?;
     file.as_file().sync_all().map_err(failed)?;
     file.persist(&final_path).map_err(|e| failed(e.error))?;
     let size = std::fs::metadata(&final_path).map_err(failed)?.len();

@@ -3,8 +3,9 @@
 //! of the zip format's range, file modes and temporary files of the output
 //! channel. Each recipe is written into a temporary directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 mod common;
 use common::{assert_success, stderr};
@@ -50,6 +51,22 @@ impl Case {
 
     fn build(&self, env: &[(&str, &str)]) -> Output {
         self.build_with("", &["--test", "skip"], env)
+    }
+
+    /// The `.conda` packages and `repodata.json` files of the channel.
+    fn channel_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for subdir in ["noarch", "linux-64"] {
+            for entry in std::fs::read_dir(self.path("out").join(subdir)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.ends_with(".conda") || name == "repodata.json" {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
     }
 }
 
@@ -112,6 +129,58 @@ outputs:
         err.contains("does not keep these FIFOs, sockets or devices of the work dir: pipe"),
         "{err}"
     );
+}
+
+/// The mode bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_channel_is_written_with_the_umasks_modes() {
+    for (umask, expected) in [("022", 0o644), ("027", 0o640)] {
+        let case = Case::new(PLAIN);
+        assert_success(&case.build_with(&format!("umask {umask}"), &["--test", "skip"], &[]));
+        let files = case.channel_files();
+        assert_eq!(files.len(), 3, "{files:?}");
+        for file in files {
+            assert_eq!(
+                mode(&file),
+                expected,
+                "{} with umask {umask}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn stale_temporary_files_of_killed_builds_are_removed_and_live_ones_kept() {
+    let case = Case::new(PLAIN);
+    let noarch = case.path("out/noarch");
+    std::fs::create_dir_all(&noarch).unwrap();
+    let hour_ago = filetime::FileTime::from_system_time(
+        std::time::SystemTime::now() - Duration::from_secs(3600),
+    );
+    let stale = noarch.join(".cleave-partial-stale");
+    let stale_dir = noarch.join(".cleave-partial-staledir");
+    std::fs::write(&stale, "half a package").unwrap();
+    std::fs::create_dir(&stale_dir).unwrap();
+    std::fs::write(stale_dir.join("plain-1.0-h0_0.conda"), "half").unwrap();
+    // Another build still writing (it holds the lock), and one that just
+    // started (younger than a minute): both kept.
+    let live = noarch.join(".cleave-partial-live");
+    let young = noarch.join(".cleave-partial-young");
+    let held = std::fs::File::create(&live).unwrap();
+    held.lock().unwrap();
+    std::fs::write(&young, "just started").unwrap();
+    for path in [&stale, &stale_dir, &live] {
+        filetime::set_file_mtime(path, hour_ago).unwrap();
+    }
+    assert_success(&case.build(&[]));
+    assert!(!stale.exists() && !stale_dir.exists());
+    assert!(live.exists() && young.exists());
 }
 
 #[test]

@@ -329,9 +329,7 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = tempfile::Builder::new()
-                .prefix(".cleave-reuse-")
-                .tempdir_in(&dir)
+            let scratch = crate::index::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",

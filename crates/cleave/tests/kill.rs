@@ -7,8 +7,9 @@
 //! The staging script appends to files in `$PREFIX` from the foreground
 //! and from a background job: a leftover of a killed build would add lines
 //! to the next build's files. It also leaves a `sleep 30` behind, which
-//! only the guard's killing of the script's processes ends early. A few trials run by default;
-//! `CLEAVE_KILL_TRIALS=N` runs N (the figures are printed).
+//! only the guard's killing of the script's processes ends early. Four
+//! trials run by default, two killing cleave alone and two its process
+//! group; `CLEAVE_KILL_TRIALS=N` runs N (the figures are printed).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -165,7 +166,7 @@ fn a_killed_build_leaves_nothing_running_and_the_next_one_matches_a_clean_build(
     let trials: usize = std::env::var("CLEAVE_KILL_TRIALS")
         .ok()
         .and_then(|t| t.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(4);
     let case = Case::new();
     let started = Instant::now();
     let clean = case.build("cache-clean", "out-clean").output().unwrap();

@@ -306,8 +306,21 @@ pub enum BuildError {
         #[source]
         source: crate::linking::LinkingError,
     },
-    /// The staging cache failed (not a damaged entry: those are rebuilt).
-    #[error("staging cache: {0}")]
+    /// The files of a staging build could not be put into the build of an
+    /// output that inherits it: something in the output's directories is
+    /// in the way.
+    #[error("cannot put the files of staging `{staging}` into the build of {what}")]
+    Restore {
+        /// The staging name.
+        staging: String,
+        /// The output.
+        what: String,
+        /// What went wrong, naming the path.
+        #[source]
+        source: Box<cleave_cache::CacheError>,
+    },
+    /// The build cache failed (not a damaged entry: those are rebuilt).
+    #[error("build cache")]
     Cache(#[from] cleave_cache::CacheError),
     /// Files of a staging build that no output takes, with
     /// `--error-unclaimed-files`.

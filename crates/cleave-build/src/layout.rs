@@ -100,6 +100,16 @@ impl OutputDirs {
         }
     }
 
+    /// These directories with `$BUILD_PREFIX` being `$PREFIX`, for
+    /// `build.merge_build_and_host_envs`: the build and host requirements
+    /// are installed into one environment, as conda-build once built.
+    pub fn merged(self) -> Self {
+        OutputDirs {
+            build_prefix: self.host_prefix.clone(),
+            ..self
+        }
+    }
+
     /// Removes anything left from an earlier build and creates the dirs,
     /// once no process of an earlier build works in them any more: the
     /// run lock is free then. `on_wait` is called if it is not.

@@ -12,12 +12,14 @@
 //! - [`capture`]: finds the files a build added to the prefix and applies an
 //!   output's `files` selection;
 //! - [`run_exports`]: the final run requirements of a package;
-//! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative;
+//! - [`relink`]: RPATHs into the prefix made `$ORIGIN`-relative, with the
+//!   recipe's `rpaths` added and entries outside the prefix removed;
 //! - [`licenses`]: `about.license_file` found for `info/licenses/`;
 //! - [`linking`]: overlinking and overdepending checks of ELF files;
 //! - [`python`]: the `noarch: python` layout, entry points and launchers;
 //! - [`package`]: writes the `.conda` / `.tar.bz2` archive with its `info/`,
-//!   applying the per-file rules of `build` (`file_rules`);
+//!   applying the per-file rules of `build` (`file_rules`,
+//!   `prefix_detection`);
 //! - [`index`]: `repodata.json` for the output channel;
 //! - [`check`]: the package's tests;
 //! - [`engine`]: all of the above for every output of a rendered recipe.
@@ -45,6 +47,7 @@ pub mod layout;
 pub mod licenses;
 pub mod linking;
 pub mod package;
+mod prefix_detection;
 pub mod preflight;
 pub mod python;
 pub mod relink;

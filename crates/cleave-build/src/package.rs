@@ -1,10 +1,12 @@
 //! Writes a conda package: the selected prefix files plus `info/`.
 //!
-//! Files are copied into a scratch tree first, where they are inspected for
-//! the build prefix (text files get `file_mode: text`, binaries `binary`,
-//! each with the prefix as placeholder) and absolute symlinks into the
-//! prefix become relative. `build.post_process` edits text files before
-//! that inspection, and `build.always_copy_files` marks files `no_link`.
+//! Files are copied into a scratch tree first, where ELF files are
+//! relinked ([`crate::relink`]), files are inspected for the build prefix
+//! (see `prefix_detection`: text files get `file_mode: text`, binaries
+//! `binary`, each with the prefix as placeholder) and absolute symlinks
+//! into the prefix become relative. `build.post_process` edits text files
+//! before that inspection, and `build.always_copy_files` marks files
+//! `no_link`.
 //! The linking checks ([`crate::linking`]) run on that tree, and the
 //! license files go to `info/licenses/`. The archive is written to a
 //! temporary file next to its final name and renamed into place (see
@@ -17,9 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use cleave_recipe::model::{NoArch, PackageOutput};
 use rattler_conda_types::Subdir;
 use rattler_conda_types::compression_level::CompressionLevel;
-use rattler_conda_types::package::{
-    FileMode, LinkJson, PathType, PathsEntry, PathsJson, PrefixPlaceholder,
-};
+use rattler_conda_types::package::{LinkJson, PathType, PathsEntry, PathsJson};
 use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
@@ -28,7 +28,8 @@ use crate::error::BuildError;
 use crate::file_rules::FileRules;
 use crate::licenses::LicenseFile;
 use crate::linking::{self, LinkCheck};
-use crate::relink;
+use crate::prefix_detection::PrefixRules;
+use crate::relink::{self, RelinkRules};
 
 /// The archive format of a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,20 +137,24 @@ pub fn write(
         .map_err(BuildError::io(format!("creating {}", scratch.display())))?;
     let prefix_text = contents.prefix.to_string_lossy().into_owned();
     let build = &contents.output.build;
-    let rules = FileRules::new(&build.always_copy_files, &build.post_process)?;
+    let rules = Rules {
+        files: FileRules::new(&build.always_copy_files, &build.post_process)?,
+        prefix: PrefixRules::new(&build.prefix_detection)?,
+        relink: RelinkRules::new(&build.dynamic_linking)?,
+    };
     // Entries may be links to anywhere, and `noarch: python` moves files
     // below other entries' paths: nothing is written through a link.
     let mut tree = Tree::new(scratch);
     let mut paths = Vec::new();
+    let mut warnings = Vec::new();
     for entry in contents.entries {
-        let record =
-            copy_entry(contents, &prefix_text, &rules, entry, &mut tree).map_err(|source| {
-                BuildError::PackageFiles {
-                    what: contents.identifier(),
-                    source: Box::new(source),
-                }
+        let (record, relinked) = copy_entry(contents, &prefix_text, &rules, entry, &mut tree)
+            .map_err(|source| BuildError::PackageFiles {
+                what: contents.identifier(),
+                source: Box::new(source),
             })?;
         paths.push(record);
+        warnings.extend(relinked);
     }
     // After every entry is in place: a link may point at a file that comes
     // later in the list.
@@ -160,7 +165,7 @@ pub fn write(
         describe_link(scratch, record)?;
     }
     // Before anything is archived: a failed check leaves no package.
-    let warnings = linking::check(&LinkCheck {
+    let linking = linking::check(&LinkCheck {
         output: contents.output,
         tree: scratch,
         entries: &paths,
@@ -174,6 +179,7 @@ pub fn write(
         what: contents.identifier(),
         source,
     })?;
+    warnings.extend(linking);
     write_info(contents, &paths, scratch)?;
     crate::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
         .map_err(BuildError::license(&contents.identifier()))?;
@@ -239,14 +245,22 @@ fn zip_time(timestamp: jiff::Timestamp) -> jiff::Timestamp {
     timestamp.clamp(earliest, latest)
 }
 
-/// Copies one entry into the scratch tree and describes it for paths.json.
+/// The compiled per-file settings of `build` for one package.
+struct Rules {
+    files: FileRules,
+    prefix: PrefixRules,
+    relink: RelinkRules,
+}
+
+/// Copies one entry into the scratch tree and describes it for paths.json;
+/// also returns what relinking it found worth a warning.
 fn copy_entry(
     contents: &PackageContents<'_>,
     prefix_text: &str,
-    rules: &FileRules,
+    rules: &Rules,
     entry: &NewEntry,
     tree: &mut Tree,
-) -> Result<PathsEntry, WriteError> {
+) -> Result<(PathsEntry, Vec<String>), WriteError> {
     let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
     let archive_path = contents.moved.get(&entry.path).unwrap_or(&entry.path);
@@ -266,6 +280,7 @@ fn copy_entry(
         sha256: None,
         size_in_bytes: None,
     };
+    let mut warnings = Vec::new();
     match entry.kind {
         EntryKind::EmptyDir => {
             tree.dir(archive_path)?;
@@ -285,24 +300,15 @@ fn copy_entry(
             std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("read"))?;
             if contents.output.build.dynamic_linking.binary_relocation {
                 let build_dir = prefix.parent().unwrap_or(prefix);
-                relink::relink(&mut bytes, &entry.path, prefix, build_dir);
+                let relinked =
+                    relink::relink(&mut bytes, &entry.path, prefix, build_dir, &rules.relink);
+                warnings = relinked.warnings;
             }
             // Before prefix detection: a replacement may add or remove
             // the prefix.
-            rules.post_process(&entry.path, &mut bytes);
-            record.no_link = rules.no_link(&entry.path);
-            if !prefix_text.is_empty() && contains(&bytes, prefix_text.as_bytes()) {
-                let file_mode = if bytes.contains(&0) {
-                    FileMode::Binary
-                } else {
-                    FileMode::Text
-                };
-                record.prefix_placeholder = Some(PrefixPlaceholder {
-                    file_mode,
-                    placeholder: prefix_text.to_string(),
-                    experimental_offsets: None,
-                });
-            }
+            rules.files.post_process(&entry.path, &mut bytes);
+            record.no_link = rules.files.no_link(&entry.path);
+            record.prefix_placeholder = rules.prefix.placeholder(&entry.path, &bytes, prefix_text);
             let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
             tree.write(archive_path, mode, &bytes)?;
             record.sha256 =
@@ -310,7 +316,7 @@ fn copy_entry(
             record.size_in_bytes = Some(bytes.len() as u64);
         }
     }
-    Ok(record)
+    Ok((record, warnings))
 }
 
 /// Fills in `sha256` and `size_in_bytes` of a softlink, as rattler-build
@@ -394,10 +400,6 @@ fn relative_link(prefix: &Path, link: &Path, target: &Path) -> Option<PathBuf> {
         relative.push(".");
     }
     Some(relative)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn write_info(

@@ -94,7 +94,6 @@ fn store_vs_cp(w: &Path, out: &mut String) {
         puts.push(time(|| {
             store
                 .put(&Capture {
-                    key: i.key(),
                     name: "bench",
                     inputs: &i,
                     trees: vec![TreeSource {
@@ -113,13 +112,13 @@ fn store_vs_cp(w: &Path, out: &mut String) {
         i.insert("run", (RUNS - 1).to_string());
         i.key()
     };
+    let entry = store.get(&key).unwrap().unwrap();
     let (mut restores, mut copies) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let dest = w.join("restored");
         restores.push(time(|| {
-            store
+            entry
                 .restore(
-                    &key,
                     &[Target {
                         tree: "work",
                         dir: &dest,

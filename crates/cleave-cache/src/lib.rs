@@ -25,6 +25,6 @@ mod relocate;
 pub mod store;
 
 pub use digest::Digest;
-pub use error::CacheError;
+pub use error::{CacheError, ErrorKind};
 pub use key::Inputs;
 pub use store::Store;

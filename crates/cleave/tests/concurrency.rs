@@ -5,10 +5,8 @@
 //! wherever it landed, and the shared channel lists each package once.
 //! A second test runs `cleave cache gc --max-size 1` and `cache clean` in
 //! a loop beside the builds: the store may lose entries (scripts then run
-//! again), but no build may fail or produce other bytes. It is ignored
-//! until the store pins the entries builds are using: today gc can evict
-//! an entry between a build's lookup and its restore, twice in a row, and
-//! the build fails with the entry "damaged" (issue 13, item 7).
+//! again), but no build may fail or produce other bytes. The store pins
+//! the entries builds are using, so gc and clean leave those alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -208,7 +206,6 @@ fn sixteen_builds_at_once_run_each_script_once_and_agree_byte_for_byte() {
 }
 
 #[test]
-#[ignore = "gc evicts entries in use until the store pins them (issue 13, item 7)"]
 fn builds_beside_a_looping_gc_and_clean_all_succeed_with_the_same_bytes() {
     let case = Case::new();
     let done = AtomicBool::new(false);

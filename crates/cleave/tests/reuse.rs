@@ -8,34 +8,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::{assert_success, index, oracle, repo, stderr};
+use common::{RecipeCopy, assert_success, index, oracle, stderr};
 
 /// A copy of `tests/reuse/NAME` in a fresh temporary directory.
-struct Case {
-    tmp: tempfile::TempDir,
-    recipe: PathBuf,
+struct Case(RecipeCopy);
+
+impl std::ops::Deref for Case {
+    type Target = RecipeCopy;
+    fn deref(&self) -> &RecipeCopy {
+        &self.0
+    }
 }
 
 impl Case {
     fn new(name: &str) -> Case {
-        let tmp = tempfile::tempdir().unwrap();
-        let recipe = tmp.path().join(name);
-        std::fs::create_dir_all(&recipe).unwrap();
-        let text =
-            std::fs::read_to_string(repo().join("tests/reuse").join(name).join("recipe.yaml"));
-        std::fs::write(recipe.join("recipe.yaml"), text.unwrap()).unwrap();
-        Case { tmp, recipe }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
+        Case(RecipeCopy::new("reuse", name))
     }
 
     /// `cleave build` into `out`, with `cache` as the cache dir and one
-    /// staging root for every build of the case.
-    fn build(&self, out: &str, cache: &str, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cleave"))
-            .args(["build", "--recipe"])
+    /// staging root for every build of the case; `SOURCE_DATE_EPOCH` fixed,
+    /// or unset with `clock`.
+    fn command(&self, out: &str, cache: &str, extra: &[&str], clock: bool) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
+        cmd.args(["build", "--recipe"])
             .arg(&self.recipe)
             .arg("--output-dir")
             .arg(self.path(out))
@@ -44,11 +39,18 @@ impl Case {
             .arg("--staging-root")
             .arg(self.path("stg"))
             .args(extra)
-            .env("SOURCE_DATE_EPOCH", "1700000000")
             .env("NO_COLOR", "1")
-            .current_dir(self.tmp.path())
-            .output()
-            .expect("run cleave")
+            .current_dir(self.tmp.path());
+        if clock {
+            cmd.env_remove("SOURCE_DATE_EPOCH");
+        } else {
+            cmd.env("SOURCE_DATE_EPOCH", "1700000000");
+        }
+        cmd.output().expect("run cleave")
+    }
+
+    fn build(&self, out: &str, cache: &str, extra: &[&str]) -> Output {
+        self.command(out, cache, extra, false)
     }
 
     /// The lines of runs.log: which scripts ran, in order.
@@ -58,12 +60,6 @@ impl Case {
             .lines()
             .map(String::from)
             .collect()
-    }
-
-    fn edit(&self, edit: impl FnOnce(String) -> String) {
-        let path = self.recipe.join("recipe.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, edit(text)).unwrap();
     }
 }
 
@@ -124,7 +120,7 @@ fn a_second_build_runs_no_script_and_writes_the_same_bytes() {
 fn editing_one_outputs_script_rebuilds_that_output_only() {
     let case = Case::new("multi");
     assert_success(&case.build("out", "cache", &[]));
-    case.edit(|text| {
+    case.edit("recipe.yaml", |text| {
         text.replace(
             "        - echo multi-devel >> $RECIPE_DIR/../runs.log\n",
             "        - echo multi-devel >> $RECIPE_DIR/../runs.log\n        - echo edited\n",
@@ -152,21 +148,7 @@ fn a_staging_build_with_a_sibling_in_its_host_environment_hits_the_second_time()
     let case = Case::new("sibling-host");
     // Without SOURCE_DATE_EPOCH the sibling's archive changes with the
     // clock; its key does not.
-    let build = |out: &str| {
-        Command::new(env!("CARGO_BIN_EXE_cleave"))
-            .args(["build", "--recipe"])
-            .arg(&case.recipe)
-            .arg("--output-dir")
-            .arg(case.path(out))
-            .arg("--cache-dir")
-            .arg(case.path("cache"))
-            .arg("--staging-root")
-            .arg(case.path("stg"))
-            .env_remove("SOURCE_DATE_EPOCH")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run cleave")
-    };
+    let build = |out: &str| case.command(out, "cache", &[], true);
     assert_success(&build("out1"));
     assert_eq!(case.runs(), ["staging"]);
     // The sibling's cache entry dropped: it is built again, with a new
@@ -233,7 +215,7 @@ fn two_output_dirs_give_the_same_bytes_with_source_date_epoch() {
 #[test]
 fn a_package_whose_tests_failed_is_not_reused_and_untested_ones_are_tested() {
     let case = Case::new("multi");
-    case.edit(|text| {
+    case.edit("recipe.yaml", |text| {
         text.replace(
             "test -f $PREFIX/share/multi/where.txt",
             "test -f $PREFIX/missing",

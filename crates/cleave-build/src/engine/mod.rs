@@ -20,9 +20,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use cleave_cache::fingerprint::Fingerprinter;
 use cleave_cache::lock::Lock;
-use cleave_cache::store::GcPolicy;
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::store::{Entry, GcPolicy, GcReport};
+use cleave_cache::{CacheError, Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{Dependency, RenderedOutput};
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
@@ -31,6 +32,7 @@ use crate::claims::Claims;
 use crate::env::{EnvKind, Environments};
 use crate::error::BuildError;
 use crate::guard::Guard;
+use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::package::PackageFormat;
 use crate::run_exports::fill_from_prefix;
@@ -43,6 +45,19 @@ mod staging;
 
 pub use event::Event;
 use staging::StagingResult;
+
+/// A cache error with its causes, for a warning on one line: the store's
+/// errors keep the operating system's error as their source.
+fn causes(error: &CacheError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Whether to run the packages' tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,6 +171,11 @@ pub struct Builder {
     claims: Claims,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
+    /// The store entries of the staging builds in use, by key.
+    entries: HashMap<Digest, Entry>,
+    /// A store of this build only, for staging results the cache cannot
+    /// take or give back (see `scratch_store`).
+    scratch: Option<(tempfile::TempDir, Store)>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
 }
@@ -219,6 +239,8 @@ impl Builder {
             siblings: HashMap::new(),
             claims: Claims::default(),
             locks: Vec::new(),
+            entries: HashMap::new(),
+            scratch: None,
             made: Vec::new(),
         })
     }
@@ -294,22 +316,23 @@ impl Builder {
             }
         }
         self.locks.clear();
+        self.entries.clear();
         result?;
         if let (Some(max), CacheMode::ReadWrite) =
             (self.options.max_cache_size, self.options.cache_mode)
         {
-            // Cheap bound first: reading every manifest is for when it matters.
-            if self.store.size_upper_bound()? > max {
-                let report = self.store.gc(GcPolicy {
-                    max_size: Some(max),
-                    older_than: None,
-                })?;
-                if !report.removed.is_empty() {
-                    on_event(Event::Evicted {
-                        entries: report.removed.len(),
-                        bytes: report.freed,
-                    });
-                }
+            match self.trim(max) {
+                Ok(report) if !report.removed.is_empty() => on_event(Event::Evicted {
+                    entries: report.removed.len(),
+                    bytes: report.freed,
+                }),
+                Ok(_) => {}
+                // The packages are built: a cache that cannot be trimmed
+                // now is trimmed by a later build or `cleave cache gc`.
+                Err(e) => on_event(Event::Warning(&format!(
+                    "trimming the cache: {}",
+                    causes(&e)
+                ))),
             }
         }
         Ok(built)
@@ -360,6 +383,37 @@ impl Builder {
             }
         }
         keys
+    }
+
+    /// What a key is computed from besides the section itself: the recipe
+    /// dir, the solved environments, the platforms, the siblings so far.
+    fn key_context<'a>(
+        &'a self,
+        recipe_dir: &'a Path,
+        (build, host): (&'a [RepoDataRecord], &'a [RepoDataRecord]),
+        fingerprints: &'a Fingerprinter,
+    ) -> KeyContext<'a> {
+        KeyContext {
+            recipe_dir,
+            build,
+            host,
+            target_platform: self.options.target_platform,
+            build_platform: self.options.build_platform,
+            fingerprints,
+            siblings: &self.siblings,
+        }
+    }
+
+    /// Evicts least recently used entries until the store fits in `max`.
+    fn trim(&self, max: u64) -> Result<GcReport, CacheError> {
+        // Cheap bound first: reading every manifest is for when it matters.
+        if self.store.size_upper_bound()? <= max {
+            return Ok(GcReport::default());
+        }
+        self.store.gc(GcPolicy {
+            max_size: Some(max),
+            older_than: None,
+        })
     }
 
     /// The staging store this builder uses.

@@ -1,14 +1,15 @@
 //! `cleave cache`: list, inspect, explain, verify and trim the store of
 //! staging builds and packages.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
 use cleave_build::engine::Builder;
-use cleave_cache::Store;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
+use cleave_cache::{CacheError, ErrorKind, Store};
 use miette::IntoDiagnostic;
 
 use super::build::{human_size, options, short};
@@ -42,6 +43,10 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 writeln!(out, "removed {} {}", short(&e.meta.key), e.meta.name)
                     .into_diagnostic()?;
             }
+            if report.unreadable > 0 {
+                writeln!(out, "removed {} unreadable entries", report.unreadable)
+                    .into_diagnostic()?;
+            }
             writeln!(
                 out,
                 "freed {}; {} entries ({}) kept",
@@ -50,20 +55,32 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 human_size(report.kept_bytes)
             )
             .into_diagnostic()?;
+            in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
         CacheCommand::Clean(store) => {
             let (_, store) = open(&store, &cwd)?;
-            let count = store.clean().into_diagnostic()?;
+            let report = store.clean().into_diagnostic()?;
+            let mut out = std::io::stdout().lock();
             writeln!(
-                std::io::stdout().lock(),
-                "removed {count} entries from {}",
+                out,
+                "removed {} entries from {}",
+                report.removed.len() + report.unreadable,
                 store.root().display()
             )
             .into_diagnostic()?;
+            in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
     }
+}
+
+/// Says how many entries were kept because running builds use them.
+fn in_use(out: &mut impl Write, count: usize) -> miette::Result<()> {
+    if count > 0 {
+        writeln!(out, "{count} entries in use by running builds were kept").into_diagnostic()?;
+    }
+    Ok(())
 }
 
 fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {
@@ -113,7 +130,11 @@ fn list(store: &Store) -> miette::Result<Status> {
 
 fn info(store: &Store, key: &str) -> miette::Result<Status> {
     let entry = store.find(key).into_diagnostic()?;
-    let manifest = store.manifest(&entry.meta.key).into_diagnostic()?;
+    let manifest = store
+        .get(&entry.meta.key)
+        .and_then(|found| found.ok_or_else(|| CacheError::NotFound(key.to_string())))
+        .and_then(|found| found.manifest())
+        .into_diagnostic()?;
     let mut out = std::io::stdout().lock();
     let m = &entry.meta;
     writeln!(out, "key:       {}", m.key).into_diagnostic()?;
@@ -250,8 +271,14 @@ fn write_input(out: &mut impl Write, name: &str, value: &str) -> miette::Result<
 fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
     let problems = store.verify(remove).into_diagnostic()?;
     let mut out = std::io::stdout().lock();
-    let mut damaged: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    damaged.dedup();
+    let keys = |kind: ErrorKind| -> BTreeSet<&str> {
+        problems
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.key.as_str())
+            .collect()
+    };
+    let (damaged, unreadable) = (keys(ErrorKind::Damaged), keys(ErrorKind::Io));
     for p in &problems {
         writeln!(
             out,
@@ -274,7 +301,16 @@ fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
         }
     )
     .into_diagnostic()?;
-    Ok(if damaged.is_empty() || remove {
+    if !unreadable.is_empty() {
+        // Not damage: another user's files, or a disk error. Kept.
+        writeln!(
+            out,
+            "{} entries could not be checked by this process",
+            unreadable.len()
+        )
+        .into_diagnostic()?;
+    }
+    Ok(if (damaged.is_empty() || remove) && unreadable.is_empty() {
         Status::Success
     } else {
         Status::Failure

@@ -109,3 +109,75 @@ pub fn strings(value: &Value) -> Vec<String> {
         .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
         .unwrap_or_default()
 }
+
+/// A copy of a recipe directory of the repository in a fresh temporary
+/// directory, for tests that edit recipes or count what ran beside them.
+pub struct RecipeCopy {
+    pub tmp: tempfile::TempDir,
+    pub recipe: PathBuf,
+}
+
+impl RecipeCopy {
+    /// A copy of `tests/<group>/<name>` at `<tmp>/<name>`.
+    pub fn new(group: &str, name: &str) -> RecipeCopy {
+        let tmp = tempfile::tempdir().unwrap();
+        let recipe = tmp.path().join(name);
+        copy_dir(&repo().join("tests").join(group).join(name), &recipe);
+        RecipeCopy { tmp, recipe }
+    }
+
+    /// A path in the temporary directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// Rewrites a file of the recipe copy.
+    pub fn edit(&self, rel: &str, edit: impl FnOnce(String) -> String) {
+        let path = self.recipe.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, edit(text)).unwrap();
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A tmpfs mounted at a directory for the life of the value: a real disk
+/// that fills up.
+pub struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    /// Mounts a tmpfs of `size` (`1m`) at `dir`; `None` when this process
+    /// may not mount (it is not root), unless `CLEAVE_TEST_MOUNT` requires
+    /// it.
+    pub fn mount(dir: &Path, size: &str) -> Option<TinyDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            skip_unless_required("CLEAVE_TEST_MOUNT", "mounting a tmpfs needs root");
+        }
+        mounted.then(|| TinyDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -21,6 +21,17 @@ pub(crate) enum Status {
 }
 
 fn main() -> ExitCode {
+    // Before the command line is parsed: the guard is cleave's own binary
+    // started again by a build (see cleave_build::guard), not a command.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == cleave_build::guard::Guard::ARG)
+    {
+        let rest: Vec<_> = args.collect();
+        let code = cleave_build::guard::main(&rest);
+        return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Render(args) => commands::render::run(args),

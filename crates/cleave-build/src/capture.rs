@@ -5,6 +5,12 @@
 //! staging build left in the prefix as new, which is what an inheriting
 //! output needs. `build.always_include_files` takes files of installed
 //! packages too.
+//!
+//! A FIFO, socket or device among an output's new entries is an error
+//! naming it: no package can hold one, and reading it to package it would
+//! block (a FIFO) or read a device. The staging cache leaves them out
+//! instead ([`storable_entries`], [`storable_tree`]): a staging build's
+//! leftovers are not a package yet, and the build warns about them.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -36,13 +42,45 @@ pub struct NewEntry {
 }
 
 /// Every entry of `prefix` that no installed package owns: files, links
-/// and empty directories (named pipes, sockets and devices are left out).
+/// and empty directories. A FIFO, socket or device among them is an error.
 pub fn new_entries(prefix: &Path) -> Result<Vec<NewEntry>, BuildError> {
-    let owned = owned_files(prefix)?;
-    let mut out = Vec::new();
-    walk(prefix, Path::new(""), &owned, &mut out)?;
+    unowned(prefix, &owned_files(prefix)?)
+}
+
+/// The new entries of a staging build's `prefix` that its cache entry can
+/// hold, and apart the FIFOs, sockets and devices it cannot: the build
+/// names those in a warning instead of failing, since no package is made
+/// of them yet.
+pub(crate) fn storable_entries(prefix: &Path) -> Result<(Vec<NewEntry>, Vec<PathBuf>), BuildError> {
+    let (out, special) = walk_unowned(prefix, &owned_files(prefix)?)?;
+    Ok((out, special.into_iter().map(|(path, _)| path).collect()))
+}
+
+/// The entries of `prefix` not in `owned`, sorted; the first FIFO, socket
+/// or device among them is an error naming it.
+fn unowned(prefix: &Path, owned: &HashSet<PathBuf>) -> Result<Vec<NewEntry>, BuildError> {
+    let (out, special) = walk_unowned(prefix, owned)?;
+    match special.into_iter().next() {
+        Some((path, kind)) => Err(BuildError::SpecialFile { path, kind }),
+        None => Ok(out),
+    }
+}
+
+/// A FIFO, socket or device below a prefix and its kind (see
+/// [`crate::confined::special_kind`]).
+type Special = (PathBuf, &'static str);
+
+/// The entries of `prefix` not in `owned`, and apart the FIFOs, sockets
+/// and devices among them, each sorted by path.
+fn walk_unowned(
+    prefix: &Path,
+    owned: &HashSet<PathBuf>,
+) -> Result<(Vec<NewEntry>, Vec<Special>), BuildError> {
+    let (mut out, mut special) = (Vec::new(), Vec::new());
+    walk(prefix, Path::new(""), owned, &mut out, &mut special)?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    special.sort();
+    Ok((out, special))
 }
 
 fn owned_files(prefix: &Path) -> Result<HashSet<PathBuf>, BuildError> {
@@ -73,6 +111,7 @@ fn walk(
     rel: &Path,
     owned: &HashSet<PathBuf>,
     out: &mut Vec<NewEntry>,
+    special: &mut Vec<Special>,
 ) -> Result<(), BuildError> {
     let dir = root.join(rel);
     let entries: Vec<_> = std::fs::read_dir(&dir)
@@ -95,12 +134,12 @@ fn walk(
             .file_type()
             .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
         if file_type.is_dir() {
-            walk(root, &path, owned, out)?;
-        } else if !(file_type.is_file() || file_type.is_symlink()) {
-            // A named pipe, socket or device: no package holds one, and
-            // reading a pipe would wait for a writer forever.
+            walk(root, &path, owned, out, special)?;
+        } else if owned.contains(&path) {
             continue;
-        } else if !owned.contains(&path) {
+        } else if let Some(kind) = crate::confined::special_kind(file_type) {
+            special.push((path, kind));
+        } else {
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink
             } else {
@@ -110,6 +149,36 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Every path below `dir` (directories included, symlinks not followed)
+/// except FIFOs, sockets and devices, and those apart: what the store can
+/// keep of a work dir, and what it would block on reading.
+pub(crate) fn storable_tree(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), BuildError> {
+    let (mut kept, mut special) = (Vec::new(), Vec::new());
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        let io = BuildError::io(format!("listing {}", here.display()));
+        for entry in std::fs::read_dir(&here).map_err(io)? {
+            let entry = entry.map_err(BuildError::io(format!("listing {}", here.display())))?;
+            let path = rel.join(entry.file_name());
+            let kind = entry
+                .file_type()
+                .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
+            if crate::confined::special_kind(kind).is_some() {
+                special.push(path);
+                continue;
+            }
+            if kind.is_dir() {
+                stack.push(path.clone());
+            }
+            kept.push(path);
+        }
+    }
+    kept.sort();
+    special.sort();
+    Ok((kept, special))
 }
 
 /// The entries of `prefix` that an output's package takes: the new ones
@@ -125,8 +194,7 @@ pub fn package_entries(
     let selector = Selector::new(files)?;
     let always = glob_set(always_include)?;
     let owned = owned_files(prefix)?;
-    let mut out = Vec::new();
-    walk(prefix, Path::new(""), &owned, &mut out)?;
+    let mut out = unowned(prefix, &owned)?;
     out.retain(|e| selector.takes(&e.path) || always.is_match(&e.path));
     if !always_include.is_empty() {
         for path in owned.into_iter().filter(|p| always.is_match(p)) {
@@ -232,6 +300,24 @@ mod tests {
                 ("share/empty".into(), EntryKind::EmptyDir),
             ]
         );
+    }
+
+    #[test]
+    fn a_fifo_in_the_prefix_is_an_error_naming_it_but_left_out_of_a_staging_entry() {
+        let prefix = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(prefix.path().join("share")).unwrap();
+        let fifo = prefix.path().join("share/pipe");
+        let made = std::process::Command::new("mkfifo").arg(fifo).status();
+        assert!(made.unwrap().success());
+        match new_entries(prefix.path()) {
+            Err(BuildError::SpecialFile { path, kind }) => {
+                assert_eq!((path.as_path(), kind), (Path::new("share/pipe"), "FIFO"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (kept, special) = storable_entries(prefix.path()).unwrap();
+        assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(special, [PathBuf::from("share/pipe")]);
     }
 
     #[test]

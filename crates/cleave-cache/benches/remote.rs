@@ -16,31 +16,7 @@ use cleave_cache::{Inputs, Store};
 
 #[path = "../tests/services/mod.rs"]
 mod services;
-
-/// Deterministic incompressible bytes, different for every file.
-fn fill(buf: &mut [u8], mut seed: u64) {
-    for chunk in buf.chunks_mut(8) {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
-    }
-}
-
-fn make_tree(root: &Path, files: usize, total: usize) -> u64 {
-    let mean = total / files;
-    let mut buf = vec![0u8; mean * 2];
-    let mut written = 0;
-    for i in 0..files {
-        let dir = root.join(format!("d{:03}", i % 100));
-        std::fs::create_dir_all(&dir).unwrap();
-        let size = mean / 2 + (i * 7919) % mean;
-        fill(&mut buf[..size], i as u64 + 1);
-        std::fs::write(dir.join(format!("f{i}.dat")), &buf[..size]).unwrap();
-        written += size as u64;
-    }
-    written
-}
+mod tree;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -70,7 +46,7 @@ fn main() {
     let mib = env_usize("BENCH_MIB", 1024);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
-    let bytes = make_tree(&src, files, mib * 1024 * 1024);
+    let bytes = tree::make_tree(&src, files, mib * 1024 * 1024 / files);
     let store_a = Store::open(work.path().join("a")).unwrap();
     let mut inputs = Inputs::new();
     inputs.insert("bench", "remote");

@@ -137,3 +137,55 @@ fn entries_are_pushed_and_pulled_by_hand() {
     assert_success(&b);
     assert_eq!(case.runs(), 4, "{}", stderr(&b));
 }
+
+#[test]
+fn a_silent_remote_costs_its_timeout_and_a_warning() {
+    let case = Case::new();
+    let port = services::silent();
+    let toml = format!(
+        "[[cache.remote]]\nurl = \"redis://127.0.0.1:{port}/0\"\ntimeout = \"1s\"\nretries = 0\n"
+    );
+    std::fs::write(case.path("cleave.toml"), toml).unwrap();
+    let started = std::time::Instant::now();
+    let built = case.build("a", &[]);
+    assert_success(&built);
+    let printed = stderr(&built);
+    assert_eq!(case.runs(), 4, "{printed}");
+    assert_eq!(printed.matches("not used again").count(), 1, "{printed}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn garbage_and_truncated_objects_cost_a_warning_and_a_local_build() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().display());
+    let case = Case::new();
+    assert_success(&case.build("a", &["--remote", &url]));
+    // Every index becomes garbage but one, whose packs are cut in half.
+    let objects = |kind: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(shared.path().join("cleave-v1").join(kind))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let indexes = objects("entries");
+    for index in &indexes[1..] {
+        std::fs::write(index, b"<html>502 Bad Gateway</html>").unwrap();
+    }
+    for pack in objects("packs") {
+        let bytes = std::fs::read(&pack).unwrap();
+        std::fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(case.path("stg"));
+    let b = case.build("b", &["--remote", &url]);
+    assert_success(&b);
+    let printed = stderr(&b);
+    assert!(printed.contains("damaged"), "{printed}");
+    assert!(!printed.contains("fetched:"), "{printed}");
+    assert_eq!(case.runs(), 8, "B built everything itself:\n{printed}");
+    assert_eq!(archives(&case.path("out-a")), archives(&case.path("out-b")));
+}

@@ -33,6 +33,7 @@ use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 use crate::claims::Claims;
 use crate::env::{EnvKind, Environments};
 use crate::error::BuildError;
+use crate::guard::Guard;
 use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::package::PackageFormat;
@@ -115,6 +116,8 @@ pub struct BuildOptions {
     /// Cache helpers, asked after the local store and before the remotes
     /// (none with the cache off).
     pub helpers: Vec<HelperConfig>,
+    /// Runs scripts and tools so that none outlives the build.
+    pub guard: Guard,
 }
 
 /// Whether the staging cache is kept between builds.
@@ -489,8 +492,12 @@ impl Builder {
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
-        dirs.recreate()
-            .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
+        dirs.recreate(|| {
+            on_event(Event::Waiting {
+                what: "the processes of an earlier build of this key to end",
+                lock: &dirs.run_lock,
+            })
+        })?;
         for (records, kind) in [(&mut build, EnvKind::Build), (&mut host, EnvKind::Host)] {
             let (prefix, platform) = match kind {
                 EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),

@@ -73,7 +73,7 @@ impl Builder {
             (&build, &host),
         )?;
         let key = inputs.key();
-        let id = key_id(&name, &key);
+        let id = key_id(&name, &key, &what)?;
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let label = format!("package {what}");
         let (lock, _) = Lock::exclusive(&lock_path, || {
@@ -121,6 +121,7 @@ impl Builder {
             &recipe.recipe_dir,
             &dirs.work,
             &self.sources,
+            self.options.guard.with_lock(&dirs.run_lock),
             &what,
         ))?;
         let vars = ScriptVars {
@@ -227,6 +228,7 @@ impl Builder {
                 dir: &dirs.root.join("test"),
                 recipe_dir: &recipe.recipe_dir,
                 work_dir: &dirs.work,
+                guard: self.options.guard.with_lock(&dirs.run_lock),
                 target: self.options.target_platform,
                 build_platform: self.options.build_platform,
                 base_env: &self.options.base_env,
@@ -342,9 +344,7 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = tempfile::Builder::new()
-                .prefix(".cleave-reuse-")
-                .tempdir_in(&dir)
+            let scratch = crate::index::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",

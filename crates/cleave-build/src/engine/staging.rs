@@ -12,7 +12,7 @@ use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::{Builder, Event, causes};
-use crate::capture::{Selector, new_entries};
+use crate::capture::{Selector, storable_entries, storable_tree};
 use crate::env::EnvKind;
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
@@ -56,10 +56,13 @@ impl<'a> Trees<'a> {
     }
 }
 
-/// `name-key`: the directory name of a staging build or package output,
-/// the same wherever the same build runs.
-pub(super) fn key_id(name: &str, key: &Digest) -> String {
-    format!("{name}-{}", &key.to_hex()[..16])
+/// The build directory name of `name` under `key` (see
+/// [`crate::layout::key_dir_name`]).
+pub(super) fn key_id(name: &str, key: &Digest, what: &str) -> Result<String, BuildError> {
+    crate::layout::key_dir_name(name, key).map_err(|source| BuildError::UnsafeName {
+        what: what.to_string(),
+        source,
+    })
 }
 
 /// What an inheriting output takes from a finished staging build.
@@ -89,20 +92,26 @@ fn exports_of(records: &[RepoDataRecord]) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-/// Says which files a store left out: named pipes, sockets and devices a
-/// script left behind have no contents to keep, and no package holds them.
+/// Says which files were not stored, by tree: named pipes, sockets and
+/// devices a script left behind have no contents to keep, and no package
+/// holds them. `left_out` were never given to the store; `skipped` are what
+/// it left out itself (one made after the build looked).
 pub(super) fn warn_skipped(
     what: &str,
+    left_out: &[(String, PathBuf)],
     skipped: &[(String, PathBuf)],
     on_event: &mut dyn FnMut(Event<'_>),
 ) {
-    if skipped.is_empty() {
-        return;
-    }
-    let paths: Vec<String> = skipped
+    let mut paths: Vec<String> = left_out
         .iter()
+        .chain(skipped)
         .map(|(tree, path)| format!("{tree}/{}", path.display()))
         .collect();
+    if paths.is_empty() {
+        return;
+    }
+    paths.sort();
+    paths.dedup();
     on_event(Event::Warning(&format!(
         "{what}: not stored, being neither files, links nor directories (named pipes, sockets, devices): {}",
         paths.join(", ")
@@ -149,7 +158,7 @@ impl Builder {
         let mut host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let inputs = self.key_inputs(staging, recipe_dir, &build, &host)?;
         let key = inputs.key();
-        let id = key_id(&staging.name, &key);
+        let id = key_id(&staging.name, &key, &what)?;
         let dirs = OutputDirs::new(&self.options.staging_root, &id);
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let (lock, _) = Lock::exclusive(&lock_path, || {
@@ -230,6 +239,7 @@ impl Builder {
             &s.recipe_dir,
             &dirs.work,
             &self.sources,
+            self.options.guard.with_lock(&dirs.run_lock),
             &what,
         ))?;
         let vars = ScriptVars {
@@ -246,10 +256,30 @@ impl Builder {
             include: staging.include_files.clone(),
             exclude: Vec::new(),
         })?;
-        let entries: Vec<PathBuf> = new_entries(&dirs.host_prefix)?
+        // A FIFO, socket or device a build tool left behind (a jobserver's
+        // pipe, a test server's socket) has no contents to keep: it is left
+        // out of what the store is given, so that it is never opened, and
+        // named in the warning with what the store itself skipped.
+        let (prefix_entries, prefix_special) = storable_entries(&dirs.host_prefix)?;
+        let entries: Vec<PathBuf> = prefix_entries
             .into_iter()
             .filter(|e| keep.takes(&e.path))
             .map(|e| e.path)
+            .collect();
+        let (work_items, work_special) = storable_tree(&dirs.work)?;
+        let work_select = match work_special.is_empty() {
+            true => Select::All,
+            false => Select::Only(&work_items),
+        };
+        let left_out: Vec<(String, PathBuf)> = prefix_special
+            .into_iter()
+            .filter(|path| keep.takes(path))
+            .map(|path| ("prefix".to_string(), path))
+            .chain(
+                work_special
+                    .into_iter()
+                    .map(|path| ("work".to_string(), path)),
+            )
             .collect();
         let extra = serde_json::json!({
             "run_exports": {
@@ -269,7 +299,7 @@ impl Builder {
                 TreeSource {
                     name: "work",
                     dir: &dirs.work,
-                    select: Select::All,
+                    select: work_select,
                 },
             ],
             roots: vec![("prefix", &dirs.host_prefix), ("root", &dirs.root)],
@@ -294,7 +324,7 @@ impl Builder {
         };
         let entry = match cached {
             Some(stored) => {
-                warn_skipped(&what, &stored.skipped, on_event);
+                warn_skipped(&what, &left_out, &stored.skipped, on_event);
                 self.share(&stored.entry, &what, on_event);
                 on_event(Event::StagingStored {
                     staging: &staging.name,
@@ -306,7 +336,7 @@ impl Builder {
             }
             None => {
                 let stored = self.scratch_store()?.put(&capture)?;
-                warn_skipped(&what, &stored.skipped, on_event);
+                warn_skipped(&what, &left_out, &stored.skipped, on_event);
                 stored.entry
             }
         };

@@ -80,14 +80,17 @@ pub struct RemoteConfig {
 }
 
 impl RemoteConfig {
-    /// A remote with the default mode, timeouts and pack size.
+    /// A remote with the default mode, timeouts and pack size: 128 MiB
+    /// packs, except 16 MiB for Redis, whose client gives up on a reply
+    /// after half a second.
     pub fn new(url: RemoteUrl) -> RemoteConfig {
+        let pack_size = if url.kind() == "redis" { 16 } else { 128 } * 1024 * 1024;
         RemoteConfig {
             url,
             mode: Mode::ReadWrite,
             timeout: Duration::from_secs(10),
             retries: 2,
-            pack_size: 128 * 1024 * 1024,
+            pack_size,
         }
     }
 }

@@ -10,8 +10,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::entry::Pin;
-use super::io::{digest_of, open_regular, remove_any, touch, write_synced};
+use super::io::{digest_of, open_regular, remove_any};
 use super::{Entry, Store};
 use crate::digest::Digest;
 use crate::error::CacheError;
@@ -142,31 +141,7 @@ impl Store {
         for (digest, _) in incoming.manifest.blobs() {
             self.check_blob(&digest, &key)?;
         }
-        let tmp = self.root.join("tmp");
-        let staged = tempfile::Builder::new()
-            .prefix("entry-")
-            .tempdir_in(&tmp)
-            .map_err(CacheError::io(format!(
-                "creating a directory in {}",
-                tmp.display()
-            )))?;
-        write_synced(&staged.path().join("files.json"), &incoming.files.files)?;
-        write_synced(&staged.path().join("entry.json"), &incoming.files.entry)?;
-        touch(&staged.path().join("used"))?;
-        let pin_error = || CacheError::io(format!("locking {}", staged.path().display()));
-        let pin = Pin::take(staged.path())
-            .map_err(pin_error())?
-            .ok_or_else(|| pin_error()(std::io::ErrorKind::NotFound.into()))?;
-        let staged = staged.keep();
-        let stored = self.publish(&staged, &key);
-        if stored.is_err() {
-            let _ = std::fs::remove_dir_all(&staged);
-        }
-        Ok(stored?.unwrap_or(Entry {
-            store: self.clone(),
-            meta: incoming.meta,
-            _pin: pin,
-        }))
+        self.install(&incoming.files.files, &incoming.files.entry, incoming.meta)
     }
 
     /// Checks one blob's contents against its digest.

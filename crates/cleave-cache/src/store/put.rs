@@ -63,7 +63,6 @@ impl Store {
     pub fn put(&self, capture: &Capture<'_>) -> Result<Stored, CacheError> {
         let key = capture.inputs.key();
         let _lock = self.shared_lock()?;
-        let tmp = self.root.join("tmp");
         let needles: Vec<Vec<u8>> = capture
             .roots
             .iter()
@@ -113,6 +112,21 @@ impl Store {
             extra: capture.extra.clone(),
             manifest: Digest::of(&files),
         };
+        let entry = meta.to_json().map_err(json)?;
+        self.install(&files, &entry, meta)
+            .map(|entry| Stored { entry, skipped })
+    }
+
+    /// Writes an entry's two files into a new directory of `tmp/`, pins it
+    /// and renames it into `entries/`: the entry, or the one another
+    /// process stored under the same key first.
+    pub(super) fn install(
+        &self,
+        files: &[u8],
+        entry: &[u8],
+        meta: EntryMeta,
+    ) -> Result<Entry, CacheError> {
+        let tmp = self.root.join("tmp");
         let staged = tempfile::Builder::new()
             .prefix("entry-")
             .tempdir_in(&tmp)
@@ -120,11 +134,8 @@ impl Store {
                 "creating a directory in {}",
                 tmp.display()
             )))?;
-        write_synced(&staged.path().join("files.json"), &files)?;
-        write_synced(
-            &staged.path().join("entry.json"),
-            &meta.to_json().map_err(json)?,
-        )?;
+        write_synced(&staged.path().join("files.json"), files)?;
+        write_synced(&staged.path().join("entry.json"), entry)?;
         touch(&staged.path().join("used"))?;
         // Pinned before it is in place: no gc can take it between its
         // arrival and the caller's restore.
@@ -133,25 +144,22 @@ impl Store {
             .map_err(pin_error())?
             .ok_or_else(|| pin_error()(std::io::ErrorKind::NotFound.into()))?;
         let staged = staged.keep();
-        let stored = self.publish(&staged, &key);
+        let stored = self.publish(&staged, &meta.key);
         if stored.is_err() {
             let _ = std::fs::remove_dir_all(&staged);
         }
-        stored.map(|kept| Stored {
-            entry: kept.unwrap_or(Entry {
-                store: self.clone(),
-                meta,
-                _pin: pin,
-            }),
-            skipped,
-        })
+        Ok(stored?.unwrap_or(Entry {
+            store: self.clone(),
+            meta,
+            _pin: pin,
+        }))
     }
 
     /// Renames a complete entry directory into `entries/`. Returns the
     /// entry found there instead when another process stored the same key
     /// first (its entry is as good as this one). Something unreadable in
     /// the way is removed (by [`Store::get`]) and the rename tried again.
-    pub(super) fn publish(&self, staged: &Path, key: &Digest) -> Result<Option<Entry>, CacheError> {
+    fn publish(&self, staged: &Path, key: &Digest) -> Result<Option<Entry>, CacheError> {
         let dest = self.entry_dir(key);
         let mut tries = 0;
         loop {

@@ -7,6 +7,7 @@ use std::path::Path;
 use cleave_build::engine::{
     BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
 };
+use cleave_build::guard::Guard;
 use cleave_build::package::PackageFormat;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
@@ -120,6 +121,12 @@ pub(crate) fn options(
         },
         remotes: settings.remotes,
         helpers: settings.helpers,
+        // This binary, started again as the guard of each script.
+        guard: Guard::new(
+            std::env::current_exe()
+                .into_diagnostic()
+                .wrap_err("cannot find cleave's own executable to guard build scripts")?,
+        ),
     })
 }
 
@@ -140,16 +147,22 @@ fn report(err: cleave_build::BuildError) -> miette::Report {
     }
 }
 
-/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now. The
+/// specification makes it a non-negative number of seconds; a time the
+/// `.conda` format's zip cannot hold (before 1980, after 2107) is clamped
+/// in the archive only (see cleave_build::package).
 fn timestamp() -> miette::Result<jiff::Timestamp> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => {
-            let seconds: i64 = text.trim().parse().into_diagnostic().wrap_err_with(|| {
-                format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds")
+            let seconds: u64 = text.trim().parse().into_diagnostic().wrap_err_with(|| {
+                format!("SOURCE_DATE_EPOCH `{text}` is not a non-negative number of seconds")
             })?;
-            jiff::Timestamp::from_second(seconds)
-                .into_diagnostic()
-                .wrap_err("SOURCE_DATE_EPOCH is out of range")
+            i64::try_from(seconds)
+                .ok()
+                .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .ok_or_else(|| {
+                    miette!("SOURCE_DATE_EPOCH `{text}` is after 9999-12-31, the last time cleave can write")
+                })
         }
         Err(_) => Ok(jiff::Timestamp::now()),
     }

@@ -7,7 +7,9 @@ Scenarios, each figure the median of N runs (default 3):
   1. cold build: fresh output dir; cleave with an empty cache;
   2. warm rebuild after a change to one output's tests only;
   3. rebuild after a source edit (a new patch each run): both tools must
-     build again, and the zstd binary of each must hold the edit;
+     build again, and the zstd binary of each must hold the edit; cleave
+     with its compile cache (on by default: the other objects come from
+     it) and with `--compile-cache off`;
   4. the same recipe into a second output dir with a warm cache: cleave
      reuses its four packages and runs nothing (checked); once more with a
      second staging root, which changes no key;
@@ -147,16 +149,24 @@ def main():
         "  patches:\n    - bench-edit.patch\n",
     )
     (recipe / "recipe.yaml").write_text(patched)
+    labels = {
+        "cleave": "cleave",
+        "cleave-off": "cleave --compile-cache off",
+        "peer": "py-rattler-build",
+    }
     for run in range(runs):
-        for tool in ("cleave", "peer"):
+        for tool in ("cleave", "cleave-off", "peer"):
             marker = f"cleave-bench-edit-{tool}-{run}-{time.time_ns()}"
             (recipe / "bench-edit.patch").write_text(edit_patch(recipe, marker))
-            row = build(tool)
+            if tool == "cleave-off":
+                row = build("cleave", "--compile-cache", "off")
+            else:
+                row = build(tool)
             if not zstd_binary_holds(row[4], marker):
                 sys.exit(f"{tool}: bin/zstd does not hold the source edit")
-            if tool == "cleave" and "stored staging `zstd-build`" not in row[3]:
+            if tool != "peer" and "stored staging `zstd-build`" not in row[3]:
                 sys.exit("cleave did not rebuild after a source edit")
-            record("source edited", "cleave" if tool == "cleave" else "py-rattler-build", row)
+            record("source edited", labels[tool], row)
     (recipe / "recipe.yaml").write_text(text)
     (recipe / "bench-edit.patch").unlink()
 
@@ -183,6 +193,9 @@ def main():
             own = statistics.median([r[1] for r in rows])
             tree = statistics.median([r[2] for r in rows])
             print(f"| {s} | {tool} | {wall:.2f} s | {peer / wall:.2f}x | {own:.0f} MiB | {tree:.0f} MiB |")
+    cold = statistics.median([r[0] for r in results[("cold", "cleave")]])
+    edited = statistics.median([r[0] for r in results[("source edited", "cleave")]])
+    print(f"\ncleave's rebuild after a source edit takes {edited / cold:.2f}x its cold build")
     shutil.rmtree(work, ignore_errors=True)
 
 

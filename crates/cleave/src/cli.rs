@@ -18,16 +18,52 @@ pub(crate) enum Command {
     Render(RenderArgs),
     /// Build every output of a recipe into a local channel.
     Build(BuildArgs),
-    /// Inspect and maintain the staging cache.
+    /// Inspect and maintain the cache: staging builds, packages, compiles.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Run a C or C++ compiler through the compile cache, as ccache does:
+    /// `CC="cleave cc gcc"`. Recipe builds do this for every compiler
+    /// call without being asked.
+    Cc(CcArgs),
+}
+
+/// Arguments of `cleave cc`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CcArgs {
+    /// The compiler: a name looked up on PATH (skipping cleave's own
+    /// links), or a path.
+    pub(crate) compiler: std::ffi::OsString,
+    /// Its arguments, passed on unchanged.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) args: Vec<std::ffi::OsString>,
 }
 
 /// `cleave cache ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum CacheCommand {
     /// List the entries, most recently used first.
-    List(StoreArgs),
+    List {
+        /// Only entries of this kind: staging, package, compile or
+        /// manifest.
+        #[arg(long)]
+        kind: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show the compile cache's counts (hits, misses and uncacheable
+    /// calls by reason, time saved), the store's size by kind, and what
+    /// each cache level (local, helpers, remotes) did: in the last build
+    /// and in total.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Reset the compile counts after printing them.
+        #[arg(long)]
+        zero: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show one entry: its inputs, size and contents.
     Info {
         /// The key, or a unique prefix of it.
@@ -99,15 +135,6 @@ pub(crate) enum CacheCommand {
     Import {
         /// A directory or a `.tar`.
         path: PathBuf,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Show what each cache level (local, helpers, remotes) did: in the
-    /// last build and in total.
-    Stats {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -226,9 +253,22 @@ pub(crate) struct BuildArgs {
     #[arg(long)]
     pub(crate) keep_build: bool,
     /// Run every staging build and keep none of them: no cache lookup, and
-    /// nothing stored in the cache directory.
+    /// nothing stored in the cache directory (the compile cache is off too).
     #[arg(long)]
     pub(crate) no_cache: bool,
+    /// Whether scripts' C and C++ compiler calls go through the compile
+    /// cache (default: `build.compile-cache` of cleave.toml, else on).
+    #[arg(long, value_enum)]
+    pub(crate) compile_cache: Option<Switch>,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// `--test`.

@@ -19,6 +19,7 @@
 //!
 //! [build]
 //! staging-root = "/tmp/cleave-staging"
+//! compile-cache = true         # C/C++ compiler calls of scripts cached
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ struct RemoteSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct BuildSection {
     staging_root: Option<PathBuf>,
+    compile_cache: Option<bool>,
 }
 
 /// The settings in effect.
@@ -80,6 +82,8 @@ pub(crate) struct Settings {
     pub(crate) max_size: u64,
     /// Where staging builds run.
     pub(crate) staging_root: PathBuf,
+    /// Whether scripts' compiler calls go through the compile cache.
+    pub(crate) compile_cache: bool,
     /// Remote stores, in the order they are asked.
     pub(crate) remotes: Vec<RemoteConfig>,
     /// Cache helpers, in the order they are asked.
@@ -105,6 +109,7 @@ impl Settings {
         let mut cache_dir = dirs::cache_dir().map(|d| d.join("cleave"));
         let mut max_size = DEFAULT_MAX_SIZE;
         let mut staging_root = std::env::temp_dir().join("cleave-staging");
+        let mut compile_cache = true;
         let mut remotes = Vec::new();
         let mut helpers = Vec::new();
         let user = dirs::config_dir().map(|d| d.join("cleave").join(FILE_NAME));
@@ -128,6 +133,9 @@ impl Settings {
             }
             if let Some(root) = config.build.staging_root {
                 staging_root = base.join(root);
+            }
+            if let Some(on) = config.build.compile_cache {
+                compile_cache = on;
             }
             if !config.cache.helpers.is_empty() {
                 let timeout = config
@@ -189,6 +197,7 @@ impl Settings {
             cache_dir,
             max_size,
             staging_root,
+            compile_cache,
             remotes,
             helpers,
         })
@@ -196,8 +205,25 @@ impl Settings {
 
     /// The staging store's directory.
     pub(crate) fn store_dir(&self) -> PathBuf {
-        self.cache_dir.join("staging")
+        store_dir(&self.cache_dir)
     }
+
+    /// The compile cache's own files.
+    pub(crate) fn compile_dir(&self) -> PathBuf {
+        compile_dir(&self.cache_dir)
+    }
+}
+
+/// The store in a cache directory: staging builds, packages and compile
+/// entries.
+pub(crate) fn store_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("staging")
+}
+
+/// The compile cache's own files in a cache directory: file indexes,
+/// compiler profiles, stats.
+pub(crate) fn compile_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("compile")
 }
 
 /// One `[[cache.remote]]` table.
@@ -259,7 +285,7 @@ mod tests {
         let project = tempfile::tempdir().unwrap();
         std::fs::write(
             project.path().join(FILE_NAME),
-            "[cache]\ndir = \"c\"\nmax-size = \"1 MiB\"\n[build]\nstaging-root = \"s\"\n",
+            "[cache]\ndir = \"c\"\nmax-size = \"1 MiB\"\n[build]\nstaging-root = \"s\"\ncompile-cache = false\n",
         )
         .unwrap();
         let nested = project.path().join("recipes/lib");
@@ -268,6 +294,7 @@ mod tests {
         assert_eq!(s.cache_dir, project.path().join("c"));
         assert_eq!(s.max_size, 1 << 20);
         assert_eq!(s.staging_root, project.path().join("s"));
+        assert!(!s.compile_cache);
         let flag = Settings::load(
             &nested,
             Overrides {

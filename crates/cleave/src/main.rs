@@ -21,19 +21,26 @@ pub(crate) enum Status {
 }
 
 fn main() -> ExitCode {
+    // A compiler call first: it runs once per compile, before any parsing.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = commands::compile::from_argv(&argv) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     // Before the command line is parsed: the guard is cleave's own binary
     // started again by a build (see cleave_build::guard), not a command.
-    let mut args = std::env::args_os().skip(1);
-    if args
-        .next()
+    if argv
+        .get(1)
         .is_some_and(|a| a == cleave_build::guard::Guard::ARG)
     {
-        let rest: Vec<_> = args.collect();
-        let code = cleave_build::guard::main(&rest);
+        let code = cleave_build::guard::main(&argv[2..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
+        Command::Cc(args) => {
+            let code = commands::compile::run(args.compiler, args.args);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
         Command::Render(args) => commands::render::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Cache(command) => commands::cache::run(command),

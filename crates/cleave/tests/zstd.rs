@@ -7,7 +7,12 @@
 //! `$CLEAVE_SOURCES` or `../shared/sources` beside the repository (as
 //! `scripts/zstd-source` does). Without it these tests say so and pass,
 //! unless `CLEAVE_REQUIRE_ZSTD=1` makes its absence a failure.
+//!
+//! The first test builds from a copy of the recipe, with a `cc` first on
+//! PATH that logs each compilation: a source edit then shows what the
+//! compile cache compiled again.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -37,11 +42,17 @@ fn vendored_tarball() -> bool {
 /// `cleave build` of `examples/NAME` into `tmp/out`, tests run, every
 /// staging file required to go into exactly one package.
 fn build(tmp: &Path, name: &str, out: &str) -> Output {
-    let recipe = repo().join("examples").join(name);
-    Command::new(env!("CARGO_BIN_EXE_cleave"))
-        .arg("build")
+    build_recipe(tmp, &repo().join("examples").join(name), out)
+        .output()
+        .unwrap()
+}
+
+/// The `cleave build` command of `recipe` into `tmp/out`.
+fn build_recipe(tmp: &Path, recipe: &Path, out: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
+    cmd.arg("build")
         .arg("--recipe")
-        .arg(&recipe)
+        .arg(recipe)
         .arg("--output-dir")
         .arg(tmp.join(out))
         .arg("--staging-root")
@@ -55,9 +66,89 @@ fn build(tmp: &Path, name: &str, out: &str) -> Output {
             format!("file://{}", tmp.join("shared").display()),
         )
         .env("NO_COLOR", "1")
-        .current_dir(tmp)
+        .current_dir(tmp);
+    cmd
+}
+
+/// A copy of `examples/zstd` (with its tarball) in `tmp`, and a counting
+/// `cc` in `tmp/bin`: the environment `counted_build` builds it in.
+fn counted_copy(tmp: &Path) -> PathBuf {
+    let recipe = tmp.join("zstd");
+    common::copy_dir(&repo().join("examples/zstd"), &recipe);
+    // The cache's prefix map renames `__FILE__`, which zstd's tools print
+    // in error messages: the script gives the compiler that map itself, so
+    // that a build with the cache off makes the same bin/zstd.
+    let text = std::fs::read_to_string(recipe.join("recipe.yaml")).unwrap();
+    let cmake = "        - >-\n          cmake -G Ninja";
+    assert!(text.contains(cmake));
+    let mapped = text.replacen(
+        cmake,
+        &format!(
+            "        - export CFLAGS=\"${{CFLAGS:-}} -ffile-prefix-map=$SRC_DIR=/cleave/work\"\n{cmake}"
+        ),
+        1,
+    );
+    std::fs::write(recipe.join("recipe.yaml"), mapped).unwrap();
+    let path = std::env::var_os("PATH").unwrap();
+    let cc = std::env::split_paths(&path)
+        .map(|d| d.join("cc"))
+        .find(|p| p.is_file())
+        .expect("a cc on PATH");
+    let bin = tmp.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in\n  *CMakeScratch*|*CMakeTmp*|*CMakeCCompilerABI*) ;;\n  *\" -c \"*) echo \"$*\" >> {} ;;\nesac\nexec {} \"$@\"\n",
+        tmp.join("compiles.log").display(),
+        cc.display()
+    );
+    std::fs::write(bin.join("cc"), script).unwrap();
+    std::fs::set_permissions(bin.join("cc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    recipe
+}
+
+/// `cleave build` of the copy on the store `tmp/cache`, the counting `cc`
+/// first on PATH, with a fixed clock (packages of the same files are the
+/// same bytes).
+fn counted_build(tmp: &Path, out: &str) -> Output {
+    counted_command(tmp, out).output().unwrap()
+}
+
+/// The command of `counted_build`.
+fn counted_command(tmp: &Path, out: &str) -> Command {
+    let path = std::env::var_os("PATH").unwrap();
+    let mut dirs = vec![tmp.join("bin")];
+    dirs.extend(std::env::split_paths(&path));
+    let mut cmd = build_recipe(tmp, &tmp.join("zstd"), out);
+    cmd.env("PATH", std::env::join_paths(dirs).unwrap())
+        .env("SOURCE_DATE_EPOCH", "1700000000");
+    cmd
+}
+
+/// The compile cache's (hits, misses) on the store `tmp/cache`.
+fn compile_counts(tmp: &Path) -> (u64, u64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cleave"))
+        .args(["cache", "stats", "--json"])
+        .env("CLEAVE_CACHE_DIR", tmp.join("cache"))
         .output()
-        .unwrap()
+        .unwrap();
+    assert_success(&out);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |name: &str| stats["compile"][name].as_u64().unwrap();
+    (count("hits"), count("misses"))
+}
+
+/// The sources compiled so far, by file name, and forgets them.
+fn compiled(tmp: &Path) -> Vec<String> {
+    let log = tmp.join("compiles.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    text.lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.ends_with(".c") && !w.starts_with('-'))
+                .map(|w| w.rsplit('/').next().unwrap().to_string())
+        })
+        .collect()
 }
 
 /// The size in "stored staging `NAME` (key ...): N entries, SIZE".
@@ -86,12 +177,13 @@ fn sorted(paths: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
+fn zstd_is_built_once_split_into_four_packages_and_a_source_edit_compiles_one_file() {
     if !vendored_tarball() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let first = build(tmp.path(), "zstd", "out");
+    counted_copy(tmp.path());
+    let first = counted_build(tmp.path(), "out");
     assert_success(&first);
     assert!(
         stderr(&first).contains("stored staging `zstd-build`"),
@@ -209,7 +301,7 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
     assert!(pc.contains(&format!("prefix={}", prefix.display())), "{pc}");
 
     // A second invocation takes the library from the cache.
-    let second = build(tmp.path(), "zstd", "out2");
+    let second = counted_build(tmp.path(), "out2");
     assert_success(&second);
     assert!(
         stderr(&second).contains("cached: staging `zstd-build`"),
@@ -217,11 +309,17 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
         stderr(&second)
     );
 
+    // The compiles of the first build; the second compiled nothing.
+    let cold = compiled(tmp.path());
+
     // Another machine: an empty cache dir, nothing left in the staging
-    // root, the same remote. It compiles nothing and writes A's packages.
-    std::fs::rename(tmp.path().join("cache"), tmp.path().join("cache-a")).unwrap();
+    // root, the same remote. It compiles nothing and writes the first
+    // machine's packages.
     let _ = std::fs::remove_dir_all(tmp.path().join("stg"));
-    let other = build(tmp.path(), "zstd", "out3");
+    let other = counted_command(tmp.path(), "out-other")
+        .env("CLEAVE_CACHE_DIR", tmp.path().join("cache-other"))
+        .output()
+        .unwrap();
     assert_success(&other);
     let printed = stderr(&other);
     assert!(
@@ -229,12 +327,13 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
         "{printed}"
     );
     assert!(!printed.contains("warning"), "{printed}");
+    assert_eq!(compiled(tmp.path()), Vec::<String>::new());
     for package in std::fs::read_dir(tmp.path().join("out/linux-64")).unwrap() {
         let path = package.unwrap().path();
         if path.extension().is_some_and(|e| e == "conda") {
             let theirs = tmp
                 .path()
-                .join("out3/linux-64")
+                .join("out-other/linux-64")
                 .join(path.file_name().unwrap());
             assert_eq!(
                 std::fs::read(&path).unwrap(),
@@ -242,6 +341,110 @@ fn zstd_is_built_once_and_split_into_four_packages_the_clients_accept() {
             );
         }
     }
+
+    a_source_edit_compiles_one_file(tmp.path(), &cold);
+}
+
+/// A new patch to programs/zstdcli.c: the staging build runs again, in a
+/// new directory, and compiles that file only (once per program built
+/// from it); every other object comes from the compile cache. The edit is
+/// in bin/zstd, and the packages are the same bytes as those of a build
+/// with the compile cache off.
+fn a_source_edit_compiles_one_file(tmp: &Path, cold: &[String]) {
+    assert!(cold.len() > 80, "{cold:?}");
+    let marker = format!("cleave-test-edit-{}", std::process::id());
+    let recipe = tmp.join("zstd");
+    std::fs::write(
+        recipe.join("cleave-edit.patch"),
+        edit_patch(&recipe, &marker),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(recipe.join("recipe.yaml")).unwrap();
+    let sha = "  sha256: 8cf4bbb65e77ec348d052c8d6230eba66d435bddf64c8b5be2fcb16880c19953\n";
+    assert!(text.contains(sha));
+    let patched = text.replace(sha, &format!("{sha}  patches:\n    - cleave-edit.patch\n"));
+    std::fs::write(recipe.join("recipe.yaml"), patched).unwrap();
+
+    let before = compile_counts(tmp);
+    let edited = counted_build(tmp, "out3");
+    assert_success(&edited);
+    assert!(stderr(&edited).contains("stored staging `zstd-build`"));
+    let again = compiled(tmp);
+    assert!(
+        !again.is_empty() && again.len() <= 2 && again.iter().all(|c| c == "zstdcli.c"),
+        "{again:?}\n{}",
+        stderr(&edited)
+    );
+    let after = compile_counts(tmp);
+    let hits = after.0 - before.0;
+    assert!(
+        hits >= (cold.len() - again.len()) as u64,
+        "{hits} hits for {} objects, {} compiled",
+        cold.len(),
+        again.len()
+    );
+    let installed = tmp.join("env3");
+    oracle(&tmp.join("out3"), &installed, &["zstd"], &[]);
+    let binary = std::fs::read(installed.join("bin/zstd")).unwrap();
+    assert!(
+        binary.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the edit is not in bin/zstd"
+    );
+
+    // With the compile cache off, on a new store and without the remote
+    // (which holds this staging build now): every file compiled, and the
+    // same packages.
+    let uncached = counted_command(tmp, "out4")
+        .args(["--compile-cache", "off"])
+        .env("CLEAVE_CACHE_DIR", tmp.join("cache-off"))
+        .env_remove("CLEAVE_REMOTE")
+        .output()
+        .unwrap();
+    assert_success(&uncached);
+    assert_eq!(compiled(tmp).len(), cold.len());
+    let archives = |out: &str| {
+        let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(tmp.join(out).join("linux-64"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conda"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let (cached, fresh) = (archives("out3"), archives("out4"));
+    assert_eq!(cached.len(), 4);
+    for ((name, a), (other, b)) in cached.iter().zip(&fresh) {
+        assert_eq!(name, other);
+        assert!(a == b, "{name} differs with and without the compile cache");
+    }
+}
+
+/// A patch that adds `marker` to zstd's command-line tool.
+fn edit_patch(recipe: &Path, marker: &str) -> String {
+    let file = "programs/zstdcli.c";
+    let out = Command::new("tar")
+        .arg("-xJOf")
+        .arg(recipe.join(TARBALL))
+        .arg(format!("zstd-1.5.4/{file}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("#include"))
+        .unwrap();
+    format!(
+        "--- a/{file}\n+++ b/{file}\n@@ -{n},2 +{n},3 @@\n {}\n+__attribute__((used)) static const char cleave_edit[] = \"{marker}\";\n {}\n",
+        lines[at],
+        lines[at + 1],
+        n = at + 1
+    )
 }
 
 #[test]

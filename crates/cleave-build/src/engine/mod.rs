@@ -40,11 +40,13 @@ use crate::package::PackageFormat;
 use crate::run_exports::fill_from_prefix;
 use crate::source::SourceCache;
 
+mod compile_env;
 mod event;
 mod output;
 mod script_env;
 mod staging;
 
+pub use compile_env::CompileCache;
 pub use event::Event;
 use staging::StagingResult;
 
@@ -106,6 +108,8 @@ pub struct BuildOptions {
     pub max_cache_size: Option<u64>,
     /// Whether staging results outlive the build.
     pub cache_mode: CacheMode,
+    /// Whether scripts' compiler calls go through the compile cache.
+    pub compile_cache: CompileCache,
     /// Remote stores behind the local one, in the order they are asked
     /// (none with the cache off).
     pub remotes: Vec<RemoteConfig>,

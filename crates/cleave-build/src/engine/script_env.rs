@@ -122,11 +122,13 @@ impl Builder {
             }
         }
         env.extend(script.env.clone());
-        activated(
+        let mut env = activated(
             &[&dirs.build_prefix, &dirs.host_prefix],
             o.target_platform,
             env,
-        )
+        )?;
+        super::compile_env::install(&o.compile_cache, &mut env, dirs, recipe_dir, &o.cache_dir)?;
+        Ok(env)
     }
 }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use cleave_build::engine::{BuildOptions, Builder, BuiltPackage, CacheMode, Event, TestMode};
+use cleave_build::engine::{
+    BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
+};
 use cleave_build::guard::Guard;
 use cleave_build::package::PackageFormat;
 use miette::{Context, IntoDiagnostic, miette};
@@ -12,7 +14,7 @@ use rattler_conda_types::{Channel, ChannelConfig};
 
 use super::recipe::Rendered;
 use crate::Status;
-use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, TestArg};
+use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, Switch, TestArg};
 use crate::config::{Overrides, Settings};
 
 /// Variables passed from the caller to build scripts; everything else is
@@ -45,8 +47,12 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
     options.keep_build = args.keep_build;
     options.error_unclaimed = args.error_unclaimed_files;
     options.error_overlapping = args.error_overlapping_files;
+    if let Some(switch) = args.compile_cache {
+        options.compile_cache.enabled = matches!(switch, Switch::On);
+    }
     if args.no_cache {
         options.cache_mode = CacheMode::Off;
+        options.compile_cache.enabled = false;
     }
     let output_dir = options.output_dir.clone();
     let built = Builder::new(options).and_then(|mut builder| {
@@ -108,6 +114,11 @@ pub(crate) fn options(
         error_overlapping: false,
         max_cache_size: Some(settings.max_size),
         cache_mode: CacheMode::ReadWrite,
+        compile_cache: CompileCache {
+            // The wrapper is this binary; without it, compilers run as they are.
+            wrapper: std::env::current_exe().ok(),
+            enabled: settings.compile_cache,
+        },
         remotes: settings.remotes,
         helpers: settings.helpers,
         // This binary, started again as the guard of each script.

@@ -1,7 +1,7 @@
 //! `cleave cache`: list, inspect, explain, verify and trim the store of
 //! staging builds and packages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -10,7 +10,8 @@ use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
 use cleave_cache::{CacheError, ErrorKind, Store};
-use miette::IntoDiagnostic;
+use cleave_compile::{entries, files, stats};
+use miette::{IntoDiagnostic, WrapErr};
 
 use super::build::{human_size, options, short};
 use crate::Status;
@@ -20,7 +21,11 @@ use crate::config::{Overrides, Settings, parse_age, parse_size};
 pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
     let cwd = std::env::current_dir().into_diagnostic()?;
     match command {
-        CacheCommand::List(store) => list(&open(&store, &cwd)?.1),
+        CacheCommand::List { kind, store } => list(&open(&store, &cwd)?.1, kind.as_deref()),
+        CacheCommand::Stats { json, zero, store } => {
+            let (settings, store) = open(&store, &cwd)?;
+            stats(&settings, &store, json, zero)
+        }
         CacheCommand::Info { key, store } => info(&open(&store, &cwd)?.1, &key),
         CacheCommand::Explain(setup) => explain(&setup, &cwd),
         CacheCommand::Verify { remove, store } => verify(&open(&store, &cwd)?.1, remove),
@@ -38,6 +43,8 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 older_than: older_than.as_deref().map(parse_age).transpose()?,
             };
             let report = store.gc(policy).into_diagnostic()?;
+            // File indexes of build dirs that are gone.
+            let pruned = files::prune(&settings.compile_dir().join("files")).into_diagnostic()?;
             let mut out = std::io::stdout().lock();
             for e in &report.removed {
                 writeln!(out, "removed {} {}", short(&e.meta.key), e.meta.name)
@@ -49,7 +56,7 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
             }
             writeln!(
                 out,
-                "freed {}; {} entries ({}) kept",
+                "freed {}; {} entries ({}) kept; {pruned} file indexes of removed directories dropped",
                 human_size(report.freed),
                 report.kept,
                 human_size(report.kept_bytes)
@@ -73,10 +80,19 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
         CacheCommand::Import { path, store } => {
             super::remote::import(&open(&store, &cwd)?.1, &cwd.join(path))
         }
-        CacheCommand::Stats { json, store } => super::remote::stats(&open(&store, &cwd)?.1, json),
         CacheCommand::Clean(store) => {
-            let (_, store) = open(&store, &cwd)?;
+            let (settings, store) = open(&store, &cwd)?;
             let report = store.clean().into_diagnostic()?;
+            // What the compile cache knows of files and compilers goes
+            // too; its counts stay (`cleave cache stats --zero`).
+            for dir in ["files", "compilers"] {
+                let dir = settings.compile_dir().join(dir);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .into_diagnostic()
+                        .wrap_err_with(|| format!("removing {}", dir.display()))?;
+                }
+            }
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -111,8 +127,13 @@ fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {
     Ok((settings, store))
 }
 
-fn list(store: &Store) -> miette::Result<Status> {
-    let entries = store.entries().into_diagnostic()?;
+fn list(store: &Store, only: Option<&str>) -> miette::Result<Status> {
+    let entries: Vec<EntryInfo> = store
+        .entries()
+        .into_diagnostic()?
+        .into_iter()
+        .filter(|e| only.is_none_or(|k| kind(e) == k))
+        .collect();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -189,10 +210,13 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
     Ok(Status::Success)
 }
 
-/// What an entry holds: a staging build's trees, or a package's archive.
+/// What an entry holds: a staging build's trees, a package's archive, a
+/// compile's object, or a compile's include manifest.
 fn kind(entry: &EntryInfo) -> &'static str {
     match entry.meta.extra["kind"].as_str() {
         Some("package") => "package",
+        Some(entries::KIND_RESULT) => "compile",
+        Some(entries::KIND_MANIFEST) => "manifest",
         _ => "staging",
     }
 }
@@ -350,4 +374,125 @@ fn time(seconds: u64) -> String {
     jiff::Timestamp::from_second(seconds as i64)
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
+}
+
+/// `cleave cache stats`: the compile counts, the store by kind, and what
+/// each cache level (local, helpers, remotes) did.
+fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::Result<Status> {
+    let state = settings.compile_dir();
+    let sum = stats::summary(&state)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading the stats in {}", state.display()))?;
+    let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for e in store.entries().into_diagnostic()? {
+        let slot = by_kind.entry(kind(&e)).or_default();
+        slot.0 += 1;
+        slot.1 += e.meta.size;
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let kinds: serde_json::Map<String, serde_json::Value> = by_kind
+            .iter()
+            .map(|(k, (n, size))| {
+                (
+                    k.to_string(),
+                    serde_json::json!({"entries": n, "bytes": size}),
+                )
+            })
+            .collect();
+        let value = serde_json::json!({
+            "compile": {
+                "calls": sum.calls(),
+                "hits": sum.hits(),
+                "misses": sum.misses(),
+                "uncacheable": sum.uncacheable(),
+                "counts": sum,
+            },
+            "store": { "dir": store.root(), "kinds": kinds },
+            "levels": super::remote::levels_json(store),
+        });
+        writeln!(out, "{value:#}").into_diagnostic()?;
+    } else {
+        write_stats(&mut out, &sum).into_diagnostic()?;
+        let total: u64 = by_kind.values().map(|(_, s)| s).sum();
+        let parts: Vec<String> = by_kind
+            .iter()
+            .map(|(k, (n, size))| format!("{k} {n} ({})", human_size(*size)))
+            .collect();
+        writeln!(
+            out,
+            "store {}: {} ({})",
+            store.root().display(),
+            human_size(total),
+            if parts.is_empty() {
+                "empty".to_string()
+            } else {
+                parts.join(", ")
+            }
+        )
+        .into_diagnostic()?;
+        super::remote::write_levels(&mut out, store)?;
+    }
+    if zero {
+        stats::zero(&state).into_diagnostic()?;
+    }
+    Ok(Status::Success)
+}
+
+fn write_stats(out: &mut impl Write, sum: &stats::Summary) -> std::io::Result<()> {
+    let since = sum.since.map(time).unwrap_or_else(|| "never used".into());
+    writeln!(out, "compile cache (C, C++), counted since {since}")?;
+    let cacheable = sum.hits() + sum.misses();
+    let percent = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
+    writeln!(out, "  calls             {:>8}", sum.calls())?;
+    writeln!(
+        out,
+        "  hits              {:>8}  {:.1}% of cacheable calls (direct {}, preprocessed {})",
+        sum.hits(),
+        percent(sum.hits(), cacheable),
+        sum.hits_direct,
+        sum.hits_preprocessed
+    )?;
+    writeln!(out, "  misses            {:>8}", sum.misses())?;
+    for (reason, n) in &sum.misses {
+        writeln!(out, "    {reason:<40} {n:>8}")?;
+    }
+    writeln!(out, "  uncacheable       {:>8}", sum.uncacheable())?;
+    for (reason, n) in &sum.uncacheable {
+        writeln!(out, "    {reason:<40} {n:>8}")?;
+    }
+    writeln!(out, "  compile failed    {:>8}", sum.failed)?;
+    write!(out, "  errors            {:>8}", sum.errors)?;
+    match &sum.last_error {
+        Some(e) => writeln!(out, "  (last: {e})")?,
+        None => writeln!(out)?,
+    }
+    let secs = |us: u64| us as f64 / 1e6;
+    writeln!(
+        out,
+        "  time saved        {:>7.1} s  (compile time of the hits, less the hits' own)",
+        secs(sum.saved_us)
+    )?;
+    if sum.hits() > 0 {
+        writeln!(
+            out,
+            "  time per hit      {:>7.2} ms",
+            sum.hit_us as f64 / 1e3 / sum.hits() as f64
+        )?;
+    }
+    if sum.misses() > 0 {
+        writeln!(
+            out,
+            "  time per miss     {:>7.2} ms  (of which the compiler {:.2} ms)",
+            sum.miss_us as f64 / 1e3 / sum.misses() as f64,
+            sum.compile_us as f64 / 1e3 / sum.misses() as f64
+        )?;
+    }
+    Ok(())
 }

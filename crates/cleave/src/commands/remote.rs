@@ -1,5 +1,6 @@
-//! `cleave cache push`, `pull` and `stats`: remote stores by hand, and what
-//! each level of the cache did.
+//! `cleave cache push`, `pull`, `export` and `import`: remote stores and
+//! portable entries by hand; and what each level of the cache did, for
+//! `cleave cache stats`.
 
 use std::io::Write;
 
@@ -124,26 +125,23 @@ pub(crate) fn import(store: &Store, path: &std::path::Path) -> miette::Result<St
     Ok(Status::Success)
 }
 
-/// Prints the counters of the last build and the totals.
-pub(crate) fn stats(store: &Store, json: bool) -> miette::Result<Status> {
+/// What each cache level (local, helpers, remotes) did, for `cleave cache
+/// stats --json`: the last build's rows and the totals.
+pub(crate) fn levels_json(store: &Store) -> serde_json::Value {
     let saved = saved_stats(store.root());
-    let mut out = std::io::stdout().lock();
-    if json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({
-            "levels": { "last": saved.last, "total": saved.total.values().collect::<Vec<_>>() }
-        }))
-        .into_diagnostic()?;
-        writeln!(out, "{text}").into_diagnostic()?;
-        return Ok(Status::Success);
-    }
+    serde_json::json!({ "last": saved.last, "total": saved.total.values().collect::<Vec<_>>() })
+}
+
+/// What each cache level did, as `cleave cache stats` prints it.
+pub(crate) fn write_levels(out: &mut impl Write, store: &Store) -> miette::Result<()> {
+    let saved = saved_stats(store.root());
     if saved.total.is_empty() {
-        writeln!(
+        return writeln!(
             out,
             "no remote store has been used with {}",
             store.root().display()
         )
-        .into_diagnostic()?;
-        return Ok(Status::Success);
+        .into_diagnostic();
     }
     for (title, rows) in [
         ("last build", saved.last.iter().collect::<Vec<_>>()),
@@ -151,10 +149,10 @@ pub(crate) fn stats(store: &Store, json: bool) -> miette::Result<Status> {
     ] {
         writeln!(out, "cache levels, {title}:").into_diagnostic()?;
         for row in rows {
-            table_row(&mut out, row)?;
+            table_row(out, row)?;
         }
     }
-    Ok(Status::Success)
+    Ok(())
 }
 
 fn table_row(out: &mut impl Write, s: &TierStats) -> miette::Result<()> {

@@ -1,0 +1,44 @@
+//! The environment variables the wrapper reads. The build engine sets the
+//! first four in a recipe's script environment; a user sets the others.
+
+/// Named roots, `name=path` pairs separated by `:` (see
+/// [`crate::roots::Roots::parse`]).
+pub const ROOTS: &str = "CLEAVE_COMPILE_ROOTS";
+/// When the build started, in nanoseconds since the epoch: files changed
+/// since are hashed on every use.
+pub const BUILD_START: &str = "CLEAVE_COMPILE_START";
+/// The masquerade directory, skipped when looking for the real compiler.
+pub const MASQUERADE: &str = "CLEAVE_COMPILE_MASQUERADE";
+/// Set for the compiler the wrapper runs: a wrapper below it (a compiler
+/// script calling `gcc`) passes straight through.
+pub const NESTED: &str = "CLEAVE_COMPILE_NESTED";
+/// `off` (or `0`, `false`, `no`) passes every call straight through.
+pub const SWITCH: &str = "CLEAVE_COMPILE_CACHE";
+/// Base directories for use outside recipes (like ccache's `base_dir`):
+/// a path below one counts by its place relative to the working
+/// directory, so checkouts laid out alike share entries. Separated by `:`.
+pub const BASE_DIR: &str = "CLEAVE_COMPILE_BASE_DIR";
+/// `SOURCE_DATE_EPOCH`, which fixes `__DATE__` and `__TIME__`.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+/// Variables that change what a compiler reads or prints; each one set is
+/// an input of every key.
+pub const COMPILER_ENV: &[&str] = &[
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+    "OBJCPLUS_INCLUDE_PATH",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "CCC_OVERRIDE_OPTIONS",
+    "SDKROOT",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+];
+
+/// Variables that make gcc write a dependency file of its own.
+pub const DEPENDENCY_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];

@@ -1,0 +1,2 @@
+#include "c.h"
+int part_c(int x) { return x - OFFSET; }

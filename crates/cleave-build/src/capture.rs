@@ -3,7 +3,14 @@
 //! A file is new when no installed package owns it: the `files` lists in
 //! `conda-meta/` say what the environment brought. This also counts files a
 //! staging build left in the prefix as new, which is what an inheriting
-//! output needs.
+//! output needs. `build.always_include_files` takes files of installed
+//! packages too.
+//!
+//! A FIFO, socket or device among an output's new entries is an error
+//! naming it: no package can hold one, and reading it to package it would
+//! block (a FIFO) or read a device. The staging cache leaves them out
+//! instead ([`storable_entries`], [`storable_tree`]): a staging build's
+//! leftovers are not a package yet, and the build warns about them.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -34,13 +41,46 @@ pub struct NewEntry {
     pub kind: EntryKind,
 }
 
-/// Every entry of `prefix` that no installed package owns.
+/// Every entry of `prefix` that no installed package owns: files, links
+/// and empty directories. A FIFO, socket or device among them is an error.
 pub fn new_entries(prefix: &Path) -> Result<Vec<NewEntry>, BuildError> {
-    let owned = owned_files(prefix)?;
-    let mut out = Vec::new();
-    walk(prefix, Path::new(""), &owned, &mut out)?;
+    unowned(prefix, &owned_files(prefix)?)
+}
+
+/// The new entries of a staging build's `prefix` that its cache entry can
+/// hold, and apart the FIFOs, sockets and devices it cannot: the build
+/// names those in a warning instead of failing, since no package is made
+/// of them yet.
+pub(crate) fn storable_entries(prefix: &Path) -> Result<(Vec<NewEntry>, Vec<PathBuf>), BuildError> {
+    let (out, special) = walk_unowned(prefix, &owned_files(prefix)?)?;
+    Ok((out, special.into_iter().map(|(path, _)| path).collect()))
+}
+
+/// The entries of `prefix` not in `owned`, sorted; the first FIFO, socket
+/// or device among them is an error naming it.
+fn unowned(prefix: &Path, owned: &HashSet<PathBuf>) -> Result<Vec<NewEntry>, BuildError> {
+    let (out, special) = walk_unowned(prefix, owned)?;
+    match special.into_iter().next() {
+        Some((path, kind)) => Err(BuildError::SpecialFile { path, kind }),
+        None => Ok(out),
+    }
+}
+
+/// A FIFO, socket or device below a prefix and its kind (see
+/// [`crate::confined::special_kind`]).
+type Special = (PathBuf, &'static str);
+
+/// The entries of `prefix` not in `owned`, and apart the FIFOs, sockets
+/// and devices among them, each sorted by path.
+fn walk_unowned(
+    prefix: &Path,
+    owned: &HashSet<PathBuf>,
+) -> Result<(Vec<NewEntry>, Vec<Special>), BuildError> {
+    let (mut out, mut special) = (Vec::new(), Vec::new());
+    walk(prefix, Path::new(""), owned, &mut out, &mut special)?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    special.sort();
+    Ok((out, special))
 }
 
 fn owned_files(prefix: &Path) -> Result<HashSet<PathBuf>, BuildError> {
@@ -71,6 +111,7 @@ fn walk(
     rel: &Path,
     owned: &HashSet<PathBuf>,
     out: &mut Vec<NewEntry>,
+    special: &mut Vec<Special>,
 ) -> Result<(), BuildError> {
     let dir = root.join(rel);
     let entries: Vec<_> = std::fs::read_dir(&dir)
@@ -93,8 +134,12 @@ fn walk(
             .file_type()
             .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
         if file_type.is_dir() {
-            walk(root, &path, owned, out)?;
-        } else if !owned.contains(&path) {
+            walk(root, &path, owned, out, special)?;
+        } else if owned.contains(&path) {
+            continue;
+        } else if let Some(kind) = crate::confined::special_kind(file_type) {
+            special.push((path, kind));
+        } else {
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink
             } else {
@@ -104,6 +149,73 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Every path below `dir` (directories included, symlinks not followed)
+/// except FIFOs, sockets and devices, and those apart: what the store can
+/// keep of a work dir, and what it would block on reading.
+pub(crate) fn storable_tree(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), BuildError> {
+    let (mut kept, mut special) = (Vec::new(), Vec::new());
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        let io = BuildError::io(format!("listing {}", here.display()));
+        for entry in std::fs::read_dir(&here).map_err(io)? {
+            let entry = entry.map_err(BuildError::io(format!("listing {}", here.display())))?;
+            let path = rel.join(entry.file_name());
+            let kind = entry
+                .file_type()
+                .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
+            if crate::confined::special_kind(kind).is_some() {
+                special.push(path);
+                continue;
+            }
+            if kind.is_dir() {
+                stack.push(path.clone());
+            }
+            kept.push(path);
+        }
+    }
+    kept.sort();
+    special.sort();
+    Ok((kept, special))
+}
+
+/// The entries of `prefix` that an output's package takes: the new ones
+/// that its `files` selection takes, and every file, new or installed by a
+/// host dependency, that an `always_include_files` glob matches, whatever
+/// `files` says (as rattler-build includes them). The installer's own
+/// bookkeeping (`conda-meta/`) is never taken.
+pub fn package_entries(
+    prefix: &Path,
+    files: &FileSelection,
+    always_include: &[String],
+) -> Result<Vec<NewEntry>, BuildError> {
+    let selector = Selector::new(files)?;
+    let always = glob_set(always_include)?;
+    let owned = owned_files(prefix)?;
+    let mut out = unowned(prefix, &owned)?;
+    out.retain(|e| selector.takes(&e.path) || always.is_match(&e.path));
+    if !always_include.is_empty() {
+        for path in owned.into_iter().filter(|p| always.is_match(p)) {
+            // A record may list a file that a later package replaced, or
+            // that the build deleted: only what is there is packaged.
+            let Ok(meta) = std::fs::symlink_metadata(prefix.join(&path)) else {
+                continue;
+            };
+            let kind = if meta.file_type().is_symlink() {
+                EntryKind::Symlink
+            } else if meta.is_file() {
+                EntryKind::File
+            } else {
+                continue;
+            };
+            out.push(NewEntry { path, kind });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
 }
 
 /// A compiled `files:` selection.
@@ -188,6 +300,70 @@ mod tests {
                 ("share/empty".into(), EntryKind::EmptyDir),
             ]
         );
+    }
+
+    #[test]
+    fn a_fifo_in_the_prefix_is_an_error_naming_it_but_left_out_of_a_staging_entry() {
+        let prefix = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(prefix.path().join("share")).unwrap();
+        let fifo = prefix.path().join("share/pipe");
+        let made = std::process::Command::new("mkfifo").arg(fifo).status();
+        assert!(made.unwrap().success());
+        match new_entries(prefix.path()) {
+            Err(BuildError::SpecialFile { path, kind }) => {
+                assert_eq!((path.as_path(), kind), (Path::new("share/pipe"), "FIFO"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (kept, special) = storable_entries(prefix.path()).unwrap();
+        assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(special, [PathBuf::from("share/pipe")]);
+    }
+
+    #[test]
+    fn always_included_files_bypass_ownership_and_the_files_selection() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        std::fs::create_dir_all(p.join("share/dep")).unwrap();
+        std::fs::create_dir_all(p.join("conda-meta")).unwrap();
+        std::fs::create_dir_all(p.join("include")).unwrap();
+        for file in [
+            "share/dep/a.txt",
+            "share/dep/b.txt",
+            "share/new.txt",
+            "include/x.h",
+        ] {
+            std::fs::write(p.join(file), file).unwrap();
+        }
+        std::fs::write(
+            p.join("conda-meta/dep-1.0-0.json"),
+            r#"{"name":"dep","version":"1.0","build":"0","build_number":0,"subdir":"linux-64",
+               "depends":[],"files":["share/dep/a.txt","share/dep/b.txt","share/dep/gone.txt"],
+               "paths_data":{"paths":[],"paths_version":1},
+               "fn":"dep-1.0-0.conda","url":"file:///c/dep-1.0-0.conda","channel":"file:///c"}"#,
+        )
+        .unwrap();
+        let files = FileSelection {
+            include: vec!["share/**".into()],
+            exclude: Vec::new(),
+        };
+        let always = [
+            "share/dep/a.txt".into(),
+            "share/dep/gone.txt".into(),
+            "include/*".into(),
+        ];
+        let got: Vec<String> = package_entries(p, &files, &always)
+            .unwrap()
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(got, ["include/x.h", "share/dep/a.txt", "share/new.txt"]);
+        let plain: Vec<String> = package_entries(p, &FileSelection::default(), &[])
+            .unwrap()
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(plain, ["include/x.h", "share/new.txt"]);
     }
 
     #[test]

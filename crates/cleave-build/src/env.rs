@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::Path;
 
+use cleave_recipe::model::{Dependency, PackageOutput};
 use rattler::install::Installer;
 use rattler_cache::package_cache::PackageCache;
 use rattler_conda_types::{Channel, GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
@@ -193,15 +194,37 @@ impl Environments {
     }
 }
 
+/// The requirements of an output's build and host environments. With
+/// `build.merge_build_and_host_envs` there is one environment, the host
+/// one, solved for the host requirements and the build ones together, as
+/// rattler-build solves it. Run exports still come from the requirements'
+/// own sections ([`crate::run_exports`]): the host ones export as usual,
+/// and the build ones, having no build environment, export nothing (so
+/// with rattler-build).
+pub fn requirements(output: &PackageOutput) -> (Vec<Dependency>, Vec<Dependency>) {
+    let reqs = &output.requirements;
+    if output.build.merge_build_and_host_envs {
+        let merged = reqs.host.iter().chain(&reqs.build).cloned().collect();
+        (Vec::new(), merged)
+    } else {
+        (reqs.build.clone(), reqs.host.clone())
+    }
+}
+
 /// The environment a script sees with `prefixes` activated, the first one
-/// last (so its `bin/` comes first on `PATH`), on top of `base`.
+/// last (so its `bin/` comes first on `PATH`), on top of `base`. A prefix
+/// listed twice (`$BUILD_PREFIX` is `$PREFIX` when the environments are
+/// merged) is activated once.
 pub fn activated(
     prefixes: &[&Path],
     platform: Subdir,
     base: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, BuildError> {
     let mut env = base;
-    for prefix in prefixes.iter().rev() {
+    for (i, prefix) in prefixes.iter().enumerate().rev() {
+        if prefixes[..i].contains(prefix) {
+            continue;
+        }
         if !prefix.join("conda-meta").is_dir() {
             // Nothing installed: only its bin/ matters, for tools a script
             // built into it.

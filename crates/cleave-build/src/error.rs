@@ -37,13 +37,59 @@ pub enum BuildError {
         /// The resolved path.
         path: PathBuf,
     },
-    /// A source or archive entry would be written outside its directory.
-    #[error("{what}: path {} leaves its target directory", path.display())]
-    UnsafePath {
-        /// The output or archive.
+    /// A source could not be put into the work dir: a path that leaves it,
+    /// a write through a link, a special file to copy.
+    #[error("{what}: cannot place source `{from}` in the work dir")]
+    SourceWrite {
+        /// The output whose source it is.
         what: String,
-        /// The offending path.
+        /// The source: its path, first url or repository.
+        from: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::confined::WriteError>,
+    },
+    /// A source archive could not be unpacked.
+    #[error("{what}: cannot unpack {}", file.display())]
+    Archive {
+        /// The output whose source it is.
+        what: String,
+        /// The archive.
+        file: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::archive::ArchiveError>,
+    },
+    /// A patch names a file that is, or lies below, a symlink.
+    #[error("{what}: patch {} would write through a link", patch.display())]
+    Patch {
+        /// The output whose source it is.
+        what: String,
+        /// The patch file.
+        patch: PathBuf,
+        /// The file and the link.
+        #[source]
+        source: Box<crate::confined::WriteError>,
+    },
+    /// A staging or package name cannot name a build directory.
+    #[error("{what}")]
+    UnsafeName {
+        /// The output or staging build.
+        what: String,
+        /// The name and why.
+        #[source]
+        source: crate::layout::UnsafeName,
+    },
+    /// A FIFO, socket or device among a build's new `$PREFIX` files.
+    #[error(
+        "$PREFIX/{} is a {kind}; a package holds only regular files, symlinks and directories (remove it at the end of the script)",
+        path.display()
+    )]
+    SpecialFile {
+        /// The file, relative to the prefix.
         path: PathBuf,
+        /// `FIFO`, `socket`, `block device` or `character device`.
+        kind: &'static str,
     },
     /// A url source without a digest cannot be verified.
     #[error("{what}: a url source needs a `sha256` (or `md5`) to be verified")]
@@ -128,6 +174,15 @@ pub enum BuildError {
         what: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A package's files could not be laid out for its archive.
+    #[error("{what}: cannot lay out the package's files")]
+    PackageFiles {
+        /// The package.
+        what: String,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::confined::WriteError>,
     },
     /// The package archive could not be written.
     #[error("cannot write package {}", path.display())]
@@ -251,8 +306,21 @@ pub enum BuildError {
         #[source]
         source: crate::linking::LinkingError,
     },
-    /// The staging cache failed (not a damaged entry: those are rebuilt).
-    #[error("staging cache: {0}")]
+    /// The files of a staging build could not be put into the build of an
+    /// output that inherits it: something in the output's directories is
+    /// in the way.
+    #[error("cannot put the files of staging `{staging}` into the build of {what}")]
+    Restore {
+        /// The staging name.
+        staging: String,
+        /// The output.
+        what: String,
+        /// What went wrong, naming the path.
+        #[source]
+        source: Box<cleave_cache::CacheError>,
+    },
+    /// The build cache failed (not a damaged entry: those are rebuilt).
+    #[error("build cache")]
     Cache(#[from] cleave_cache::CacheError),
     /// Files of a staging build that no output takes, with
     /// `--error-unclaimed-files`.

@@ -27,6 +27,12 @@ pub(crate) fn copy_entry(source: &Path, dest: &Path) -> std::io::Result<()> {
     } else if meta.is_dir() {
         copy_tree(source, dest)?;
         std::fs::set_permissions(dest, meta.permissions())
+    } else if let Some(kind) = crate::confined::special_kind(meta.file_type()) {
+        // Reading a FIFO would block.
+        Err(std::io::Error::other(format!(
+            "{} is a {kind}; only regular files, symlinks and directories are copied",
+            source.display()
+        )))
     } else {
         if std::fs::symlink_metadata(dest).is_ok_and(|m| !m.is_file()) {
             remove(dest)?;

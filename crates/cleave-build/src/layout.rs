@@ -1,13 +1,20 @@
-//! Where a build happens: one directory per output under a build root.
+//! Where a build happens: one directory per key under the staging root.
 //!
 //! ```text
-//! <build root>/
-//! └── <name>-<version>-<build string>/
+//! <staging root>/
+//! ├── <name>-<key>.lock              held while a build of the key runs
+//! ├── <name>-<key>.run.lock          held while a process of the build lives
+//! └── <name>-<key>/
 //!     ├── work/                      $SRC_DIR: sources, then the build's own files
 //!     ├── build_env/                 $BUILD_PREFIX: tools that run on this machine
 //!     ├── host_env_placehold_pl.../  $PREFIX: padded to 255 bytes, see below
 //!     └── build.log                  the script's output
 //! ```
+//!
+//! `<name>` comes from the recipe (a staging or package name), so it is
+//! checked by [`key_dir_name`], the only way a name becomes part of a path:
+//! the recipe reader refuses such names too, and this check holds for
+//! callers that build a plan by hand.
 //!
 //! `$PREFIX` is padded with `_placehold` so that binaries built into it carry
 //! a long prefix. At install time the prefix is replaced by the (shorter)
@@ -16,11 +23,55 @@
 
 use std::path::{Path, PathBuf};
 
+use cleave_cache::Digest;
+use cleave_cache::lock::Lock;
+
+use crate::error::BuildError;
+
+/// Why a name cannot be part of a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` cannot name a build directory: {reason}")]
+pub struct UnsafeName {
+    /// The name as given.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// `name-<16 hex digits of key>`: the directory (and lock file) name of a
+/// staging build or package output, the same wherever the same build runs.
+/// `name` must be one plain path component.
+pub fn key_dir_name(name: &str, key: &Digest) -> Result<String, UnsafeName> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.contains('/') {
+        Some("it contains `/`")
+    } else if name.contains('\\') {
+        Some("it contains `\\`")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if name == "." || name == ".." {
+        Some("it is `.` or `..`")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(UnsafeName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(format!("{name}-{}", &key.to_hex()[..16])),
+    }
+}
+
 /// The directories of one output's build.
 #[derive(Debug, Clone)]
 pub struct OutputDirs {
     /// The output's own directory.
     pub root: PathBuf,
+    /// The run lock: held by every guard of a process working in these
+    /// directories (see [`crate::guard`]).
+    pub run_lock: PathBuf,
     /// `$SRC_DIR`.
     pub work: PathBuf,
     /// `$BUILD_PREFIX`.
@@ -35,11 +86,12 @@ pub struct OutputDirs {
 const PADDED_PREFIX_LEN: usize = 255;
 
 impl OutputDirs {
-    /// The directories for `id` (`name-version-build`) under `build_root`.
+    /// The directories for `id` (a [`key_dir_name`]) under `build_root`.
     pub fn new(build_root: &Path, id: &str) -> Self {
         let root = build_root.join(id);
         let host_prefix = root.join(padded_name(&root));
         OutputDirs {
+            run_lock: build_root.join(format!("{id}.run.lock")),
             work: root.join("work"),
             build_prefix: root.join("build_env"),
             log: root.join("build.log"),
@@ -48,13 +100,29 @@ impl OutputDirs {
         }
     }
 
-    /// Removes anything left from an earlier build and creates the dirs.
-    pub fn recreate(&self) -> std::io::Result<()> {
-        if self.root.exists() {
-            std::fs::remove_dir_all(&self.root)?;
+    /// These directories with `$BUILD_PREFIX` being `$PREFIX`, for
+    /// `build.merge_build_and_host_envs`: the build and host requirements
+    /// are installed into one environment, as conda-build once built.
+    pub fn merged(self) -> Self {
+        OutputDirs {
+            build_prefix: self.host_prefix.clone(),
+            ..self
+        }
+    }
+
+    /// Removes anything left from an earlier build and creates the dirs,
+    /// once no process of an earlier build works in them any more: the
+    /// run lock is free then. `on_wait` is called if it is not.
+    pub fn recreate(&self, on_wait: impl FnOnce()) -> Result<(), BuildError> {
+        drop(Lock::exclusive(&self.run_lock, on_wait)?);
+        let io = |action: &str, dir: &Path| BuildError::io(format!("{action} {}", dir.display()));
+        match std::fs::symlink_metadata(&self.root) {
+            Ok(_) => std::fs::remove_dir_all(&self.root).map_err(io("removing", &self.root))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("inspecting", &self.root)(e)),
         }
         for dir in [&self.work, &self.build_prefix, &self.host_prefix] {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
         Ok(())
     }
@@ -90,6 +158,16 @@ mod tests {
                 .unwrap()
                 .contains("_placehold_placehold")
         );
+    }
+
+    #[test]
+    fn only_plain_names_become_build_directories() {
+        let key = cleave_cache::Digest::of(b"inputs");
+        let id = key_dir_name("libfoo-build", &key).unwrap();
+        assert_eq!(id, format!("libfoo-build-{}", &key.to_hex()[..16]));
+        for name in ["", "/tmp/x", "a/../../b", "..", ".", "a\\b", "a\nb"] {
+            assert!(key_dir_name(name, &key).is_err(), "{name:?}");
+        }
     }
 
     #[test]

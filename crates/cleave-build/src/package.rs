@@ -1,15 +1,17 @@
 //! Writes a conda package: the selected prefix files plus `info/`.
 //!
-//! Files are copied into a scratch tree first, where they are inspected for
-//! the build prefix (text files get `file_mode: text`, binaries `binary`,
-//! each with the prefix as placeholder) and absolute symlinks into the
-//! prefix become relative. `build.post_process` edits text files before
-//! that inspection, and `build.always_copy_files` marks files `no_link`.
+//! Files are copied into a scratch tree first, where ELF files are
+//! relinked ([`crate::relink`]), files are inspected for the build prefix
+//! (see `prefix_detection`: text files get `file_mode: text`, binaries
+//! `binary`, each with the prefix as placeholder) and absolute symlinks
+//! into the prefix become relative. `build.post_process` edits text files
+//! before that inspection, and `build.always_copy_files` marks files
+//! `no_link`.
 //! The linking checks ([`crate::linking`]) run on that tree, and the
 //! license files go to `info/licenses/`. The archive is written to a
-//! temporary file next to its final name and renamed into place, so an
-//! interrupted build never leaves a half-written package in the channel,
-//! and a failed check leaves none.
+//! temporary file next to its final name and renamed into place (see
+//! [`crate::index`]), so an interrupted build never leaves a half-written
+//! package in the channel, and a failed check leaves none.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -17,17 +19,17 @@ use std::path::{Component, Path, PathBuf};
 use cleave_recipe::model::{NoArch, PackageOutput};
 use rattler_conda_types::Subdir;
 use rattler_conda_types::compression_level::CompressionLevel;
-use rattler_conda_types::package::{
-    FileMode, LinkJson, PathType, PathsEntry, PathsJson, PrefixPlaceholder,
-};
+use rattler_conda_types::package::{LinkJson, PathType, PathsEntry, PathsJson};
 use serde_json::json;
 
 use crate::capture::{EntryKind, NewEntry};
+use crate::confined::{Tree, WriteError, open_regular};
 use crate::error::BuildError;
 use crate::file_rules::FileRules;
 use crate::licenses::LicenseFile;
 use crate::linking::{self, LinkCheck};
-use crate::relink;
+use crate::prefix_detection::PrefixRules;
+use crate::relink::{self, RelinkRules};
 
 /// The archive format of a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,10 +137,24 @@ pub fn write(
         .map_err(BuildError::io(format!("creating {}", scratch.display())))?;
     let prefix_text = contents.prefix.to_string_lossy().into_owned();
     let build = &contents.output.build;
-    let rules = FileRules::new(&build.always_copy_files, &build.post_process)?;
+    let rules = Rules {
+        files: FileRules::new(&build.always_copy_files, &build.post_process)?,
+        prefix: PrefixRules::new(&build.prefix_detection)?,
+        relink: RelinkRules::new(&build.dynamic_linking)?,
+    };
+    // Entries may be links to anywhere, and `noarch: python` moves files
+    // below other entries' paths: nothing is written through a link.
+    let mut tree = Tree::new(scratch);
     let mut paths = Vec::new();
+    let mut warnings = Vec::new();
     for entry in contents.entries {
-        paths.push(copy_entry(contents, &prefix_text, &rules, entry, scratch)?);
+        let (record, relinked) = copy_entry(contents, &prefix_text, &rules, entry, &mut tree)
+            .map_err(|source| BuildError::PackageFiles {
+                what: contents.identifier(),
+                source: Box::new(source),
+            })?;
+        paths.push(record);
+        warnings.extend(relinked);
     }
     // After every entry is in place: a link may point at a file that comes
     // later in the list.
@@ -149,7 +165,7 @@ pub fn write(
         describe_link(scratch, record)?;
     }
     // Before anything is archived: a failed check leaves no package.
-    let warnings = linking::check(&LinkCheck {
+    let linking = linking::check(&LinkCheck {
         output: contents.output,
         tree: scratch,
         entries: &paths,
@@ -163,6 +179,7 @@ pub fn write(
         what: contents.identifier(),
         source,
     })?;
+    warnings.extend(linking);
     write_info(contents, &paths, scratch)?;
     crate::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
         .map_err(BuildError::license(&contents.identifier()))?;
@@ -185,10 +202,7 @@ pub fn write(
         path: final_path.clone(),
         source,
     };
-    let mut file = tempfile::Builder::new()
-        .prefix(".cleave-partial-")
-        .tempfile_in(&dir)
-        .map_err(failed)?;
+    let mut file = crate::index::partial_file(&dir).map_err(failed)?;
     match format {
         PackageFormat::Conda => rattler_package_streaming::write::write_conda_package(
             &mut file,
@@ -197,7 +211,7 @@ pub fn write(
             CompressionLevel::Default,
             None,
             &contents.identifier(),
-            Some(&contents.timestamp),
+            Some(&zip_time(contents.timestamp)),
             None,
         ),
         PackageFormat::TarBz2 => rattler_package_streaming::write::write_tar_bz2_package(
@@ -210,9 +224,6 @@ pub fn write(
         ),
     }
     .map_err(failed)?;
-    // Temporary files are private; a package in a channel is for everyone.
-    let readable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
-    file.as_file().set_permissions(readable).map_err(failed)?;
     file.as_file().sync_all().map_err(failed)?;
     file.persist(&final_path).map_err(|e| failed(e.error))?;
     let size = std::fs::metadata(&final_path).map_err(failed)?.len();
@@ -224,22 +235,43 @@ pub fn write(
     })
 }
 
-/// Copies one entry into the scratch tree and describes it for paths.json.
+/// The time a `.conda` archive's members get: the package's timestamp,
+/// clamped to what a zip can hold (DOS dates: 1980-01-01 to 2107-12-31, in
+/// two-second steps), as zip tools do with `SOURCE_DATE_EPOCH`. The
+/// package's `index.json` keeps the time as given.
+fn zip_time(timestamp: jiff::Timestamp) -> jiff::Timestamp {
+    let earliest = jiff::Timestamp::constant(315_532_800, 0);
+    let latest = jiff::Timestamp::constant(4_354_819_198, 0);
+    timestamp.clamp(earliest, latest)
+}
+
+/// The compiled per-file settings of `build` for one package.
+struct Rules {
+    files: FileRules,
+    prefix: PrefixRules,
+    relink: RelinkRules,
+}
+
+/// Copies one entry into the scratch tree and describes it for paths.json;
+/// also returns what relinking it found worth a warning.
 fn copy_entry(
     contents: &PackageContents<'_>,
     prefix_text: &str,
-    rules: &FileRules,
+    rules: &Rules,
     entry: &NewEntry,
-    scratch: &Path,
-) -> Result<PathsEntry, BuildError> {
+    tree: &mut Tree,
+) -> Result<(PathsEntry, Vec<String>), WriteError> {
     let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
     let archive_path = contents.moved.get(&entry.path).unwrap_or(&entry.path);
-    let dest = scratch.join(archive_path);
-    let io = |what: &str| BuildError::io(format!("{what} {}", source.display()));
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
-    }
+    let io = |action: &'static str| {
+        let path = source.clone();
+        move |source| WriteError::Io {
+            action,
+            path,
+            source,
+        }
+    };
     let mut record = PathsEntry {
         relative_path: archive_path.clone(),
         no_link: false,
@@ -248,50 +280,43 @@ fn copy_entry(
         sha256: None,
         size_in_bytes: None,
     };
+    let mut warnings = Vec::new();
     match entry.kind {
         EntryKind::EmptyDir => {
-            std::fs::create_dir_all(&dest).map_err(io("creating"))?;
+            tree.dir(archive_path)?;
             record.path_type = PathType::Directory;
         }
         EntryKind::Symlink => {
-            let target = std::fs::read_link(&source).map_err(io("reading the link"))?;
+            let target = std::fs::read_link(&source).map_err(io("read the link"))?;
             let target = relative_link(prefix, &entry.path, &target).unwrap_or(target);
-            std::os::unix::fs::symlink(&target, &dest).map_err(io("linking"))?;
+            tree.symlink(&target, archive_path)?;
             record.path_type = PathType::SoftLink;
         }
         EntryKind::File => {
-            let mut bytes = std::fs::read(&source).map_err(io("reading"))?;
+            // Not followed, and never blocking on a FIFO put there since
+            // the prefix was listed.
+            let (mut file, meta) = open_regular(&source)?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("read"))?;
             if contents.output.build.dynamic_linking.binary_relocation {
                 let build_dir = prefix.parent().unwrap_or(prefix);
-                relink::relink(&mut bytes, &entry.path, prefix, build_dir);
+                let relinked =
+                    relink::relink(&mut bytes, &entry.path, prefix, build_dir, &rules.relink);
+                warnings = relinked.warnings;
             }
             // Before prefix detection: a replacement may add or remove
             // the prefix.
-            rules.post_process(&entry.path, &mut bytes);
-            record.no_link = rules.no_link(&entry.path);
-            if !prefix_text.is_empty() && contains(&bytes, prefix_text.as_bytes()) {
-                let file_mode = if bytes.contains(&0) {
-                    FileMode::Binary
-                } else {
-                    FileMode::Text
-                };
-                record.prefix_placeholder = Some(PrefixPlaceholder {
-                    file_mode,
-                    placeholder: prefix_text.to_string(),
-                    experimental_offsets: None,
-                });
-            }
-            std::fs::write(&dest, &bytes).map_err(io("copying"))?;
-            let mode = std::fs::metadata(&source)
-                .map_err(io("reading the mode of"))?
-                .permissions();
-            std::fs::set_permissions(&dest, mode).map_err(io("setting the mode of"))?;
+            rules.files.post_process(&entry.path, &mut bytes);
+            record.no_link = rules.files.no_link(&entry.path);
+            record.prefix_placeholder = rules.prefix.placeholder(&entry.path, &bytes, prefix_text);
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+            tree.write(archive_path, mode, &bytes)?;
             record.sha256 =
                 Some(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(&bytes));
             record.size_in_bytes = Some(bytes.len() as u64);
         }
     }
-    Ok(record)
+    Ok((record, warnings))
 }
 
 /// Fills in `sha256` and `size_in_bytes` of a softlink, as rattler-build
@@ -375,10 +400,6 @@ fn relative_link(prefix: &Path, link: &Path, target: &Path) -> Option<PathBuf> {
         relative.push(".");
     }
     Some(relative)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn write_info(
@@ -567,6 +588,14 @@ mod tests {
         ] {
             assert_eq!(resolve(nothing), None, "{nothing}");
         }
+    }
+
+    #[test]
+    fn archive_times_are_clamped_to_the_zip_range() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        assert_eq!(zip_time(at(0)), at(315_532_800));
+        assert_eq!(zip_time(at(1_700_000_000)), at(1_700_000_000));
+        assert_eq!(zip_time(at(99_999_999_999)), at(4_354_819_198));
     }
 
     #[test]

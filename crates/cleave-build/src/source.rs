@@ -18,8 +18,8 @@
 //! after filtering. Archives that hold a single top-level directory are
 //! unpacked into the target directly, as conda recipes expect.
 
-use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -30,7 +30,10 @@ use cleave_recipe::model::{FileSelection, GitReference, Source};
 use rattler_digest::{Md5, Sha256};
 use url::Url;
 
+use crate::archive::{ArchiveKind, unpack};
+use crate::confined::{Tree, WriteError, relative};
 use crate::error::BuildError;
+use crate::guard::Guarded;
 
 /// Where downloads are kept, and the client that fetches them.
 #[derive(Debug, Clone)]
@@ -55,10 +58,11 @@ pub async fn fetch_all(
     recipe_dir: &Path,
     work: &Path,
     cache: &SourceCache,
+    guard: Guarded<'_>,
     what: &str,
 ) -> Result<(), BuildError> {
     for source in sources {
-        fetch(source, recipe_dir, work, cache, what).await?;
+        fetch(source, recipe_dir, work, cache, guard, what).await?;
     }
     Ok(())
 }
@@ -89,12 +93,13 @@ async fn fetch(
     recipe_dir: &Path,
     work: &Path,
     cache: &SourceCache,
+    guard: Guarded<'_>,
     what: &str,
 ) -> Result<(), BuildError> {
     // Archives, single files and checkouts are walked without .gitignore
     // rules: those only apply to a local directory.
     let filtered = walk_of(source, false)?;
-    let (target, patches) = match source {
+    let (target_directory, patches) = match source {
         Source::Path {
             target_directory,
             patches,
@@ -110,12 +115,21 @@ async fn fetch(
             patches,
             ..
         } => (
-            inside(work, target_directory.as_deref(), what)?,
+            target_directory.as_deref().unwrap_or(""),
             patches.as_slice(),
         ),
     };
-    std::fs::create_dir_all(&target)
-        .map_err(BuildError::io(format!("creating {}", target.display())))?;
+    let origin = match source {
+        Source::Path { path, .. } => path.clone(),
+        Source::Url { url, .. } => url.first().map(Url::to_string).unwrap_or_default(),
+        Source::Git { git, .. } => git.clone(),
+    };
+    let placing = |source| placing(what, &origin)(source);
+    // The work dir may hold links already (an earlier source's, a restored
+    // staging tree's): the target is reached without following any.
+    let target = Tree::new(work)
+        .dir(Path::new(target_directory))
+        .map_err(placing)?;
     match source {
         Source::Path {
             path,
@@ -134,12 +148,18 @@ async fn fetch(
                         path: from,
                     });
                 }
-                copy_tree(&from, &target, &walk_of(source, *use_gitignore)?)?;
+                copy_tree(&from, &target, &walk_of(source, *use_gitignore)?).map_err(placing)?;
             } else if from.is_file() {
                 if let Some(expected) = &expected {
                     expected.verify(&from, &from.display().to_string())?;
                 }
-                place_file(&from, &target, file_name.as_deref(), &filtered)?;
+                place_file(
+                    &from,
+                    &target,
+                    file_name.as_deref(),
+                    &filtered,
+                    (what, &origin),
+                )?;
             } else {
                 return Err(BuildError::MissingSource {
                     what: what.to_string(),
@@ -160,7 +180,13 @@ async fn fetch(
                 .or_else(|| url.first().and_then(url_file_name))
                 .unwrap_or_else(|| "source".to_string());
             let file = cache.get(url, &expected, &name, what).await?;
-            place_file(&file, &target, file_name.as_deref(), &filtered)?;
+            place_file(
+                &file,
+                &target,
+                file_name.as_deref(),
+                &filtered,
+                (what, &origin),
+            )?;
         }
         Source::Git {
             git,
@@ -178,6 +204,7 @@ async fn fetch(
                 lfs: *lfs,
                 submodules: *submodules,
                 expected_commit: expected_commit.as_deref(),
+                guard,
             };
             if filtered.filter.is_some() {
                 // Cloned aside, then only the files the filter takes are
@@ -187,43 +214,39 @@ async fn fetch(
                     .tempdir_in(&target)
                     .map_err(BuildError::io(format!("cloning {git}")))?;
                 checkout.run(scratch.path(), what)?;
-                copy_tree(scratch.path(), &target, &filtered)?;
+                copy_tree(scratch.path(), &target, &filtered).map_err(placing)?;
             } else {
                 checkout.run(&target, what)?;
             }
         }
     }
     for patch in patches {
-        apply_patch(&recipe_dir.join(patch), &target, what)?;
+        apply_patch(&recipe_dir.join(patch), &target, guard, what)?;
     }
     Ok(())
 }
 
-/// `work/<dir>`, refusing a target directory that leaves the work dir.
-fn inside(work: &Path, dir: Option<&str>, what: &str) -> Result<PathBuf, BuildError> {
-    let Some(dir) = dir else {
-        return Ok(work.to_path_buf());
-    };
-    let rel = Path::new(dir);
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(BuildError::UnsafePath {
-            what: what.to_string(),
-            path: rel.to_path_buf(),
-        });
+/// The error of a source that cannot be put into the work dir.
+fn placing(what: &str, origin: &str) -> impl FnOnce(WriteError) -> BuildError {
+    let (what, from) = (what.to_string(), origin.to_string());
+    move |source| BuildError::SourceWrite {
+        what,
+        from,
+        source: Box::new(source),
     }
-    Ok(work.join(rel))
 }
 
 /// Copies a directory tree as `walk` sees it: never `.git/`, and with
-/// `walk`'s `.gitignore` rules and filter.
-fn copy_tree(from: &Path, to: &Path, walk: &Walk) -> Result<(), BuildError> {
+/// `walk`'s `.gitignore` rules and filter. Nothing is written through a
+/// link already in `to`, and a FIFO, socket or device in `from` is an
+/// error (reading it would block).
+fn copy_tree(from: &Path, to: &Path, walk: &Walk) -> Result<(), WriteError> {
+    let mut tree = Tree::new(to);
     // The same walk as the staging key's fingerprint of this source.
     for entry in walk.builder(from).build() {
-        let entry = entry.map_err(|e| BuildError::Io {
-            context: format!("walking {}", from.display()),
+        let entry = entry.map_err(|e| WriteError::Io {
+            action: "walk",
+            path: from.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })?;
         let Ok(rel) = entry.path().strip_prefix(from) else {
@@ -235,23 +258,19 @@ fn copy_tree(from: &Path, to: &Path, walk: &Walk) -> Result<(), BuildError> {
         if rel.as_os_str().is_empty() || !walk.takes(rel, entry.path(), kind.is_dir()) {
             continue;
         }
-        let dest = to.join(rel);
-        let io = BuildError::io(format!("copying {}", entry.path().display()));
         if kind.is_dir() {
-            std::fs::create_dir_all(&dest).map_err(io)?;
-            continue;
-        }
-        // With a filter, a file's directories are not entries of their own.
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(BuildError::io(format!("creating {}", parent.display())))?;
-        }
-        if kind.is_symlink() {
-            let link = std::fs::read_link(entry.path()).map_err(io)?;
-            std::os::unix::fs::symlink(link, &dest)
-                .map_err(BuildError::io(format!("linking {}", dest.display())))?;
+            tree.dir(rel)?;
+        } else if kind.is_symlink() {
+            let link = std::fs::read_link(entry.path()).map_err(|source| WriteError::Io {
+                action: "read the link",
+                path: entry.path().to_path_buf(),
+                source,
+            })?;
+            tree.symlink(&link, rel)?;
         } else {
-            std::fs::copy(entry.path(), &dest).map_err(io)?;
+            // With a filter, a file's directories are not entries of their
+            // own: copy_file makes them.
+            tree.copy_file(entry.path(), rel)?;
         }
     }
     Ok(())
@@ -264,87 +283,50 @@ fn place_file(
     target: &Path,
     file_name: Option<&str>,
     walk: &Walk,
+    (what, origin): (&str, &str),
 ) -> Result<(), BuildError> {
+    let placing = placing(what, origin);
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     match ArchiveKind::of(&name) {
-        Some(kind) if file_name.is_none() => extract(file, kind, target, walk),
+        Some(kind) if file_name.is_none() => extract(file, kind, target, walk, (what, origin)),
         _ => {
-            let dest = target.join(file_name.unwrap_or(&name));
-            if Path::new(file_name.unwrap_or(&name))
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_)))
-            {
-                return Err(BuildError::UnsafePath {
-                    what: file.display().to_string(),
-                    path: dest,
-                });
-            }
-            if !walk.takes(Path::new(file_name.unwrap_or(&name)), file, false) {
+            let rel = match relative(Path::new(file_name.unwrap_or(&name))) {
+                Ok(rel) => rel,
+                Err(e) => return Err(placing(e)),
+            };
+            if !walk.takes(&rel, file, false) {
                 return Ok(());
             }
-            std::fs::copy(file, &dest)
-                .map(drop)
-                .map_err(BuildError::io(format!("copying {}", file.display())))
+            Tree::new(target).copy_file(file, &rel).map_err(placing)
         }
     }
 }
 
-/// The archive formats sources come in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ArchiveKind {
-    Tar,
-    TarGz,
-    TarBz2,
-    TarXz,
-    TarZst,
-    Zip,
-}
-
-impl ArchiveKind {
-    fn of(name: &str) -> Option<ArchiveKind> {
-        let name = name.to_ascii_lowercase();
-        let kinds = [
-            (".tar.gz", ArchiveKind::TarGz),
-            (".tgz", ArchiveKind::TarGz),
-            (".tar.bz2", ArchiveKind::TarBz2),
-            (".tbz2", ArchiveKind::TarBz2),
-            (".tar.xz", ArchiveKind::TarXz),
-            (".txz", ArchiveKind::TarXz),
-            (".tar.zst", ArchiveKind::TarZst),
-            (".tzst", ArchiveKind::TarZst),
-            (".tar", ArchiveKind::Tar),
-            (".zip", ArchiveKind::Zip),
-        ];
-        kinds
-            .into_iter()
-            .find(|(suffix, _)| name.ends_with(suffix))
-            .map(|(_, kind)| kind)
-    }
-}
-
-fn extract(file: &Path, kind: ArchiveKind, target: &Path, walk: &Walk) -> Result<(), BuildError> {
+/// Unpacks the archive into a scratch directory beside its contents'
+/// destination, then moves them into `target` (merged with what is there,
+/// never through a link); a single top-level directory is unwrapped.
+fn extract(
+    file: &Path,
+    kind: ArchiveKind,
+    target: &Path,
+    walk: &Walk,
+    (what, origin): (&str, &str),
+) -> Result<(), BuildError> {
     let io = |ctx: &str| BuildError::io(format!("{ctx} {}", file.display()));
+    let placing = |source| placing(what, origin)(source);
     let scratch = tempfile::Builder::new()
         .prefix(".extract-")
         .tempdir_in(target)
         .map_err(io("extracting"))?;
     let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(io("opening"))?);
-    let unpacked = match kind {
-        ArchiveKind::Zip => zip::ZipArchive::new(reader)
-            .and_then(|mut zip| zip.extract(scratch.path()))
-            .map_err(|e| std::io::Error::other(e.to_string())),
-        ArchiveKind::Tar => untar(reader, scratch.path()),
-        ArchiveKind::TarGz => untar(flate2::read::MultiGzDecoder::new(reader), scratch.path()),
-        ArchiveKind::TarBz2 => untar(bzip2::read::MultiBzDecoder::new(reader), scratch.path()),
-        ArchiveKind::TarXz => untar(liblzma::read::XzDecoder::new(reader), scratch.path()),
-        ArchiveKind::TarZst => {
-            zstd::Decoder::new(reader).and_then(|decoder| untar(decoder, scratch.path()))
-        }
-    };
-    unpacked.map_err(io("extracting"))?;
+    unpack(reader, kind, scratch.path()).map_err(|source| BuildError::Archive {
+        what: what.to_string(),
+        file: file.to_path_buf(),
+        source: Box::new(source),
+    })?;
 
     // One top-level directory: its contents are the source.
     let top: Vec<_> = std::fs::read_dir(scratch.path())
@@ -356,32 +338,13 @@ fn extract(file: &Path, kind: ArchiveKind, target: &Path, walk: &Walk) -> Result
         _ => scratch.path().to_path_buf(),
     };
     if walk.filter.is_some() {
-        return copy_tree(&root, target, walk);
+        return copy_tree(&root, target, walk).map_err(placing);
     }
+    let mut tree = Tree::new(target);
     for entry in std::fs::read_dir(&root).map_err(io("extracting"))? {
         let entry = entry.map_err(io("extracting"))?;
-        let dest = target.join(entry.file_name());
-        std::fs::rename(entry.path(), &dest)
-            .map_err(BuildError::io(format!("moving {}", dest.display())))?;
-    }
-    Ok(())
-}
-
-/// Unpacks a tarball; the tar crate refuses entries that would land outside
-/// `dest` (absolute paths, `..`, writes through symlinks).
-fn untar(reader: impl Read, dest: &Path) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if !entry.unpack_in(dest)? {
-            return Err(std::io::Error::other(format!(
-                "archive entry {} points outside the target directory",
-                entry.path()?.display()
-            )));
-        }
+        tree.merge_move(&entry.path(), Path::new(&entry.file_name()))
+            .map_err(placing)?;
     }
     Ok(())
 }
@@ -552,13 +515,14 @@ struct Checkout<'a> {
     lfs: bool,
     submodules: bool,
     expected_commit: Option<&'a str>,
+    guard: Guarded<'a>,
 }
 
 impl Checkout<'_> {
     /// Clones into `dest` and checks out the reference; then submodules,
     /// LFS objects and the expected commit.
     fn run(&self, dest: &Path, what: &str) -> Result<(), BuildError> {
-        let mut cmd = Command::new("git");
+        let mut cmd = self.guard.command("git");
         cmd.args(["clone", "--quiet"]);
         if let (Some(depth), false) = (self.depth, matches!(self.reference, GitReference::Rev(_))) {
             cmd.arg(format!("--depth={depth}"));
@@ -569,7 +533,11 @@ impl Checkout<'_> {
         cmd.arg(self.repo).arg(dest);
         run_tool(&mut cmd, what, "git clone")?;
         let git = |args: &[&str], step: &str| {
-            tool_output(Command::new("git").args(args).current_dir(dest), what, step)
+            tool_output(
+                self.guard.command("git").args(args).current_dir(dest),
+                what,
+                step,
+            )
         };
         if let GitReference::Rev(rev) = self.reference {
             git(&["checkout", "--quiet", rev], "git checkout")?;
@@ -602,21 +570,69 @@ impl Checkout<'_> {
     }
 }
 
-fn apply_patch(patch: &Path, target: &Path, what: &str) -> Result<(), BuildError> {
+/// Applies a patch with `patch -p1`, after checking that no file it names
+/// is a symlink or lies below one in the target: GNU patch refuses those
+/// itself since 2.7, but other implementations follow them.
+fn apply_patch(
+    patch: &Path,
+    target: &Path,
+    guard: Guarded<'_>,
+    what: &str,
+) -> Result<(), BuildError> {
     if !patch.is_file() {
         return Err(BuildError::MissingSource {
             what: what.to_string(),
             path: patch.to_path_buf(),
         });
     }
+    let text = std::fs::read(patch)
+        .map_err(BuildError::io(format!("reading patch {}", patch.display())))?;
+    let tree = Tree::new(target);
+    for name in patched_files(&String::from_utf8_lossy(&text)) {
+        // An absolute or climbing name is refused by patch itself; what
+        // only a link makes dangerous is refused here.
+        if let Err(source @ WriteError::ThroughLink { .. }) = tree.check_no_link(&name) {
+            return Err(BuildError::Patch {
+                what: what.to_string(),
+                patch: patch.to_path_buf(),
+                source: Box::new(source),
+            });
+        }
+    }
     run_tool(
-        Command::new("patch")
+        guard
+            .command("patch")
             .args(["-p1", "--batch", "--forward", "-i"])
             .arg(patch)
             .current_dir(target),
         what,
         &format!("applying patch {}", patch.display()),
     )
+}
+
+/// The files a patch names in its headers (unified, context and git
+/// forms), with the first component stripped as `-p1` does.
+fn patched_files(text: &str) -> Vec<PathBuf> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut names = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let next = lines.get(i + 1).copied().unwrap_or_default();
+        // A header is a pair of lines; a hunk's removed line that happens
+        // to start with `--- ` is not followed by a `+++ ` line.
+        let pair = (line.strip_prefix("--- ").zip(next.strip_prefix("+++ ")))
+            .or_else(|| line.strip_prefix("*** ").zip(next.strip_prefix("--- ")));
+        if let Some((old, new)) = pair {
+            names.extend([old, new]);
+        } else if let Some(rest) = line.strip_prefix("diff --git ") {
+            names.extend(rest.split(' '));
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| name.split('\t').next().unwrap_or_default().trim())
+        .filter(|name| *name != "/dev/null")
+        .filter_map(|name| name.split_once('/').map(|(_, rest)| PathBuf::from(rest)))
+        .collect()
 }
 
 fn run_tool(cmd: &mut Command, what: &str, step: &str) -> Result<(), BuildError> {
@@ -644,21 +660,112 @@ fn tool_output(cmd: &mut Command, what: &str, step: &str) -> Result<String, Buil
 mod tests {
     use super::*;
 
-    #[test]
-    fn archive_kinds_follow_the_file_name() {
-        assert_eq!(ArchiveKind::of("a-1.0.tar.gz"), Some(ArchiveKind::TarGz));
-        assert_eq!(ArchiveKind::of("A.TAR.XZ"), Some(ArchiveKind::TarXz));
-        assert_eq!(ArchiveKind::of("x.tar.zst"), Some(ArchiveKind::TarZst));
-        assert_eq!(ArchiveKind::of("x.zip"), Some(ArchiveKind::Zip));
-        assert_eq!(ArchiveKind::of("x.c"), None);
+    /// A work dir whose `link` points at `outside` (holding `victim`), as
+    /// an earlier source or a restored staging tree can leave it.
+    fn linked_work() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (work, outside) = (tmp.path().join("work"), tmp.path().join("outside"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("victim"), "untouched").unwrap();
+        std::os::unix::fs::symlink(&outside, work.join("link")).unwrap();
+        (tmp, work, outside)
+    }
+
+    fn assert_untouched(outside: &Path) {
+        let names: Vec<_> = std::fs::read_dir(outside).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim")).unwrap(),
+            "untouched"
+        );
     }
 
     #[test]
-    fn a_target_directory_may_not_leave_the_work_dir() {
-        let work = Path::new("/w");
-        assert!(inside(work, Some("../x"), "o").is_err());
-        assert!(inside(work, Some("/etc"), "o").is_err());
-        assert_eq!(inside(work, Some("a/b"), "o").unwrap(), work.join("a/b"));
+    fn a_copied_tree_is_not_written_through_a_link_in_the_work_dir() {
+        let (tmp, work, outside) = linked_work();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("link")).unwrap();
+        std::fs::write(src.join("link/victim"), "overwritten").unwrap();
+        std::fs::write(src.join("link/new"), "new").unwrap();
+        let err = copy_tree(&src, &work, &Walk::default()).unwrap_err();
+        assert!(matches!(err, WriteError::ThroughLink { .. }), "{err}");
+        assert_untouched(&outside);
+    }
+
+    #[test]
+    fn a_file_name_through_a_link_is_refused_and_one_at_a_link_replaces_it() {
+        let (tmp, work, outside) = linked_work();
+        let file = tmp.path().join("data.txt");
+        std::fs::write(&file, "data").unwrap();
+        let place = |name: &str| {
+            place_file(
+                &file,
+                &work,
+                Some(name),
+                &Walk::default(),
+                ("o", "data.txt"),
+            )
+        };
+        for name in ["link/victim", "link/new", "../outside/victim", "/tmp/x"] {
+            assert!(place(name).is_err(), "{name}");
+        }
+        // The link itself is replaced by the file; its target is not
+        // written.
+        place("link").unwrap();
+        assert_eq!(std::fs::read(work.join("link")).unwrap(), b"data");
+        assert_untouched(&outside);
+    }
+
+    #[test]
+    fn a_fifo_in_a_path_source_is_refused_by_name_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let status = Command::new("mkfifo")
+            .arg(src.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let err = copy_tree(&src, &work, &Walk::default()).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Special { kind: "FIFO", path } if path.ends_with("pipe")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn patch_headers_name_the_files_patch_writes() {
+        let text = "\
+diff --git a/src/x.c b/src/x.c
+--- a/src/x.c\t2024-01-01
++++ b/src/y.c
+@@ -1,2 +1,2 @@
+---- a removed SQL comment, no path
++++ an added line
+*** a/ctx.c
+--- b/ctx.c
+--- /dev/null
++++ b/new/file.txt
+";
+        let names: Vec<String> = patched_files(text)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "src/x.c",
+                "src/x.c",
+                "src/x.c",
+                "src/y.c",
+                "ctx.c",
+                "ctx.c",
+                "new/file.txt"
+            ]
+        );
     }
 
     #[test]
@@ -682,9 +789,31 @@ mod tests {
         }
         let work = tmp.path().join("work");
         std::fs::create_dir(&work).unwrap();
-        place_file(&tarball, &work, None, &Walk::default()).unwrap();
+        place_file(&tarball, &work, None, &Walk::default(), ("o", "t")).unwrap();
         assert_eq!(std::fs::read(work.join("src/a.c")).unwrap(), b"int x");
         let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
         assert_eq!(left.len(), 1, "scratch dir removed, only src/ left");
+    }
+
+    #[test]
+    fn a_second_archive_merges_into_the_first_ones_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        for (name, file) in [("one.tar", "src/a.c"), ("two.tar", "src/b.c")] {
+            let path = tmp.path().join(name);
+            let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
+            // Two top-level entries: nothing is unwrapped.
+            for entry in [file, "README"] {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(1);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, entry, &b"x"[..]).unwrap();
+            }
+            builder.into_inner().unwrap();
+            place_file(&path, &work, None, &Walk::default(), ("o", name)).unwrap();
+        }
+        assert!(work.join("src/a.c").is_file() && work.join("src/b.c").is_file());
     }
 }

@@ -49,7 +49,7 @@ fn fill(prefix: &Path) {
 
 fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
     let dirs = OutputDirs::new(root, "libdemo-1.0-h0_0");
-    dirs.recreate().unwrap();
+    dirs.recreate(|| {}).unwrap();
     fill(&dirs.host_prefix);
     let entries = new_entries(&dirs.host_prefix).unwrap();
     let recipe_file = root.join("recipe.yaml");

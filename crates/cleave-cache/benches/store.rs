@@ -15,32 +15,10 @@ use cleave_cache::fingerprint::{Fingerprinter, Walk};
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
 use cleave_cache::{Inputs, Store};
 
+mod tree;
+use tree::make_tree;
+
 const RUNS: usize = 3;
-
-/// Deterministic incompressible bytes, different for every file.
-fn fill(buf: &mut [u8], mut seed: u64) {
-    for chunk in buf.chunks_mut(8) {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
-    }
-}
-
-/// `files` files in 100 directories, sizes spread around `mean`.
-fn make_tree(root: &Path, files: usize, mean: usize) -> u64 {
-    let mut total = 0;
-    let mut buf = vec![0u8; mean * 2];
-    for i in 0..files {
-        let dir = root.join(format!("d{:03}", i % 100));
-        std::fs::create_dir_all(&dir).unwrap();
-        let size = mean / 2 + (i * 7919) % mean;
-        fill(&mut buf[..size], i as u64 + 1);
-        std::fs::write(dir.join(format!("f{i}.dat")), &buf[..size]).unwrap();
-        total += size as u64;
-    }
-    total
-}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -94,7 +72,6 @@ fn store_vs_cp(w: &Path, out: &mut String) {
         puts.push(time(|| {
             store
                 .put(&Capture {
-                    key: i.key(),
                     name: "bench",
                     inputs: &i,
                     trees: vec![TreeSource {
@@ -113,13 +90,13 @@ fn store_vs_cp(w: &Path, out: &mut String) {
         i.insert("run", (RUNS - 1).to_string());
         i.key()
     };
+    let entry = store.get(&key).unwrap().unwrap();
     let (mut restores, mut copies) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let dest = w.join("restored");
         restores.push(time(|| {
-            store
+            entry
                 .restore(
-                    &key,
                     &[Target {
                         tree: "work",
                         dir: &dest,

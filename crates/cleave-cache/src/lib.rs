@@ -12,19 +12,25 @@
 //! - [`store`]: blobs deduplicated by BLAKE3, atomic entries, capture,
 //!   verified restore with path relocation, verify and LRU gc;
 //! - [`manifest`]: an entry's items, checked before anything is written;
-//! - [`lock`]: process locks released by the kernel on exit.
+//! - [`lock`]: process locks released by the kernel on exit;
+//! - [`remote`]: remote stores behind the local one, through OpenDAL;
+//! - [`helper`]: cache helpers, third-party tiers run as executables, and
+//!   [`portable`], the entry format they exchange.
 
 pub mod digest;
 mod error;
 pub mod filter;
 pub mod fingerprint;
+pub mod helper;
 pub mod key;
 pub mod lock;
 pub mod manifest;
+pub mod portable;
 mod relocate;
+pub mod remote;
 pub mod store;
 
 pub use digest::Digest;
-pub use error::CacheError;
+pub use error::{CacheError, ErrorKind};
 pub use key::Inputs;
 pub use store::Store;

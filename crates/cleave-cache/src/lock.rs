@@ -28,6 +28,18 @@ impl Lock {
         Self::take(path, false, on_wait)
     }
 
+    /// Takes the exclusive lock on `path` if no one holds it; `None` if
+    /// someone does.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Lock>, CacheError> {
+        let io = || CacheError::io(format!("locking {}", path.display()));
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(io()(e)),
+        }
+    }
+
     /// Takes a shared lock on `path`: many shared holders, no exclusive one.
     pub fn shared(path: &Path) -> Result<Lock, CacheError> {
         Self::take(path, true, || {}).map(|(lock, _)| lock)
@@ -39,15 +51,7 @@ impl Lock {
         on_wait: impl FnOnce(),
     ) -> Result<(Lock, Waited), CacheError> {
         let io = || CacheError::io(format!("locking {}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io())?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io())?;
+        let file = Self::open(path)?;
         let attempt = if shared {
             file.try_lock_shared()
         } else {
@@ -67,5 +71,19 @@ impl Lock {
             Err(TryLockError::Error(e)) => return Err(io()(e)),
         };
         Ok((Lock { _file: file }, waited))
+    }
+
+    /// The lock file at `path`, created with its directory if missing.
+    fn open(path: &Path) -> Result<File, CacheError> {
+        let io = || CacheError::io(format!("locking {}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io())?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io())
     }
 }

@@ -1,11 +1,22 @@
-//! What an entry holds: its metadata and the list of captured items.
+//! What an entry holds: its metadata and the list of captured items, and
+//! how both are written to and read from disk.
 //!
-//! A manifest comes from disk (or from another machine), so nothing in it
-//! is trusted: [`Manifest::check`] refuses any path that could write
-//! outside a restore target before a single file is written.
+//! Both come from disk (or from another machine), so nothing in them is
+//! trusted. `entry.json` is sealed: it holds the BLAKE3 digest of its own
+//! metadata text, and the metadata holds the digest of `files.json`, so an
+//! edit of either file that stays valid JSON (a renamed path, two blob
+//! references swapped, another mode or run export) is damage, not a
+//! different entry. [`Manifest::check`] then refuses any path that could
+//! write outside a restore target before a single file is written.
+//!
+//! ```text
+//! entry.json  {"seal":"<BLAKE3 of the meta text>","meta":{…, "manifest":"<BLAKE3 of files.json>"}}
+//! files.json  {"roots":{…},"trees":{"<tree>":[<item>, …]}}
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +43,45 @@ pub struct EntryMeta {
     /// the staging environments, which a hit does not install).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub extra: serde_json::Value,
+    /// The digest of the entry's `files.json`, checked before it is read.
+    pub manifest: Digest,
+}
+
+/// `entry.json` as it is on disk: the metadata and the digest of its text.
+#[derive(Deserialize)]
+struct Sealed<'a> {
+    seal: Digest,
+    #[serde(borrow)]
+    meta: &'a serde_json::value::RawValue,
+}
+
+impl EntryMeta {
+    /// The text of `entry.json`, sealed with the digest of the metadata.
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let meta = serde_json::to_string(self)?;
+        let seal = Digest::of(meta.as_bytes());
+        Ok(format!("{{\"seal\":\"{seal}\",\"meta\":{meta}}}").into_bytes())
+    }
+
+    /// Reads the `entry.json` of the entry under `key`: its seal must match
+    /// its metadata, and the metadata must name `key`.
+    pub fn from_json(bytes: &[u8], key: &Digest) -> Result<EntryMeta, CacheError> {
+        let damaged = |reason: String| CacheError::Damaged {
+            key: key.to_hex(),
+            reason: format!("entry.json: {reason}"),
+        };
+        let sealed: Sealed<'_> =
+            serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+        if Digest::of(sealed.meta.get().as_bytes()) != sealed.seal {
+            return Err(damaged("does not match its seal".into()));
+        }
+        let meta: EntryMeta =
+            serde_json::from_str(sealed.meta.get()).map_err(|e| damaged(e.to_string()))?;
+        if meta.key != *key {
+            return Err(damaged(format!("belongs to the entry {}", meta.key)));
+        }
+        Ok(meta)
+    }
 }
 
 /// Every item of an entry, per tree, and where the trees were captured.
@@ -83,6 +133,22 @@ pub enum Item {
     },
 }
 
+/// A file's modification time as seconds and nanoseconds since the epoch,
+/// or `None` when it cannot be one (nanoseconds of a second or more, a
+/// time the system cannot represent).
+pub fn mtime((seconds, nanos): (i64, u32)) -> Option<SystemTime> {
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let whole = Duration::from_secs(seconds.unsigned_abs());
+    let at = if seconds >= 0 {
+        UNIX_EPOCH.checked_add(whole)
+    } else {
+        UNIX_EPOCH.checked_sub(whole)
+    };
+    at?.checked_add(Duration::from_nanos(u64::from(nanos)))
+}
+
 impl Item {
     /// The item's path relative to its tree.
     pub fn path(&self) -> &Path {
@@ -93,9 +159,30 @@ impl Item {
 }
 
 impl Manifest {
+    /// Reads the `files.json` of the entry `meta` describes: its digest must
+    /// be the one `entry.json` records, and its paths must pass
+    /// [`Manifest::check`].
+    pub fn from_json(bytes: &[u8], meta: &EntryMeta) -> Result<Manifest, CacheError> {
+        let key = meta.key.to_hex();
+        let damaged = |reason: String| CacheError::Damaged {
+            key: key.clone(),
+            reason: format!("files.json: {reason}"),
+        };
+        if Digest::of(bytes) != meta.manifest {
+            return Err(damaged(
+                "does not match the digest entry.json records".into(),
+            ));
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+        manifest.check(&key)?;
+        Ok(manifest)
+    }
+
     /// Refuses absolute paths, `..` and other non-plain components,
-    /// duplicate paths, and paths below a symlink of the same tree: writing
-    /// one would follow the link out of the target.
+    /// duplicate paths, and paths below a symlink of the same tree (writing
+    /// one would follow the link out of the target); and modes beyond
+    /// permission bits and modification times out of range.
     pub fn check(&self, key: &str) -> Result<(), CacheError> {
         let refuse = |path: &Path, reason| CacheError::Unsafe {
             key: key.to_string(),
@@ -128,6 +215,15 @@ impl Manifest {
                 }
                 if path.ancestors().skip(1).any(|a| links.contains(a)) {
                     return Err(refuse(path, "lies below a symlink"));
+                }
+                match item {
+                    Item::File { mode, .. } | Item::Dir { mode, .. } if *mode > 0o7777 => {
+                        return Err(refuse(path, "has a mode beyond permission bits"));
+                    }
+                    Item::File { mtime: time, .. } if mtime(*time).is_none() => {
+                        return Err(refuse(path, "has a modification time out of range"));
+                    }
+                    _ => {}
                 }
             }
         }

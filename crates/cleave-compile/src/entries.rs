@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CompileError;
@@ -57,9 +57,7 @@ pub struct Outputs<'a> {
 /// A compile's result, to store.
 #[derive(Debug, Clone, Copy)]
 pub struct NewResult<'a> {
-    /// Its key (the preprocessed key).
-    pub key: &'a Digest,
-    /// What the key was computed from.
+    /// What its key (the preprocessed key) is computed from.
     pub inputs: &'a Inputs,
     /// The entry's name (the source).
     pub name: &'a str,
@@ -116,9 +114,10 @@ impl Entries {
     /// manifest or it cannot be read).
     pub fn candidates(&self, direct: &Digest) -> Vec<Candidate> {
         self.store
-            .meta(direct)
+            .get(direct)
             .ok()
-            .and_then(|meta| serde_json::from_value(meta.extra["candidates"].clone()).ok())
+            .flatten()
+            .and_then(|entry| serde_json::from_value(entry.meta().extra["candidates"].clone()).ok())
             .unwrap_or_default()
     }
 
@@ -126,7 +125,9 @@ impl Entries {
     pub fn touch(&self, direct: &Digest) {
         // A restore of no trees reads the (empty) listing and marks the
         // entry used.
-        let _ = self.store.restore(direct, &[], &[]);
+        if let Ok(Some(entry)) = self.store.get(direct) {
+            let _ = entry.restore(&[], &[]);
+        }
     }
 
     /// Puts `candidate` first in the manifest of `direct`.
@@ -148,7 +149,6 @@ impl Entries {
         // between finds none and takes the preprocessor's way.
         self.store.remove(direct)?;
         self.store.put(&Capture {
-            key: *direct,
             name,
             inputs,
             trees: Vec::new(),
@@ -175,8 +175,12 @@ impl Entries {
         outputs: Outputs<'_>,
         roots: &Roots,
     ) -> Result<Restored, NotRestored> {
-        let meta = self.store.meta(key).map_err(|_| NotRestored::Absent)?;
-        let listing = self.store.manifest(key).map_err(|_| NotRestored::Absent)?;
+        let entry = match self.store.get(key) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Err(NotRestored::Absent),
+            Err(e) => return Err(self.not_restored(key, e)),
+        };
+        let listing = entry.manifest().map_err(|e| self.not_restored(key, e))?;
         // A binary file (the object) can only take a path of its own
         // length: a shorter one padded with NULs would break the strings
         // of debug information that share its bytes.
@@ -197,23 +201,16 @@ impl Entries {
             }
         }
         let staging = Staging::beside(outputs.object).map_err(NotRestored::Error)?;
-        let restored = self.store.restore(
-            key,
-            &[Target {
-                tree: "out",
-                dir: staging.dir(),
-                select: Select::All,
-            }],
-            &roots.pairs(),
-        );
-        match restored {
-            Ok(_) => {}
-            Err(e) if e.is_entry_problem() => {
-                let _ = self.store.remove(key);
-                return Err(NotRestored::Miss(MissReason::Damaged));
-            }
-            Err(e) => return Err(NotRestored::Error(e.into())),
-        }
+        entry
+            .restore(
+                &[Target {
+                    tree: "out",
+                    dir: staging.dir(),
+                    select: Select::All,
+                }],
+                &roots.pairs(),
+            )
+            .map_err(|e| self.not_restored(key, e))?;
         let err = |e| NotRestored::Error(e);
         staging.place("object", outputs.object).map_err(err)?;
         if let Some(deps) = outputs.deps {
@@ -225,14 +222,29 @@ impl Entries {
         };
         Ok(Restored {
             printed,
-            compile_us: meta.extra["compile_us"].as_u64().unwrap_or(0),
+            compile_us: entry.meta().extra["compile_us"].as_u64().unwrap_or(0),
         })
+    }
+
+    /// What a store error on the way to the result under `key` means for
+    /// this call. A damaged entry is a miss, and is dropped so that this
+    /// compile stores it again (a damaged blob is dropped by the store
+    /// already); an entry evicted meanwhile is as good as absent.
+    fn not_restored(&self, key: &Digest, e: CacheError) -> NotRestored {
+        match e.kind() {
+            ErrorKind::Damaged => {
+                let _ = self.store.remove(key);
+                NotRestored::Miss(MissReason::Damaged)
+            }
+            ErrorKind::Unusable => NotRestored::Miss(MissReason::Relocation),
+            ErrorKind::Evicted => NotRestored::Absent,
+            ErrorKind::Target | ErrorKind::Io | ErrorKind::Request => NotRestored::Error(e.into()),
+        }
     }
 
     /// Stores a compile's outputs and what it printed.
     pub fn store(&self, result: &NewResult<'_>, roots: &Roots) -> Result<(), CompileError> {
         let NewResult {
-            key,
             inputs,
             name,
             outputs,
@@ -252,7 +264,6 @@ impl Entries {
             }
         }
         self.store.put(&Capture {
-            key: *key,
             name,
             inputs,
             trees: vec![TreeSource {

@@ -328,7 +328,6 @@ impl Call<'_> {
         }
         let stored = entries.store(
             &NewResult {
-                key: &result_key,
                 inputs: &preprocessed,
                 name: &keys.name,
                 outputs,

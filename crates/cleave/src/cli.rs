@@ -51,7 +51,9 @@ pub(crate) enum CacheCommand {
         store: StoreArgs,
     },
     /// Show the compile cache's counts (hits, misses and uncacheable
-    /// calls by reason, time saved) and the store's size by kind.
+    /// calls by reason, time saved), the store's size by kind, and what
+    /// each cache level (local, helpers, remotes) did: in the last build
+    /// and in total.
     Stats {
         /// Print JSON.
         #[arg(long)]
@@ -95,6 +97,47 @@ pub(crate) enum CacheCommand {
     },
     /// Remove every entry.
     Clean(StoreArgs),
+    /// Upload entries to a remote store (those it lacks).
+    Push {
+        /// The key, or a unique prefix of it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        key: Option<String>,
+        /// Every entry of the local cache.
+        #[arg(long)]
+        all: bool,
+        /// The remote, as for `cleave build --remote`.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Download an entry from a remote store into the local cache.
+    Pull {
+        /// The full key.
+        key: String,
+        /// The remote, as for `cleave build --remote`.
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write an entry in the portable format (docs/cache-helpers.md): a
+    /// directory, or a tar when DEST ends in `.tar`.
+    Export {
+        /// The key, or a unique prefix of it.
+        key: String,
+        /// Where to write it (must not exist).
+        dest: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Read an entry in the portable format into the local cache, checked.
+    Import {
+        /// A directory or a `.tar`.
+        path: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Where the cache is.
@@ -159,6 +202,34 @@ pub(crate) struct SetupArgs {
     /// continue without recompiling and packages are the same bytes.
     #[arg(long, visible_alias = "build-dir")]
     pub(crate) staging_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) remotes: RemoteArgs,
+}
+
+/// Remote stores behind the local cache.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RemoteArgs {
+    /// A remote store, asked after the local cache and after the
+    /// `[[cache.remote]]` tables of cleave.toml, in the order given:
+    /// `s3://BUCKET/PREFIX?endpoint=URL&region=R`, `redis://HOST:PORT/DB`,
+    /// `webdav+http(s)://HOST:PORT/PATH`, `file:///DIR`, `gcs://BUCKET/PREFIX`,
+    /// `azblob://CONTAINER/PREFIX`, `gha://PREFIX`. Credentials come from the
+    /// service's usual variables (AWS_ACCESS_KEY_ID, ...), never from flags.
+    #[arg(long = "remote", env = "CLEAVE_REMOTE", value_delimiter = ',')]
+    pub(crate) remote: Vec<String>,
+    /// What cleave may do with every remote: `read-write`, `read-only`
+    /// (pull requests of forks) or `off`.
+    #[arg(long, env = "CLEAVE_REMOTE_MODE")]
+    pub(crate) remote_mode: Option<String>,
+    /// A cache helper (docs/cache-helpers.md): an executable asked before a
+    /// build (`HELPER lookup`) and told after one (`HELPER store`), after
+    /// the `cache.helpers` of cleave.toml, in the order given.
+    #[arg(
+        long = "cache-helper",
+        env = "CLEAVE_CACHE_HELPER",
+        value_delimiter = ','
+    )]
+    pub(crate) cache_helper: Vec<PathBuf>,
 }
 
 /// Arguments of `cleave build`.

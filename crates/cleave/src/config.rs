@@ -6,6 +6,17 @@
 //! dir = "/var/cache/cleave"    # relative paths are relative to this file
 //! max-size = "10 GiB"
 //!
+//! [[cache.remote]]                  # asked in order after the local cache
+//! url = "s3://team-cache/cleave?region=eu-west-1"
+//! mode = "read-write"               # or read-only, off
+//! timeout = "10s"                   # per request, a stalled transfer included
+//! retries = 2
+//! pack-size = "128 MiB"
+//!
+//! [cache]                           # (with the above)
+//! helpers = ["tools/my-cache-helper"]  # docs/cache-helpers.md
+//! helper-timeout = "5s"             # for lookup
+//!
 //! [build]
 //! staging-root = "/tmp/cleave-staging"
 //! compile-cache = true         # C/C++ compiler calls of scripts cached
@@ -13,6 +24,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cleave_cache::helper::HelperConfig;
+use cleave_cache::remote::{Mode, RemoteConfig, RemoteUrl};
 use miette::{IntoDiagnostic, WrapErr, miette};
 use serde::Deserialize;
 
@@ -36,6 +49,21 @@ struct ConfigFile {
 struct CacheSection {
     dir: Option<PathBuf>,
     max_size: Option<String>,
+    #[serde(default)]
+    remote: Vec<RemoteSection>,
+    #[serde(default)]
+    helpers: Vec<PathBuf>,
+    helper_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RemoteSection {
+    url: String,
+    mode: Option<String>,
+    timeout: Option<String>,
+    retries: Option<usize>,
+    pack_size: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +84,10 @@ pub(crate) struct Settings {
     pub(crate) staging_root: PathBuf,
     /// Whether scripts' compiler calls go through the compile cache.
     pub(crate) compile_cache: bool,
+    /// Remote stores, in the order they are asked.
+    pub(crate) remotes: Vec<RemoteConfig>,
+    /// Cache helpers, in the order they are asked.
+    pub(crate) helpers: Vec<HelperConfig>,
 }
 
 /// What flags and environment variables set.
@@ -63,6 +95,12 @@ pub(crate) struct Settings {
 pub(crate) struct Overrides<'a> {
     pub(crate) cache_dir: Option<&'a Path>,
     pub(crate) staging_root: Option<&'a Path>,
+    /// `--remote` URLs, after those of the files.
+    pub(crate) remotes: &'a [String],
+    /// `--remote-mode`, for every remote.
+    pub(crate) remote_mode: Option<&'a str>,
+    /// `--cache-helper` paths, after those of the files.
+    pub(crate) helpers: &'a [PathBuf],
 }
 
 impl Settings {
@@ -72,6 +110,8 @@ impl Settings {
         let mut max_size = DEFAULT_MAX_SIZE;
         let mut staging_root = std::env::temp_dir().join("cleave-staging");
         let mut compile_cache = true;
+        let mut remotes = Vec::new();
+        let mut helpers = Vec::new();
         let user = dirs::config_dir().map(|d| d.join("cleave").join(FILE_NAME));
         let project = cwd
             .ancestors()
@@ -97,6 +137,52 @@ impl Settings {
             if let Some(on) = config.build.compile_cache {
                 compile_cache = on;
             }
+            if !config.cache.helpers.is_empty() {
+                let timeout = config
+                    .cache
+                    .helper_timeout
+                    .as_deref()
+                    .map(parse_age)
+                    .transpose()
+                    .wrap_err_with(|| format!("in {} (cache.helper-timeout)", file.display()))?;
+                helpers = config
+                    .cache
+                    .helpers
+                    .iter()
+                    .map(|path| {
+                        let mut helper = HelperConfig::new(base.join(path));
+                        if let Some(timeout) = timeout {
+                            helper.lookup_timeout = timeout;
+                        }
+                        helper
+                    })
+                    .collect();
+            }
+            // A project's remotes replace the user's: the project knows
+            // where its team's cache is.
+            if !config.cache.remote.is_empty() {
+                remotes = config
+                    .cache
+                    .remote
+                    .iter()
+                    .map(remote)
+                    .collect::<miette::Result<_>>()
+                    .wrap_err_with(|| format!("in {} ([[cache.remote]])", file.display()))?;
+            }
+        }
+        for path in overrides.helpers {
+            helpers.push(HelperConfig::new(cwd.join(path)));
+        }
+        for url in overrides.remotes {
+            remotes.push(RemoteConfig::new(RemoteUrl::parse(url).into_diagnostic()?));
+        }
+        if let Some(mode) = overrides.remote_mode {
+            let mode: Mode = mode
+                .parse()
+                .map_err(|e: String| miette!("--remote-mode: {e}"))?;
+            for remote in &mut remotes {
+                remote.mode = mode;
+            }
         }
         if let Some(dir) = overrides.cache_dir {
             cache_dir = Some(cwd.join(dir));
@@ -112,6 +198,8 @@ impl Settings {
             max_size,
             staging_root,
             compile_cache,
+            remotes,
+            helpers,
         })
     }
 
@@ -136,6 +224,24 @@ pub(crate) fn store_dir(cache_dir: &Path) -> PathBuf {
 /// compiler profiles, stats.
 pub(crate) fn compile_dir(cache_dir: &Path) -> PathBuf {
     cache_dir.join("compile")
+}
+
+/// One `[[cache.remote]]` table.
+fn remote(section: &RemoteSection) -> miette::Result<RemoteConfig> {
+    let mut config = RemoteConfig::new(RemoteUrl::parse(&section.url).into_diagnostic()?);
+    if let Some(mode) = &section.mode {
+        config.mode = mode.parse().map_err(|e: String| miette!("mode: {e}"))?;
+    }
+    if let Some(timeout) = &section.timeout {
+        config.timeout = parse_age(timeout).wrap_err("timeout")?;
+    }
+    if let Some(retries) = section.retries {
+        config.retries = retries;
+    }
+    if let Some(size) = &section.pack_size {
+        config.pack_size = parse_size(size).wrap_err("pack-size")?.max(1);
+    }
+    Ok(config)
 }
 
 fn read(file: &Path) -> miette::Result<ConfigFile> {
@@ -193,7 +299,7 @@ mod tests {
             &nested,
             Overrides {
                 cache_dir: Some(Path::new("/elsewhere")),
-                staging_root: None,
+                ..Overrides::default()
             },
         )
         .unwrap();

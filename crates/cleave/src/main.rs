@@ -26,6 +26,15 @@ fn main() -> ExitCode {
     if let Some(code) = commands::compile::from_argv(&argv) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    // Before the command line is parsed: the guard is cleave's own binary
+    // started again by a build (see cleave_build::guard), not a command.
+    if argv
+        .get(1)
+        .is_some_and(|a| a == cleave_build::guard::Guard::ARG)
+    {
+        let code = cleave_build::guard::main(&argv[2..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
+    }
     let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Cc(args) => {

@@ -649,6 +649,38 @@ fn the_missing_dso_allowlist_permits_a_library() {
     );
 }
 
+#[test]
+fn a_staging_name_that_is_a_path_is_refused_before_anything_is_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let escaped = tmp.path().join("escaped");
+    let recipe = tmp.path().join("recipe");
+    std::fs::create_dir(&recipe).unwrap();
+    std::fs::write(
+        recipe.join("recipe.yaml"),
+        "schema_version: 1
+recipe:
+  name: abs
+  version: \"1.0\"
+outputs:
+  - staging:
+      name: ESCAPED/dir
+  - package:
+      name: abs
+    inherit: ESCAPED/dir
+    build:
+      noarch: generic
+"
+        .replace("ESCAPED", &escaped.display().to_string()),
+    )
+    .unwrap();
+    let output = build(&recipe, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = flat(&stderr(&output));
+    assert!(stderr.contains("invalid staging name"), "{stderr}");
+    assert!(stderr.contains("cannot contain `/`"), "{stderr}");
+    assert!(!escaped.exists());
+}
+
 /// `text` with every run of whitespace made one space.
 fn flat(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

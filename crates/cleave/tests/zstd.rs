@@ -59,6 +59,12 @@ fn build_recipe(tmp: &Path, recipe: &Path, out: &str) -> Command {
         .arg(tmp.join("stg"))
         .args(["--error-unclaimed-files", "--error-overlapping-files"])
         .env("CLEAVE_CACHE_DIR", tmp.join("cache"))
+        // Every build fills a shared directory as a remote store, for
+        // "another machine" to build from.
+        .env(
+            "CLEAVE_REMOTE",
+            format!("file://{}", tmp.join("shared").display()),
+        )
         .env("NO_COLOR", "1")
         .current_dir(tmp);
     cmd
@@ -303,7 +309,40 @@ fn zstd_is_built_once_split_into_four_packages_and_a_source_edit_compiles_one_fi
         stderr(&second)
     );
 
-    a_source_edit_compiles_one_file(tmp.path());
+    // The compiles of the first build; the second compiled nothing.
+    let cold = compiled(tmp.path());
+
+    // Another machine: an empty cache dir, nothing left in the staging
+    // root, the same remote. It compiles nothing and writes the first
+    // machine's packages.
+    let _ = std::fs::remove_dir_all(tmp.path().join("stg"));
+    let other = counted_command(tmp.path(), "out-other")
+        .env("CLEAVE_CACHE_DIR", tmp.path().join("cache-other"))
+        .output()
+        .unwrap();
+    assert_success(&other);
+    let printed = stderr(&other);
+    assert!(
+        printed.contains("fetched: staging `zstd-build`") && !printed.contains("stored staging"),
+        "{printed}"
+    );
+    assert!(!printed.contains("warning"), "{printed}");
+    assert_eq!(compiled(tmp.path()), Vec::<String>::new());
+    for package in std::fs::read_dir(tmp.path().join("out/linux-64")).unwrap() {
+        let path = package.unwrap().path();
+        if path.extension().is_some_and(|e| e == "conda") {
+            let theirs = tmp
+                .path()
+                .join("out-other/linux-64")
+                .join(path.file_name().unwrap());
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(theirs).unwrap()
+            );
+        }
+    }
+
+    a_source_edit_compiles_one_file(tmp.path(), &cold);
 }
 
 /// A new patch to programs/zstdcli.c: the staging build runs again, in a
@@ -311,8 +350,7 @@ fn zstd_is_built_once_split_into_four_packages_and_a_source_edit_compiles_one_fi
 /// from it); every other object comes from the compile cache. The edit is
 /// in bin/zstd, and the packages are the same bytes as those of a build
 /// with the compile cache off.
-fn a_source_edit_compiles_one_file(tmp: &Path) {
-    let cold = compiled(tmp);
+fn a_source_edit_compiles_one_file(tmp: &Path, cold: &[String]) {
     assert!(cold.len() > 80, "{cold:?}");
     let marker = format!("cleave-test-edit-{}", std::process::id());
     let recipe = tmp.join("zstd");
@@ -353,11 +391,13 @@ fn a_source_edit_compiles_one_file(tmp: &Path) {
         "the edit is not in bin/zstd"
     );
 
-    // With the compile cache off, on a new store: every file compiled,
-    // and the same packages.
+    // With the compile cache off, on a new store and without the remote
+    // (which holds this staging build now): every file compiled, and the
+    // same packages.
     let uncached = counted_command(tmp, "out4")
         .args(["--compile-cache", "off"])
         .env("CLEAVE_CACHE_DIR", tmp.join("cache-off"))
+        .env_remove("CLEAVE_REMOTE")
         .output()
         .unwrap();
     assert_success(&uncached);

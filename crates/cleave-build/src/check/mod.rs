@@ -21,6 +21,7 @@ use rattler_conda_types::{MatchSpec, ParseStrictness, Subdir};
 
 use crate::env::{EnvKind, Environments, activated};
 use crate::error::BuildError;
+use crate::guard::Guarded;
 use crate::script::{ScriptRun, run};
 
 /// What a test run needs beyond the test itself.
@@ -35,6 +36,8 @@ pub struct TestContext<'a> {
     pub recipe_dir: &'a Path,
     /// The work dir of the build, for `files.source`.
     pub work_dir: &'a Path,
+    /// Runs the test scripts so that none outlives the build.
+    pub guard: Guarded<'a>,
     /// The platform the package is for.
     pub target: Subdir,
     /// The platform tools run on.
@@ -234,6 +237,7 @@ fn run_in_env(
             env,
             log: &test.dir.join("test.log"),
             work_dir: test.dir.to_path_buf(),
+            guard: ctx.guard,
             what,
         },
         echo,

@@ -72,6 +72,16 @@ pub enum Event<'a> {
         /// Its key.
         key: &'a Digest,
     },
+    /// An entry missing locally was found in a remote store and taken
+    /// into the local one.
+    Fetched {
+        /// `staging `x`` or `name-version-build`.
+        what: &'a str,
+        /// The remote, without credentials.
+        remote: &'a str,
+        /// Bytes of file contents.
+        bytes: u64,
+    },
     /// Something the user should know that does not stop the build.
     Warning(&'a str),
     /// Staging files no package took.

@@ -21,9 +21,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use cleave_cache::fingerprint::Fingerprinter;
+use cleave_cache::helper::HelperConfig;
 use cleave_cache::lock::Lock;
-use cleave_cache::store::GcPolicy;
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::remote::{RemoteConfig, Remotes, TierStats};
+use cleave_cache::store::{Entry, GcPolicy, GcReport};
+use cleave_cache::{CacheError, Digest, Inputs, Store};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{Dependency, RenderedOutput};
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
@@ -31,6 +33,7 @@ use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 use crate::claims::Claims;
 use crate::env::{EnvKind, Environments};
 use crate::error::BuildError;
+use crate::guard::Guard;
 use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::package::PackageFormat;
@@ -46,6 +49,19 @@ mod staging;
 pub use compile_env::CompileCache;
 pub use event::Event;
 use staging::StagingResult;
+
+/// A cache error with its causes, for a warning on one line: the store's
+/// errors keep the operating system's error as their source.
+fn causes(error: &CacheError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Whether to run the packages' tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +110,14 @@ pub struct BuildOptions {
     pub cache_mode: CacheMode,
     /// Whether scripts' compiler calls go through the compile cache.
     pub compile_cache: CompileCache,
+    /// Remote stores behind the local one, in the order they are asked
+    /// (none with the cache off).
+    pub remotes: Vec<RemoteConfig>,
+    /// Cache helpers, asked after the local store and before the remotes
+    /// (none with the cache off).
+    pub helpers: Vec<HelperConfig>,
+    /// Runs scripts and tools so that none outlives the build.
+    pub guard: Guard,
 }
 
 /// Whether the staging cache is kept between builds.
@@ -149,6 +173,8 @@ pub struct Builder {
     envs: Environments,
     sources: SourceCache,
     store: Store,
+    /// The remote stores behind `store`.
+    remotes: Remotes,
     /// The scratch store's directory with the cache off, removed on drop.
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
@@ -159,6 +185,11 @@ pub struct Builder {
     claims: Claims,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
+    /// The store entries of the staging builds in use, by key.
+    entries: HashMap<Digest, Entry>,
+    /// A store of this build only, for staging results the cache cannot
+    /// take or give back (see `scratch_store`).
+    scratch: Option<(tempfile::TempDir, Store)>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
 }
@@ -208,6 +239,11 @@ impl Builder {
                 (Store::open(dir.path())?, Some(dir))
             }
         };
+        let remotes = match options.cache_mode {
+            CacheMode::ReadWrite => Remotes::new(options.remotes.clone(), &store)
+                .with_helpers(options.helpers.clone(), options.target_platform.as_str()),
+            CacheMode::Off => Remotes::new(Vec::new(), &store),
+        };
         Ok(Builder {
             options: BuildOptions {
                 output_dir,
@@ -216,12 +252,15 @@ impl Builder {
             envs,
             sources,
             store,
+            remotes,
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
             siblings: HashMap::new(),
             claims: Claims::default(),
             locks: Vec::new(),
+            entries: HashMap::new(),
+            scratch: None,
             made: Vec::new(),
         })
     }
@@ -297,22 +336,23 @@ impl Builder {
             }
         }
         self.locks.clear();
+        self.entries.clear();
         result?;
         if let (Some(max), CacheMode::ReadWrite) =
             (self.options.max_cache_size, self.options.cache_mode)
         {
-            // Cheap bound first: reading every manifest is for when it matters.
-            if self.store.size_upper_bound()? > max {
-                let report = self.store.gc(GcPolicy {
-                    max_size: Some(max),
-                    older_than: None,
-                })?;
-                if !report.removed.is_empty() {
-                    on_event(Event::Evicted {
-                        entries: report.removed.len(),
-                        bytes: report.freed,
-                    });
-                }
+            match self.trim(max) {
+                Ok(report) if !report.removed.is_empty() => on_event(Event::Evicted {
+                    entries: report.removed.len(),
+                    bytes: report.freed,
+                }),
+                Ok(_) => {}
+                // The packages are built: a cache that cannot be trimmed
+                // now is trimmed by a later build or `cleave cache gc`.
+                Err(e) => on_event(Event::Warning(&format!(
+                    "trimming the cache: {}",
+                    causes(&e)
+                ))),
             }
         }
         Ok(built)
@@ -384,9 +424,62 @@ impl Builder {
         }
     }
 
+    /// Evicts least recently used entries until the store fits in `max`.
+    fn trim(&self, max: u64) -> Result<GcReport, CacheError> {
+        // Cheap bound first: reading every manifest is for when it matters.
+        if self.store.size_upper_bound()? <= max {
+            return Ok(GcReport::default());
+        }
+        self.store.gc(GcPolicy {
+            max_size: Some(max),
+            older_than: None,
+        })
+    }
+
     /// The staging store this builder uses.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What each remote store did in this build.
+    pub fn remote_stats(&self) -> Vec<TierStats> {
+        self.remotes.stats()
+    }
+
+    /// Looks an entry up in the local store, then in each remote: a remote
+    /// hit is in the local store when this returns. A remote's failure is a
+    /// warning and a miss.
+    fn lookup(
+        &mut self,
+        key: &Digest,
+        named: (&str, &Inputs),
+        what: &str,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<Entry>, CacheError> {
+        let local = self.store.get(key)?;
+        self.remotes.count_local(local.is_some());
+        if let Some(found) = local {
+            return Ok(Some(found));
+        }
+        let fetched = self.remotes.fetch(&self.store, key, named, &mut |warning| {
+            on_event(Event::Warning(&format!("{what}: {warning}")));
+        });
+        Ok(fetched.map(|(entry, remote)| {
+            on_event(Event::Fetched {
+                what,
+                remote: &remote,
+                bytes: entry.meta().size,
+            });
+            entry
+        }))
+    }
+
+    /// Uploads an entry just stored to the writable remotes; a failure is
+    /// a warning.
+    fn share(&mut self, entry: &Entry, what: &str, on_event: &mut dyn FnMut(Event<'_>)) {
+        self.remotes.push(entry, &mut |warning| {
+            on_event(Event::Warning(&format!("{what}: {warning}")));
+        });
     }
 
     /// Fresh build directories with the build and host environments
@@ -399,8 +492,12 @@ impl Builder {
         what: &str,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
-        dirs.recreate()
-            .map_err(BuildError::io(format!("creating {}", dirs.root.display())))?;
+        dirs.recreate(|| {
+            on_event(Event::Waiting {
+                what: "the processes of an earlier build of this key to end",
+                lock: &dirs.run_lock,
+            })
+        })?;
         for (records, kind) in [(&mut build, EnvKind::Build), (&mut host, EnvKind::Host)] {
             let (prefix, platform) = match kind {
                 EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),

@@ -12,19 +12,18 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_cache::Digest;
-use cleave_cache::Inputs;
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
-use cleave_cache::store::{Capture, Select, Target, TreeSource};
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
-use super::{Builder, BuiltPackage, Event, TestMode};
-use crate::capture::{NewEntry, Selector, new_entries};
+use super::{Builder, BuiltPackage, Event, TestMode, causes};
+use crate::capture::{NewEntry, package_entries};
 use crate::check::{TestContext, run_tests};
 use crate::env::EnvKind;
 use crate::error::BuildError;
@@ -64,9 +63,9 @@ impl Builder {
             ),
             None => None,
         };
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(
             output,
             staged.as_ref().map(|s| &s.key),
@@ -74,7 +73,7 @@ impl Builder {
             (&build, &host),
         )?;
         let key = inputs.key();
-        let id = key_id(&name, &key);
+        let id = key_id(&name, &key, &what)?;
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let label = format!("package {what}");
         let (lock, _) = Lock::exclusive(&lock_path, || {
@@ -102,6 +101,11 @@ impl Builder {
                 dirs
             }
         };
+        let dirs = if output.build.merge_build_and_host_envs {
+            dirs.merged()
+        } else {
+            dirs
+        };
         let licenses =
             LicensePatterns::new(&output.about.license_file).map_err(BuildError::license(&what))?;
         let (build, host) = self.prepare(&dirs, build, host, &what, on_event)?;
@@ -117,6 +121,7 @@ impl Builder {
             &recipe.recipe_dir,
             &dirs.work,
             &self.sources,
+            self.options.guard.with_lock(&dirs.run_lock),
             &what,
         ))?;
         let vars = ScriptVars {
@@ -136,11 +141,11 @@ impl Builder {
             on_event,
         )?;
 
-        let selector = Selector::new(&output.build.files)?;
-        let entries: Vec<NewEntry> = new_entries(&dirs.host_prefix)?
-            .into_iter()
-            .filter(|e| selector.takes(&e.path))
-            .collect();
+        let entries: Vec<NewEntry> = package_entries(
+            &dirs.host_prefix,
+            &output.build.files,
+            &output.build.always_include_files,
+        )?;
         // The staging files this package took, kept with its entry so that
         // a reuse still counts them for the unclaimed-files report.
         let claimed: Vec<PathBuf> = match &staged {
@@ -223,6 +228,7 @@ impl Builder {
                 dir: &dirs.root.join("test"),
                 recipe_dir: &recipe.recipe_dir,
                 work_dir: &dirs.work,
+                guard: self.options.guard.with_lock(&dirs.run_lock),
                 target: self.options.target_platform,
                 build_platform: self.options.build_platform,
                 base_env: &self.options.base_env,
@@ -230,11 +236,23 @@ impl Builder {
             let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
             on_event(Event::Tested { what: &name, count });
         }
-        self.store_package(&name, &key, &inputs, tested, &written, &claimed)?;
-        on_event(Event::PackageStored {
-            what: &what,
-            key: &key,
-        });
+        // The package is in the channel: a cache that cannot take it (a
+        // full disk) costs a rebuild next time, not this build.
+        match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
+            Ok((entry_key, stored)) => {
+                on_event(Event::PackageStored {
+                    what: &what,
+                    key: &entry_key,
+                });
+                if let Some(entry) = stored {
+                    self.share(&entry, &what, on_event);
+                }
+            }
+            Err(e) => on_event(Event::Warning(&format!(
+                "{what}: not stored in the cache: {}",
+                causes(&e)
+            ))),
+        }
         Ok(package)
     }
 
@@ -253,9 +271,9 @@ impl Builder {
             output.version,
             output.build.string
         );
-        let reqs = &output.requirements;
-        let build = self.solve(&reqs.build, EnvKind::Build, &what)?;
-        let host = self.solve(&reqs.host, EnvKind::Host, &what)?;
+        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
+        let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(output, staging, recipe_dir, (&build, &host))?;
         let file_name = format!("{what}{}", self.options.format.extension());
         self.siblings.insert(file_name, inputs.key());
@@ -296,11 +314,25 @@ impl Builder {
             vec![true, false]
         };
         for tested in candidates {
-            let entry = entry_inputs(inputs, tested).key();
-            // No entry and an unreadable one are both a miss.
-            let Ok(meta) = self.store.meta(&entry) else {
+            let entry_inputs = entry_inputs(inputs, tested);
+            let entry = entry_inputs.key();
+            // No entry and an unreadable one are both a miss (the store
+            // drops the unreadable one); one this process cannot read is
+            // built again.
+            let found = match self.lookup(&entry, (name, &entry_inputs), &what, on_event) {
+                Ok(found) => found,
+                Err(e) => {
+                    on_event(Event::Warning(&format!(
+                        "{}; building {what} again",
+                        causes(&e)
+                    )));
+                    None
+                }
+            };
+            let Some(found) = found else {
                 continue;
             };
+            let meta = found.meta();
             let Some(file) = meta.extra["file"].as_str().map(PathBuf::from) else {
                 continue;
             };
@@ -312,25 +344,29 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = tempfile::Builder::new()
-                .prefix(".cleave-reuse-")
-                .tempdir_in(&dir)
+            let scratch = crate::index::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",
                 dir: scratch.path(),
                 select: Select::All,
             };
-            match self.store.restore(&entry, &[target], &[]) {
-                Err(e) if e.is_entry_problem() => {
-                    on_event(Event::Warning(&format!(
-                        "{e}; discarding it and building {what} again"
-                    )));
-                    self.store.remove(&entry)?;
-                    continue;
+            if let Err(e) = found.restore(&[target], &[]) {
+                match e.kind() {
+                    // The restore went to a directory of its own in the
+                    // output channel: a conflict there is no cache problem.
+                    ErrorKind::Target | ErrorKind::Request => return Err(e.into()),
+                    // The store has dropped a damaged entry; an evicted or
+                    // unreadable one is built again.
+                    _ => {
+                        on_event(Event::Warning(&format!(
+                            "{}; building {what} again",
+                            causes(&e)
+                        )));
+                        continue;
+                    }
                 }
-                other => other?,
-            };
+            }
             let path = dir.join(file_name);
             std::fs::rename(scratch.path().join(file_name), &path)
                 .map_err(BuildError::io(format!("writing {}", path.display())))?;
@@ -348,9 +384,7 @@ impl Builder {
                     })
                     .unwrap_or_default();
                 let staging_files: Vec<PathBuf> = self
-                    .store
-                    .manifest(&s.key)
-                    .ok()
+                    .staged_manifest(&s.key)
                     .and_then(|m| m.trees.get("prefix").cloned())
                     .unwrap_or_default()
                     .iter()
@@ -403,7 +437,8 @@ impl Builder {
         })
     }
 
-    /// Keeps the archive in the store under the output's key.
+    /// Keeps the archive in the store under the output's key (and whether
+    /// its tests ran); returns the entry's key.
     fn store_package(
         &mut self,
         name: &str,
@@ -412,18 +447,20 @@ impl Builder {
         tested: bool,
         written: &WrittenPackage,
         claimed: &[PathBuf],
-    ) -> Result<(), BuildError> {
+    ) -> Result<(Digest, Option<Entry>), CacheError> {
+        let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
-            return Ok(());
+            return Ok((entry_inputs.key(), None));
         };
+        // A later output names this package by its key, stored or not.
+        self.siblings
+            .insert(file_name.to_string_lossy().into_owned(), *key);
         let subdir = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let entry_inputs = entry_inputs(inputs, tested);
         let only = [PathBuf::from(file_name)];
-        self.store.put(&Capture {
-            key: entry_inputs.key(),
+        let stored = self.store.put(&Capture {
             name,
             inputs: &entry_inputs,
             trees: vec![TreeSource {
@@ -440,9 +477,7 @@ impl Builder {
                 "claimed": claimed,
             }),
         })?;
-        self.siblings
-            .insert(file_name.to_string_lossy().into_owned(), *key);
-        Ok(())
+        Ok((entry_inputs.key(), Some(stored.entry)))
     }
 }
 

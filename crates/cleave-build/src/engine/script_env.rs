@@ -45,6 +45,7 @@ impl Builder {
                 env,
                 log: &dirs.log,
                 work_dir: dirs.work.clone(),
+                guard: self.options.guard.with_lock(&dirs.run_lock),
                 what: what.to_string(),
             },
             &mut |line| on_event(Event::Line(line)),

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use cleave_cache::lock::Lock;
-use cleave_cache::manifest::Item;
-use cleave_cache::store::{Capture, Select, Target, TreeSource};
-use cleave_cache::{Digest, Inputs};
+use cleave_cache::manifest::{Item, Manifest};
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use cleave_recipe::model::{FileSelection, PackageOutput, StagingCache, Test};
 use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
-use super::{Builder, Event};
-use crate::capture::{Selector, new_entries};
+use super::{Builder, Event, causes};
+use crate::capture::{Selector, storable_entries, storable_tree};
 use crate::env::EnvKind;
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
@@ -56,10 +56,13 @@ impl<'a> Trees<'a> {
     }
 }
 
-/// `name-key`: the directory name of a staging build or package output,
-/// the same wherever the same build runs.
-pub(super) fn key_id(name: &str, key: &Digest) -> String {
-    format!("{name}-{}", &key.to_hex()[..16])
+/// The build directory name of `name` under `key` (see
+/// [`crate::layout::key_dir_name`]).
+pub(super) fn key_id(name: &str, key: &Digest, what: &str) -> Result<String, BuildError> {
+    crate::layout::key_dir_name(name, key).map_err(|source| BuildError::UnsafeName {
+        what: what.to_string(),
+        source,
+    })
 }
 
 /// What an inheriting output takes from a finished staging build.
@@ -87,6 +90,32 @@ fn exports_of(records: &[RepoDataRecord]) -> serde_json::Value {
         })
         .collect();
     serde_json::Value::Object(map)
+}
+
+/// Says which files were not stored, by tree: named pipes, sockets and
+/// devices a script left behind have no contents to keep, and no package
+/// holds them. `left_out` were never given to the store; `skipped` are what
+/// it left out itself (one made after the build looked).
+pub(super) fn warn_skipped(
+    what: &str,
+    left_out: &[(String, PathBuf)],
+    skipped: &[(String, PathBuf)],
+    on_event: &mut dyn FnMut(Event<'_>),
+) {
+    let mut paths: Vec<String> = left_out
+        .iter()
+        .chain(skipped)
+        .map(|(tree, path)| format!("{tree}/{}", path.display()))
+        .collect();
+    if paths.is_empty() {
+        return;
+    }
+    paths.sort();
+    paths.dedup();
+    on_event(Event::Warning(&format!(
+        "{what}: not stored, being neither files, links nor directories (named pipes, sockets, devices): {}",
+        paths.join(", ")
+    )));
 }
 
 /// Fills in run exports kept in a cache entry, for records whose repodata
@@ -129,7 +158,7 @@ impl Builder {
         let mut host = self.solve(&reqs.host, EnvKind::Host, &what)?;
         let inputs = self.key_inputs(staging, recipe_dir, &build, &host)?;
         let key = inputs.key();
-        let id = key_id(&staging.name, &key);
+        let id = key_id(&staging.name, &key, &what)?;
         let dirs = OutputDirs::new(&self.options.staging_root, &id);
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let (lock, _) = Lock::exclusive(&lock_path, || {
@@ -149,14 +178,28 @@ impl Builder {
             key,
             dirs,
         };
-        // No entry and an unreadable one are both a miss.
-        let cached = self.store.meta(&key).ok();
+        // No entry and an unreadable one are both a miss (the store drops
+        // the unreadable one). An entry this process cannot read at all is
+        // built again without the cache.
+        let inputs = result.inputs.clone();
+        let (cached, scratch) = match self.lookup(&key, (&staging.name, &inputs), &what, on_event) {
+            Ok(found) => (found, false),
+            Err(e) => {
+                on_event(Event::Warning(&format!(
+                    "{what}: {}; building it without the cache",
+                    causes(&e)
+                )));
+                (None, true)
+            }
+        };
         match cached {
-            Some(meta) => {
+            Some(entry) => {
                 // The environments are not installed on a hit: their run
                 // exports come from the entry.
-                exports_from_entry(&mut build, &meta.extra["run_exports"]["build"]);
-                exports_from_entry(&mut host, &meta.extra["run_exports"]["host"]);
+                let kept = &entry.meta().extra["run_exports"];
+                exports_from_entry(&mut build, &kept["build"]);
+                exports_from_entry(&mut host, &kept["host"]);
+                self.entries.insert(key, entry);
                 on_event(Event::StagingCached {
                     staging: &staging.name,
                     key: &key,
@@ -165,7 +208,7 @@ impl Builder {
                 result.host = host;
             }
             None => {
-                let (build, host) = self.run_staging(&result, build, host, on_event)?;
+                let (build, host) = self.run_staging(&result, build, host, scratch, on_event)?;
                 result.build = build;
                 result.host = host;
             }
@@ -176,12 +219,15 @@ impl Builder {
         Ok(())
     }
 
-    /// Runs a staging script in fresh directories and stores its result.
+    /// Runs a staging script in fresh directories and stores its result:
+    /// in the cache, or with `scratch` in a store of this build only (for
+    /// when the cache cannot serve it).
     pub(super) fn run_staging(
         &mut self,
         s: &StagingResult,
         build: Vec<RepoDataRecord>,
         host: Vec<RepoDataRecord>,
+        scratch: bool,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
         let staging = &s.staging;
@@ -193,6 +239,7 @@ impl Builder {
             &s.recipe_dir,
             &dirs.work,
             &self.sources,
+            self.options.guard.with_lock(&dirs.run_lock),
             &what,
         ))?;
         let vars = ScriptVars {
@@ -209,10 +256,30 @@ impl Builder {
             include: staging.include_files.clone(),
             exclude: Vec::new(),
         })?;
-        let entries: Vec<PathBuf> = new_entries(&dirs.host_prefix)?
+        // A FIFO, socket or device a build tool left behind (a jobserver's
+        // pipe, a test server's socket) has no contents to keep: it is left
+        // out of what the store is given, so that it is never opened, and
+        // named in the warning with what the store itself skipped.
+        let (prefix_entries, prefix_special) = storable_entries(&dirs.host_prefix)?;
+        let entries: Vec<PathBuf> = prefix_entries
             .into_iter()
             .filter(|e| keep.takes(&e.path))
             .map(|e| e.path)
+            .collect();
+        let (work_items, work_special) = storable_tree(&dirs.work)?;
+        let work_select = match work_special.is_empty() {
+            true => Select::All,
+            false => Select::Only(&work_items),
+        };
+        let left_out: Vec<(String, PathBuf)> = prefix_special
+            .into_iter()
+            .filter(|path| keep.takes(path))
+            .map(|path| ("prefix".to_string(), path))
+            .chain(
+                work_special
+                    .into_iter()
+                    .map(|path| ("work".to_string(), path)),
+            )
             .collect();
         let extra = serde_json::json!({
             "run_exports": {
@@ -220,8 +287,7 @@ impl Builder {
                 "host": exports_of(&host),
             }
         });
-        let meta = self.store.put(&Capture {
-            key: s.key,
+        let capture = Capture {
             name: &staging.name,
             inputs: &s.inputs,
             trees: vec![
@@ -233,18 +299,48 @@ impl Builder {
                 TreeSource {
                     name: "work",
                     dir: &dirs.work,
-                    select: Select::All,
+                    select: work_select,
                 },
             ],
             roots: vec![("prefix", &dirs.host_prefix), ("root", &dirs.root)],
             extra,
-        })?;
-        on_event(Event::StagingStored {
-            staging: &staging.name,
-            key: &s.key,
-            items: meta.items,
-            bytes: meta.size,
-        });
+        };
+        // The cache is an optimisation: a staging build that ran is not
+        // lost because the cache cannot take it (a full disk, permissions).
+        // Its outputs get it from a store of this build only.
+        let cached = if scratch {
+            None
+        } else {
+            match self.store.put(&capture) {
+                Ok(stored) => Some(stored),
+                Err(e) => {
+                    on_event(Event::Warning(&format!(
+                        "{what}: not stored in the cache: {}; it is kept for this build only",
+                        causes(&e)
+                    )));
+                    None
+                }
+            }
+        };
+        let entry = match cached {
+            Some(stored) => {
+                warn_skipped(&what, &left_out, &stored.skipped, on_event);
+                self.share(&stored.entry, &what, on_event);
+                on_event(Event::StagingStored {
+                    staging: &staging.name,
+                    key: &s.key,
+                    items: stored.entry.meta().items,
+                    bytes: stored.entry.meta().size,
+                });
+                stored.entry
+            }
+            None => {
+                let stored = self.scratch_store()?.put(&capture)?;
+                warn_skipped(&what, &left_out, &stored.skipped, on_event);
+                stored.entry
+            }
+        };
+        self.entries.insert(s.key, entry);
         Ok((build, host))
     }
 
@@ -263,7 +359,7 @@ impl Builder {
         // An unreadable listing means the whole tree: the restore then
         // meets the same problem and handles it below.
         let licenses = match trees {
-            Trees::PrefixAndLicenses(patterns) => self.store.manifest(&s.key).ok().and_then(|m| {
+            Trees::PrefixAndLicenses(patterns) => self.staged_manifest(&s.key).and_then(|m| {
                 let items = m.trees.get("work")?;
                 patterns.needed(
                     items
@@ -297,13 +393,54 @@ impl Builder {
             ("prefix", dirs.host_prefix.as_path()),
             ("root", dirs.root.as_path()),
         ];
-        let mut restored = match self.store.restore(&s.key, targets, &roots) {
-            Err(e) if e.is_entry_problem() => {
-                on_event(Event::Warning(&format!(
-                    "{e}; discarding it and building again"
-                )));
-                self.store.remove(&s.key)?;
-                self.run_staging(s, s.build.clone(), s.host.clone(), on_event)?;
+        let first = self.staged_entry(&s.key)?.restore(targets, &roots);
+        let mut restored = match first {
+            Ok(restored) => restored,
+            Err(e) => {
+                // Building again helps with anything but a target in the
+                // way: the entry is gone (damaged, evicted), cannot be
+                // restored here, or cannot be read by this process.
+                let scratch = match e.kind() {
+                    ErrorKind::Target | ErrorKind::Request => {
+                        return Err(BuildError::Restore {
+                            staging: s.staging.name.clone(),
+                            what: what.to_string(),
+                            source: Box::new(e),
+                        });
+                    }
+                    ErrorKind::Damaged => {
+                        on_event(Event::Warning(&format!(
+                            "{}; discarding it and building again",
+                            causes(&e)
+                        )));
+                        false
+                    }
+                    ErrorKind::Unusable => {
+                        on_event(Event::Warning(&format!(
+                            "{}; discarding it and building again",
+                            causes(&e)
+                        )));
+                        // Replaced by one built here.
+                        self.store.remove(&s.key)?;
+                        false
+                    }
+                    ErrorKind::Evicted => {
+                        on_event(Event::Warning(&format!(
+                            "{}; building it again",
+                            causes(&e)
+                        )));
+                        false
+                    }
+                    ErrorKind::Io => {
+                        on_event(Event::Warning(&format!(
+                            "{}; building staging `{}` again without the cache",
+                            causes(&e),
+                            s.staging.name
+                        )));
+                        true
+                    }
+                };
+                self.run_staging(s, s.build.clone(), s.host.clone(), scratch, on_event)?;
                 self.prepare(
                     dirs,
                     output_envs.0.to_vec(),
@@ -311,14 +448,56 @@ impl Builder {
                     what,
                     on_event,
                 )?;
-                self.store.restore(&s.key, targets, &roots)?
+                self.staged_entry(&s.key)?
+                    .restore(targets, &roots)
+                    .map_err(|source| BuildError::Restore {
+                        staging: s.staging.name.clone(),
+                        what: what.to_string(),
+                        source: Box::new(source),
+                    })?
             }
-            other => other?,
         };
         on_event(Event::Restored {
             from: &s.staging.name,
             bytes: restored.bytes,
         });
         Ok(restored.trees.remove("prefix").unwrap_or_default())
+    }
+
+    /// The store entry of a staging build of this build: found by
+    /// [`Builder::build_staging`] or stored by [`Builder::run_staging`].
+    fn staged_entry(&self, key: &Digest) -> Result<&Entry, BuildError> {
+        self.entries
+            .get(key)
+            .ok_or_else(|| BuildError::Cache(CacheError::Evicted { key: key.to_hex() }))
+    }
+
+    /// A store of this build only, beside its build directories, for
+    /// results the cache cannot take or give back; removed with the
+    /// builder.
+    fn scratch_store(&mut self) -> Result<&Store, BuildError> {
+        let scratch = match self.scratch.take() {
+            Some(scratch) => scratch,
+            None => {
+                let root = &self.options.staging_root;
+                std::fs::create_dir_all(root)
+                    .map_err(BuildError::io(format!("creating {}", root.display())))?;
+                let dir = tempfile::Builder::new()
+                    .prefix(".cleave-scratch-")
+                    .tempdir_in(root)
+                    .map_err(BuildError::io(format!(
+                        "creating a scratch store in {}",
+                        root.display()
+                    )))?;
+                let store = Store::open(dir.path())?;
+                (dir, store)
+            }
+        };
+        Ok(&self.scratch.insert(scratch).1)
+    }
+
+    /// The items of a staging build's entry, when they can be read.
+    pub(super) fn staged_manifest(&self, key: &Digest) -> Option<Manifest> {
+        self.entries.get(key)?.manifest().ok()
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::compiler;
@@ -164,7 +164,9 @@ impl Call<'_> {
                 Ok(compile_us) => {
                     files.save();
                     // Marks the manifest used, for the LRU eviction.
-                    let _ = store.restore(&key, &[], &[]);
+                    if let Ok(Some(manifest)) = store.get(&key) {
+                        let _ = manifest.restore(&[], &[]);
+                    }
                     let took = self.started.elapsed().as_micros() as u64;
                     let saved_us = compile_us.saturating_sub(took);
                     return Ok((
@@ -389,7 +391,6 @@ impl Call<'_> {
         let label = format!("{}{}", self.krate.name, self.krate.extra_filename);
         if !store.contains(&result_key) {
             store.put(&Capture {
-                key: result_key,
                 name: &label,
                 inputs: &result,
                 trees: vec![
@@ -427,8 +428,12 @@ impl Call<'_> {
     /// rustc printed. `Err(None)`: no such entry; `Err(Some(why))`: it
     /// cannot serve, compile.
     fn restore(&self, store: &Store, result: &Digest) -> Result<u64, Option<MissReason>> {
-        let meta = store.meta(result).map_err(|_| None)?;
-        let listing = store.manifest(result).map_err(|_| None)?;
+        let entry = match store.get(result) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Err(None),
+            Err(e) => return Err(missed(store, result, &e)),
+        };
+        let listing = entry.manifest().map_err(|e| missed(store, result, &e))?;
         // A binary output holding a root's path (`env!("CARGO_MANIFEST_DIR")`)
         // can only take a path of the same length.
         for item in listing.trees.values().flatten() {
@@ -440,7 +445,7 @@ impl Call<'_> {
             {
                 for name in held {
                     let old = listing.roots.get(name).map(String::len);
-                    let new = self.roots.path_of(name).map(str::len);
+                    let new = self.roots.path_of(name).map(|p| p.len());
                     if old.is_none() || old != new {
                         return Err(Some(MissReason::Relocation));
                     }
@@ -449,8 +454,7 @@ impl Call<'_> {
         }
         let out_dir = self.cwd.join(&self.krate.out_dir);
         let staging = Staging::new(&out_dir).map_err(|_| None)?;
-        let restored = store.restore(
-            result,
+        let restored = entry.restore(
             &[
                 Target {
                     tree: "out",
@@ -465,13 +469,8 @@ impl Call<'_> {
             ],
             &self.roots.pairs(),
         );
-        match restored {
-            Ok(_) => {}
-            Err(e) if e.is_entry_problem() => {
-                let _ = store.remove(result);
-                return Err(Some(MissReason::Damaged));
-            }
-            Err(_) => return Err(None),
+        if let Err(e) = restored {
+            return Err(missed(store, result, &e));
         }
         let placed = std::fs::read_dir(staging.out()).and_then(|entries| {
             for entry in entries {
@@ -492,16 +491,31 @@ impl Call<'_> {
             stdout: std::fs::read(staging.printed().join("stdout")).unwrap_or_default(),
             stderr: std::fs::read(staging.printed().join("stderr")).unwrap_or_default(),
         });
-        Ok(meta.extra["compile_us"].as_u64().unwrap_or(0))
+        Ok(entry.meta().extra["compile_us"].as_u64().unwrap_or(0))
+    }
+}
+
+/// What a store error on the way to the result under `key` means: a
+/// damaged entry is dropped and compiled again, one that cannot take this
+/// checkout's paths is compiled again, anything else is no entry.
+fn missed(store: &Store, key: &Digest, e: &CacheError) -> Option<MissReason> {
+    match e.kind() {
+        ErrorKind::Damaged => {
+            let _ = store.remove(key);
+            Some(MissReason::Damaged)
+        }
+        ErrorKind::Unusable => Some(MissReason::Relocation),
+        _ => None,
     }
 }
 
 /// The candidates under `key`, newest first.
 fn candidates(store: &Store, key: &Digest) -> Vec<Candidate> {
     store
-        .meta(key)
+        .get(key)
         .ok()
-        .and_then(|meta| serde_json::from_value(meta.extra["candidates"].clone()).ok())
+        .flatten()
+        .and_then(|entry| serde_json::from_value(entry.meta().extra["candidates"].clone()).ok())
         .unwrap_or_default()
 }
 
@@ -522,8 +536,8 @@ fn add_candidate(
     list.insert(0, candidate);
     list.truncate(CANDIDATES);
     store.remove(key)?;
+    debug_assert_eq!(inputs.key(), *key);
     store.put(&Capture {
-        key: *key,
         name,
         inputs,
         trees: Vec::new(),

@@ -144,6 +144,23 @@ impl Driver<'_> {
     }
 }
 
+/// Why `name` cannot be one component of a path, if it cannot. Staging
+/// names name build directories and lock files, build strings package
+/// files: `/tmp/x`, `a/../../b` or `..` would put them anywhere.
+pub(crate) fn unsafe_in_path(name: &str) -> Option<&'static str> {
+    if name.contains('/') {
+        Some("it would be used as a path, and cannot contain `/`")
+    } else if name.contains('\\') {
+        Some("it would be used as a path, and cannot contain `\\`")
+    } else if name.chars().any(char::is_control) {
+        Some("it would be used as a path, and cannot contain control characters")
+    } else if name == "." || name == ".." {
+        Some("it would be used as a path, and cannot be `.` or `..`")
+    } else {
+        None
+    }
+}
+
 /// The node holding an output's name.
 fn name_node(unit: &Unit) -> Option<&Node> {
     let section = if unit.staging { "staging" } else { "package" };

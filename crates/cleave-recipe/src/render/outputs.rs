@@ -55,13 +55,23 @@ impl Driver<'_> {
             .and_then(|b| b.get("include_files"))
             .map(|n| r.globs(n))
             .unwrap_or_default();
+        let name_node = node.get("staging").and_then(|s| s.get("name"));
+        let name = name_node
+            .and_then(Node::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let (Some(reason), Some(name_node)) = (super::names::unsafe_in_path(&name), name_node) {
+            r.report(
+                ProblemKind::InvalidValue {
+                    what: "staging name",
+                    value: name.clone(),
+                    reason: reason.into(),
+                },
+                name_node.span,
+            );
+        }
         StagingCache {
-            name: node
-                .get("staging")
-                .and_then(|s| s.get("name"))
-                .and_then(Node::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            name,
             implicit: unit.implicit,
             hash: hash.to_string(),
             variant: display_variant(used),
@@ -121,7 +131,12 @@ impl Driver<'_> {
                 return None;
             }
         };
-        if build_string.contains('-') {
+        let build_string_problem = if build_string.contains('-') {
+            Some("build strings cannot contain `-`")
+        } else {
+            super::names::unsafe_in_path(&build_string)
+        };
+        if let Some(reason) = build_string_problem {
             let span = node
                 .get("build")
                 .and_then(|b| b.get("string"))
@@ -130,7 +145,7 @@ impl Driver<'_> {
                 ProblemKind::InvalidValue {
                     what: "build string",
                     value: build_string,
-                    reason: "build strings cannot contain `-`".into(),
+                    reason: reason.into(),
                 },
                 span,
             );

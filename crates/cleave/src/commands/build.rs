@@ -7,6 +7,7 @@ use std::path::Path;
 use cleave_build::engine::{
     BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
 };
+use cleave_build::guard::Guard;
 use cleave_build::package::PackageFormat;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
@@ -83,6 +84,9 @@ pub(crate) fn options(
         Overrides {
             cache_dir: setup.store.cache_dir.as_deref(),
             staging_root: setup.staging_root.as_deref(),
+            remotes: &setup.remotes.remote,
+            remote_mode: setup.remotes.remote_mode.as_deref(),
+            helpers: &setup.remotes.cache_helper,
         },
     )?;
     let output_dir = cwd.join(&setup.output_dir);
@@ -115,6 +119,14 @@ pub(crate) fn options(
             wrapper: std::env::current_exe().ok(),
             enabled: settings.compile_cache,
         },
+        remotes: settings.remotes,
+        helpers: settings.helpers,
+        // This binary, started again as the guard of each script.
+        guard: Guard::new(
+            std::env::current_exe()
+                .into_diagnostic()
+                .wrap_err("cannot find cleave's own executable to guard build scripts")?,
+        ),
     })
 }
 
@@ -135,16 +147,22 @@ fn report(err: cleave_build::BuildError) -> miette::Report {
     }
 }
 
-/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now. The
+/// specification makes it a non-negative number of seconds; a time the
+/// `.conda` format's zip cannot hold (before 1980, after 2107) is clamped
+/// in the archive only (see cleave_build::package).
 fn timestamp() -> miette::Result<jiff::Timestamp> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => {
-            let seconds: i64 = text.trim().parse().into_diagnostic().wrap_err_with(|| {
-                format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds")
+            let seconds: u64 = text.trim().parse().into_diagnostic().wrap_err_with(|| {
+                format!("SOURCE_DATE_EPOCH `{text}` is not a non-negative number of seconds")
             })?;
-            jiff::Timestamp::from_second(seconds)
-                .into_diagnostic()
-                .wrap_err("SOURCE_DATE_EPOCH is out of range")
+            i64::try_from(seconds)
+                .ok()
+                .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .ok_or_else(|| {
+                    miette!("SOURCE_DATE_EPOCH `{text}` is after 9999-12-31, the last time cleave can write")
+                })
         }
         Err(_) => Ok(jiff::Timestamp::now()),
     }
@@ -212,6 +230,15 @@ fn show_progress(event: &Event<'_>) {
         Event::PackageStored { what, key } => {
             writeln!(err, "   stored {what} (key {})", short(key))
         }
+        Event::Fetched {
+            what,
+            remote,
+            bytes,
+        } => writeln!(
+            err,
+            "   fetched: {what} from {remote} ({}) into the local cache",
+            human_size(*bytes)
+        ),
         Event::Warning(text) => writeln!(err, "warning: {text}"),
         Event::Unclaimed { staging, files } => {
             let _ = writeln!(

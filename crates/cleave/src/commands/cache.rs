@@ -1,15 +1,15 @@
 //! `cleave cache`: list, inspect, explain, verify and trim the store of
 //! staging builds and packages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
 use cleave_build::engine::Builder;
-use cleave_cache::Store;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
+use cleave_cache::{CacheError, ErrorKind, Store};
 use cleave_compile::{entries, files, rust, stats};
 use miette::{IntoDiagnostic, WrapErr};
 
@@ -50,6 +50,10 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 writeln!(out, "removed {} {}", short(&e.meta.key), e.meta.name)
                     .into_diagnostic()?;
             }
+            if report.unreadable > 0 {
+                writeln!(out, "removed {} unreadable entries", report.unreadable)
+                    .into_diagnostic()?;
+            }
             writeln!(
                 out,
                 "freed {}; {} entries ({}) kept; {pruned} file indexes of removed directories dropped",
@@ -58,11 +62,27 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                 human_size(report.kept_bytes)
             )
             .into_diagnostic()?;
+            in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
+        }
+        CacheCommand::Push {
+            key,
+            all: _,
+            to,
+            store,
+        } => super::remote::push(&open(&store, &cwd)?.1, key.as_deref(), &to),
+        CacheCommand::Pull { key, from, store } => {
+            super::remote::pull(&open(&store, &cwd)?.1, &key, &from)
+        }
+        CacheCommand::Export { key, dest, store } => {
+            super::remote::export(&open(&store, &cwd)?.1, &key, &cwd.join(dest))
+        }
+        CacheCommand::Import { path, store } => {
+            super::remote::import(&open(&store, &cwd)?.1, &cwd.join(path))
         }
         CacheCommand::Clean(store) => {
             let (settings, store) = open(&store, &cwd)?;
-            let count = store.clean().into_diagnostic()?;
+            let report = store.clean().into_diagnostic()?;
             // What the compile cache knows of files and compilers goes
             // too; its counts stay (`cleave cache stats --zero`).
             for dir in ["files", "compilers"] {
@@ -73,15 +93,26 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
                         .wrap_err_with(|| format!("removing {}", dir.display()))?;
                 }
             }
+            let mut out = std::io::stdout().lock();
             writeln!(
-                std::io::stdout().lock(),
-                "removed {count} entries from {}",
+                out,
+                "removed {} entries from {}",
+                report.removed.len() + report.unreadable,
                 store.root().display()
             )
             .into_diagnostic()?;
+            in_use(&mut out, report.in_use)?;
             Ok(Status::Success)
         }
     }
+}
+
+/// Says how many entries were kept because running builds use them.
+fn in_use(out: &mut impl Write, count: usize) -> miette::Result<()> {
+    if count > 0 {
+        writeln!(out, "{count} entries in use by running builds were kept").into_diagnostic()?;
+    }
+    Ok(())
 }
 
 fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {
@@ -89,7 +120,7 @@ fn open(args: &StoreArgs, cwd: &Path) -> miette::Result<(Settings, Store)> {
         cwd,
         Overrides {
             cache_dir: args.cache_dir.as_deref(),
-            staging_root: None,
+            ..Overrides::default()
         },
     )?;
     let store = Store::open(settings.store_dir()).into_diagnostic()?;
@@ -136,7 +167,11 @@ fn list(store: &Store, only: Option<&str>) -> miette::Result<Status> {
 
 fn info(store: &Store, key: &str) -> miette::Result<Status> {
     let entry = store.find(key).into_diagnostic()?;
-    let manifest = store.manifest(&entry.meta.key).into_diagnostic()?;
+    let manifest = store
+        .get(&entry.meta.key)
+        .and_then(|found| found.ok_or_else(|| CacheError::NotFound(key.to_string())))
+        .and_then(|found| found.manifest())
+        .into_diagnostic()?;
     let mut out = std::io::stdout().lock();
     let m = &entry.meta;
     writeln!(out, "key:       {}", m.key).into_diagnostic()?;
@@ -146,6 +181,9 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
         writeln!(out, "package:   {file}").into_diagnostic()?;
     }
     writeln!(out, "created:   {}", time(m.created)).into_diagnostic()?;
+    if let Some((helper, to)) = cleave_cache::remote::relocation(store.root(), &m.key) {
+        writeln!(out, "helper:    {helper} keeps it at {to}").into_diagnostic()?;
+    }
     writeln!(out, "last used: {}", time(entry.last_used)).into_diagnostic()?;
     writeln!(
         out,
@@ -278,8 +316,14 @@ fn write_input(out: &mut impl Write, name: &str, value: &str) -> miette::Result<
 fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
     let problems = store.verify(remove).into_diagnostic()?;
     let mut out = std::io::stdout().lock();
-    let mut damaged: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    damaged.dedup();
+    let keys = |kind: ErrorKind| -> BTreeSet<&str> {
+        problems
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.key.as_str())
+            .collect()
+    };
+    let (damaged, unreadable) = (keys(ErrorKind::Damaged), keys(ErrorKind::Io));
     for p in &problems {
         writeln!(
             out,
@@ -302,7 +346,16 @@ fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
         }
     )
     .into_diagnostic()?;
-    Ok(if damaged.is_empty() || remove {
+    if !unreadable.is_empty() {
+        // Not damage: another user's files, or a disk error. Kept.
+        writeln!(
+            out,
+            "{} entries could not be checked by this process",
+            unreadable.len()
+        )
+        .into_diagnostic()?;
+    }
+    Ok(if (damaged.is_empty() || remove) && unreadable.is_empty() {
         Status::Success
     } else {
         Status::Failure
@@ -325,8 +378,8 @@ fn time(seconds: u64) -> String {
         .unwrap_or_default()
 }
 
-/// `cleave cache stats`: the compile counts (C and C++, Rust), and the
-/// store by kind.
+/// `cleave cache stats`: the compile counts (C and C++, Rust), the store
+/// by kind, and what each cache level (local, helpers, remotes) did.
 fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::Result<Status> {
     let state = settings.compile_dir();
     let rust_state = rust::stats_dir(&state);
@@ -370,6 +423,7 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
                 "counts": rust_sum,
             },
             "store": { "dir": store.root(), "kinds": kinds },
+            "levels": super::remote::levels_json(store),
         });
         writeln!(out, "{value:#}").into_diagnostic()?;
     } else {
@@ -392,6 +446,7 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
             }
         )
         .into_diagnostic()?;
+        super::remote::write_levels(&mut out, store)?;
     }
     if zero {
         stats::zero(&state).into_diagnostic()?;

@@ -4,6 +4,7 @@ pub(crate) mod build;
 pub(crate) mod cache;
 pub(crate) mod compile;
 pub(crate) mod recipe;
+pub(crate) mod remote;
 pub(crate) mod render;
 
 use std::io::Write;

@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod machines;
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -150,5 +152,34 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &dest).unwrap();
         }
+    }
+}
+
+/// A tmpfs mounted at a directory for the life of the value: a real disk
+/// that fills up.
+pub struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    /// Mounts a tmpfs of `size` (`1m`) at `dir`; `None` when this process
+    /// may not mount (it is not root), unless `CLEAVE_TEST_MOUNT` requires
+    /// it.
+    pub fn mount(dir: &Path, size: &str) -> Option<TinyDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            skip_unless_required("CLEAVE_TEST_MOUNT", "mounting a tmpfs needs root");
+        }
+        mounted.then(|| TinyDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }

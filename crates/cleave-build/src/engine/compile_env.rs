@@ -1,7 +1,8 @@
 //! The compile cache in a build script's environment: a masquerade
 //! directory first on `PATH` (`cc`, `gcc`, `g++`, ... and the names
 //! activation gave `$CC` and `$CXX`, each a link to cleave), the compiler
-//! variables pointed at it, and the roots the wrapper keeps out of keys.
+//! variables pointed at it, cleave as cargo's `RUSTC_WRAPPER`, and the
+//! roots the wrapper keeps out of keys.
 //! The caching itself is cleave-compile's.
 
 use std::collections::BTreeMap;
@@ -30,6 +31,9 @@ pub struct CompileCache {
 /// Variables that name a compiler and go through the masquerade directory
 /// when they name one it holds.
 const COMPILER_VARS: &[&str] = &["CC", "CXX", "CC_FOR_BUILD", "CXX_FOR_BUILD", "GCC", "GXX"];
+
+/// Cargo's variable naming the program that runs rustc.
+const RUSTC_WRAPPER: &str = "RUSTC_WRAPPER";
 
 /// Where a build's masquerade links live: in its own key-named directory,
 /// so that a restored build tree finds them at the same path.
@@ -90,6 +94,10 @@ pub(super) fn install(
         env.insert(vars::ROOTS.into(), roots);
         env.insert(vars::BUILD_START.into(), now.to_string());
         env.insert("CLEAVE_CACHE_DIR".into(), cache_dir.display().to_string());
+        // Cargo runs rustc through cleave (the Rust compile cache), unless
+        // the recipe chose a wrapper of its own.
+        env.entry(RUSTC_WRAPPER.into())
+            .or_insert_with(|| wrapper.display().to_string());
     }
     Ok(())
 }

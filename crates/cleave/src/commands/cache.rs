@@ -10,7 +10,7 @@ use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
 use cleave_cache::{CacheError, ErrorKind, Store};
-use cleave_compile::{entries, files, stats};
+use cleave_compile::{entries, files, rust, stats};
 use miette::{IntoDiagnostic, WrapErr};
 
 use super::build::{human_size, options, short};
@@ -211,12 +211,14 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
 }
 
 /// What an entry holds: a staging build's trees, a package's archive, a
-/// compile's object, or a compile's include manifest.
+/// compile's object, a compile's include manifest, or their Rust kin.
 fn kind(entry: &EntryInfo) -> &'static str {
     match entry.meta.extra["kind"].as_str() {
         Some("package") => "package",
         Some(entries::KIND_RESULT) => "compile",
         Some(entries::KIND_MANIFEST) => "manifest",
+        Some(rust::KIND_RESULT) => "rust",
+        Some(rust::KIND_MANIFEST) => "rust-manifest",
         _ => "staging",
     }
 }
@@ -376,13 +378,18 @@ fn time(seconds: u64) -> String {
         .unwrap_or_default()
 }
 
-/// `cleave cache stats`: the compile counts, the store by kind, and what
-/// each cache level (local, helpers, remotes) did.
+/// `cleave cache stats`: the compile counts (C and C++, Rust), the store
+/// by kind, and what each cache level (local, helpers, remotes) did.
 fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::Result<Status> {
     let state = settings.compile_dir();
-    let sum = stats::summary(&state)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("reading the stats in {}", state.display()))?;
+    let rust_state = rust::stats_dir(&state);
+    let read = |dir: &Path| {
+        stats::summary(dir)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading the stats in {}", dir.display()))
+    };
+    let sum = read(&state)?;
+    let rust_sum = read(&rust_state)?;
     let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for e in store.entries().into_diagnostic()? {
         let slot = by_kind.entry(kind(&e)).or_default();
@@ -408,12 +415,20 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
                 "uncacheable": sum.uncacheable(),
                 "counts": sum,
             },
+            "rust": {
+                "calls": rust_sum.calls(),
+                "hits": rust_sum.hits(),
+                "misses": rust_sum.misses(),
+                "uncacheable": rust_sum.uncacheable(),
+                "counts": rust_sum,
+            },
             "store": { "dir": store.root(), "kinds": kinds },
             "levels": super::remote::levels_json(store),
         });
         writeln!(out, "{value:#}").into_diagnostic()?;
     } else {
-        write_stats(&mut out, &sum).into_diagnostic()?;
+        write_stats(&mut out, "compile cache (C, C++)", &sum, true).into_diagnostic()?;
+        write_stats(&mut out, "compile cache (Rust)", &rust_sum, false).into_diagnostic()?;
         let total: u64 = by_kind.values().map(|(_, s)| s).sum();
         let parts: Vec<String> = by_kind
             .iter()
@@ -435,13 +450,21 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
     }
     if zero {
         stats::zero(&state).into_diagnostic()?;
+        stats::zero(&rust_state).into_diagnostic()?;
     }
     Ok(Status::Success)
 }
 
-fn write_stats(out: &mut impl Write, sum: &stats::Summary) -> std::io::Result<()> {
+/// One cache's counts under `title`; `modes`: hits by how they were found
+/// (C and C++: direct or preprocessed; Rust hits are all direct).
+fn write_stats(
+    out: &mut impl Write,
+    title: &str,
+    sum: &stats::Summary,
+    modes: bool,
+) -> std::io::Result<()> {
     let since = sum.since.map(time).unwrap_or_else(|| "never used".into());
-    writeln!(out, "compile cache (C, C++), counted since {since}")?;
+    writeln!(out, "{title}, counted since {since}")?;
     let cacheable = sum.hits() + sum.misses();
     let percent = |n: u64, of: u64| {
         if of == 0 {
@@ -451,14 +474,20 @@ fn write_stats(out: &mut impl Write, sum: &stats::Summary) -> std::io::Result<()
         }
     };
     writeln!(out, "  calls             {:>8}", sum.calls())?;
-    writeln!(
+    write!(
         out,
-        "  hits              {:>8}  {:.1}% of cacheable calls (direct {}, preprocessed {})",
+        "  hits              {:>8}  {:.1}% of cacheable calls",
         sum.hits(),
         percent(sum.hits(), cacheable),
-        sum.hits_direct,
-        sum.hits_preprocessed
     )?;
+    if modes {
+        write!(
+            out,
+            " (direct {}, preprocessed {})",
+            sum.hits_direct, sum.hits_preprocessed
+        )?;
+    }
+    writeln!(out)?;
     writeln!(out, "  misses            {:>8}", sum.misses())?;
     for (reason, n) in &sum.misses {
         writeln!(out, "    {reason:<40} {n:>8}")?;

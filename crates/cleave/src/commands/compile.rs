@@ -1,5 +1,6 @@
-//! `cleave cc COMPILER ARGS...`, and cleave started under a compiler's
-//! name (a masquerade link): one compiler call through the compile cache.
+//! `cleave cc COMPILER ARGS...`, cleave started under a compiler's name
+//! (a masquerade link), and `cleave /path/to/rustc ARGS...` (cargo's
+//! `RUSTC_WRAPPER`): one compiler call through the compile cache.
 //!
 //! This runs once per compile, so it starts before the command-line
 //! parser and reads no more than it must: the cache directory from
@@ -10,6 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use cleave_compile::masquerade::is_compiler_name;
+use cleave_compile::rust::is_rustc;
 use cleave_compile::{Config, Invocation};
 
 use crate::config::{Overrides, Settings, compile_dir, store_dir};
@@ -18,6 +20,23 @@ use crate::config::{Overrides, Settings, compile_dir, store_dir};
 /// as a compiler, or as `cleave cc COMPILER ...`. `None` for every other
 /// command line (and for `cleave cc --help`), which clap then reads.
 pub(crate) fn from_argv(argv: &[OsString]) -> Option<i32> {
+    if let Some(rustc) = argv.get(1).map(Path::new).filter(|p| is_rustc(p)) {
+        // Cargo's wrapper call: checked first, so that no subcommand name
+        // can shadow it.
+        return Some(cleave_compile::rust::run(rustc, &argv[2..], &config()));
+    }
+    if let (Some(wrapper), Some(rustc)) = (argv.get(1), argv.get(2))
+        && argv[1] != "cc"
+        && is_rustc(Path::new(rustc))
+    {
+        // `cleave clippy-driver rustc ...`: cargo's workspace wrapper sits
+        // between cleave and rustc.
+        return Some(cleave_compile::rust::run_other(
+            Path::new(wrapper),
+            &argv[2..],
+            &config(),
+        ));
+    }
     let name = Path::new(argv.first()?).file_name()?;
     if is_compiler_name(&name.to_string_lossy()) {
         // Started as `.../gcc`: the compiler is the `gcc` further along

@@ -1,0 +1,222 @@
+//! End-to-end tests of the Rust compile cache: `tests/rust/ws` (a lib, a
+//! lib with a build script using it and a proc-macro, and a binary, all
+//! path dependencies, so everything builds offline) built by cargo with
+//! cleave as `RUSTC_WRAPPER`, in checkouts at different paths that share
+//! one cache. The counts come from `cleave cache stats --json --zero`,
+//! read after each build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+mod common;
+use common::{assert_success, copy_dir, repo, stderr};
+
+/// The units cargo compiles through rustc for the workspace: alpha,
+/// macros, beta's build script, beta and app.
+const UNITS: u64 = 5;
+
+/// A scratch directory holding checkouts and their shared cache.
+struct Scratch {
+    tmp: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// A fresh copy of the test workspace at `rel`.
+    fn checkout(&self, rel: &str) -> PathBuf {
+        let dir = self.path(rel);
+        copy_dir(&repo().join("tests/rust/ws"), &dir);
+        dir
+    }
+
+    fn cleave(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cleave"));
+        command.env("CLEAVE_CACHE_DIR", self.path("cache"));
+        command
+    }
+
+    /// `cargo build` in `dir` through the wrapper; returns the Rust counts
+    /// of that build.
+    fn build(&self, dir: &Path) -> Value {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--offline"])
+            .current_dir(dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env("CARGO_INCREMENTAL", "0")
+            .env("RUSTC_WRAPPER", env!("CARGO_BIN_EXE_cleave"))
+            .env("CLEAVE_CACHE_DIR", self.path("cache"))
+            .output()
+            .unwrap();
+        assert_success(&output);
+        let stats = self
+            .cleave()
+            .args(["cache", "stats", "--json", "--zero"])
+            .output()
+            .unwrap();
+        assert_success(&stats);
+        let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
+        let rust = value["rust"].clone();
+        assert_eq!(rust["counts"]["errors"], 0, "{rust:#}\n{}", stderr(&output));
+        rust
+    }
+}
+
+/// The binary's output.
+fn run_app(dir: &Path) -> String {
+    let out = Command::new(dir.join("target/debug/app")).output().unwrap();
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_second_checkout_at_another_path_hits_every_unit_and_links_the_same_binary() {
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    let first = s.build(&a);
+    assert_eq!(first["misses"], UNITS, "{first:#}");
+    assert_eq!(first["hits"], 0);
+    // Cargo's probes (`-vV`, `--print` from stdin) pass through.
+    assert!(first["uncacheable"].as_u64().unwrap() >= 1, "{first:#}");
+    let expected = "hello from alpha, sum 6, count 4, plain\n";
+    assert_eq!(run_app(&a), expected);
+
+    let b = s.checkout("b/deeper");
+    let second = s.build(&b);
+    assert_eq!(second["hits"], UNITS, "{second:#}");
+    assert_eq!(second["misses"], 0, "{second:#}");
+    assert_eq!(run_app(&b), expected);
+    assert_eq!(
+        std::fs::read(a.join("target/debug/app")).unwrap(),
+        std::fs::read(b.join("target/debug/app")).unwrap(),
+        "the same bytes"
+    );
+    // The restored dep-info names this checkout's files, so cargo finds
+    // the build fresh and compiles nothing more.
+    let dep_info = walk(&b.join("target/debug/deps"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "d") && p.to_string_lossy().contains("alpha"))
+        .unwrap();
+    let text = std::fs::read_to_string(dep_info).unwrap();
+    assert!(text.contains(&*b.to_string_lossy()), "{text}");
+    assert!(!text.contains(&format!("{}/", a.display())), "{text}");
+    let again = s.build(&b);
+    assert_eq!(again["calls"], 0, "{again:#}");
+}
+
+#[test]
+fn an_edit_recompiles_that_crate_and_its_dependents_only() {
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    s.build(&a);
+    let b = s.checkout("b");
+    let words = b.join("alpha/src/words.rs");
+    std::fs::write(&words, "pub const HELLO: &str = \"howdy\";\n").unwrap();
+    let edited = s.build(&b);
+    // alpha, beta and app are compiled; macros and the build script hit.
+    assert_eq!(edited["misses"], 3, "{edited:#}");
+    assert_eq!(
+        edited["counts"]["misses"]["source file or variable changed"], 1,
+        "alpha has entries, for other files: {edited:#}"
+    );
+    assert_eq!(edited["hits"], UNITS - 3, "{edited:#}");
+    assert_eq!(run_app(&b), "howdy from alpha, sum 6, count 4, plain\n");
+
+    // Back as it was: cargo recompiles alpha, beta and app, and each is
+    // checkout A's entry.
+    std::fs::write(&words, "pub const HELLO: &str = \"hello\";\n").unwrap();
+    let reverted = s.build(&b);
+    assert_eq!(reverted["hits"], 3, "{reverted:#}");
+    assert_eq!(reverted["misses"], 0, "{reverted:#}");
+    assert_eq!(run_app(&b), "hello from alpha, sum 6, count 4, plain\n");
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_output_is_detected_and_the_unit_recompiled() {
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    s.build(&a);
+    // The largest blob: the binary.
+    let victim = walk(&s.path("cache/staging/blobs"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    let mut perms = std::fs::metadata(&victim).unwrap().permissions();
+    #[allow(
+        clippy::permissions_set_readonly_false,
+        reason = "a test damages a blob"
+    )]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&victim, perms).unwrap();
+    std::fs::write(&victim, bytes).unwrap();
+
+    let b = s.checkout("b");
+    let second = s.build(&b);
+    assert_eq!(
+        second["counts"]["misses"]["damaged entry recompiled"], 1,
+        "{second:#}"
+    );
+    assert_eq!(second["hits"], UNITS - 1, "{second:#}");
+    assert_eq!(
+        std::fs::read(a.join("target/debug/app")).unwrap(),
+        std::fs::read(b.join("target/debug/app")).unwrap(),
+    );
+    // The entry stored again serves a third checkout.
+    let c = s.checkout("c");
+    let third = s.build(&c);
+    assert_eq!(third["hits"], UNITS, "{third:#}");
+}
+
+#[test]
+fn two_builds_at_once_share_one_store_safely() {
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    let b = s.checkout("b");
+    let (first, second) = std::thread::scope(|scope| {
+        let one = scope.spawn(|| s.build(&a));
+        let two = scope.spawn(|| s.build(&b));
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    // Each build zeroes the counts after it, so one of them may hold both
+    // builds' calls: together they served every unit twice.
+    let served = |v: &Value| v["hits"].as_u64().unwrap() + v["misses"].as_u64().unwrap();
+    assert_eq!(served(&first) + served(&second), 2 * UNITS);
+    assert_eq!(run_app(&a), run_app(&b));
+    let verify = s.cleave().args(["cache", "verify"]).output().unwrap();
+    assert_success(&verify);
+    let c = s.checkout("c");
+    let third = s.build(&c);
+    assert_eq!(third["hits"], UNITS, "{third:#}");
+}

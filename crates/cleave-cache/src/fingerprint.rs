@@ -83,18 +83,25 @@ pub struct Fingerprinter {
     index_dir: PathBuf,
 }
 
-/// What a file's metadata says about its contents, for the fast path.
+/// What a file's metadata says about its contents, for the fast path
+/// (of the fingerprints here and of the compile cache's file index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-    ino: u64,
-    dev: u64,
+pub struct Stamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// Device.
+    pub dev: u64,
 }
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> Self {
         Stamp {
             size: meta.len(),
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
@@ -102,6 +109,11 @@ impl Stamp {
             ino: meta.ino(),
             dev: meta.dev(),
         }
+    }
+
+    /// The last time the file or its metadata changed.
+    pub fn changed_ns(&self) -> i64 {
+        self.mtime_ns.max(self.ctime_ns)
     }
 }
 

@@ -20,11 +20,11 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use aho_corasick::AhoCorasick;
 use cleave_cache::Digest;
+use cleave_cache::fingerprint::Stamp;
 
 /// What a compile needs to know about one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,31 +62,6 @@ impl TimeMacros {
     /// Either of them.
     pub fn any(self) -> bool {
         self.date_time || self.timestamp
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-    ino: u64,
-    dev: u64,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            ino: meta.ino(),
-            dev: meta.dev(),
-        }
-    }
-
-    fn changed_ns(&self) -> i64 {
-        self.mtime_ns.max(self.ctime_ns)
     }
 }
 

@@ -448,11 +448,7 @@ impl Call<'_> {
                 program: self.compiler.to_path_buf(),
                 source,
             })?;
-        let code = out
-            .status
-            .code()
-            .or_else(|| out.status.signal().map(|s| 128 + s))
-            .unwrap_or(1);
+        let code = exit_code(out.status);
         Ok((
             out.status.success(),
             Printed {
@@ -489,4 +485,13 @@ pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// A child's exit status as a shell reports it (128 + the signal of one
+/// killed by a signal), for the wrapper to exit with.
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
 }

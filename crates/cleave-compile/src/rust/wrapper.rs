@@ -14,7 +14,6 @@
 //! rustc runs is counted and rustc runs as asked.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,7 +32,7 @@ use crate::rust::args::{self, Crate, Uncacheable};
 use crate::rust::key::{self, DepInfo};
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::vars;
-use crate::wrapper::{Config, exec, now_ns, replay};
+use crate::wrapper::{Config, exec, exit_code, now_ns, replay};
 
 /// Bumped when the meaning of a Rust entry changes.
 const FORMAT: &str = "cleave-rust 1";
@@ -300,11 +299,7 @@ impl Call<'_> {
                 program: self.rustc.to_path_buf(),
                 source,
             })?;
-        let code = out
-            .status
-            .code()
-            .or_else(|| out.status.signal().map(|s| 128 + s))
-            .unwrap_or(1);
+        let code = exit_code(out.status);
         Ok((
             out.status.success(),
             Printed {

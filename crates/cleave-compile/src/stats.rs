@@ -203,6 +203,18 @@ pub fn record(state: &Path, outcome: &Outcome, wall_us: u64) {
 
 /// The counts so far, folding the log into the sum.
 pub fn summary(state: &Path) -> std::io::Result<Summary> {
+    fold(state, false)
+}
+
+/// The counts so far, and counting starts afresh, in one step under the
+/// log's lock: two readers that both reset never both count the same calls.
+pub fn take(state: &Path) -> std::io::Result<Summary> {
+    fold(state, true)
+}
+
+/// Folds the log into the sum under the log's exclusive lock; with
+/// `reset`, the sum is removed instead of kept.
+fn fold(state: &Path, reset: bool) -> std::io::Result<Summary> {
     if !state.join(LOG).exists() && !state.join(SUM).exists() {
         return Ok(Summary::default());
     }
@@ -220,29 +232,27 @@ pub fn summary(state: &Path) -> std::io::Result<Summary> {
         .unwrap_or_default();
     let mut text = String::new();
     log.read_to_string(&mut text)?;
-    if text.is_empty() {
-        return Ok(sum);
+    if !text.is_empty() {
+        sum.since.get_or_insert_with(unix_now);
+        for line in text.lines() {
+            sum.add(line);
+        }
     }
-    sum.since.get_or_insert_with(unix_now);
-    for line in text.lines() {
-        sum.add(line);
+    if reset {
+        match std::fs::remove_file(state.join(SUM)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    } else if !text.is_empty() {
+        let mut tmp = tempfile::NamedTempFile::new_in(state)?;
+        serde_json::to_writer(&mut tmp, &sum)?;
+        tmp.persist(state.join(SUM)).map_err(|e| e.error)?;
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(state)?;
-    serde_json::to_writer(&mut tmp, &sum)?;
-    tmp.persist(state.join(SUM)).map_err(|e| e.error)?;
-    log.set_len(0)?;
-    log.rewind()?;
+    if !text.is_empty() {
+        log.set_len(0)?;
+        log.rewind()?;
+    }
     Ok(sum)
-}
-
-/// Starts counting afresh.
-pub fn zero(state: &Path) -> std::io::Result<()> {
-    // Fold first, under the lock, so that no append is half counted.
-    summary(state)?;
-    match std::fs::remove_file(state.join(SUM)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 fn unix_now() -> u64 {
@@ -300,7 +310,7 @@ mod tests {
         assert_eq!(second.uncacheable["linking"], 1);
         assert_eq!(second.last_error.as_deref(), Some("the store: disk full"));
         assert_eq!(second.calls(), 5);
-        zero(&state).unwrap();
+        take(&state).unwrap();
         assert_eq!(summary(&state).unwrap().calls(), 0);
     }
 

@@ -383,10 +383,16 @@ fn time(seconds: u64) -> String {
 fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::Result<Status> {
     let state = settings.compile_dir();
     let rust_state = rust::stats_dir(&state);
+    // With `--zero`, reading and starting afresh is one step, so that a
+    // build finishing in between is counted once, by the next reader.
     let read = |dir: &Path| {
-        stats::summary(dir)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("reading the stats in {}", dir.display()))
+        if zero {
+            stats::take(dir)
+        } else {
+            stats::summary(dir)
+        }
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading the stats in {}", dir.display()))
     };
     let sum = read(&state)?;
     let rust_sum = read(&rust_state)?;
@@ -447,10 +453,6 @@ fn stats(settings: &Settings, store: &Store, json: bool, zero: bool) -> miette::
         )
         .into_diagnostic()?;
         super::remote::write_levels(&mut out, store)?;
-    }
-    if zero {
-        stats::zero(&state).into_diagnostic()?;
-        stats::zero(&rust_state).into_diagnostic()?;
     }
     Ok(Status::Success)
 }

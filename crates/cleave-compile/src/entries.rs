@@ -110,6 +110,11 @@ impl Entries {
         Entries { store }
     }
 
+    /// The store behind the entries (for the remotes' lookups and uploads).
+    pub fn as_store(&self) -> &Store {
+        &self.store
+    }
+
     /// The candidates of a direct key, newest first (none when there is no
     /// manifest or it cannot be read).
     pub fn candidates(&self, direct: &Digest) -> Vec<Candidate> {

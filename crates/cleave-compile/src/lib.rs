@@ -34,6 +34,7 @@ mod error;
 pub mod files;
 pub mod masquerade;
 mod preprocess;
+pub mod remote;
 pub mod roots;
 pub mod rust;
 pub mod stats;

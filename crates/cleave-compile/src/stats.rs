@@ -18,6 +18,7 @@ use std::fmt;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
+use cleave_cache::remote::TierStats;
 use serde::{Deserialize, Serialize};
 
 /// How a hit was found.
@@ -110,6 +111,13 @@ pub struct Summary {
     pub compile_us: u64,
     /// Time the misses took in all (lookups, compile, store).
     pub miss_us: u64,
+    /// Hits whose entry came from a remote store.
+    #[serde(default)]
+    pub remote_hits: u64,
+    /// What the calls did with each remote store (requests, uploads,
+    /// bytes, errors, waiting), by the remote as printed.
+    #[serde(default)]
+    pub remotes: BTreeMap<String, TierStats>,
 }
 
 impl Summary {
@@ -164,6 +172,16 @@ impl Summary {
                 self.errors += 1;
                 self.last_error = Some(text.to_string());
             }
+            "r" => {
+                self.remote_hits += value;
+                let tiers: Vec<TierStats> = serde_json::from_str(text).unwrap_or_default();
+                for tier in tiers {
+                    self.remotes
+                        .entry(tier.remote.clone())
+                        .or_insert_with(|| TierStats::new(&tier.remote))
+                        .add(&tier);
+                }
+            }
             _ => {}
         }
     }
@@ -189,6 +207,12 @@ pub fn record(state: &Path, outcome: &Outcome, wall_us: u64) {
         Outcome::Failed => format!("f\t{wall_us}\t0\t\n"),
         Outcome::Error(what) => format!("e\t{wall_us}\t0\t{}\n", clean(what)),
     };
+    append(state, &line);
+}
+
+/// Appends a line to the log, under its shared lock (folds take it
+/// exclusively). Best effort.
+fn append(state: &Path, line: &str) {
     let append = || -> std::io::Result<()> {
         std::fs::create_dir_all(state)?;
         let mut file = std::fs::OpenOptions::new()
@@ -199,6 +223,17 @@ pub fn record(state: &Path, outcome: &Outcome, wall_us: u64) {
         file.write_all(line.as_bytes())
     };
     let _ = append();
+}
+
+/// Appends one call's traffic with the remote stores: `served` when an
+/// entry a remote gave served the call.
+pub fn record_remote(state: &Path, served: bool, tiers: &[TierStats]) {
+    let tiers: Vec<&TierStats> = tiers.iter().filter(|t| !t.is_idle()).collect();
+    if tiers.is_empty() && !served {
+        return;
+    }
+    let json = serde_json::to_string(&tiers).unwrap_or_default();
+    append(state, &format!("r\t0\t{}\t{json}\n", u64::from(served)));
 }
 
 /// The counts so far, folding the log into the sum.

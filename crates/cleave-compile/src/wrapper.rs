@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use cleave_cache::remote::RemoteConfig;
 use cleave_cache::{Inputs, Store};
 
 use crate::args::{self, Compile, Uncacheable};
@@ -28,6 +29,7 @@ use crate::entries::{Candidate, Entries, NewResult, NotRestored, Outputs, Printe
 use crate::error::CompileError;
 use crate::files::{Files, TimeMacros};
 use crate::preprocess;
+use crate::remote::Shared;
 use crate::roots::{self, Roots};
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::vars;
@@ -65,6 +67,9 @@ pub struct Config {
     pub nested: bool,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<String>,
+    /// Remote stores asked after the local store misses, in order; what is
+    /// compiled is pushed to the writable ones.
+    pub remotes: Vec<RemoteConfig>,
 }
 
 impl Config {
@@ -90,6 +95,17 @@ impl Config {
             }),
             nested: var(vars::NESTED).is_some(),
             source_date_epoch: var(vars::SOURCE_DATE_EPOCH),
+            remotes: var(vars::REMOTES)
+                .map(|path| {
+                    crate::remote::read_remotes(Path::new(&path)).unwrap_or_else(|e| {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "cleave: warning: reading the remotes in {path}: {e}; compile entries stay local"
+                        );
+                        Vec::new()
+                    })
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -210,6 +226,9 @@ impl Call<'_> {
         let plan = self.plan;
         let store = Store::open(&config.store)?;
         let entries = Entries::new(store);
+        // Results only: the remotes serve calls whose preprocessed text
+        // (or a local manifest) names a result this store lacks.
+        let mut shared = Shared::new(config, &config.state);
         let mut files = Files::new(
             config.state.join("files"),
             self.cwd.clone(),
@@ -247,7 +266,16 @@ impl Call<'_> {
             if !self.matches(candidate, &mut files) {
                 continue;
             }
-            match entries.restore(&candidate.result, outputs, roots) {
+            let mut restored = entries.restore(&candidate.result, outputs, roots);
+            if matches!(restored, Err(NotRestored::Absent))
+                && shared.fetch(entries.as_store(), &candidate.result)
+            {
+                restored = entries.restore(&candidate.result, outputs, roots);
+                if restored.is_ok() {
+                    shared.served();
+                }
+            }
+            match restored {
                 Ok(restored) => {
                     entries.touch(&direct_key);
                     files.save();
@@ -306,9 +334,14 @@ impl Call<'_> {
                 let _ = entries.add_candidate(&direct_key, &direct, &keys.name, candidate);
             }
         };
+        let fetched =
+            !entries.contains(&result_key) && shared.fetch(entries.as_store(), &result_key);
         if entries.contains(&result_key) {
             match entries.restore(&result_key, outputs, roots) {
                 Ok(restored) => {
+                    if fetched {
+                        shared.served();
+                    }
                     remember(candidate);
                     return Ok(self.hit(Mode::Preprocessed, restored));
                 }
@@ -340,6 +373,7 @@ impl Call<'_> {
         let outcome = match stored {
             Ok(()) => {
                 remember(candidate);
+                shared.push(entries.as_store(), &result_key);
                 Outcome::Miss { reason, compile_us }
             }
             Err(e) => Outcome::Error(e.chain()),

@@ -221,6 +221,49 @@ fn a_header_edit_recompiles_exactly_the_objects_that_include_it_and_a_new_build_
 }
 
 #[test]
+fn a_recipe_build_on_another_machine_takes_the_objects_from_the_build_s_remote() {
+    let parts = Parts::new();
+    let shared = parts.scratch.path("shared");
+    let remote = format!("file://{}", shared.display());
+    let on = |machine: &str| {
+        let cache = parts.scratch.path(machine);
+        let cache = cache.to_str().unwrap().to_string();
+        let out = parts.build_in(
+            &format!("out-{machine}"),
+            "stg",
+            &["--cache-dir", &cache, "--remote", &remote],
+        );
+        assert_success(&out);
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    };
+    on("machine-a");
+    assert_eq!(parts.scratch.compiled(), ["a.c", "b.c", "c.c", "main.c"]);
+    // The file naming the remotes for the compile calls goes with the build.
+    let left: Vec<_> = std::fs::read_dir(parts.scratch.path("machine-a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("remotes"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Machine B's recipe differs in one script line: the staging build
+    // runs, and each compile is taken from the remote.
+    parts.force_rerun("on b");
+    on("machine-b");
+    assert_eq!(parts.scratch.compiled(), Vec::<String>::new());
+    let stats = parts
+        .scratch
+        .cleave(&["cache", "stats", "--json"])
+        .env("CLEAVE_CACHE_DIR", parts.scratch.path("machine-b"))
+        .output()
+        .unwrap();
+    let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let compile = &value["compile"];
+    assert_eq!(compile["counts"]["remote_hits"], 4, "{compile:#}");
+    assert_eq!(parts.tool_output("out-machine-b"), "parts 20 12 9\n");
+}
+
+#[test]
 fn two_builds_at_once_on_one_store_both_succeed_and_leave_sound_entries() {
     // Two recipes that differ only in their scripts' last line: two
     // staging builds, compiling the same sources at the same time into
@@ -339,6 +382,38 @@ fn flags_the_compiler_and_its_version_are_in_the_key() {
     assert_eq!(with(&args), 0);
     std::fs::write(&mycc, driver("# edited")).unwrap();
     assert_eq!(with(&args), 1, "the driver edited");
+}
+
+#[test]
+fn an_object_compiled_on_one_machine_comes_from_a_shared_remote_on_another() {
+    let s = Scratch::new();
+    s.write("x.c", "int f(void) { return 42; }\n");
+    let remote = format!("file://{}", s.path("shared").display());
+    let cc_on = |cache: &str| {
+        let mut cmd = s.cleave(&["cc", "gcc", "-c", "x.c", "-o", "x.o"]);
+        cmd.env("CLEAVE_CACHE_DIR", s.path(cache))
+            .env("CLEAVE_REMOTE", &remote);
+        let out = cmd.output().unwrap();
+        assert_success(&out);
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    };
+    cc_on("machine-a");
+    assert_eq!(s.compiled().len(), 1);
+    let object = std::fs::read(s.path("x.o")).unwrap();
+    std::fs::remove_file(s.path("x.o")).unwrap();
+
+    cc_on("machine-b");
+    assert_eq!(s.compiled().len(), 0, "B compiled what A pushed");
+    assert_eq!(std::fs::read(s.path("x.o")).unwrap(), object);
+    let stats = s
+        .cleave(&["cache", "stats", "--json"])
+        .env("CLEAVE_CACHE_DIR", s.path("machine-b"))
+        .output()
+        .unwrap();
+    let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let compile = &value["compile"];
+    assert_eq!(compile["hits"], 1, "{compile:#}");
+    assert_eq!(compile["counts"]["remote_hits"], 1, "{compile:#}");
 }
 
 #[test]

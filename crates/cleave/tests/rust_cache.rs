@@ -13,6 +13,9 @@ use serde_json::Value;
 mod common;
 use common::{assert_success, copy_dir, repo, stderr};
 
+#[path = "../../cleave-cache/tests/services/mod.rs"]
+mod services;
+
 /// The units cargo compiles through rustc for the workspace: alpha,
 /// macros, beta's build script, beta and app.
 const UNITS: u64 = 5;
@@ -41,14 +44,26 @@ impl Scratch {
     }
 
     fn cleave(&self) -> Command {
+        self.cleave_on("cache")
+    }
+
+    /// cleave with the cache dir `cache` (a machine of its own).
+    fn cleave_on(&self, cache: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cleave"));
-        command.env("CLEAVE_CACHE_DIR", self.path("cache"));
+        command.env("CLEAVE_CACHE_DIR", self.path(cache));
         command
     }
 
     /// `cargo build` in `dir` through the wrapper; returns the Rust counts
     /// of that build.
     fn build(&self, dir: &Path) -> Value {
+        self.build_on(dir, "cache", &[]).0
+    }
+
+    /// `cargo build` in `dir` through the wrapper with the cache dir
+    /// `cache` and the variables `env`; returns the Rust counts of that
+    /// build and what cargo printed.
+    fn build_on(&self, dir: &Path, cache: &str, env: &[(&str, &str)]) -> (Value, String) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(cargo)
             .args(["build", "--offline"])
@@ -61,20 +76,23 @@ impl Scratch {
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env("CARGO_INCREMENTAL", "0")
             .env("RUSTC_WRAPPER", env!("CARGO_BIN_EXE_cleave"))
-            .env("CLEAVE_CACHE_DIR", self.path("cache"))
+            .env("CLEAVE_CACHE_DIR", self.path(cache))
+            .env_remove("CLEAVE_REMOTE")
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert_success(&output);
         let stats = self
-            .cleave()
+            .cleave_on(cache)
             .args(["cache", "stats", "--json", "--zero"])
             .output()
             .unwrap();
         assert_success(&stats);
         let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
         let rust = value["rust"].clone();
-        assert_eq!(rust["counts"]["errors"], 0, "{rust:#}\n{}", stderr(&output));
-        rust
+        let printed = stderr(&output);
+        assert_eq!(rust["counts"]["errors"], 0, "{rust:#}\n{printed}");
+        (rust, printed)
     }
 }
 
@@ -219,4 +237,79 @@ fn two_builds_at_once_share_one_store_safely() {
     let c = s.checkout("c");
     let third = s.build(&c);
     assert_eq!(third["hits"], UNITS, "{third:#}");
+}
+
+#[test]
+fn a_second_machine_takes_every_unit_from_an_s3_remote() {
+    let s3 = services::s3();
+    let url = services::s3_url(&s3, "rust");
+    let remote = [
+        ("CLEAVE_REMOTE", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing-key"),
+        ("AWS_SECRET_ACCESS_KEY", "testing-secret-0123456789"),
+    ];
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    let (first, printed) = s.build_on(&a, "machine-a", &remote);
+    assert_eq!(first["misses"], UNITS, "{first:#}");
+    assert!(!printed.contains("warning"), "{printed}");
+    let uploads: u64 = first["counts"]["remotes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["uploads"].as_u64().unwrap())
+        .sum();
+    // Each unit's result and its manifest.
+    assert_eq!(uploads, 2 * UNITS, "{first:#}");
+
+    // Machine B: its own, empty cache dir, a checkout at another path.
+    let b = s.checkout("elsewhere/b");
+    let (second, printed) = s.build_on(&b, "machine-b", &remote);
+    assert_eq!(second["hits"], UNITS, "{second:#}\n{printed}");
+    assert_eq!(second["misses"], 0, "{second:#}");
+    assert_eq!(second["counts"]["remote_hits"], UNITS, "{second:#}");
+    assert_eq!(
+        std::fs::read(a.join("target/debug/app")).unwrap(),
+        std::fs::read(b.join("target/debug/app")).unwrap(),
+    );
+    assert_eq!(run_app(&b), "hello from alpha, sum 6, count 4, plain\n");
+
+    // An edit on B reaches A through the remote: A's local manifest lacks
+    // it, the remote's has it.
+    let words = "alpha/src/words.rs";
+    std::fs::write(b.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
+    let (edited, _) = s.build_on(&b, "machine-b", &remote);
+    assert_eq!(edited["misses"], 3, "{edited:#}");
+    std::fs::write(a.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
+    let (taken, printed) = s.build_on(&a, "machine-a", &remote);
+    assert_eq!(taken["hits"], 3, "{taken:#}\n{printed}");
+    assert_eq!(taken["counts"]["remote_hits"], 3, "{taken:#}");
+    assert_eq!(run_app(&a), "howdy from alpha, sum 6, count 4, plain\n");
+}
+
+#[test]
+fn a_remote_that_is_down_costs_a_warning_not_a_build() {
+    let url = format!(
+        "s3://cache/rust?endpoint=http://127.0.0.1:{}",
+        services::free_port()
+    );
+    let s = Scratch::new();
+    let a = s.checkout("a");
+    let (first, printed) = s.build_on(&a, "cache", &[("CLEAVE_REMOTE", url.as_str())]);
+    assert_eq!(first["misses"], UNITS, "{first:#}");
+    assert!(printed.contains("warning"), "{printed}");
+    // The first call that failed marks the remote down: the calls after it
+    // skip it instead of each waiting.
+    let asked: u64 = first["counts"]["remotes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["errors"].as_u64().unwrap())
+        .sum();
+    assert!((1..UNITS).contains(&asked), "{first:#}");
+    assert_eq!(run_app(&a), "hello from alpha, sum 6, count 4, plain\n");
+    // The local cache works as ever.
+    let b = s.checkout("b");
+    let (second, _) = s.build_on(&b, "cache", &[("CLEAVE_REMOTE", url.as_str())]);
+    assert_eq!(second["hits"], UNITS, "{second:#}");
 }

@@ -41,13 +41,14 @@ pub(super) fn masquerade_dir(dirs: &OutputDirs) -> PathBuf {
     dirs.root.join("compile-bin")
 }
 
-/// Puts the wrappers into an activated script environment.
+/// Puts the wrappers into an activated script environment; `remotes`
+/// names the file listing the build's remote stores, if it has any.
 pub(super) fn install(
     cache: &CompileCache,
     env: &mut BTreeMap<String, String>,
     dirs: &OutputDirs,
-    recipe_dir: &Path,
-    cache_dir: &Path,
+    (recipe_dir, cache_dir): (&Path, &Path),
+    remotes: Option<&Path>,
 ) -> Result<(), BuildError> {
     let Some(wrapper) = &cache.wrapper else {
         return Ok(());
@@ -94,6 +95,9 @@ pub(super) fn install(
         env.insert(vars::ROOTS.into(), roots);
         env.insert(vars::BUILD_START.into(), now.to_string());
         env.insert("CLEAVE_CACHE_DIR".into(), cache_dir.display().to_string());
+        if let Some(remotes) = remotes {
+            env.insert(vars::REMOTES.into(), remotes.display().to_string());
+        }
         // Cargo runs rustc through cleave (the Rust compile cache), unless
         // the recipe chose a wrapper of its own.
         env.entry(RUSTC_WRAPPER.into())

@@ -175,6 +175,8 @@ pub struct Builder {
     store: Store,
     /// The remote stores behind `store`.
     remotes: Remotes,
+    /// The file telling compile calls the remotes, removed on drop.
+    compile_remotes: Option<tempfile::TempPath>,
     /// The scratch store's directory with the cache off, removed on drop.
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
@@ -239,6 +241,20 @@ impl Builder {
                 (Store::open(dir.path())?, Some(dir))
             }
         };
+        let compile_remotes = match options.cache_mode {
+            CacheMode::ReadWrite
+                if options.compile_cache.enabled && !options.remotes.is_empty() =>
+            {
+                let file =
+                    cleave_compile::remote::write_remotes(&options.cache_dir, &options.remotes)
+                        .map_err(BuildError::io(format!(
+                            "writing the remotes for compile calls into {}",
+                            options.cache_dir.display()
+                        )))?;
+                Some(file)
+            }
+            _ => None,
+        };
         let remotes = match options.cache_mode {
             CacheMode::ReadWrite => Remotes::new(options.remotes.clone(), &store)
                 .with_helpers(options.helpers.clone(), options.target_platform.as_str()),
@@ -253,6 +269,7 @@ impl Builder {
             sources,
             store,
             remotes,
+            compile_remotes,
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),

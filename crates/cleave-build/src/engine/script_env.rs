@@ -127,7 +127,13 @@ impl Builder {
             o.target_platform,
             env,
         )?;
-        super::compile_env::install(&o.compile_cache, &mut env, dirs, recipe_dir, &o.cache_dir)?;
+        super::compile_env::install(
+            &o.compile_cache,
+            &mut env,
+            dirs,
+            (recipe_dir, &o.cache_dir),
+            self.compile_remotes.as_deref(),
+        )?;
         Ok(env)
     }
 }

@@ -27,7 +27,8 @@ pub use tiers::{Remotes, relocation, saved_stats};
 pub use url::RemoteUrl;
 
 /// What cleave may do with a remote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Look entries up and store new ones.
     #[default]
@@ -64,7 +65,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// One configured remote.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RemoteConfig {
     /// Where it is.
     pub url: RemoteUrl,

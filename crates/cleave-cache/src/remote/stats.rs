@@ -45,7 +45,8 @@ impl TierStats {
         self.requests == 0 && self.errors == 0 && self.hits == 0 && self.misses == 0
     }
 
-    fn add(&mut self, other: &TierStats) {
+    /// Adds another count of the same remote to this one.
+    pub fn add(&mut self, other: &TierStats) {
         self.hits += other.hits;
         self.misses += other.misses;
         self.errors += other.errors;

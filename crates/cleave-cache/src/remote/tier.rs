@@ -282,18 +282,21 @@ impl Tier {
     }
 
     /// Uploads `entry` unless the remote has it: new blobs in packs, then
-    /// the index.
+    /// the index. With `replace`, the index is written even where one is:
+    /// for an entry whose contents grow under one key (a compile manifest).
     pub(super) fn push(
         &mut self,
         runtime: &tokio::runtime::Runtime,
         entry: &Entry,
+        replace: bool,
     ) -> Result<Pushed, RemoteError> {
         let op = self.operator()?;
         let key = entry.meta().key;
         let index_path = pack::index_path(&key);
-        if self
-            .request(runtime, "looking an index up", op.stat(&index_path))?
-            .is_some()
+        if !replace
+            && self
+                .request(runtime, "looking an index up", op.stat(&index_path))?
+                .is_some()
         {
             return Ok(Pushed::AlreadyThere);
         }

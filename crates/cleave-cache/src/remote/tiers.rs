@@ -17,6 +17,8 @@ pub struct Remotes {
     tiers: Vec<Tier>,
     runtime: Option<tokio::runtime::Runtime>,
     store_root: std::path::PathBuf,
+    /// Whether the counters join those kept in the store when it goes.
+    recorded: bool,
 }
 
 impl std::fmt::Debug for Remotes {
@@ -37,7 +39,16 @@ impl Remotes {
             tiers: configs.into_iter().map(|c| Tier::new(c, store)).collect(),
             runtime: None,
             store_root: store.root().to_path_buf(),
+            recorded: true,
         }
+    }
+
+    /// Remotes whose counters are not kept in the store's build record: a
+    /// compile call's lookups are counted by the compile cache, and must not
+    /// stand for the last build.
+    pub fn unrecorded(mut self) -> Remotes {
+        self.recorded = false;
+        self
     }
 
     /// Adds cache helpers, asked in order after the local store and
@@ -109,7 +120,7 @@ impl Remotes {
             match tier.fetch(runtime, store, key) {
                 Ok(Some(entry)) => {
                     for higher in before.iter_mut().filter(|t| t.writable()) {
-                        push_one(higher, runtime, &entry, warn);
+                        push_one(higher, runtime, &entry, false, warn);
                     }
                     return Some((entry, tier.shown()));
                 }
@@ -143,8 +154,39 @@ impl Remotes {
             }
         };
         for tier in self.tiers.iter_mut().filter(|t| t.writable()) {
-            push_one(tier, runtime, entry, warn);
+            push_one(tier, runtime, entry, false, warn);
         }
+    }
+
+    /// Uploads `entry` to every writable remote, replacing what the remote
+    /// holds under its key: for an entry that grows under one key (a
+    /// compile manifest, which lists what earlier compiles read), where the
+    /// newer one holds the older's contents. Helpers are not asked: their
+    /// protocol stores an entry once.
+    pub fn replace(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
+        if self.tiers.iter().all(|t| !t.writable()) {
+            return;
+        }
+        let runtime = match Self::runtime(&mut self.runtime) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                warn(e);
+                return;
+            }
+        };
+        for tier in self.tiers.iter_mut().filter(|t| t.writable()) {
+            push_one(tier, runtime, entry, true, warn);
+        }
+    }
+
+    /// The remotes that failed to answer in this process, as printed: a
+    /// caller that runs once per compile remembers them across processes.
+    pub fn disabled(&self) -> Vec<String> {
+        self.tiers
+            .iter()
+            .filter(|t| t.disabled)
+            .map(Tier::shown)
+            .collect()
     }
 
     /// Uploads `entry` to the first remote, whatever its mode, failing
@@ -157,7 +199,7 @@ impl Remotes {
         let Some(tier) = self.tiers.first_mut() else {
             return Ok(false);
         };
-        Ok(tier.push(runtime, entry)? == Pushed::Uploaded)
+        Ok(tier.push(runtime, entry, false)? == Pushed::Uploaded)
     }
 
     /// Downloads `key` from the first remote, failing loudly: for
@@ -205,7 +247,9 @@ impl Remotes {
 /// whether its build succeeded or not.
 impl Drop for Remotes {
     fn drop(&mut self) {
-        SavedStats::record(&self.store_root, &self.levels());
+        if self.recorded {
+            SavedStats::record(&self.store_root, &self.levels());
+        }
     }
 }
 
@@ -218,9 +262,10 @@ fn push_one(
     tier: &mut Tier,
     runtime: &tokio::runtime::Runtime,
     entry: &Entry,
+    replace: bool,
     warn: &mut dyn FnMut(String),
 ) {
-    if let Err(e) = tier.push(runtime, entry) {
+    if let Err(e) = tier.push(runtime, entry, replace) {
         failed(tier, &e, warn, "the entry stays local");
     }
 }

@@ -22,8 +22,10 @@ use opendal::{Operator, services};
 
 use super::RemoteError;
 
-/// A parsed remote URL.
-#[derive(Clone)]
+/// A parsed remote URL. It serializes with its credentials, for handing
+/// to a process cleave starts (a compile wrapper) through a private file;
+/// it is printed without them.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct RemoteUrl {
     /// The service's settings, credentials included.
     settings: Settings,
@@ -31,7 +33,7 @@ pub struct RemoteUrl {
     shown: String,
 }
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 enum Settings {
     S3(HashMap<String, String>),
     Redis(HashMap<String, String>),

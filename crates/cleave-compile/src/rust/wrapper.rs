@@ -27,6 +27,7 @@ use crate::compiler;
 use crate::entries::Printed;
 use crate::error::CompileError;
 use crate::files::Files;
+use crate::remote::Shared;
 use crate::roots::{CANONICAL_PARENT, Roots};
 use crate::rust::args::{self, Crate, Uncacheable};
 use crate::rust::key::{self, DepInfo};
@@ -149,39 +150,51 @@ impl Call<'_> {
         );
         let inputs = self.inputs(&mut files)?;
         let key = inputs.key();
-        let candidates = candidates(&store, &key);
-        let mut reason = if candidates.is_empty() {
+        let mut shared = Shared::new(self.config, &stats_dir(&self.config.state));
+        let local = candidates(&store, &key);
+        let mut reason = if local.is_empty() {
             MissReason::New
         } else {
             MissReason::SourcesChanged
         };
-        for candidate in &candidates {
-            if !self.matches(candidate, &mut files) {
-                continue;
+        let mut found = self.first_match(&store, &mut shared, &local, &mut files);
+        // Then what the remotes learnt from other machines' compiles under
+        // this key.
+        let mut remote = Vec::new();
+        if matches!(found, Err(None)) && shared.active() {
+            remote = shared
+                .fetch_extra(&key)
+                .and_then(|extra| serde_json::from_value(extra["candidates"].clone()).ok())
+                .unwrap_or_default();
+            remote.retain(|c: &Candidate| !local.contains(c));
+            if !remote.is_empty() {
+                reason = MissReason::SourcesChanged;
             }
-            match self.restore(&store, &candidate.result) {
-                Ok(compile_us) => {
-                    files.save();
-                    // Marks the manifest used, for the LRU eviction.
-                    if let Ok(Some(manifest)) = store.get(&key) {
-                        let _ = manifest.restore(&[], &[]);
-                    }
-                    let took = self.started.elapsed().as_micros() as u64;
-                    let saved_us = compile_us.saturating_sub(took);
-                    return Ok((
-                        Outcome::Hit {
-                            mode: Mode::Direct,
-                            saved_us,
-                        },
-                        0,
-                    ));
-                }
-                Err(Some(why)) => {
-                    reason = why;
-                    break;
-                }
-                Err(None) => {}
+            found = self.first_match(&store, &mut shared, &remote, &mut files);
+            if let Ok((i, _)) = found {
+                // Remembered here, so the next build finds it locally.
+                let _ = add_candidate(&store, &key, &inputs, &self.label(), remote[i].clone(), &[]);
             }
+        }
+        match found {
+            Ok((_, compile_us)) => {
+                files.save();
+                // Marks the manifest used, for the LRU eviction.
+                if let Ok(Some(manifest)) = store.get(&key) {
+                    let _ = manifest.restore(&[], &[]);
+                }
+                let took = self.started.elapsed().as_micros() as u64;
+                let saved_us = compile_us.saturating_sub(took);
+                return Ok((
+                    Outcome::Hit {
+                        mode: Mode::Direct,
+                        saved_us,
+                    },
+                    0,
+                ));
+            }
+            Err(Some(why)) => reason = why,
+            Err(None) => {}
         }
         files.save();
 
@@ -192,12 +205,23 @@ impl Call<'_> {
             replay(&printed);
             return Ok((Outcome::Failed, code));
         }
-        let stored = self.store(&store, &inputs, &key, &printed, compile_us, &mut files);
+        let stored = self.store(
+            &store,
+            (&inputs, &key),
+            &printed,
+            compile_us,
+            &remote,
+            &mut files,
+        );
         replay(&printed);
         files.save();
         Ok(match stored {
-            Ok(true) => (Outcome::Miss { reason, compile_us }, 0),
-            Ok(false) => (
+            Ok(Some(result)) => {
+                shared.push(&store, &result);
+                shared.replace(&store, &key);
+                (Outcome::Miss { reason, compile_us }, 0)
+            }
+            Ok(None) => (
                 Outcome::Uncacheable("source changed during the compile".into()),
                 0,
             ),
@@ -250,6 +274,42 @@ impl Call<'_> {
             inputs.insert("linker", digest(files, &real)?);
         }
         Ok(inputs)
+    }
+
+    /// The first of `list` whose files and variables are as they were,
+    /// restored: its place in the list and the compile time it saves. A
+    /// result this store lacks is asked of the remotes. `Err(None)`: none
+    /// could serve; `Err(Some(why))`: stop looking, compile.
+    fn first_match(
+        &self,
+        store: &Store,
+        shared: &mut Shared,
+        list: &[Candidate],
+        files: &mut Files,
+    ) -> Result<(usize, u64), Option<MissReason>> {
+        for (i, candidate) in list.iter().enumerate() {
+            if !self.matches(candidate, files) {
+                continue;
+            }
+            let mut restored = self.restore(store, &candidate.result);
+            if matches!(restored, Err(None)) && shared.fetch(store, &candidate.result) {
+                restored = self.restore(store, &candidate.result);
+                if restored.is_ok() {
+                    shared.served();
+                }
+            }
+            match restored {
+                Ok(compile_us) => return Ok((i, compile_us)),
+                Err(Some(why)) => return Err(Some(why)),
+                Err(None) => {}
+            }
+        }
+        Err(None)
+    }
+
+    /// The name the crate's entries get.
+    fn label(&self) -> String {
+        format!("{}{}", self.krate.name, self.krate.extra_filename)
     }
 
     /// Whether every file and variable of a candidate is as it was.
@@ -325,17 +385,19 @@ impl Call<'_> {
         text.into_bytes()
     }
 
-    /// Stores the outputs and a candidate; false when a file the crate
-    /// read changed while it compiled (the entry could be wrong).
+    /// Stores the outputs and a candidate first in the manifest of `key`,
+    /// before the local ones and then `others` (a remote's); the result's
+    /// key, or none when a file the crate read changed while it compiled
+    /// (the entry could be wrong).
     fn store(
         &self,
         store: &Store,
-        inputs: &Inputs,
-        key: &Digest,
+        (inputs, key): (&Inputs, &Digest),
         printed: &Printed,
         compile_us: u64,
+        others: &[Candidate],
         files: &mut Files,
-    ) -> Result<bool, CompileError> {
+    ) -> Result<Option<Digest>, CompileError> {
         let dep_info = self.cwd.join(self.krate.dep_info());
         let text = std::fs::read_to_string(&dep_info)
             .map_err(CompileError::io(format!("reading {}", dep_info.display())))?;
@@ -347,7 +409,7 @@ impl Call<'_> {
                 .info(&path)
                 .map_err(CompileError::io(format!("reading {}", path.display())))?;
             if info.changed_ns >= self.started_ns {
-                return Ok(false);
+                return Ok(None);
             }
             let normalized = self.roots.normalize(&path.to_string_lossy()).into_owned();
             digests.push((normalized, info.digest));
@@ -383,7 +445,7 @@ impl Call<'_> {
             std::fs::write(&path, bytes)
                 .map_err(CompileError::io(format!("writing {}", path.display())))?;
         }
-        let label = format!("{}{}", self.krate.name, self.krate.extra_filename);
+        let label = self.label();
         if !store.contains(&result_key) {
             store.put(&Capture {
                 name: &label,
@@ -414,8 +476,9 @@ impl Call<'_> {
                 env,
                 result: result_key,
             },
+            others,
         )?;
-        Ok(true)
+        Ok(Some(result_key))
     }
 
     /// Puts the outputs stored under `result` in the out dir, with the
@@ -514,21 +577,30 @@ fn candidates(store: &Store, key: &Digest) -> Vec<Candidate> {
         .unwrap_or_default()
 }
 
-/// Puts `candidate` first in the manifest under `key` (entries are
-/// immutable: the manifest is replaced).
+/// Puts `candidate` first in the manifest under `key`, then the ones it
+/// holds, then `others` (entries are immutable: the manifest is replaced).
 fn add_candidate(
     store: &Store,
     key: &Digest,
     inputs: &Inputs,
     name: &str,
     candidate: Candidate,
+    others: &[Candidate],
 ) -> Result<(), CompileError> {
     let mut list = candidates(store, key);
-    if list.first() == Some(&candidate) {
+    if list.first() == Some(&candidate) && others.iter().all(|c| list.contains(c)) {
         return Ok(());
     }
-    list.retain(|c| c != &candidate);
     list.insert(0, candidate);
+    list.extend(others.iter().cloned());
+    let mut seen = Vec::with_capacity(list.len());
+    list.retain(|c| {
+        let new = !seen.contains(c);
+        if new {
+            seen.push(c.clone());
+        }
+        new
+    });
     list.truncate(CANDIDATES);
     store.remove(key)?;
     debug_assert_eq!(inputs.key(), *key);

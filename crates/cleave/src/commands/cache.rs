@@ -525,5 +525,20 @@ fn write_stats(
             sum.compile_us as f64 / 1e3 / sum.misses() as f64
         )?;
     }
+    if !sum.remotes.is_empty() || sum.remote_hits > 0 {
+        writeln!(out, "  from remotes      {:>8}  hits", sum.remote_hits)?;
+        for (remote, t) in &sum.remotes {
+            writeln!(
+                out,
+                "    {remote}: {} requests, {} uploads, {} down, {} up, {} errors, {:.1} s waiting",
+                t.requests,
+                t.uploads,
+                human_size(t.bytes_down),
+                human_size(t.bytes_up),
+                t.errors,
+                t.wait_ms as f64 / 1e3
+            )?;
+        }
+    }
     Ok(())
 }

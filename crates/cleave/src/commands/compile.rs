@@ -3,8 +3,9 @@
 //! `RUSTC_WRAPPER`): one compiler call through the compile cache.
 //!
 //! This runs once per compile, so it starts before the command-line
-//! parser and reads no more than it must: the cache directory from
-//! `CLEAVE_CACHE_DIR` (which recipe builds set), else from cleave.toml.
+//! parser and reads no more than it must: in a recipe build, the variables
+//! the build set; outside one, cleave.toml with `CLEAVE_CACHE_DIR`,
+//! `CLEAVE_REMOTE` and `CLEAVE_REMOTE_MODE` over it.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -12,7 +13,7 @@ use std::path::Path;
 
 use cleave_compile::masquerade::is_compiler_name;
 use cleave_compile::rust::is_rustc;
-use cleave_compile::{Config, Invocation};
+use cleave_compile::{Config, Invocation, vars};
 
 use crate::config::{Overrides, Settings, compile_dir, store_dir};
 
@@ -58,15 +59,45 @@ pub(crate) fn run(compiler: OsString, args: Vec<OsString>) -> i32 {
 /// The wrapper's settings; with no usable cache directory the cache is
 /// off and the compiler runs as asked.
 fn config() -> Config {
-    let cache_dir = std::env::current_dir()
+    let settings = std::env::current_dir()
         .map_err(|e| miette::miette!("{e}"))
-        .and_then(|cwd| match std::env::var_os("CLEAVE_CACHE_DIR") {
-            // Recipe builds set it: no file to read per compile.
-            Some(dir) => Ok(cwd.join(dir)),
-            None => Settings::load(&cwd, Overrides::default()).map(|s| s.cache_dir),
+        .and_then(|cwd| {
+            let cache_dir = std::env::var_os("CLEAVE_CACHE_DIR").map(|d| cwd.join(d));
+            if std::env::var_os(vars::BUILD_START).is_some()
+                && let Some(dir) = cache_dir
+            {
+                // A recipe build set everything, remotes included: no file
+                // to read per compile.
+                return Ok((dir, Vec::new()));
+            }
+            // `RUSTC_WRAPPER=cleave cargo build` or `cleave cc` outside
+            // a recipe: cleave.toml and the variables `cleave build`
+            // reads, as it reads them.
+            let remotes: Vec<String> = std::env::var("CLEAVE_REMOTE")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect();
+            let mode = std::env::var("CLEAVE_REMOTE_MODE").ok();
+            let settings = Settings::load(
+                &cwd,
+                Overrides {
+                    cache_dir: cache_dir.as_deref(),
+                    remotes: &remotes,
+                    remote_mode: mode.as_deref().filter(|m| !m.is_empty()),
+                    ..Overrides::default()
+                },
+            )?;
+            Ok((settings.cache_dir, settings.remotes))
         });
-    match cache_dir {
-        Ok(dir) => Config::from_env(store_dir(&dir), compile_dir(&dir)),
+    match settings {
+        Ok((dir, remotes)) => {
+            let mut config = Config::from_env(store_dir(&dir), compile_dir(&dir));
+            config.remotes.extend(remotes);
+            config
+        }
         Err(report) => {
             let _ = writeln!(std::io::stderr(), "cleave: compile cache off: {report}");
             let mut config = Config::from_env(Default::default(), Default::default());

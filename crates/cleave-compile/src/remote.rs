@@ -1,0 +1,217 @@
+//! The remote stores behind the compile cache, for one compiler call.
+//!
+//! A call asks the remotes only after the local store missed, and uploads
+//! only what it compiled: a hit in the local store costs no request. The
+//! wrapper runs once per compile, so what one call learns about a remote
+//! that does not answer is kept on disk (`remotes-down/`): the calls after
+//! it in the same build (or, outside a recipe build, in the next minutes)
+//! skip that remote instead of each waiting out its timeout.
+//!
+//! Helpers are not asked: a helper process per compile would cost more
+//! than most hits save.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cleave_cache::remote::{RemoteConfig, Remotes};
+use cleave_cache::{Digest, Inputs, Store};
+use serde::{Deserialize, Serialize};
+use tempfile::TempPath;
+
+use crate::stats;
+use crate::wrapper::Config;
+
+/// How long, outside a recipe build, a remote that did not answer is left
+/// alone.
+const DOWN_FOR: Duration = Duration::from_secs(300);
+
+/// What the calls after one know of a remote that failed to answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Down {
+    /// The recipe build it failed in (its start), if any.
+    build: Option<i64>,
+    /// When, in seconds since the epoch.
+    at: u64,
+}
+
+/// The remotes of one compiler call, opened when first needed.
+pub(crate) struct Shared {
+    configs: Vec<RemoteConfig>,
+    /// The compile cache's state: the down markers.
+    state: PathBuf,
+    /// Where this call's counts go.
+    stats: PathBuf,
+    build: Option<i64>,
+    remotes: Option<Remotes>,
+    /// True when the call was served by an entry a remote gave.
+    served: bool,
+}
+
+impl Shared {
+    /// The remotes of `config` that are not known to be down; counts go to
+    /// the stats in `stats`.
+    pub(crate) fn new(config: &Config, stats: &Path) -> Shared {
+        let down = config.state.join("remotes-down");
+        let configs = config
+            .remotes
+            .iter()
+            .filter(|r| !is_down(&down.join(marker_name(r)), config.build_start_ns))
+            .cloned()
+            .collect();
+        Shared {
+            configs,
+            state: config.state.clone(),
+            stats: stats.to_path_buf(),
+            build: config.build_start_ns,
+            remotes: None,
+            served: false,
+        }
+    }
+
+    /// True when a remote may be asked.
+    pub(crate) fn active(&self) -> bool {
+        !self.configs.is_empty()
+    }
+
+    fn remotes(&mut self, store: &Store) -> Option<&mut Remotes> {
+        if self.configs.is_empty() {
+            return None;
+        }
+        Some(
+            self.remotes
+                .get_or_insert_with(|| Remotes::new(self.configs.clone(), store).unrecorded()),
+        )
+    }
+
+    /// Takes the entry `key` from the first remote that has it into
+    /// `store`; true when one did.
+    pub(crate) fn fetch(&mut self, store: &Store, key: &Digest) -> bool {
+        let Some(remotes) = self.remotes(store) else {
+            return false;
+        };
+        remotes
+            .fetch(store, key, ("", &Inputs::new()), &mut warn)
+            .is_some()
+    }
+
+    /// The `extra` of the entry a remote holds under `key`, read through a
+    /// scratch store: the local store may hold another entry under that key
+    /// (a manifest whose list differs), which must not be lost.
+    pub(crate) fn fetch_extra(&mut self, key: &Digest) -> Option<serde_json::Value> {
+        if !self.active() {
+            return None;
+        }
+        let tmp = self.state.join("tmp");
+        std::fs::create_dir_all(&tmp).ok()?;
+        let scratch_dir = tempfile::tempdir_in(&tmp).ok()?;
+        let scratch = Store::open(scratch_dir.path()).ok()?;
+        let remotes = self.remotes(&scratch)?;
+        let (entry, _) = remotes.fetch(&scratch, key, ("", &Inputs::new()), &mut warn)?;
+        Some(entry.meta().extra.clone())
+    }
+
+    /// Uploads the entry `key` of `store` to the writable remotes that
+    /// lack it.
+    pub(crate) fn push(&mut self, store: &Store, key: &Digest) {
+        if let Ok(Some(entry)) = store.get(key)
+            && let Some(remotes) = self.remotes(store)
+        {
+            remotes.push(&entry, &mut warn);
+        }
+    }
+
+    /// Uploads the entry `key` of `store` in place of what the writable
+    /// remotes hold under it (a manifest that grew).
+    pub(crate) fn replace(&mut self, store: &Store, key: &Digest) {
+        if let Ok(Some(entry)) = store.get(key)
+            && let Some(remotes) = self.remotes(store)
+        {
+            remotes.replace(&entry, &mut warn);
+        }
+    }
+
+    /// Notes that the call was served by an entry a remote gave.
+    pub(crate) fn served(&mut self) {
+        self.served = true;
+    }
+}
+
+/// The call's remote traffic joins the compile counts, and remotes that
+/// failed to answer are remembered for the calls after it.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(remotes) = self.remotes.take() else {
+            return;
+        };
+        let down = self.state.join("remotes-down");
+        let failed = remotes.disabled();
+        if !failed.is_empty() && std::fs::create_dir_all(&down).is_ok() {
+            let marker = Down {
+                build: self.build,
+                at: unix_now(),
+            };
+            let text = serde_json::to_vec(&marker).unwrap_or_default();
+            for config in self
+                .configs
+                .iter()
+                .filter(|c| failed.contains(&c.url.to_string()))
+            {
+                let _ = std::fs::write(down.join(marker_name(config)), &text);
+            }
+        }
+        stats::record_remote(&self.stats, self.served, &remotes.stats());
+    }
+}
+
+/// A remote's marker file: named by its printed URL, which holds no
+/// credentials.
+fn marker_name(config: &RemoteConfig) -> String {
+    Digest::of(config.url.to_string().as_bytes()).to_hex()
+}
+
+/// Whether the marker at `path` says to leave its remote alone: it failed
+/// in this recipe build, or a short while ago.
+fn is_down(path: &Path, build: Option<i64>) -> bool {
+    let Some(down) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Down>(&b).ok())
+    else {
+        return false;
+    };
+    let recent = unix_now().saturating_sub(down.at) < DOWN_FOR.as_secs();
+    (build.is_some() && down.build == build) || recent
+}
+
+fn warn(message: String) {
+    let _ = writeln!(std::io::stderr(), "cleave: warning: {message}");
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes the remotes of a recipe build where its compile calls find them
+/// ([`crate::vars::REMOTES`] names the file): in `dir`, readable by its
+/// owner only, since URLs and the variables read with them hold
+/// credentials. The file goes when the returned path is dropped, at the end
+/// of the build.
+pub fn write_remotes(dir: &Path, remotes: &[RemoteConfig]) -> std::io::Result<TempPath> {
+    let text = serde_json::to_vec(remotes).map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".compile-remotes-")
+        .suffix(".json")
+        .tempfile_in(dir)?;
+    file.write_all(&text)?;
+    file.flush()?;
+    Ok(file.into_temp_path())
+}
+
+/// The remotes a recipe build wrote with [`write_remotes`].
+pub fn read_remotes(path: &Path) -> std::io::Result<Vec<RemoteConfig>> {
+    let text = std::fs::read(path)?;
+    serde_json::from_slice(&text).map_err(std::io::Error::other)
+}

@@ -96,9 +96,9 @@ impl Shared {
     }
 
     /// The `extra` of the entry a remote holds under `key`, read through a
-    /// scratch store: the local store may hold another entry under that key
-    /// (a manifest whose list differs), which must not be lost.
-    pub(crate) fn fetch_extra(&mut self, key: &Digest) -> Option<serde_json::Value> {
+    /// scratch store: the local `store` may hold another entry under that
+    /// key (a manifest whose list differs), which must not be lost.
+    pub(crate) fn fetch_extra(&mut self, store: &Store, key: &Digest) -> Option<serde_json::Value> {
         if !self.active() {
             return None;
         }
@@ -106,7 +106,8 @@ impl Shared {
         std::fs::create_dir_all(&tmp).ok()?;
         let scratch_dir = tempfile::tempdir_in(&tmp).ok()?;
         let scratch = Store::open(scratch_dir.path()).ok()?;
-        let remotes = self.remotes(&scratch)?;
+        // What the remotes are known to hold is kept with the local store.
+        let remotes = self.remotes(store)?;
         let (entry, _) = remotes.fetch(&scratch, key, ("", &Inputs::new()), &mut warn)?;
         Some(entry.meta().extra.clone())
     }
@@ -171,7 +172,7 @@ fn marker_name(config: &RemoteConfig) -> String {
 }
 
 /// Whether the marker at `path` says to leave its remote alone: it failed
-/// in this recipe build, or a short while ago.
+/// in this recipe build, or (outside recipe builds) a short while ago.
 fn is_down(path: &Path, build: Option<i64>) -> bool {
     let Some(down) = std::fs::read(path)
         .ok()
@@ -179,8 +180,10 @@ fn is_down(path: &Path, build: Option<i64>) -> bool {
     else {
         return false;
     };
-    let recent = unix_now().saturating_sub(down.at) < DOWN_FOR.as_secs();
-    (build.is_some() && down.build == build) || recent
+    match build {
+        Some(_) => down.build == build,
+        None => unix_now().saturating_sub(down.at) < DOWN_FOR.as_secs(),
+    }
 }
 
 fn warn(message: String) {
@@ -214,4 +217,36 @@ pub fn write_remotes(dir: &Path, remotes: &[RemoteConfig]) -> std::io::Result<Te
 pub fn read_remotes(path: &Path) -> std::io::Result<Vec<RemoteConfig>> {
     let text = std::fs::read(path)?;
     serde_json::from_slice(&text).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker(dir: &Path, build: Option<i64>, age: u64) -> PathBuf {
+        let path = dir.join(format!("{build:?}-{age}"));
+        let down = Down {
+            build,
+            at: unix_now() - age,
+        };
+        std::fs::write(&path, serde_json::to_vec(&down).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_remote_found_down_is_skipped_for_its_build_or_a_few_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(!is_down(&d.join("none"), Some(1)), "no marker");
+        assert!(is_down(&marker(d, Some(1), 3600), Some(1)), "same build");
+        assert!(
+            !is_down(&marker(d, Some(1), 0), Some(2)),
+            "a new build asks again"
+        );
+        assert!(
+            is_down(&marker(d, None, 10), None),
+            "outside builds: recent"
+        );
+        assert!(!is_down(&marker(d, None, 600), None), "outside builds: old");
+    }
 }

@@ -163,7 +163,7 @@ impl Call<'_> {
         let mut remote = Vec::new();
         if matches!(found, Err(None)) && shared.active() {
             remote = shared
-                .fetch_extra(&key)
+                .fetch_extra(&store, &key)
                 .and_then(|extra| serde_json::from_value(extra["candidates"].clone()).ok())
                 .unwrap_or_default();
             remote.retain(|c: &Candidate| !local.contains(c));

@@ -292,7 +292,7 @@ def main():
                         help=f"the cleave binary (default: {CLEAVE})")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count())
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--keep", action="store_true", help="keep the checkouts and caches (in /tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the checkouts and caches (in the temp dir)")
     opts = parser.parse_args()
     cleave = opts.cleave.resolve()
     if not cleave.exists():

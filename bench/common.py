@@ -25,13 +25,14 @@ rattler_build.build_recipes(
 """
 
 
-def measure(cmd, env):
-    """Runs cmd; returns (seconds, tool peak MiB, tree peak MiB, stderr)."""
+def measure(cmd, env, cwd=None):
+    """Runs cmd (in cwd); returns (seconds, tool peak MiB, tree peak MiB, stderr)."""
     with tempfile.NamedTemporaryFile("r") as stats:
         start = time.monotonic()
         proc = subprocess.Popen(
             ["/usr/bin/time", "-o", stats.name, "-f", "%M", *cmd],
             env=env,
+            cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -384,4 +384,5 @@ def summary(name, raw):
                                     "cache_write_errors", "compile_fails")}
 
 
-main()
+if __name__ == "__main__":
+    main()

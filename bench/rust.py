@@ -2,7 +2,8 @@
 regex, clap and what they pull in) built in checkout A, then from a second
 checkout B at another path, with its own target dir and its own CARGO_HOME,
 as on another user's machine: plain cargo, sccache and cleave as cargo's
-RUSTC_WRAPPER.
+RUSTC_WRAPPER; and cleave with an S3 server (moto) as its remote, where B
+is also another machine: an empty local cache, everything from S3.
 
 Usage: scripts/bench rust   (or: python3 bench/rust.py [--cleave PATH] [--jobs N]
        [--runs N] [--keep])
@@ -28,6 +29,7 @@ rustc on PATH.
 
 import argparse
 import filecmp
+import http.client
 import json
 import os
 import pathlib
@@ -37,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import CLEAVE, ROOT, measure  # noqa: E402
@@ -46,6 +49,9 @@ STORE = pathlib.Path(
 )
 PYBIN = pathlib.Path(sys.executable).parent
 NAME = "recgrep"
+# cleave with an S3 server (moto) as its remote, B on "another machine":
+# its own, empty local cache.
+REMOTE = "cleave, B from S3"
 
 CARGO_TOML = f"""\
 [package]
@@ -215,7 +221,9 @@ class Tool:
         self.env = dict(base_env)
         self.cleave = cleave
         self.sccache = sccache
-        if name == "cleave":
+        self.work = work
+        self.moto = None
+        if name.startswith("cleave"):
             self.env["RUSTC_WRAPPER"] = str(cleave)
             self.env["CLEAVE_CACHE_DIR"] = str(self.cache)
         elif name == "sccache":
@@ -230,18 +238,52 @@ class Tool:
 
     def start(self):
         shutil.rmtree(self.cache, ignore_errors=True)
+        if self.name == REMOTE:
+            self.start_s3()
         if self.name == "sccache":
             self.sc("--stop-server")
             started = self.sc("--start-server")
             if started.returncode != 0:
                 sys.exit(f"sccache --start-server failed: {started.stderr}")
 
+    def start_s3(self):
+        """An S3 server (moto) on a free port with the bucket `bench`, as
+        the remote both machines use."""
+        port = free_port()
+        moto = PYBIN / "moto_server"
+        moto = str(moto) if moto.exists() else shutil.which("moto_server")
+        if not moto:
+            sys.exit("moto_server is missing: pip install 'moto[server]'")
+        self.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("PUT", "/bench")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            sys.exit("moto_server did not start")
+        self.env["CLEAVE_REMOTE"] = f"s3://bench/rust?endpoint=http://127.0.0.1:{port}&region=us-east-1"
+        self.env["AWS_ACCESS_KEY_ID"] = "bench"
+        self.env["AWS_SECRET_ACCESS_KEY"] = "bench-secret"
+
+    def to_machine_b(self):
+        """With a remote, B is another machine: an empty local cache."""
+        if self.name == REMOTE:
+            self.env["CLEAVE_CACHE_DIR"] = str(self.work / "cache-machine-b")
+
     def stop(self):
+        if self.moto:
+            self.moto.kill()
+            self.moto.wait()
         if self.name == "sccache":
             self.sc("--stop-server")
 
     def zero(self):
-        if self.name == "cleave":
+        if self.name.startswith("cleave"):
             run([str(self.cleave), "cache", "stats", "--zero"], self.env)
         elif self.name == "sccache":
             self.sc("--zero-stats")
@@ -249,7 +291,7 @@ class Tool:
     def counts(self):
         """hits, misses, uncacheable, cache errors, failed compiles (build
         scripts' probes that fail on purpose) and the raw counts (for B)."""
-        if self.name == "cleave":
+        if self.name.startswith("cleave"):
             rust = json.loads(run([str(self.cleave), "cache", "stats", "--json"], self.env))["rust"]
             raw = rust["counts"]
             return rust["hits"], rust["misses"], rust["uncacheable"], raw["errors"], raw["failed"], raw
@@ -318,7 +360,7 @@ def main():
     print(f"- {NAME}: serde (derive), serde_json, regex, clap (derive); {crates} packages in "
           f"Cargo.lock (all platforms); dev profile, CARGO_INCREMENTAL=0")
 
-    names = ["plain cargo", "sccache", "cleave"]
+    names = ["plain cargo", "sccache", "cleave", REMOTE]
     rows = {n: [] for n in names}
     for run_no in range(opts.runs):
         # Tools take turns within a run.
@@ -333,6 +375,7 @@ def main():
             try:
                 cold, load_a, bin_a = build(tool, a, a_home, opts.jobs)
                 tool.zero()
+                tool.to_machine_b()
                 second, load_b, bin_b = build(tool, b, b_home, opts.jobs)
                 counts = tool.counts()
                 same = filecmp.cmp(bin_a, bin_b, shallow=False)
@@ -344,7 +387,7 @@ def main():
             hits = f", B: {counts[:5]} (hits, misses, uncacheable, errors, failed)" if counts else ""
             print(f"  {name}: A {cold:.1f} s (load {load_a:.1f}), B {second:.1f} s "
                   f"(load {load_b:.1f}){hits}, binaries identical: {same}", file=sys.stderr)
-            if counts and name == "cleave":
+            if counts and name.startswith("cleave"):
                 raw = counts[5]
                 print(f"  cleave's counts in B: misses {raw.get('misses')}, uncacheable "
                       f"{raw.get('uncacheable')}, last error {raw.get('last_error')}", file=sys.stderr)
@@ -368,16 +411,16 @@ def main():
         same = "identical" if last[3] else "differ"
         print(f"| {name} | {cold:.1f} s | {second:.1f} s | {second / cold:.2f} | {second / plain:.2f} "
               f"| {counts} | {same} | {last[4]:.1f}, {last[5]:.1f} |")
-    for name in ("sccache", "cleave"):
+    for name in ("sccache", "cleave", REMOTE):
         if rows[name][-1][2]:
             print(f"\n{name}'s counts for B: {json.dumps(summary(name, rows[name][-1][2][5]))}")
 
 
 def summary(name, raw):
     """The parts of a tool's raw counts worth printing."""
-    if name == "cleave":
+    if name.startswith("cleave"):
         return {k: raw.get(k) for k in ("hits_direct", "misses", "uncacheable", "failed", "errors",
-                                        "last_error")}
+                                        "last_error", "remote_hits", "remotes")}
     return {k: raw.get(k) for k in ("compile_requests", "requests_not_cacheable", "requests_not_compile",
                                     "cache_hits", "cache_misses", "non_cacheable_compilations",
                                     "not_cached", "cache_errors", "cache_read_errors",

@@ -96,6 +96,16 @@ impl Scratch {
     }
 }
 
+/// One count of the remotes, summed over them.
+fn remote_total(rust: &Value, field: &str) -> u64 {
+    rust["counts"]["remotes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t[field].as_u64().unwrap())
+        .sum()
+}
+
 /// The binary's output.
 fn run_app(dir: &Path) -> String {
     let out = Command::new(dir.join("target/debug/app")).output().unwrap();
@@ -253,12 +263,7 @@ fn a_second_machine_takes_every_unit_from_an_s3_remote() {
     let (first, printed) = s.build_on(&a, "machine-a", &remote);
     assert_eq!(first["misses"], UNITS, "{first:#}");
     assert!(!printed.contains("warning"), "{printed}");
-    let uploads: u64 = first["counts"]["remotes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|t| t["uploads"].as_u64().unwrap())
-        .sum();
+    let uploads = remote_total(&first, "uploads");
     // Each unit's result and its manifest.
     assert_eq!(uploads, 2 * UNITS, "{first:#}");
 
@@ -300,12 +305,7 @@ fn a_remote_that_is_down_costs_a_warning_not_a_build() {
     assert!(printed.contains("warning"), "{printed}");
     // The first call that failed marks the remote down: the calls after it
     // skip it instead of each waiting.
-    let asked: u64 = first["counts"]["remotes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|t| t["errors"].as_u64().unwrap())
-        .sum();
+    let asked = remote_total(&first, "errors");
     assert!((1..UNITS).contains(&asked), "{first:#}");
     assert_eq!(run_app(&a), "hello from alpha, sum 6, count 4, plain\n");
     // The local cache works as ever.

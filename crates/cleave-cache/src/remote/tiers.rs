@@ -143,19 +143,7 @@ impl Remotes {
                 Err(e) => helper_failed(helper, &e, warn, "the entry stays local"),
             }
         }
-        if self.tiers.iter().all(|t| !t.writable()) {
-            return;
-        }
-        let runtime = match Self::runtime(&mut self.runtime) {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                warn(e);
-                return;
-            }
-        };
-        for tier in self.tiers.iter_mut().filter(|t| t.writable()) {
-            push_one(tier, runtime, entry, false, warn);
-        }
+        self.upload(entry, false, warn);
     }
 
     /// Uploads `entry` to every writable remote, replacing what the remote
@@ -164,6 +152,12 @@ impl Remotes {
     /// newer one holds the older's contents. Helpers are not asked: their
     /// protocol stores an entry once.
     pub fn replace(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
+        self.upload(entry, true, warn);
+    }
+
+    /// Uploads `entry` to every writable remote (see [`Tier::push`] for
+    /// `replace`).
+    fn upload(&mut self, entry: &Entry, replace: bool, warn: &mut dyn FnMut(String)) {
         if self.tiers.iter().all(|t| !t.writable()) {
             return;
         }
@@ -175,7 +169,7 @@ impl Remotes {
             }
         };
         for tier in self.tiers.iter_mut().filter(|t| t.writable()) {
-            push_one(tier, runtime, entry, true, warn);
+            push_one(tier, runtime, entry, replace, warn);
         }
     }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the Rust compile cache: `tests/rust/ws` (a lib, a
-//! lib with a build script using it and a proc-macro, and a binary, all
-//! path dependencies, so everything builds offline) built by cargo with
+//! lib with a build script using it and a proc-macro, a binary, a cdylib
+//! that is also an rlib, and a staticlib, all path dependencies, so
+//! everything builds offline) built by cargo with
 //! cleave as `RUSTC_WRAPPER`, in checkouts at different paths that share
 //! one cache. The counts come from `cleave cache stats --json --zero`,
 //! read after each build.
@@ -17,8 +18,8 @@ use common::{assert_success, copy_dir, repo, stderr};
 mod services;
 
 /// The units cargo compiles through rustc for the workspace: alpha,
-/// macros, beta's build script, beta and app.
-const UNITS: u64 = 5;
+/// macros, beta's build script, beta, app, ffi and clib.
+const UNITS: u64 = 7;
 
 /// A scratch directory holding checkouts and their shared cache.
 struct Scratch {
@@ -143,11 +144,15 @@ fn a_second_checkout_at_another_path_hits_every_unit_and_links_the_same_binary()
     assert_eq!(second["hits"], UNITS, "{second:#}");
     assert_eq!(second["misses"], 0, "{second:#}");
     assert_eq!(run_app(&b), expected);
-    assert_eq!(
-        std::fs::read(a.join("target/debug/app")).unwrap(),
-        std::fs::read(b.join("target/debug/app")).unwrap(),
-        "the same bytes"
-    );
+    for output in ["app", "libffi.so", "libclib.a"] {
+        assert_eq!(
+            std::fs::read(a.join("target/debug").join(output)).unwrap(),
+            std::fs::read(b.join("target/debug").join(output)).unwrap(),
+            "{output}: the same bytes"
+        );
+    }
+    let so = std::fs::read(b.join("target/debug/libffi.so")).unwrap();
+    assert!(so.starts_with(b"\x7fELF"), "a shared object");
     // The restored dep-info names this checkout's files, so cargo finds
     // the build fresh and compiles nothing more.
     let dep_info = walk(&b.join("target/debug/deps"))
@@ -170,20 +175,21 @@ fn an_edit_recompiles_that_crate_and_its_dependents_only() {
     let words = b.join("alpha/src/words.rs");
     std::fs::write(&words, "pub const HELLO: &str = \"howdy\";\n").unwrap();
     let edited = s.build(&b);
-    // alpha, beta and app are compiled; macros and the build script hit.
-    assert_eq!(edited["misses"], 3, "{edited:#}");
+    // alpha and what uses it (beta, app, ffi) are compiled; macros, the
+    // build script and clib hit.
+    assert_eq!(edited["misses"], 4, "{edited:#}");
     assert_eq!(
         edited["counts"]["misses"]["source file or variable changed"], 1,
         "alpha has entries, for other files: {edited:#}"
     );
-    assert_eq!(edited["hits"], UNITS - 3, "{edited:#}");
+    assert_eq!(edited["hits"], UNITS - 4, "{edited:#}");
     assert_eq!(run_app(&b), "howdy from alpha, sum 6, count 4, plain\n");
 
-    // Back as it was: cargo recompiles alpha, beta and app, and each is
-    // checkout A's entry.
+    // Back as it was: cargo recompiles alpha, beta, app and ffi, and each
+    // is checkout A's entry.
     std::fs::write(&words, "pub const HELLO: &str = \"hello\";\n").unwrap();
     let reverted = s.build(&b);
-    assert_eq!(reverted["hits"], 3, "{reverted:#}");
+    assert_eq!(reverted["hits"], 4, "{reverted:#}");
     assert_eq!(reverted["misses"], 0, "{reverted:#}");
     assert_eq!(run_app(&b), "hello from alpha, sum 6, count 4, plain\n");
 }
@@ -193,7 +199,7 @@ fn a_flipped_byte_in_a_stored_output_is_detected_and_the_unit_recompiled() {
     let s = Scratch::new();
     let a = s.checkout("a");
     s.build(&a);
-    // The largest blob: the binary.
+    // The largest blob: clib's archive, which holds the standard library.
     let victim = walk(&s.path("cache/staging/blobs"))
         .into_iter()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
@@ -217,14 +223,63 @@ fn a_flipped_byte_in_a_stored_output_is_detected_and_the_unit_recompiled() {
         "{second:#}"
     );
     assert_eq!(second["hits"], UNITS - 1, "{second:#}");
-    assert_eq!(
-        std::fs::read(a.join("target/debug/app")).unwrap(),
-        std::fs::read(b.join("target/debug/app")).unwrap(),
-    );
+    for output in ["app", "libclib.a"] {
+        assert_eq!(
+            std::fs::read(a.join("target/debug").join(output)).unwrap(),
+            std::fs::read(b.join("target/debug").join(output)).unwrap(),
+            "{output}"
+        );
+    }
     // The entry stored again serves a third checkout.
     let c = s.checkout("c");
     let third = s.build(&c);
     assert_eq!(third["hits"], UNITS, "{third:#}");
+}
+
+#[test]
+fn a_shared_library_holding_a_path_is_served_only_where_that_path_has_its_length() {
+    let s = Scratch::new();
+    // ffi keeps the path it was built at in its bytes, as a bin can.
+    let checkout = |rel: &str| {
+        let dir = s.checkout(rel);
+        let lib = dir.join("ffi/src/lib.rs");
+        let mut text = std::fs::read_to_string(&lib).unwrap();
+        text.push_str(
+            "\n/// Where the crate was built.\n#[no_mangle]\n\
+             pub static FFI_HOME: &str = env!(\"CARGO_MANIFEST_DIR\");\n",
+        );
+        std::fs::write(&lib, text).unwrap();
+        dir
+    };
+    let holds = |bytes: &[u8], dir: &Path| {
+        let path = dir.join("ffi");
+        let path = path.to_string_lossy();
+        bytes.windows(path.len()).any(|w| w == path.as_bytes())
+    };
+    let a = checkout("a");
+    s.build(&a);
+    let so_a = std::fs::read(a.join("target/debug/libffi.so")).unwrap();
+    assert!(holds(&so_a, &a));
+
+    // Another path of the same length: the stored library, with this
+    // checkout's path written in.
+    let b = checkout("b");
+    let same = s.build(&b);
+    assert_eq!(same["hits"], UNITS, "{same:#}");
+    let so_b = std::fs::read(b.join("target/debug/libffi.so")).unwrap();
+    assert!(holds(&so_b, &b) && !holds(&so_b, &a));
+    assert_eq!(so_a.len(), so_b.len());
+
+    // Another length: ffi compiles; the rest, holding no path, hits.
+    let c = checkout("c/deeper");
+    let other = s.build(&c);
+    assert_eq!(
+        other["counts"]["misses"]["build path of another length"], 1,
+        "{other:#}"
+    );
+    assert_eq!(other["hits"], UNITS - 1, "{other:#}");
+    let so_c = std::fs::read(c.join("target/debug/libffi.so")).unwrap();
+    assert!(holds(&so_c, &c));
 }
 
 #[test]
@@ -284,11 +339,12 @@ fn a_second_machine_takes_every_unit_from_an_s3_remote() {
     let words = "alpha/src/words.rs";
     std::fs::write(b.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
     let (edited, _) = s.build_on(&b, "machine-b", &remote);
-    assert_eq!(edited["misses"], 3, "{edited:#}");
+    // alpha, beta, app and ffi.
+    assert_eq!(edited["misses"], 4, "{edited:#}");
     std::fs::write(a.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
     let (taken, printed) = s.build_on(&a, "machine-a", &remote);
-    assert_eq!(taken["hits"], 3, "{taken:#}\n{printed}");
-    assert_eq!(taken["counts"]["remote_hits"], 3, "{taken:#}");
+    assert_eq!(taken["hits"], 4, "{taken:#}\n{printed}");
+    assert_eq!(taken["counts"]["remote_hits"], 4, "{taken:#}");
     assert_eq!(run_app(&a), "howdy from alpha, sum 6, count 4, plain\n");
 }
 

@@ -20,7 +20,8 @@ pub enum Uncacheable {
     /// `-C incremental`: the session files are rustc's own state, which a
     /// cache cannot restore consistently.
     Incremental,
-    /// A crate type whose output the cache does not handle.
+    /// A crate type the cache does not know (one a later rustc adds): its
+    /// outputs could be named in ways [`Crate::owns`] misses.
     CrateType(String),
     /// No `--out-dir`, or an explicit output file (`-o`, `--emit KIND=PATH`).
     Output,
@@ -28,11 +29,12 @@ pub enum Uncacheable {
     NoDepInfo,
     /// `--emit` of something other than link, metadata and dep-info.
     Emit(String),
-    /// No `-C extra-filename`: the outputs cannot be told apart from other
-    /// files of the out dir.
+    /// No `-C extra-filename`, for a crate that is not a shared library:
+    /// the outputs cannot be told apart from other files of the out dir.
     NoExtraFilename,
-    /// A linked output with native libraries (`-l`), whose contents the key
-    /// does not cover.
+    /// Native libraries (`-l`) in a linked output, which the linker reads,
+    /// or in a staticlib, whose archive takes static ones in: their
+    /// contents are not in the key.
     NativeLibraries,
     /// An option the wrapper does not know: it could read a file the key
     /// does not cover.
@@ -69,19 +71,23 @@ impl fmt::Display for Uncacheable {
 pub struct Crate {
     /// `--crate-name`.
     pub name: String,
-    /// The crate types (lib, rlib, proc-macro, bin; `--test` counts as bin).
+    /// The crate types (lib, rlib, proc-macro, bin, dylib, cdylib,
+    /// staticlib; `--test` counts as bin).
     pub types: Vec<String>,
     /// The root source file, as given.
     pub source: String,
     /// `--out-dir`.
     pub out_dir: String,
-    /// `-C extra-filename`.
+    /// `-C extra-filename`; empty for the shared library of a path
+    /// package, which cargo names plainly (`libNAME.so`) so that what
+    /// loads it finds it.
     pub extra_filename: String,
     /// `--extern name=path` with a path, in order.
     pub externs: Vec<(String, String)>,
     /// `-C linker=`, when given.
     pub linker: Option<String>,
-    /// Whether rustc links (an executable or a shared object).
+    /// Whether rustc runs the linker (an executable or a shared object):
+    /// the linker is then in the key.
     pub links: bool,
 }
 
@@ -125,8 +131,22 @@ const WITH_VALUE: &[&str] = &[
 /// Options without a value that change nothing the key misses.
 const FLAGS: &[&str] = &["-g", "-O", "--test"];
 
-/// Crate types whose outputs the cache stores.
-const CACHED_TYPES: &[&str] = &["lib", "rlib", "proc-macro", "bin"];
+/// Crate types whose outputs the cache stores. Each writes
+/// `[lib]NAME-EXTRA.EXT` into the out dir (`.rlib`, `.rmeta`, `.so`, `.a`,
+/// none for a bin), which [`Crate::owns`] recognises.
+const CACHED_TYPES: &[&str] = &[
+    "lib",
+    "rlib",
+    "proc-macro",
+    "bin",
+    "dylib",
+    "cdylib",
+    "staticlib",
+];
+
+/// Crate types whose output is linked by the system linker, like a bin.
+/// A staticlib is not: rustc writes its archive itself.
+const LINKED_TYPES: &[&str] = &["bin", "proc-macro", "dylib", "cdylib"];
 
 /// The crate `args` compile, or why the call passes through.
 pub fn analyze(args: &[String]) -> Result<Crate, Uncacheable> {
@@ -234,16 +254,23 @@ pub fn analyze(args: &[String]) -> Result<Crate, Uncacheable> {
     if !emits.iter().any(|e| e == "dep-info") {
         return Err(Uncacheable::NoDepInfo);
     }
-    let links = (emits.iter().any(|e| e == "link"))
-        && types.iter().any(|t| t == "bin" || t == "proc-macro");
-    if links && native {
+    let emits_link = emits.iter().any(|e| e == "link");
+    let links = emits_link && types.iter().any(|t| LINKED_TYPES.contains(&t.as_str()));
+    let archives = emits_link && types.iter().any(|t| t == "staticlib");
+    if (links || archives) && native {
         return Err(Uncacheable::NativeLibraries);
     }
     let name = name.ok_or(Uncacheable::Query)?;
     let out_dir = out_dir.ok_or(Uncacheable::Output)?;
-    let extra_filename = extra_filename
-        .filter(|e| !e.is_empty())
-        .ok_or(Uncacheable::NoExtraFilename)?;
+    // Cargo leaves the hash out of a path package's dylib and cdylib
+    // names; their outputs still carry the crate's name, which only one
+    // unit of a build writes into the out dir. Other calls without it
+    // are build scripts probing rustc.
+    let extra_filename = extra_filename.unwrap_or_default();
+    let shared = types.iter().any(|t| t == "dylib" || t == "cdylib");
+    if extra_filename.is_empty() && !shared {
+        return Err(Uncacheable::NoExtraFilename);
+    }
     Ok(Crate {
         name,
         types,
@@ -324,8 +351,8 @@ mod tests {
                 Uncacheable::Incremental,
             ),
             (
-                &LIB.replace("--crate-type lib", "--crate-type cdylib"),
-                Uncacheable::CrateType("cdylib".into()),
+                &LIB.replace("--crate-type lib", "--crate-type sdylib"),
+                Uncacheable::CrateType("sdylib".into()),
             ),
             (
                 &LIB.replace("dep-info,metadata,link", "metadata,link"),
@@ -349,5 +376,58 @@ mod tests {
             analyze(&args(&format!("{bin} -l static=z"))),
             Err(Uncacheable::NativeLibraries)
         );
+    }
+
+    #[test]
+    fn shared_and_static_libraries_are_served_and_shared_ones_link() {
+        // As cargo passes `crate-type = ["cdylib", "rlib"]`, and joined.
+        let cases = [
+            ("--crate-type cdylib", true),
+            ("--crate-type dylib", true),
+            ("--crate-type staticlib", false),
+            ("--crate-type cdylib --crate-type rlib", true),
+            ("--crate-type staticlib,rlib", false),
+        ];
+        for (types, links) in cases {
+            let line = LIB.replace("--crate-type lib", types);
+            let c = analyze(&args(&line)).unwrap();
+            assert_eq!(c.links, links, "{types}");
+            for output in [
+                "libalpha-0123.so",
+                "libalpha-0123.a",
+                "libalpha-0123.rlib",
+                "libalpha-0123.rmeta",
+            ] {
+                assert!(c.owns(output), "{types}: {output}");
+            }
+            // The linker reads native libraries; a staticlib's archive
+            // takes them in.
+            assert_eq!(
+                analyze(&args(&format!("{line} -l static=z"))),
+                Err(Uncacheable::NativeLibraries),
+                "{types}"
+            );
+        }
+        // A path package's shared library, which cargo names without a
+        // hash; other crates need one.
+        let plain = |types: &str| {
+            analyze(&args(
+                &LIB.replace("--crate-type lib", types)
+                    .replace("-C extra-filename=-0123", ""),
+            ))
+        };
+        let c = plain("--crate-type cdylib --crate-type rlib").unwrap();
+        assert!(c.owns("libalpha.so") && c.owns("libalpha.rlib") && c.owns("alpha.d"));
+        assert!(!c.owns("libalpha_sys.so") && !c.owns("alpha-0123.d"));
+        assert_eq!(c.dep_info(), "/t/debug/deps/alpha.d");
+        assert!(plain("--crate-type dylib").is_ok());
+        for types in ["--crate-type staticlib", "--crate-type lib"] {
+            assert_eq!(plain(types), Err(Uncacheable::NoExtraFilename), "{types}");
+        }
+        // Only metadata (cargo's check builds): nothing is linked.
+        let check = LIB
+            .replace("--crate-type lib", "--crate-type cdylib")
+            .replace("dep-info,metadata,link", "dep-info,metadata");
+        assert!(!analyze(&args(&check)).unwrap().links);
     }
 }

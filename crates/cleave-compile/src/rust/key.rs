@@ -1,5 +1,5 @@
 //! What a Rust compile's key is made of, without absolute paths: the
-//! compiler (its `-vV` text and a digest of its sysroot's libraries), the
+//! compiler (its `-vV` text and a digest of its sysroot's contents), the
 //! arguments with the roots' paths replaced (the workspace, the target
 //! dir, `CARGO_HOME`), the environment cargo sets for the crate, and, from
 //! the dep-info of an earlier compile, the files and variables the crate
@@ -9,39 +9,78 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cleave_cache::Digest;
+use cleave_cache::fingerprint::Stamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CompileError;
+use crate::files::Files;
 use crate::roots::Roots;
 use crate::rust::args::Crate;
 
 /// A rustc, as a key sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Rustc {
     /// `rustc -vV`: release, commit and host.
     pub version: String,
-    /// Digest of the names and sizes of the sysroot's libraries (std and
-    /// the compiler's own), which change with every toolchain.
+    /// Digest of the contents of the compiler's own libraries and of the
+    /// sysroot's target directories (std, linker, objects): a toolchain
+    /// rebuilt in place with the same version and sizes is told apart.
     pub sysroot: String,
 }
 
-/// The rustc at `path`, asked once per path and mtime and remembered in
-/// `state` (two runs of rustc on the first use).
+/// What rustc says about itself, asked once per binary and remembered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Asked {
+    /// `rustc -vV`.
+    version: String,
+    /// `rustc --print sysroot`.
+    sysroot_dir: PathBuf,
+}
+
+/// The rustc at `path`. Its answers to `-vV` and `--print sysroot` are
+/// asked once per path and file stamp and remembered in `state` (two runs
+/// of rustc); the sysroot's contents are digested through the compile
+/// cache's file index in `state/files`, so that after the first call
+/// (hundreds of MB read) a call only looks at the files' stamps.
 pub fn rustc(path: &Path, state: &Path) -> Result<Rustc, CompileError> {
+    let asked = ask(path, state)?;
+    // Not the build's start: a toolchain a recipe script installs is
+    // written once, not edited while the build runs, and hashing it again
+    // on every call would cost more than the compile.
+    let mut files = Files::new(state.join("files"), asked.sysroot_dir.clone(), None);
+    let sysroot = sysroot_digest(&asked.sysroot_dir, &mut files);
+    files.save();
+    Ok(Rustc {
+        version: asked.version,
+        sysroot: sysroot?.to_hex(),
+    })
+}
+
+/// `rustc -vV` and `--print sysroot` of the rustc at `path`, from `state`
+/// when this binary (path and stamp) was asked before.
+fn ask(path: &Path, state: &Path) -> Result<Asked, CompileError> {
     let meta =
         std::fs::metadata(path).map_err(CompileError::io(format!("reading {}", path.display())))?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    let id = blake3::hash(format!("{}\0{mtime}", path.display()).as_bytes());
+    let Stamp {
+        size,
+        mtime_ns,
+        ctime_ns,
+        ino,
+        dev,
+    } = Stamp::of(&meta);
+    let id = Digest::of(
+        format!(
+            "{}\0{size}\0{mtime_ns}\0{ctime_ns}\0{ino}\0{dev}",
+            path.display()
+        )
+        .as_bytes(),
+    );
     let cached = state
         .join("rustc")
         .join(format!("{}.json", &id.to_hex()[..32]));
     if let Some(known) = std::fs::read(&cached)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Rustc>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Asked>(&b).ok())
     {
         return Ok(known);
     }
@@ -56,38 +95,83 @@ pub fn rustc(path: &Path, state: &Path) -> Result<Rustc, CompileError> {
             })?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let version = run(&["-vV"])?;
-    let sysroot = PathBuf::from(run(&["--print", "sysroot"])?.trim());
-    let known = Rustc {
-        version,
-        sysroot: sysroot_digest(&sysroot).to_hex(),
+    let known = Asked {
+        version: run(&["-vV"])?,
+        sysroot_dir: PathBuf::from(run(&["--print", "sysroot"])?.trim()),
     };
     // Kept only to save the runs next time.
     let _ = write_json(&cached, &known);
     Ok(known)
 }
 
-/// The names and sizes of `lib/*` and `lib/rustlib/*/lib/*`, sorted.
-fn sysroot_digest(sysroot: &Path) -> Digest {
-    let mut dirs = vec![sysroot.join("lib")];
-    if let Ok(targets) = std::fs::read_dir(sysroot.join("lib/rustlib")) {
-        dirs.extend(targets.flatten().map(|t| t.path().join("lib")));
-    }
-    let mut lines: Vec<String> = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if let Some(meta) = entry.metadata().ok().filter(|m| m.is_file()) {
-                let rel = entry.path();
-                let rel = rel.strip_prefix(sysroot).unwrap_or(&rel);
-                lines.push(format!("{}\t{}", rel.display(), meta.len()));
-            }
+/// Prefixes of the files of the sysroot's `lib/` that are the compiler
+/// itself (rustc is a small binary over `librustc_driver`, which loads
+/// LLVM and, in older toolchains, `libstd`). Only these: in a conda
+/// environment `lib/` also holds every other package's libraries.
+const COMPILER_LIBS: &[&str] = &["librustc", "libLLVM", "libstd-"];
+
+/// The contents of what a compile uses from the sysroot: the compiler's
+/// libraries in `lib/` and each target's directory in `lib/rustlib/`
+/// (one with a `lib/`: its std, its self-contained linker and objects,
+/// codegen backends), leaving out sources and debugger scripts. Each
+/// file's relative path and digest, symlinks by target, sorted.
+fn sysroot_digest(sysroot: &Path, files: &mut Files) -> Result<Digest, CompileError> {
+    let mut found: Vec<(PathBuf, std::fs::FileType)> = Vec::new();
+    let lib = sysroot.join("lib");
+    for (path, kind) in list(&lib)? {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let compiler = name.is_some_and(|n| COMPILER_LIBS.iter().any(|p| n.starts_with(p)));
+        if compiler && (kind.is_file() || kind.is_symlink()) {
+            found.push((path, kind));
         }
     }
+    for (target, kind) in list(&lib.join("rustlib"))? {
+        if kind.is_dir() && target.join("lib").is_dir() {
+            walk(&target, &mut found)?;
+        }
+    }
+    let mut lines: Vec<String> = Vec::with_capacity(found.len());
+    for (path, kind) in found {
+        let rel = path.strip_prefix(sysroot).unwrap_or(&path).display();
+        let io = CompileError::io(format!("reading {}", path.display()));
+        let what = if kind.is_symlink() {
+            format!("-> {}", std::fs::read_link(&path).map_err(io)?.display())
+        } else {
+            files.info(&path).map_err(io)?.digest.to_hex()
+        };
+        lines.push(format!("{rel}\t{what}"));
+    }
     lines.sort();
-    Digest::of(lines.join("\n").as_bytes())
+    Ok(Digest::of(lines.join("\n").as_bytes()))
+}
+
+/// The entries of `dir` with their types (not following symlinks); none
+/// when it does not exist.
+fn list(dir: &Path) -> Result<Vec<(PathBuf, std::fs::FileType)>, CompileError> {
+    let io = || CompileError::io(format!("reading {}", dir.display()));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io()(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io())?;
+        out.push((entry.path(), entry.file_type().map_err(io())?));
+    }
+    Ok(out)
+}
+
+/// Every file and symlink below `dir` into `found`.
+fn walk(dir: &Path, found: &mut Vec<(PathBuf, std::fs::FileType)>) -> Result<(), CompileError> {
+    for (path, kind) in list(dir)? {
+        if kind.is_dir() {
+            walk(&path, found)?;
+        } else if kind.is_file() || kind.is_symlink() {
+            found.push((path, kind));
+        }
+    }
+    Ok(())
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
@@ -279,6 +363,74 @@ mod tests {
             ]
         );
         assert_eq!(escape_env("a\\b\nc"), "a\\\\b\\nc");
+    }
+
+    /// A sysroot of a few files: the compiler's library, one target's std
+    /// and linker, and what the digest leaves out.
+    fn sysroot(dir: &Path, std: &str) {
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("lib/librustc_driver-1.so", "the compiler");
+        write("lib/libz.so", "another package's library");
+        write(
+            "lib/rustlib/x86_64-unknown-linux-gnu/lib/libstd-1.rlib",
+            std,
+        );
+        write(
+            "lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld",
+            "a linker",
+        );
+        write("lib/rustlib/src/rust/library/std/src/lib.rs", "sources");
+    }
+
+    fn digest(dir: &Path, index: &Path) -> (Digest, usize) {
+        let mut files = Files::new(index.to_path_buf(), dir.to_path_buf(), None);
+        let digest = sysroot_digest(dir, &mut files).unwrap();
+        files.save();
+        (digest, files.hashed)
+    }
+
+    #[test]
+    fn sysroots_with_the_same_names_and_sizes_differ_by_contents() {
+        let index = tempfile::tempdir().unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        sysroot(a.path(), "std of build one");
+        sysroot(b.path(), "std of build two");
+        let (first, _) = digest(a.path(), index.path());
+        assert_ne!(first, digest(b.path(), index.path()).0);
+
+        // Files a compile does not use leave it as it is.
+        std::fs::write(a.path().join("lib/libz.so"), "another version").unwrap();
+        std::fs::write(
+            a.path().join("lib/rustlib/src/rust/library/std/src/lib.rs"),
+            "edited",
+        )
+        .unwrap();
+        assert_eq!(digest(a.path(), index.path()).0, first);
+        // The linker a target brings is the toolchain's.
+        std::fs::write(
+            a.path()
+                .join("lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld"),
+            "a LINKER",
+        )
+        .unwrap();
+        assert_ne!(digest(a.path(), index.path()).0, first);
+    }
+
+    #[test]
+    fn a_sysroot_is_read_once_then_known_by_its_files_stamps() {
+        let index = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        sysroot(root.path(), "std");
+        // A file is trusted by its stamp once it is a second older than
+        // its hashing.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (first, hashed) = digest(root.path(), index.path());
+        assert_eq!(hashed, 3);
+        assert_eq!(digest(root.path(), index.path()), (first, 0));
     }
 
     #[test]

@@ -3,16 +3,17 @@
 //! that is also an rlib, and a staticlib, all path dependencies, so
 //! everything builds offline) built by cargo with
 //! cleave as `RUSTC_WRAPPER`, in checkouts at different paths that share
-//! one cache. The counts come from `cleave cache stats --json --zero`,
-//! read after each build.
+//! one cache, and by `tests/rust/recipe` in recipe builds, where the
+//! engine sets the wrapper. The counts come from
+//! `cleave cache stats --json --zero`, read after each build.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 mod common;
-use common::{assert_success, copy_dir, repo, stderr};
+use common::{assert_success, copy_dir, oracle, repo, stderr};
 
 #[path = "../../cleave-cache/tests/services/mod.rs"]
 mod services;
@@ -82,7 +83,13 @@ impl Scratch {
             .envs(env.iter().copied())
             .output()
             .unwrap();
-        assert_success(&output);
+        (self.counts(cache, &output), stderr(&output))
+    }
+
+    /// The Rust counts of the cache dir `cache` since the last call, after
+    /// a build that printed `output`, which must have succeeded.
+    fn counts(&self, cache: &str, output: &Output) -> Value {
+        assert_success(output);
         let stats = self
             .cleave_on(cache)
             .args(["cache", "stats", "--json", "--zero"])
@@ -91,9 +98,42 @@ impl Scratch {
         assert_success(&stats);
         let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
         let rust = value["rust"].clone();
-        let printed = stderr(&output);
-        assert_eq!(rust["counts"]["errors"], 0, "{rust:#}\n{printed}");
-        (rust, printed)
+        assert_eq!(rust["counts"]["errors"], 0, "{rust:#}\n{}", stderr(output));
+        rust
+    }
+
+    /// A copy of `tests/rust` (the recipe and the workspace it builds);
+    /// returns the recipe's directory.
+    fn recipe(&self) -> PathBuf {
+        copy_dir(&repo().join("tests/rust/recipe"), &self.path("rust/recipe"));
+        copy_dir(&repo().join("tests/rust/ws"), &self.path("rust/ws"));
+        self.path("rust/recipe")
+    }
+
+    /// `cleave build` of `recipe` into `out`, with the toolchain running
+    /// these tests first on `PATH` (its cargo and rustc, not a rustup
+    /// proxy that needs variables a recipe build does not pass); returns
+    /// the Rust counts of that build.
+    fn recipe_build(&self, recipe: &Path, out: &str) -> Value {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let toolchain = std::env::var_os("CARGO")
+            .and_then(|cargo| Path::new(&cargo).parent().map(Path::to_path_buf));
+        let dirs = toolchain.into_iter().chain(std::env::split_paths(&path));
+        let output = self
+            .cleave()
+            .args(["build", "-r"])
+            .arg(recipe)
+            .args(["--output-dir", out, "--staging-root"])
+            .arg(self.path("stg"))
+            .args(["--test", "skip"])
+            .env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("NO_COLOR", "1")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("CLEAVE_REMOTE")
+            .current_dir(self.tmp.path())
+            .output()
+            .unwrap();
+        self.counts("cache", &output)
     }
 }
 
@@ -280,6 +320,38 @@ fn a_shared_library_holding_a_path_is_served_only_where_that_path_has_its_length
     assert_eq!(other["hits"], UNITS - 1, "{other:#}");
     let so_c = std::fs::read(c.join("target/debug/libffi.so")).unwrap();
     assert!(holds(&so_c, &c));
+}
+
+#[test]
+fn a_recipe_build_runs_cargo_through_the_cache_and_a_rebuild_elsewhere_hits_every_unit() {
+    let s = Scratch::new();
+    let recipe = s.recipe();
+    // No wrapper in the recipe, and a dev build, incremental by default:
+    // the engine sets both.
+    let first = s.recipe_build(&recipe, "out1");
+    assert_eq!(first["misses"], UNITS, "{first:#}");
+    assert_eq!(first["hits"], 0, "{first:#}");
+
+    // One more script line: the package builds again, in another
+    // key-named directory with another work dir and build prefix.
+    let yaml = recipe.join("recipe.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let edited = text.replace(
+        "    - cargo build --offline\n",
+        "    - echo again\n    - cargo build --offline\n",
+    );
+    assert_ne!(text, edited);
+    std::fs::write(&yaml, edited).unwrap();
+    let second = s.recipe_build(&recipe, "out2");
+    assert_eq!(second["hits"], UNITS, "{second:#}");
+    assert_eq!(second["misses"], 0, "{second:#}");
+
+    // The package holds the binary, and it runs where it is installed.
+    let checked = oracle(&s.path("out2"), &s.path("env"), &["ws-app"], &["app"]);
+    assert_eq!(
+        checked["command"]["stdout"],
+        "hello from alpha, sum 6, count 4, plain\n"
+    );
 }
 
 #[test]

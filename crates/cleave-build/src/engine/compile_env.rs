@@ -1,8 +1,8 @@
 //! The compile cache in a build script's environment: a masquerade
 //! directory first on `PATH` (`cc`, `gcc`, `g++`, ... and the names
 //! activation gave `$CC` and `$CXX`, each a link to cleave), the compiler
-//! variables pointed at it, cleave as cargo's `RUSTC_WRAPPER`, and the
-//! roots the wrapper keeps out of keys.
+//! variables pointed at it, cleave as cargo's `RUSTC_WRAPPER` (with
+//! `CARGO_INCREMENTAL=0`), and the roots the wrapper keeps out of keys.
 //! The caching itself is cleave-compile's.
 
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ const COMPILER_VARS: &[&str] = &["CC", "CXX", "CC_FOR_BUILD", "CXX_FOR_BUILD", "
 
 /// Cargo's variable naming the program that runs rustc.
 const RUSTC_WRAPPER: &str = "RUSTC_WRAPPER";
+
+/// Cargo's switch for incremental compilation, which overrides the
+/// profile's.
+const CARGO_INCREMENTAL: &str = "CARGO_INCREMENTAL";
 
 /// Where a build's masquerade links live: in its own key-named directory,
 /// so that a restored build tree finds them at the same path.
@@ -99,9 +103,15 @@ pub(super) fn install(
             env.insert(vars::REMOTES.into(), remotes.display().to_string());
         }
         // Cargo runs rustc through cleave (the Rust compile cache), unless
-        // the recipe chose a wrapper of its own.
-        env.entry(RUSTC_WRAPPER.into())
-            .or_insert_with(|| wrapper.display().to_string());
+        // the recipe chose a wrapper of its own. Then not incrementally,
+        // unless the recipe says so: the dev profile is incremental, an
+        // incremental call passes the cache by, and a recipe build starts
+        // from a fresh work dir, where the session files only cost time.
+        if !env.contains_key(RUSTC_WRAPPER) {
+            env.insert(RUSTC_WRAPPER.into(), wrapper.display().to_string());
+            env.entry(CARGO_INCREMENTAL.into())
+                .or_insert_with(|| "0".into());
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use cleave_cache::Digest;
 use cleave_cache::fingerprint::Stamp;
 use serde::{Deserialize, Serialize};
 
+use crate::compiler;
 use crate::error::CompileError;
 use crate::files::Files;
 use crate::roots::Roots;
@@ -43,7 +44,11 @@ struct Asked {
 /// cache's file index in `state/files`, so that after the first call
 /// (hundreds of MB read) a call only looks at the files' stamps.
 pub fn rustc(path: &Path, state: &Path) -> Result<Rustc, CompileError> {
-    let asked = ask(path, state)?;
+    // Cargo passes rustc as it found it: a bare `rustc` when it took the
+    // name from PATH (a conda environment's cargo does), a path when
+    // rustup named the toolchain's.
+    let path = compiler::find(path.as_os_str(), None)?;
+    let asked = ask(&path, state)?;
     // Not the build's start: a toolchain a recipe script installs is
     // written once, not edited while the build runs, and hashing it again
     // on every call would cost more than the compile.

@@ -89,6 +89,10 @@ pub struct Crate {
     /// Whether rustc runs the linker (an executable or a shared object):
     /// the linker is then in the key.
     pub links: bool,
+    /// `-l [KIND[:MODIFIERS]=]NAME[:RENAME]`, as given.
+    pub native: Vec<String>,
+    /// `-L [KIND=]PATH`, as given.
+    pub search: Vec<String>,
 }
 
 /// Options that take a value, in their long and short spellings.
@@ -201,7 +205,8 @@ pub fn analyze(args: &[String]) -> Result<Crate, Uncacheable> {
     let mut extra_filename = None;
     let mut externs = Vec::new();
     let mut linker = None;
-    let mut native = false;
+    let mut native = Vec::new();
+    let mut search = Vec::new();
     for (option, value) in options {
         match option {
             "--print" => return Err(Uncacheable::Print),
@@ -210,7 +215,8 @@ pub fn analyze(args: &[String]) -> Result<Crate, Uncacheable> {
             "--crate-type" => types.extend(value.split(',').map(str::to_string)),
             "--emit" => emits.extend(value.split(',').map(str::to_string)),
             "--out-dir" => out_dir = Some(value.to_string()),
-            "-l" => native = true,
+            "-l" => native.push(value.to_string()),
+            "-L" => search.push(value.to_string()),
             "--extern" => {
                 if let Some((n, p)) = value.split_once('=') {
                     externs.push((n.to_string(), p.to_string()));
@@ -257,7 +263,7 @@ pub fn analyze(args: &[String]) -> Result<Crate, Uncacheable> {
     let emits_link = emits.iter().any(|e| e == "link");
     let links = emits_link && types.iter().any(|t| LINKED_TYPES.contains(&t.as_str()));
     let archives = emits_link && types.iter().any(|t| t == "staticlib");
-    if (links || archives) && native {
+    if (links || archives) && !native.is_empty() {
         return Err(Uncacheable::NativeLibraries);
     }
     let name = name.ok_or(Uncacheable::Query)?;
@@ -280,6 +286,8 @@ pub fn analyze(args: &[String]) -> Result<Crate, Uncacheable> {
         externs,
         linker,
         links,
+        native,
+        search,
     })
 }
 
@@ -294,6 +302,44 @@ impl Crate {
                 .strip_prefix(&stem)
                 .is_some_and(|tail| tail.is_empty() || tail.starts_with('.'))
         })
+    }
+
+    /// The archives rustc copies into this crate's rlib: the file name of
+    /// each `-l static=NAME` (`libNAME.a`, or NAME itself with the
+    /// `verbatim` modifier), with the `-l` argument it comes from. Their
+    /// contents are not in the dep-info, so the key digests them.
+    pub fn static_libraries(&self) -> Vec<(&str, String)> {
+        self.native
+            .iter()
+            .filter_map(|arg| {
+                let (kind, name) = arg.split_once('=')?;
+                let (kind, modifiers) = kind.split_once(':').unwrap_or((kind, ""));
+                if kind != "static" {
+                    return None;
+                }
+                let name = name.split_once(':').map_or(name, |(name, _)| name);
+                let verbatim = modifiers.split(',').any(|m| m == "+verbatim");
+                let file = if verbatim {
+                    name.to_string()
+                } else {
+                    format!("lib{name}.a")
+                };
+                Some((arg.as_str(), file))
+            })
+            .collect()
+    }
+
+    /// Where rustc looks for native libraries: the `-L` directories of kind
+    /// `native` or `all`, or without a kind, in order.
+    pub fn native_search(&self) -> Vec<&str> {
+        self.search
+            .iter()
+            .filter_map(|arg| match arg.split_once('=') {
+                Some(("native" | "all", dir)) => Some(dir),
+                Some(("dependency" | "crate" | "framework", _)) => None,
+                _ => Some(arg.as_str()),
+            })
+            .collect()
     }
 
     /// The dep-info file rustc writes.
@@ -316,6 +362,26 @@ mod tests {
         -C metadata=0123 -C extra-filename=-0123 --out-dir /t/debug/deps \
         -L dependency=/t/debug/deps --extern beta=/t/debug/deps/libbeta-77.rmeta \
         --check-cfg cfg(docsrs,test) -Awarnings";
+
+    #[test]
+    fn static_libraries_are_found_by_kind_name_and_search_path() {
+        let mut lib = LIB.to_string();
+        lib.push_str(
+            " -l static=z -l dylib=ssl -l static:+verbatim=foo.a -l static:-bundle=bar:baz \
+             -l m -L native=/o/out -L all=/x -L /y -L crate=/z",
+        );
+        let c = analyze(&args(&lib)).unwrap();
+        assert_eq!(
+            c.static_libraries(),
+            [
+                ("static=z", "libz.a".to_string()),
+                ("static:+verbatim=foo.a", "foo.a".to_string()),
+                ("static:-bundle=bar:baz", "libbar.a".to_string()),
+            ]
+        );
+        // `-L dependency=` holds crates, not native libraries.
+        assert_eq!(c.native_search(), ["/o/out", "/x", "/y"]);
+    }
 
     #[test]
     fn a_cargo_lib_call_is_served() {

@@ -266,6 +266,21 @@ impl Call<'_> {
             "source.digest",
             digest(files, Path::new(&self.krate.source))?,
         );
+        // rustc copies static libraries into an rlib; a build script that
+        // rebuilt one changes the rlib without changing an argument.
+        let search = self.krate.native_search();
+        for (arg, file) in self.krate.static_libraries() {
+            let found = search
+                .iter()
+                .map(|dir| self.cwd.join(dir).join(&file))
+                .find(|path| path.is_file())
+                .ok_or_else(|| {
+                    CompileError::io(format!("finding {file} for -l {arg}"))(
+                        std::io::ErrorKind::NotFound.into(),
+                    )
+                })?;
+            inputs.insert(format!("native.{arg}"), digest(files, &found)?);
+        }
         if self.krate.links {
             let name = self.krate.linker.as_deref().unwrap_or("cc");
             let linker = compiler::find(name.as_ref(), self.config.masquerade.as_deref())?;

@@ -34,12 +34,21 @@ def main():
         else:
             answer = {"found": False}
     elif verb == "store":
-        if not os.path.isdir(home):
+        replace = request.get("replace", False)
+        if replace or not os.path.isdir(home):
             os.makedirs(root, exist_ok=True)
             # Copied beside its final name, then renamed: a reader never
-            # sees half an entry, and of two writers the first one wins.
+            # sees half an entry, and of two writers the first one wins,
+            # unless the later one replaces (a compile manifest that grew).
             partial = f"{home}.partial-{os.getpid()}"
             shutil.copytree(request["entry"], partial)
+            if replace and os.path.isdir(home):
+                old = f"{home}.old-{os.getpid()}"
+                try:
+                    os.rename(home, old)
+                    shutil.rmtree(old, ignore_errors=True)
+                except OSError:
+                    pass
             try:
                 os.rename(partial, home)
             except OSError:

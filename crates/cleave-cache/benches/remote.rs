@@ -102,12 +102,7 @@ fn main() {
         let mut down = Remotes::new(vec![config], &store_b);
         let started = Instant::now();
         let (fetched, _) = down
-            .fetch(
-                &store_b,
-                &entry.meta().key,
-                ("test", &Inputs::new()),
-                &mut |w| panic!("{w}"),
-            )
+            .fetch(&store_b, &entry.meta().key, None, &mut |w| panic!("{w}"))
             .unwrap();
         let restored = restore(&fetched, &work.path().join(format!("restore{i}")));
         let total = started.elapsed();

@@ -30,7 +30,7 @@ pub const PROTOCOL: u32 = 1;
 const MAX_ANSWER: u64 = 1024 * 1024;
 
 /// One configured helper.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HelperConfig {
     /// The executable.
     pub path: PathBuf,
@@ -63,6 +63,10 @@ struct Request<'a> {
     entry: Option<&'a Path>,
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<&'a BTreeMap<String, FileInfo>>,
+    /// On `store`: this entry takes the place of one stored before under
+    /// its key (a compile manifest that grew).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replace: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,7 +150,8 @@ impl Helper {
         self.disabled = true;
     }
 
-    fn shown(&self) -> String {
+    /// The helper as messages name it: its path.
+    pub fn shown(&self) -> String {
         self.config.path.display().to_string()
     }
 
@@ -174,6 +179,7 @@ impl Helper {
             platform: &platform,
             entry: None,
             files: None,
+            replace: false,
         };
         let answer = self.run("lookup", &request, self.config.lookup_timeout)?;
         let answer: LookupAnswer = serde_json::from_slice(&answer)
@@ -200,8 +206,10 @@ impl Helper {
     }
 
     /// Tells the helper about an entry just stored: it gets a portable copy
-    /// that exists until it exits. Returns where it says the entry went.
-    pub fn store(&mut self, entry: &Entry) -> Result<Option<PathBuf>, HelperError> {
+    /// that exists until it exits. With `replace`, the entry takes the
+    /// place of one the helper may hold under its key. Returns where it
+    /// says the entry went.
+    pub fn store(&mut self, entry: &Entry, replace: bool) -> Result<Option<PathBuf>, HelperError> {
         let scratch = tempfile::tempdir()
             .map_err(|e| self.broken(format!("making a scratch directory: {e}")))?;
         let dir = scratch.path().join("entry");
@@ -219,6 +227,7 @@ impl Helper {
             platform: &platform,
             entry: Some(&dir),
             files: Some(&files),
+            replace,
         };
         let answer = self.run("store", &request, self.config.store_timeout)?;
         let answer: StoreAnswer = serde_json::from_slice(&answer)

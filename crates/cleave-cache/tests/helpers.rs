@@ -92,7 +92,7 @@ fn a_helper_is_sent_the_key_inputs_platform_and_a_portable_entry() {
             .fetch(
                 &other,
                 &Digest::of(b"x"),
-                ("lib-build", &inputs),
+                Some(("lib-build", &inputs)),
                 &mut |w| panic!("{w}")
             )
             .is_none()
@@ -187,9 +187,12 @@ fn hostile_entries_from_a_helper_are_refused_before_anything_is_written() {
         let mut remotes =
             Remotes::new(vec![], &store).with_helpers(vec![HelperConfig::new(helper)], "linux-64");
         let mut warnings = Vec::new();
-        let found = remotes.fetch(&store, &key, ("lib-build", &Inputs::new()), &mut |w| {
-            warnings.push(w)
-        });
+        let found = remotes.fetch(
+            &store,
+            &key,
+            Some(("lib-build", &Inputs::new())),
+            &mut |w| warnings.push(w),
+        );
         assert!(found.is_none(), "{what}");
         assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
         assert!(store.get(&key).unwrap().is_none(), "{what}");

@@ -122,7 +122,7 @@ fn carries_an_entry(url: &str, files: usize) {
     let mut remote_b = remotes(&store_b, &[url]);
     assert!(store_b.get(&key).unwrap().is_none());
     let (found, _) = remote_b
-        .fetch(&store_b, &key, ("test", &Inputs::new()), &mut no_warnings())
+        .fetch(&store_b, &key, None, &mut no_warnings())
         .expect("a remote hit");
     let stats = &remote_b.stats()[0];
     assert_eq!(stats.hits, 1);
@@ -203,12 +203,7 @@ fn blobs_the_remote_holds_are_not_uploaded_again() {
     let b = tempfile::tempdir().unwrap();
     let store_b = Store::open(b.path()).unwrap();
     let (found, _) = remotes(&store_b, &[&url])
-        .fetch(
-            &store_b,
-            &second.meta().key,
-            ("test", &Inputs::new()),
-            &mut no_warnings(),
-        )
+        .fetch(&store_b, &second.meta().key, None, &mut no_warnings())
         .expect("a hit");
     let out = tempfile::tempdir().unwrap();
     restore(&found, out.path());
@@ -247,9 +242,7 @@ fn fetch_from_dir(shared: &Path, key: &Digest, b: &Path) -> (Vec<String>, bool) 
     let store = Store::open(b).unwrap();
     let mut warnings = Vec::new();
     let found = remotes(&store, &[&format!("file://{}", shared.display())])
-        .fetch(&store, key, ("test", &Inputs::new()), &mut |w| {
-            warnings.push(w)
-        })
+        .fetch(&store, key, None, &mut |w| warnings.push(w))
         .is_some();
     (warnings, found)
 }
@@ -318,8 +311,7 @@ fn a_remote_that_is_down_or_silent_costs_a_bounded_wait() {
         let key = Digest::of(b"anything");
         assert!(
             remotes
-                .fetch(&store, &key, ("test", &Inputs::new()), &mut |w| warnings
-                    .push(w))
+                .fetch(&store, &key, None, &mut |w| warnings.push(w))
                 .is_none()
         );
         assert!(
@@ -333,8 +325,7 @@ fn a_remote_that_is_down_or_silent_costs_a_bounded_wait() {
         let requests = remotes.stats()[0].requests;
         assert!(
             remotes
-                .fetch(&store, &key, ("test", &Inputs::new()), &mut |w| warnings
-                    .push(w))
+                .fetch(&store, &key, None, &mut |w| warnings.push(w))
                 .is_none()
         );
         assert_eq!(remotes.stats()[0].requests, requests, "{url}");
@@ -358,13 +349,8 @@ fn a_hit_lower_down_is_written_back_to_the_remotes_before_it() {
     let store_b = Store::open(b.path()).unwrap();
     let mut both = remotes(&store_b, &[&near_url, &far_url]);
     assert!(
-        both.fetch(
-            &store_b,
-            &entry.meta().key,
-            ("test", &Inputs::new()),
-            &mut no_warnings()
-        )
-        .is_some()
+        both.fetch(&store_b, &entry.meta().key, None, &mut no_warnings())
+            .is_some()
     );
     let stats = both.stats();
     assert_eq!(
@@ -380,12 +366,7 @@ fn a_hit_lower_down_is_written_back_to_the_remotes_before_it() {
     let mut remotes_c = Remotes::new(vec![read_only, config(&near_url)], &store_c);
     assert!(
         remotes_c
-            .fetch(
-                &store_c,
-                &entry.meta().key,
-                ("test", &Inputs::new()),
-                &mut no_warnings()
-            )
+            .fetch(&store_c, &entry.meta().key, None, &mut no_warnings())
             .is_some()
     );
     assert_eq!(remotes_c.stats()[0].uploads, 0);
@@ -423,7 +404,7 @@ fn two_machines_storing_one_key_at_once_leave_one_good_entry() {
     let c = tempfile::tempdir().unwrap();
     let store = Store::open(c.path()).unwrap();
     let (found, _) = remotes(&store, &[&url])
-        .fetch(&store, &key, ("test", &Inputs::new()), &mut no_warnings())
+        .fetch(&store, &key, None, &mut no_warnings())
         .expect("a hit");
     let out = tempfile::tempdir().unwrap();
     restore(&found, out.path());
@@ -443,12 +424,7 @@ fn credentials_never_appear_in_warnings_or_stats() {
     let mut warnings = Vec::new();
     assert!(
         remotes
-            .fetch(
-                &store,
-                &Digest::of(b"k"),
-                ("test", &Inputs::new()),
-                &mut |w| warnings.push(w)
-            )
+            .fetch(&store, &Digest::of(b"k"), None, &mut |w| warnings.push(w))
             .is_none()
     );
     assert!(

@@ -1,19 +1,19 @@
-//! The remote stores behind the compile cache, for one compiler call.
+//! The cache helpers and remote stores behind the compile cache, for one
+//! compiler call.
 //!
-//! A call asks the remotes only after the local store missed, and uploads
-//! only what it compiled: a hit in the local store costs no request. The
-//! wrapper runs once per compile, so what one call learns about a remote
-//! that does not answer is kept on disk (`remotes-down/`): the calls after
-//! it in the same build (or, outside a recipe build, in the next minutes)
-//! skip that remote instead of each waiting out its timeout.
-//!
-//! Helpers are not asked: a helper process per compile would cost more
-//! than most hits save.
+//! A call asks them only after the local store missed, and hands over
+//! only what it compiled: a hit in the local store runs no helper and
+//! makes no request. The wrapper runs once per compile, so what one call
+//! learns about a remote that does not answer, or a helper that fails, is
+//! kept on disk (`remotes-down/`): the calls after it in the same build
+//! (or, outside a recipe build, in the next minutes) skip that level
+//! instead of each waiting out its timeout.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cleave_cache::helper::HelperConfig;
 use cleave_cache::remote::{RemoteConfig, Remotes};
 use cleave_cache::{Digest, Inputs, Store};
 use serde::{Deserialize, Serialize};
@@ -35,9 +35,28 @@ struct Down {
     at: u64,
 }
 
-/// The remotes of one compiler call, opened when first needed.
+/// The levels behind the local store a recipe build hands its compile
+/// calls (see [`write_levels`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Levels {
+    /// Remote stores, in the order they are asked.
+    pub remotes: Vec<RemoteConfig>,
+    /// Cache helpers, asked before the remotes.
+    pub helpers: Vec<HelperConfig>,
+    /// The platform helpers are told entries are for.
+    pub platform: String,
+}
+
+impl Levels {
+    /// True when there is nothing behind the local store.
+    pub fn is_empty(&self) -> bool {
+        self.remotes.is_empty() && self.helpers.is_empty()
+    }
+}
+
+/// The helpers and remotes of one compiler call, opened when first needed.
 pub(crate) struct Shared {
-    configs: Vec<RemoteConfig>,
+    levels: Levels,
     /// The compile cache's state: the down markers.
     state: PathBuf,
     /// Where this call's counts go.
@@ -49,18 +68,24 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The remotes of `config` that are not known to be down; counts go to
-    /// the stats in `stats`.
+    /// The helpers and remotes of `config` that are not known to be down;
+    /// counts go to the stats in `stats`.
     pub(crate) fn new(config: &Config, stats: &Path) -> Shared {
         let down = config.state.join("remotes-down");
-        let configs = config
-            .remotes
-            .iter()
-            .filter(|r| !is_down(&down.join(marker_name(r)), config.build_start_ns))
-            .cloned()
-            .collect();
+        let up = |shown: String| !is_down(&down.join(marker_name(&shown)), config.build_start_ns);
+        let levels = Levels {
+            remotes: (config.levels.remotes.iter())
+                .filter(|r| up(r.url.to_string()))
+                .cloned()
+                .collect(),
+            helpers: (config.levels.helpers.iter())
+                .filter(|h| up(h.path.display().to_string()))
+                .cloned()
+                .collect(),
+            platform: config.levels.platform.clone(),
+        };
         Shared {
-            configs,
+            levels,
             state: config.state.clone(),
             stats: stats.to_path_buf(),
             build: config.build_start_ns,
@@ -69,36 +94,50 @@ impl Shared {
         }
     }
 
-    /// True when a remote may be asked.
+    /// True when a helper or remote may be asked.
     pub(crate) fn active(&self) -> bool {
-        !self.configs.is_empty()
+        !self.levels.is_empty()
     }
 
     fn remotes(&mut self, store: &Store) -> Option<&mut Remotes> {
-        if self.configs.is_empty() {
+        if self.levels.is_empty() {
             return None;
         }
-        Some(
-            self.remotes
-                .get_or_insert_with(|| Remotes::new(self.configs.clone(), store).unrecorded()),
-        )
+        let levels = &self.levels;
+        Some(self.remotes.get_or_insert_with(|| {
+            Remotes::new(levels.remotes.clone(), store)
+                .with_helpers(levels.helpers.clone(), &levels.platform)
+                .unrecorded()
+        }))
     }
 
-    /// Takes the entry `key` from the first remote that has it into
-    /// `store`; true when one did.
-    pub(crate) fn fetch(&mut self, store: &Store, key: &Digest) -> bool {
+    /// Takes the entry `key` from the first level that has it into
+    /// `store`; true when one did. Helpers are asked when the entry's name
+    /// and inputs are known (`named`).
+    pub(crate) fn fetch(
+        &mut self,
+        store: &Store,
+        key: &Digest,
+        named: Option<(&str, &Inputs)>,
+    ) -> bool {
         let Some(remotes) = self.remotes(store) else {
             return false;
         };
-        remotes
-            .fetch(store, key, ("", &Inputs::new()), &mut warn)
-            .is_some()
+        let found = remotes.fetch(store, key, named, &mut warn).is_some();
+        self.remember_failures();
+        found
     }
 
-    /// The `extra` of the entry a remote holds under `key`, read through a
-    /// scratch store: the local `store` may hold another entry under that
-    /// key (a manifest whose list differs), which must not be lost.
-    pub(crate) fn fetch_extra(&mut self, store: &Store, key: &Digest) -> Option<serde_json::Value> {
+    /// The `extra` of the entry a level holds under `key` (named
+    /// `named`), read through a scratch store: the local `store` may hold
+    /// another entry under that key (a manifest whose list differs), which
+    /// must not be lost.
+    pub(crate) fn fetch_extra(
+        &mut self,
+        store: &Store,
+        key: &Digest,
+        named: (&str, &Inputs),
+    ) -> Option<serde_json::Value> {
         if !self.active() {
             return None;
         }
@@ -108,8 +147,9 @@ impl Shared {
         let scratch = Store::open(scratch_dir.path()).ok()?;
         // What the remotes are known to hold is kept with the local store.
         let remotes = self.remotes(store)?;
-        let (entry, _) = remotes.fetch(&scratch, key, ("", &Inputs::new()), &mut warn)?;
-        Some(entry.meta().extra.clone())
+        let fetched = remotes.fetch(&scratch, key, Some(named), &mut warn);
+        self.remember_failures();
+        Some(fetched?.0.meta().extra.clone())
     }
 
     /// Uploads the entry `key` of `store` to the writable remotes that
@@ -119,6 +159,7 @@ impl Shared {
             && let Some(remotes) = self.remotes(store)
         {
             remotes.push(&entry, &mut warn);
+            self.remember_failures();
         }
     }
 
@@ -129,6 +170,31 @@ impl Shared {
             && let Some(remotes) = self.remotes(store)
         {
             remotes.replace(&entry, &mut warn);
+            self.remember_failures();
+        }
+    }
+
+    /// Marks the levels that failed so far as down, at once: the compiles
+    /// starting meanwhile skip them.
+    fn remember_failures(&mut self) {
+        let Some(remotes) = &self.remotes else {
+            return;
+        };
+        let failed = remotes.disabled();
+        let down = self.state.join("remotes-down");
+        if failed.is_empty() || std::fs::create_dir_all(&down).is_err() {
+            return;
+        }
+        let marker = Down {
+            build: self.build,
+            at: unix_now(),
+        };
+        let text = serde_json::to_vec(&marker).unwrap_or_default();
+        for shown in &failed {
+            let path = down.join(marker_name(shown));
+            if !is_down(&path, self.build) {
+                let _ = std::fs::write(path, &text);
+            }
         }
     }
 
@@ -142,33 +208,16 @@ impl Shared {
 /// failed to answer are remembered for the calls after it.
 impl Drop for Shared {
     fn drop(&mut self) {
-        let Some(remotes) = self.remotes.take() else {
-            return;
-        };
-        let down = self.state.join("remotes-down");
-        let failed = remotes.disabled();
-        if !failed.is_empty() && std::fs::create_dir_all(&down).is_ok() {
-            let marker = Down {
-                build: self.build,
-                at: unix_now(),
-            };
-            let text = serde_json::to_vec(&marker).unwrap_or_default();
-            for config in self
-                .configs
-                .iter()
-                .filter(|c| failed.contains(&c.url.to_string()))
-            {
-                let _ = std::fs::write(down.join(marker_name(config)), &text);
-            }
+        if let Some(remotes) = self.remotes.take() {
+            stats::record_remote(&self.stats, self.served, &remotes.stats());
         }
-        stats::record_remote(&self.stats, self.served, &remotes.stats());
     }
 }
 
-/// A remote's marker file: named by its printed URL, which holds no
-/// credentials.
-fn marker_name(config: &RemoteConfig) -> String {
-    Digest::of(config.url.to_string().as_bytes()).to_hex()
+/// A level's marker file: named by how it is printed (a remote's URL
+/// without credentials, a helper's path).
+fn marker_name(shown: &str) -> String {
+    Digest::of(shown.as_bytes()).to_hex()
 }
 
 /// Whether the marker at `path` says to leave its remote alone: it failed
@@ -196,16 +245,16 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes the remotes of a recipe build where its compile calls find them
-/// ([`crate::vars::REMOTES`] names the file): in `dir`, readable by its
-/// owner only, since URLs and the variables read with them hold
-/// credentials. The file goes when the returned path is dropped, at the end
-/// of the build.
-pub fn write_remotes(dir: &Path, remotes: &[RemoteConfig]) -> std::io::Result<TempPath> {
-    let text = serde_json::to_vec(remotes).map_err(std::io::Error::other)?;
+/// Writes the helpers and remotes of a recipe build where its compile
+/// calls find them ([`crate::vars::LEVELS`] names the file): in `dir`,
+/// readable by its owner only, since URLs and the variables read with them
+/// hold credentials. The file goes when the returned path is dropped, at
+/// the end of the build.
+pub fn write_levels(dir: &Path, levels: &Levels) -> std::io::Result<TempPath> {
+    let text = serde_json::to_vec(levels).map_err(std::io::Error::other)?;
     std::fs::create_dir_all(dir)?;
     let mut file = tempfile::Builder::new()
-        .prefix(".compile-remotes-")
+        .prefix(".compile-levels-")
         .suffix(".json")
         .tempfile_in(dir)?;
     file.write_all(&text)?;
@@ -213,8 +262,8 @@ pub fn write_remotes(dir: &Path, remotes: &[RemoteConfig]) -> std::io::Result<Te
     Ok(file.into_temp_path())
 }
 
-/// The remotes a recipe build wrote with [`write_remotes`].
-pub fn read_remotes(path: &Path) -> std::io::Result<Vec<RemoteConfig>> {
+/// The levels a recipe build wrote with [`write_levels`].
+pub fn read_levels(path: &Path) -> std::io::Result<Levels> {
     let text = std::fs::read(path)?;
     serde_json::from_slice(&text).map_err(std::io::Error::other)
 }

@@ -1,5 +1,5 @@
 //! The environment variables the wrapper reads. The build engine sets
-//! those down to [`REMOTES`] in a recipe's script environment; a user sets
+//! those down to [`LEVELS`] in a recipe's script environment; a user sets
 //! the others.
 
 /// Named roots, `name=path` pairs separated by `:` (see
@@ -13,10 +13,10 @@ pub const MASQUERADE: &str = "CLEAVE_COMPILE_MASQUERADE";
 /// Set for the compiler the wrapper runs: a wrapper below it (a compiler
 /// script calling `gcc`) passes straight through.
 pub const NESTED: &str = "CLEAVE_COMPILE_NESTED";
-/// A file listing the remote stores compile entries are looked up in and
-/// pushed to (see [`crate::remote::write_remotes`]); the build engine sets
-/// it when the build has remotes.
-pub const REMOTES: &str = "CLEAVE_COMPILE_REMOTES";
+/// A file listing the cache helpers and remote stores compile entries are
+/// looked up in and handed to (see [`crate::remote::write_levels`]); the
+/// build engine sets it when the build has any.
+pub const LEVELS: &str = "CLEAVE_COMPILE_LEVELS";
 /// `off` (or `0`, `false`, `no`) passes every call straight through.
 pub const SWITCH: &str = "CLEAVE_COMPILE_CACHE";
 /// Base directories for use outside recipes (like ccache's `base_dir`):

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use cleave_cache::remote::RemoteConfig;
 use cleave_cache::{Inputs, Store};
 
 use crate::args::{self, Compile, Uncacheable};
@@ -29,7 +28,7 @@ use crate::entries::{Candidate, Entries, NewResult, NotRestored, Outputs, Printe
 use crate::error::CompileError;
 use crate::files::{Files, TimeMacros};
 use crate::preprocess;
-use crate::remote::Shared;
+use crate::remote::{Levels, Shared, read_levels};
 use crate::roots::{self, Roots};
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::vars;
@@ -67,9 +66,9 @@ pub struct Config {
     pub nested: bool,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<String>,
-    /// Remote stores asked after the local store misses, in order; what is
-    /// compiled is pushed to the writable ones.
-    pub remotes: Vec<RemoteConfig>,
+    /// Cache helpers and remote stores asked after the local store
+    /// misses, in order; what is compiled is handed to them.
+    pub levels: Levels,
 }
 
 impl Config {
@@ -95,14 +94,14 @@ impl Config {
             }),
             nested: var(vars::NESTED).is_some(),
             source_date_epoch: var(vars::SOURCE_DATE_EPOCH),
-            remotes: var(vars::REMOTES)
+            levels: var(vars::LEVELS)
                 .map(|path| {
-                    crate::remote::read_remotes(Path::new(&path)).unwrap_or_else(|e| {
+                    read_levels(Path::new(&path)).unwrap_or_else(|e| {
                         let _ = writeln!(
                             std::io::stderr(),
-                            "cleave: warning: reading the remotes in {path}: {e}; compile entries stay local"
+                            "cleave: warning: reading the cache levels in {path}: {e}; compile entries stay local"
                         );
-                        Vec::new()
+                        Levels::default()
                     })
                 })
                 .unwrap_or_default(),
@@ -226,8 +225,9 @@ impl Call<'_> {
         let plan = self.plan;
         let store = Store::open(&config.store)?;
         let entries = Entries::new(store);
-        // Results only: the remotes serve calls whose preprocessed text
-        // (or a local manifest) names a result this store lacks.
+        // Results only: helpers and remotes serve calls whose preprocessed
+        // text (or, remotes only, a local manifest) names a result this
+        // store lacks.
         let mut shared = Shared::new(config, &config.state);
         let mut files = Files::new(
             config.state.join("files"),
@@ -268,7 +268,7 @@ impl Call<'_> {
             }
             let mut restored = entries.restore(&candidate.result, outputs, roots);
             if matches!(restored, Err(NotRestored::Absent))
-                && shared.fetch(entries.as_store(), &candidate.result)
+                && shared.fetch(entries.as_store(), &candidate.result, None)
             {
                 restored = entries.restore(&candidate.result, outputs, roots);
                 if restored.is_ok() {
@@ -334,8 +334,12 @@ impl Call<'_> {
                 let _ = entries.add_candidate(&direct_key, &direct, &keys.name, candidate);
             }
         };
-        let fetched =
-            !entries.contains(&result_key) && shared.fetch(entries.as_store(), &result_key);
+        let fetched = !entries.contains(&result_key)
+            && shared.fetch(
+                entries.as_store(),
+                &result_key,
+                Some((&keys.name, &preprocessed)),
+            );
         if entries.contains(&result_key) {
             match entries.restore(&result_key, outputs, roots) {
                 Ok(restored) => {

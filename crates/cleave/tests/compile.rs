@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{RecipeCopy, assert_success, oracle, stderr};
+use common::{RecipeCopy, assert_success, oracle, repo, stderr};
 
 /// The machine's C compiler, found on PATH.
 fn machine_cc() -> PathBuf {
@@ -385,35 +385,51 @@ fn flags_the_compiler_and_its_version_are_in_the_key() {
 }
 
 #[test]
-fn an_object_compiled_on_one_machine_comes_from_a_shared_remote_on_another() {
+fn an_object_compiled_on_one_machine_comes_from_a_remote_or_a_helper_on_another() {
     let s = Scratch::new();
     s.write("x.c", "int f(void) { return 42; }\n");
     let remote = format!("file://{}", s.path("shared").display());
-    let cc_on = |cache: &str| {
-        let mut cmd = s.cleave(&["cc", "gcc", "-c", "x.c", "-o", "x.o"]);
-        cmd.env("CLEAVE_CACHE_DIR", s.path(cache))
-            .env("CLEAVE_REMOTE", &remote);
-        let out = cmd.output().unwrap();
-        assert_success(&out);
-        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
-    };
-    cc_on("machine-a");
-    assert_eq!(s.compiled().len(), 1);
-    let object = std::fs::read(s.path("x.o")).unwrap();
-    std::fs::remove_file(s.path("x.o")).unwrap();
+    let helper = repo().join("examples/cache-helpers/dir-helper.py");
+    let helper_dir = s.path("helper-dir");
+    let through_remote = [("CLEAVE_REMOTE", remote.as_str())];
+    let through_helper = [
+        ("CLEAVE_CACHE_HELPER", helper.to_str().unwrap()),
+        ("CLEAVE_HELPER_DIR", helper_dir.to_str().unwrap()),
+    ];
+    for (level, env) in [
+        ("remote", &through_remote[..]),
+        ("helper", &through_helper[..]),
+    ] {
+        let cc_on = |cache: &str| {
+            let mut cmd = s.cleave(&["cc", "gcc", "-c", "x.c", "-o", "x.o"]);
+            cmd.env("CLEAVE_CACHE_DIR", s.path(&format!("{level}-{cache}")))
+                .envs(env.iter().copied());
+            let out = cmd.output().unwrap();
+            assert_success(&out);
+            assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+        };
+        cc_on("machine-a");
+        assert_eq!(s.compiled().len(), 1, "{level}");
+        let object = std::fs::read(s.path("x.o")).unwrap();
+        std::fs::remove_file(s.path("x.o")).unwrap();
 
-    cc_on("machine-b");
-    assert_eq!(s.compiled().len(), 0, "B compiled what A pushed");
-    assert_eq!(std::fs::read(s.path("x.o")).unwrap(), object);
-    let stats = s
-        .cleave(&["cache", "stats", "--json"])
-        .env("CLEAVE_CACHE_DIR", s.path("machine-b"))
-        .output()
-        .unwrap();
-    let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
-    let compile = &value["compile"];
-    assert_eq!(compile["hits"], 1, "{compile:#}");
-    assert_eq!(compile["counts"]["remote_hits"], 1, "{compile:#}");
+        cc_on("machine-b");
+        assert_eq!(
+            s.compiled().len(),
+            0,
+            "{level}: B compiled what A handed over"
+        );
+        assert_eq!(std::fs::read(s.path("x.o")).unwrap(), object);
+        let stats = s
+            .cleave(&["cache", "stats", "--json"])
+            .env("CLEAVE_CACHE_DIR", s.path(&format!("{level}-machine-b")))
+            .output()
+            .unwrap();
+        let value: Value = serde_json::from_slice(&stats.stdout).unwrap();
+        let compile = &value["compile"];
+        assert_eq!(compile["hits"], 1, "{level}: {compile:#}");
+        assert_eq!(compile["counts"]["remote_hits"], 1, "{level}: {compile:#}");
+    }
 }
 
 #[test]

@@ -523,3 +523,73 @@ fn a_static_library_a_build_script_rebuilt_is_in_the_rlib_s_key() {
     );
     assert_eq!(run(&c), "2\n");
 }
+
+#[test]
+fn a_second_machine_takes_every_unit_through_a_cache_helper() {
+    let s = Scratch::new();
+    let helper = repo().join("examples/cache-helpers/dir-helper.py");
+    let shared = s.path("shared");
+    let env = [
+        ("CLEAVE_CACHE_HELPER", helper.to_str().unwrap()),
+        ("CLEAVE_HELPER_DIR", shared.to_str().unwrap()),
+    ];
+    let a = s.checkout("a");
+    let (first, printed) = s.build_on(&a, "machine-a", &env);
+    assert_eq!(first["misses"], UNITS, "{first:#}");
+    assert!(!printed.contains("warning"), "{printed}");
+    // Each unit's result and its manifest, one entry each.
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count() as u64,
+        2 * UNITS
+    );
+
+    let b = s.checkout("elsewhere/b");
+    let (second, printed) = s.build_on(&b, "machine-b", &env);
+    assert_eq!(second["hits"], UNITS, "{second:#}\n{printed}");
+    assert_eq!(second["counts"]["remote_hits"], UNITS, "{second:#}");
+    assert_eq!(
+        std::fs::read(a.join("target/debug/app")).unwrap(),
+        std::fs::read(b.join("target/debug/app")).unwrap(),
+    );
+
+    // An edit on B reaches A: the helper is told the grown manifest
+    // replaces the one it holds.
+    let words = "alpha/src/words.rs";
+    std::fs::write(b.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
+    let (edited, _) = s.build_on(&b, "machine-b", &env);
+    let rebuilt = edited["misses"].as_u64().unwrap();
+    std::fs::write(a.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
+    let (taken, printed) = s.build_on(&a, "machine-a", &env);
+    assert_eq!(
+        taken["hits"].as_u64(),
+        Some(rebuilt),
+        "{taken:#}\n{printed}"
+    );
+    assert_eq!(taken["counts"]["remote_hits"].as_u64(), Some(rebuilt));
+    assert_eq!(run_app(&a), "howdy from alpha, sum 6, count 4, plain\n");
+}
+
+#[test]
+fn a_failing_helper_costs_a_warning_and_is_not_run_by_every_compile() {
+    let s = Scratch::new();
+    let log = s.path("helper-runs");
+    let helper = s.path("broken-helper");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\necho run >> {}\necho broken >&2\nexit 3\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let a = s.checkout("a");
+    let env = [("CLEAVE_CACHE_HELPER", helper.to_str().unwrap())];
+    let (first, printed) = s.build_on(&a, "cache", &env);
+    assert_eq!(first["misses"], UNITS, "{first:#}");
+    assert!(printed.contains("broken"), "{printed}");
+    assert_eq!(run_app(&a), "hello from alpha, sum 6, count 4, plain\n");
+    // The compiles running when it first failed ran it; the rest did not.
+    let runs = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
+    assert!((1..UNITS).contains(&runs), "{runs} runs");
+}

@@ -45,14 +45,15 @@ pub(super) fn masquerade_dir(dirs: &OutputDirs) -> PathBuf {
     dirs.root.join("compile-bin")
 }
 
-/// Puts the wrappers into an activated script environment; `remotes`
-/// names the file listing the build's remote stores, if it has any.
+/// Puts the wrappers into an activated script environment; `levels`
+/// names the file listing the build's cache helpers and remote stores, if
+/// it has any.
 pub(super) fn install(
     cache: &CompileCache,
     env: &mut BTreeMap<String, String>,
     dirs: &OutputDirs,
     (recipe_dir, cache_dir): (&Path, &Path),
-    remotes: Option<&Path>,
+    levels: Option<&Path>,
 ) -> Result<(), BuildError> {
     let Some(wrapper) = &cache.wrapper else {
         return Ok(());
@@ -99,8 +100,8 @@ pub(super) fn install(
         env.insert(vars::ROOTS.into(), roots);
         env.insert(vars::BUILD_START.into(), now.to_string());
         env.insert("CLEAVE_CACHE_DIR".into(), cache_dir.display().to_string());
-        if let Some(remotes) = remotes {
-            env.insert(vars::REMOTES.into(), remotes.display().to_string());
+        if let Some(levels) = levels {
+            env.insert(vars::LEVELS.into(), levels.display().to_string());
         }
         // Cargo runs rustc through cleave (the Rust compile cache), unless
         // the recipe chose a wrapper of its own. Then not incrementally,

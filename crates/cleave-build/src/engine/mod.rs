@@ -26,6 +26,7 @@ use cleave_cache::lock::Lock;
 use cleave_cache::remote::{RemoteConfig, Remotes, TierStats};
 use cleave_cache::store::{Entry, GcPolicy, GcReport};
 use cleave_cache::{CacheError, Digest, Inputs, Store};
+use cleave_compile::remote::{Levels, write_levels};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{Dependency, RenderedOutput};
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
@@ -175,8 +176,9 @@ pub struct Builder {
     store: Store,
     /// The remote stores behind `store`.
     remotes: Remotes,
-    /// The file telling compile calls the remotes, removed on drop.
-    compile_remotes: Option<tempfile::TempPath>,
+    /// The file telling compile calls the helpers and remotes, removed on
+    /// drop.
+    compile_levels: Option<tempfile::TempPath>,
     /// The scratch store's directory with the cache off, removed on drop.
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
@@ -241,16 +243,18 @@ impl Builder {
                 (Store::open(dir.path())?, Some(dir))
             }
         };
-        let compile_remotes = match options.cache_mode {
-            CacheMode::ReadWrite
-                if options.compile_cache.enabled && !options.remotes.is_empty() =>
-            {
+        let levels = Levels {
+            remotes: options.remotes.clone(),
+            helpers: options.helpers.clone(),
+            platform: options.target_platform.to_string(),
+        };
+        let compile_levels = match options.cache_mode {
+            CacheMode::ReadWrite if options.compile_cache.enabled && !levels.is_empty() => {
                 let file =
-                    cleave_compile::remote::write_remotes(&options.cache_dir, &options.remotes)
-                        .map_err(BuildError::io(format!(
-                            "writing the remotes for compile calls into {}",
-                            options.cache_dir.display()
-                        )))?;
+                    write_levels(&options.cache_dir, &levels).map_err(BuildError::io(format!(
+                        "writing the cache levels for compile calls into {}",
+                        options.cache_dir.display()
+                    )))?;
                 Some(file)
             }
             _ => None,
@@ -269,7 +273,7 @@ impl Builder {
             sources,
             store,
             remotes,
-            compile_remotes,
+            compile_levels,
             _scratch: scratch,
             output_channel,
             staged: HashMap::new(),
@@ -478,9 +482,11 @@ impl Builder {
         if let Some(found) = local {
             return Ok(Some(found));
         }
-        let fetched = self.remotes.fetch(&self.store, key, named, &mut |warning| {
-            on_event(Event::Warning(&format!("{what}: {warning}")));
-        });
+        let fetched = self
+            .remotes
+            .fetch(&self.store, key, Some(named), &mut |warning| {
+                on_event(Event::Warning(&format!("{what}: {warning}")));
+            });
         Ok(fetched.map(|(entry, remote)| {
             on_event(Event::Fetched {
                 what,

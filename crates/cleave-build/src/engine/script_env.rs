@@ -132,7 +132,7 @@ impl Builder {
             &mut env,
             dirs,
             (recipe_dir, &o.cache_dir),
-            self.compile_remotes.as_deref(),
+            self.compile_levels.as_deref(),
         )?;
         Ok(env)
     }

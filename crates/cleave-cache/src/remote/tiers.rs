@@ -80,25 +80,29 @@ impl Remotes {
         runtime.as_ref().ok_or_else(String::new)
     }
 
-    /// Asks each remote in order for `key`. A hit is taken into `store`,
-    /// written back to the writable remotes asked before, and returned
-    /// with the remote that had it.
+    /// Asks each helper, then each remote in order for `key`. A hit is
+    /// taken into `store`, written back to the writable remotes asked
+    /// before, and returned with the level that had it. Helpers are asked
+    /// only when the entry's name and inputs are known (`named`): the
+    /// protocol hands them over.
     /// Failures are passed to `warn` and end in `None`: the caller builds.
     pub fn fetch(
         &mut self,
         store: &Store,
         key: &Digest,
-        named: (&str, &Inputs),
+        named: Option<(&str, &Inputs)>,
         warn: &mut dyn FnMut(String),
     ) -> Option<(Entry, String)> {
-        for helper in self.helpers.iter_mut().filter(|h| h.usable()) {
-            match helper.lookup(store, key, named.0, named.1) {
-                Ok(Some(entry)) => {
-                    let from = helper.stats.remote.clone();
-                    return Some((entry, from));
+        if let Some((name, inputs)) = named {
+            for helper in self.helpers.iter_mut().filter(|h| h.usable()) {
+                match helper.lookup(store, key, name, inputs) {
+                    Ok(Some(entry)) => {
+                        let from = helper.stats.remote.clone();
+                        return Some((entry, from));
+                    }
+                    Ok(None) => {}
+                    Err(e) => helper_failed(helper, &e, warn, "the entry is built here"),
                 }
-                Ok(None) => {}
-                Err(e) => helper_failed(helper, &e, warn, "the entry is built here"),
             }
         }
         if self.tiers.iter().all(|t| !t.readable()) {
@@ -134,8 +138,22 @@ impl Remotes {
     /// Hands `entry` to every helper and uploads it to every writable
     /// remote that lacks it.
     pub fn push(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
+        self.upload(entry, false, warn);
+    }
+
+    /// Hands `entry` to every helper and uploads it to every writable
+    /// remote, replacing what they hold under its key: for an entry that
+    /// grows under one key (a compile manifest, which lists what earlier
+    /// compiles read), where the newer one holds the older's contents.
+    pub fn replace(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
+        self.upload(entry, true, warn);
+    }
+
+    /// Hands `entry` to every helper and uploads it to every writable
+    /// remote (see [`Tier::push`] for `replace`).
+    fn upload(&mut self, entry: &Entry, replace: bool, warn: &mut dyn FnMut(String)) {
         for helper in self.helpers.iter_mut().filter(|h| h.usable()) {
-            match helper.store(entry) {
+            match helper.store(entry, replace) {
                 Ok(Some(to)) => {
                     record_relocation(&self.store_root, entry, &helper.stats.remote, &to)
                 }
@@ -143,21 +161,6 @@ impl Remotes {
                 Err(e) => helper_failed(helper, &e, warn, "the entry stays local"),
             }
         }
-        self.upload(entry, false, warn);
-    }
-
-    /// Uploads `entry` to every writable remote, replacing what the remote
-    /// holds under its key: for an entry that grows under one key (a
-    /// compile manifest, which lists what earlier compiles read), where the
-    /// newer one holds the older's contents. Helpers are not asked: their
-    /// protocol stores an entry once.
-    pub fn replace(&mut self, entry: &Entry, warn: &mut dyn FnMut(String)) {
-        self.upload(entry, true, warn);
-    }
-
-    /// Uploads `entry` to every writable remote (see [`Tier::push`] for
-    /// `replace`).
-    fn upload(&mut self, entry: &Entry, replace: bool, warn: &mut dyn FnMut(String)) {
         if self.tiers.iter().all(|t| !t.writable()) {
             return;
         }
@@ -173,13 +176,15 @@ impl Remotes {
         }
     }
 
-    /// The remotes that failed to answer in this process, as printed: a
-    /// caller that runs once per compile remembers them across processes.
+    /// The remotes that failed to answer and the helpers that failed in
+    /// this process, as printed (a helper by its path): a caller that runs
+    /// once per compile remembers them across processes.
     pub fn disabled(&self) -> Vec<String> {
-        self.tiers
-            .iter()
-            .filter(|t| t.disabled)
-            .map(Tier::shown)
+        let helpers = self.helpers.iter().filter(|h| !h.usable());
+        let tiers = self.tiers.iter().filter(|t| t.disabled);
+        helpers
+            .map(Helper::shown)
+            .chain(tiers.map(Tier::shown))
             .collect()
     }
 

@@ -157,20 +157,20 @@ impl Call<'_> {
         } else {
             MissReason::SourcesChanged
         };
-        let mut found = self.first_match(&store, &mut shared, &local, &mut files);
+        let mut found = self.first_match((&store, &inputs), &mut shared, &local, &mut files);
         // Then what the remotes learnt from other machines' compiles under
         // this key.
         let mut remote = Vec::new();
         if matches!(found, Err(None)) && shared.active() {
             remote = shared
-                .fetch_extra(&store, &key)
+                .fetch_extra(&store, &key, (&self.label(), &inputs))
                 .and_then(|extra| serde_json::from_value(extra["candidates"].clone()).ok())
                 .unwrap_or_default();
             remote.retain(|c: &Candidate| !local.contains(c));
             if !remote.is_empty() {
                 reason = MissReason::SourcesChanged;
             }
-            found = self.first_match(&store, &mut shared, &remote, &mut files);
+            found = self.first_match((&store, &inputs), &mut shared, &remote, &mut files);
             if let Ok((i, _)) = found {
                 // Remembered here, so the next build finds it locally.
                 let _ = add_candidate(&store, &key, &inputs, &self.label(), remote[i].clone(), &[]);
@@ -293,11 +293,13 @@ impl Call<'_> {
 
     /// The first of `list` whose files and variables are as they were,
     /// restored: its place in the list and the compile time it saves. A
-    /// result this store lacks is asked of the remotes. `Err(None)`: none
-    /// could serve; `Err(Some(why))`: stop looking, compile.
+    /// result this store lacks is asked of the helpers and remotes, with
+    /// its inputs (those of the call's key, `inputs`, and the candidate's).
+    /// `Err(None)`: none could serve; `Err(Some(why))`: stop looking,
+    /// compile.
     fn first_match(
         &self,
-        store: &Store,
+        (store, inputs): (&Store, &Inputs),
         shared: &mut Shared,
         list: &[Candidate],
         files: &mut Files,
@@ -307,7 +309,10 @@ impl Call<'_> {
                 continue;
             }
             let mut restored = self.restore(store, &candidate.result);
-            if matches!(restored, Err(None)) && shared.fetch(store, &candidate.result) {
+            let named = result_inputs(inputs, &candidate.files, &candidate.env);
+            if matches!(restored, Err(None))
+                && shared.fetch(store, &candidate.result, Some((&self.label(), &named)))
+            {
                 restored = self.restore(store, &candidate.result);
                 if restored.is_ok() {
                     shared.served();
@@ -436,9 +441,7 @@ impl Call<'_> {
                 (name, value)
             })
             .collect();
-        let mut result = inputs.clone();
-        result.insert("files", serde_json::to_string(&digests).unwrap_or_default());
-        result.insert("env", serde_json::to_string(&env).unwrap_or_default());
+        let result = result_inputs(inputs, &digests, &env);
         let result_key = result.key();
 
         let out_dir = self.cwd.join(&self.krate.out_dir);
@@ -566,6 +569,19 @@ impl Call<'_> {
         });
         Ok(entry.meta().extra["compile_us"].as_u64().unwrap_or(0))
     }
+}
+
+/// The inputs of a result's key: those of the call's key, and what the
+/// compile read.
+fn result_inputs(
+    inputs: &Inputs,
+    files: &[(String, Digest)],
+    env: &[(String, Option<String>)],
+) -> Inputs {
+    let mut result = inputs.clone();
+    result.insert("files", serde_json::to_string(files).unwrap_or_default());
+    result.insert("env", serde_json::to_string(env).unwrap_or_default());
+    result
 }
 
 /// What a store error on the way to the result under `key` means: a

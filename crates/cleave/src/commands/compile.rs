@@ -5,15 +5,18 @@
 //! This runs once per compile, so it starts before the command-line
 //! parser and reads no more than it must: in a recipe build, the variables
 //! the build set; outside one, cleave.toml with `CLEAVE_CACHE_DIR`,
-//! `CLEAVE_REMOTE` and `CLEAVE_REMOTE_MODE` over it.
+//! `CLEAVE_REMOTE`, `CLEAVE_REMOTE_MODE` and `CLEAVE_CACHE_HELPER` over
+//! it.
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cleave_compile::masquerade::is_compiler_name;
+use cleave_compile::remote::Levels;
 use cleave_compile::rust::is_rustc;
 use cleave_compile::{Config, Invocation, vars};
+use rattler_conda_types::Subdir;
 
 use crate::config::{Overrides, Settings, compile_dir, store_dir};
 
@@ -66,19 +69,26 @@ fn config() -> Config {
             if std::env::var_os(vars::BUILD_START).is_some()
                 && let Some(dir) = cache_dir
             {
-                // A recipe build set everything, remotes included: no file
-                // to read per compile.
-                return Ok((dir, Vec::new()));
+                // A recipe build set everything, helpers and remotes
+                // included: no file to read per compile.
+                return Ok((dir, Levels::default()));
             }
             // `RUSTC_WRAPPER=cleave cargo build` or `cleave cc` outside
             // a recipe: cleave.toml and the variables `cleave build`
             // reads, as it reads them.
-            let remotes: Vec<String> = std::env::var("CLEAVE_REMOTE")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(str::to_string)
+            let list = |var: &str| -> Vec<String> {
+                std::env::var(var)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            };
+            let remotes = list("CLEAVE_REMOTE");
+            let helpers: Vec<PathBuf> = list("CLEAVE_CACHE_HELPER")
+                .into_iter()
+                .map(PathBuf::from)
                 .collect();
             let mode = std::env::var("CLEAVE_REMOTE_MODE").ok();
             let settings = Settings::load(
@@ -87,15 +97,23 @@ fn config() -> Config {
                     cache_dir: cache_dir.as_deref(),
                     remotes: &remotes,
                     remote_mode: mode.as_deref().filter(|m| !m.is_empty()),
+                    helpers: &helpers,
                     ..Overrides::default()
                 },
             )?;
-            Ok((settings.cache_dir, settings.remotes))
+            let levels = Levels {
+                remotes: settings.remotes,
+                helpers: settings.helpers,
+                platform: Subdir::current().map(|s| s.to_string()).unwrap_or_default(),
+            };
+            Ok((settings.cache_dir, levels))
         });
     match settings {
-        Ok((dir, remotes)) => {
+        Ok((dir, levels)) => {
             let mut config = Config::from_env(store_dir(&dir), compile_dir(&dir));
-            config.remotes.extend(remotes);
+            if !levels.is_empty() {
+                config.levels = levels;
+            }
             config
         }
         Err(report) => {

@@ -209,7 +209,7 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(remotes) = self.remotes.take() {
-            stats::record_remote(&self.stats, self.served, &remotes.stats());
+            stats::record_remote(&self.stats, self.served, &remotes.levels());
         }
     }
 }

@@ -547,6 +547,8 @@ fn a_second_machine_takes_every_unit_through_a_cache_helper() {
     let (second, printed) = s.build_on(&b, "machine-b", &env);
     assert_eq!(second["hits"], UNITS, "{second:#}\n{printed}");
     assert_eq!(second["counts"]["remote_hits"], UNITS, "{second:#}");
+    // Each unit: its manifest, then its result.
+    assert_eq!(remote_total(&second, "requests"), 2 * UNITS, "{second:#}");
     assert_eq!(
         std::fs::read(a.join("target/debug/app")).unwrap(),
         std::fs::read(b.join("target/debug/app")).unwrap(),
@@ -592,4 +594,5 @@ fn a_failing_helper_costs_a_warning_and_is_not_run_by_every_compile() {
     // The compiles running when it first failed ran it; the rest did not.
     let runs = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
     assert!((1..UNITS).contains(&runs), "{runs} runs");
+    assert_eq!(remote_total(&first, "errors"), runs, "{first:#}");
 }

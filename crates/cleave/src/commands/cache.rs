@@ -526,7 +526,7 @@ fn write_stats(
         )?;
     }
     if !sum.remotes.is_empty() || sum.remote_hits > 0 {
-        writeln!(out, "  from remotes      {:>8}  hits", sum.remote_hits)?;
+        writeln!(out, "  hits from helpers or remotes {:>8}", sum.remote_hits)?;
         for (remote, t) in &sum.remotes {
             writeln!(
                 out,

@@ -109,17 +109,31 @@ pub fn compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(bytes, 3)
 }
 
-/// Decompresses one frame into exactly `size` bytes, never more (a frame
-/// that claims more is refused before it is expanded).
+/// Decompresses one frame into exactly `size` bytes, never more: reading
+/// stops one byte past `size`. Memory grows with what the frame really
+/// holds, not with the size an index claims (a hostile one may claim any).
 pub fn decompress(frame: &[u8], size: u64) -> Option<Vec<u8>> {
-    let capacity = usize::try_from(size).ok()?;
-    let bytes = zstd::bulk::decompress(frame, capacity.max(1)).ok()?;
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::with_buffer(frame).ok()?;
+    let mut bytes = Vec::new();
+    decoder
+        .take(size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .ok()?;
     (bytes.len() as u64 == size).then_some(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_claimed_size_is_refused_without_reserving_it() {
+        let frame = compress(b"small").unwrap();
+        assert_eq!(decompress(&frame, u64::MAX), None);
+        assert_eq!(decompress(&frame, 1 << 40), None);
+        assert_eq!(decompress(&frame, 5).as_deref(), Some(&b"small"[..]));
+    }
 
     #[test]
     fn a_frame_round_trips_and_refuses_a_wrong_size() {

@@ -322,6 +322,13 @@ impl Staging {
     fn place(&self, name: &str, dest: &Path) -> Result<(), CompileError> {
         let from = self.dir().join(name);
         let io = || CompileError::io(format!("writing {}", dest.display()));
+        // An object is a regular file: a link in an entry (one a remote or
+        // helper made up) is not followed out of the build.
+        if !std::fs::symlink_metadata(&from).map_err(io())?.is_file() {
+            return Err(io()(std::io::Error::other(format!(
+                "{name} in the cache entry is not a regular file"
+            ))));
+        }
         std::fs::File::options()
             .write(true)
             .open(&from)

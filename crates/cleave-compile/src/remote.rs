@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cleave_cache::helper::HelperConfig;
-use cleave_cache::remote::{RemoteConfig, Remotes};
+use cleave_cache::remote::{Mode, RemoteConfig, RemoteUrl, Remotes};
 use cleave_cache::{Digest, Inputs, Store};
 use serde::{Deserialize, Serialize};
 use tempfile::TempPath;
@@ -37,7 +37,7 @@ struct Down {
 
 /// The levels behind the local store a recipe build hands its compile
 /// calls (see [`write_levels`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Levels {
     /// Remote stores, in the order they are asked.
     pub remotes: Vec<RemoteConfig>,
@@ -72,14 +72,14 @@ impl Shared {
     /// counts go to the stats in `stats`.
     pub(crate) fn new(config: &Config, stats: &Path) -> Shared {
         let down = config.state.join("remotes-down");
-        let up = |shown: String| !is_down(&down.join(marker_name(&shown)), config.build_start_ns);
+        let up = |shown: &str| !is_down(&down.join(marker_name(shown)), config.build_start_ns);
         let levels = Levels {
             remotes: (config.levels.remotes.iter())
-                .filter(|r| up(r.url.to_string()))
+                .filter(|r| up(&r.url.to_string()))
                 .cloned()
                 .collect(),
             helpers: (config.levels.helpers.iter())
-                .filter(|h| up(h.path.display().to_string()))
+                .filter(|h| up(&h.path.display().to_string()))
                 .cloned()
                 .collect(),
             platform: config.levels.platform.clone(),
@@ -245,16 +245,52 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A remote as a levels file holds it: no password, no credential from
+/// cleave's environment.
+#[derive(Debug, Serialize, Deserialize)]
+struct RemoteSpec {
+    url: String,
+    mode: Mode,
+    timeout_ms: u64,
+    retries: usize,
+    pack_size: u64,
+}
+
+/// What a levels file holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct LevelsFile {
+    remotes: Vec<RemoteSpec>,
+    helpers: Vec<HelperConfig>,
+    platform: String,
+}
+
 /// Writes the helpers and remotes of a recipe build where its compile
-/// calls find them ([`crate::vars::LEVELS`] names the file): in `dir`,
-/// readable by its owner only, since URLs and the variables read with them
-/// hold credentials. The file goes when the returned path is dropped, at
-/// the end of the build.
+/// calls find them ([`crate::vars::LEVELS`] names the file), in `dir`.
+/// Build scripts can read it, so it holds no secret: each remote's URL
+/// goes without its password, and the compile calls read credentials
+/// (`AWS_*`, ...) from their own environment, which holds only what the
+/// recipe lets in (`build.secrets`). The file goes when the returned path
+/// is dropped, at the end of the build; files left by builds that were
+/// killed are removed after a day.
 pub fn write_levels(dir: &Path, levels: &Levels) -> std::io::Result<TempPath> {
-    let text = serde_json::to_vec(levels).map_err(std::io::Error::other)?;
+    let file = LevelsFile {
+        remotes: (levels.remotes.iter())
+            .map(|r| RemoteSpec {
+                url: r.url.without_password().to_string(),
+                mode: r.mode,
+                timeout_ms: r.timeout.as_millis() as u64,
+                retries: r.retries,
+                pack_size: r.pack_size,
+            })
+            .collect(),
+        helpers: levels.helpers.clone(),
+        platform: levels.platform.clone(),
+    };
+    let text = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
     std::fs::create_dir_all(dir)?;
+    remove_stale(dir);
     let mut file = tempfile::Builder::new()
-        .prefix(".compile-levels-")
+        .prefix(LEVELS_PREFIX)
         .suffix(".json")
         .tempfile_in(dir)?;
     file.write_all(&text)?;
@@ -262,10 +298,55 @@ pub fn write_levels(dir: &Path, levels: &Levels) -> std::io::Result<TempPath> {
     Ok(file.into_temp_path())
 }
 
-/// The levels a recipe build wrote with [`write_levels`].
+const LEVELS_PREFIX: &str = ".compile-levels-";
+
+/// Removes levels files older than a day (of builds that were killed).
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let day = Duration::from_secs(24 * 3600);
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+        if old
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(LEVELS_PREFIX)
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The levels a recipe build wrote with [`write_levels`], each remote's
+/// URL parsed with credentials from this process's environment. A remote
+/// that does not parse here is left out, with a warning.
 pub fn read_levels(path: &Path) -> std::io::Result<Levels> {
     let text = std::fs::read(path)?;
-    serde_json::from_slice(&text).map_err(std::io::Error::other)
+    let file: LevelsFile = serde_json::from_slice(&text).map_err(std::io::Error::other)?;
+    let mut remotes = Vec::new();
+    for spec in file.remotes {
+        match RemoteUrl::parse(&spec.url) {
+            Ok(url) => {
+                let mut config = RemoteConfig::new(url);
+                config.mode = spec.mode;
+                config.timeout = Duration::from_millis(spec.timeout_ms);
+                config.retries = spec.retries;
+                config.pack_size = spec.pack_size;
+                remotes.push(config);
+            }
+            Err(e) => warn(format!("{e}; compile entries do not use it")),
+        }
+    }
+    Ok(Levels {
+        remotes,
+        helpers: file.helpers,
+        platform: file.platform,
+    })
 }
 
 #[cfg(test)]
@@ -280,6 +361,37 @@ mod tests {
         };
         std::fs::write(&path, serde_json::to_vec(&down).unwrap()).unwrap();
         path
+    }
+
+    #[test]
+    fn a_levels_file_holds_no_password_and_no_credential_from_the_environment() {
+        let env = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("key-from-env".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret-from-env".to_string()),
+            _ => None,
+        };
+        let s3 = RemoteUrl::parse_with("s3://b/p?endpoint=http://127.0.0.1:9", &env).unwrap();
+        let redis = RemoteUrl::parse("redis://user:hunter22@127.0.0.1:6380/2").unwrap();
+        let mut read_only = RemoteConfig::new(redis);
+        read_only.mode = Mode::ReadOnly;
+        let levels = Levels {
+            remotes: vec![RemoteConfig::new(s3), read_only],
+            helpers: vec![HelperConfig::new("/opt/helper".into())],
+            platform: "linux-64".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_levels(dir.path(), &levels).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for secret in ["hunter22", "key-from-env", "secret-from-env"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let back = read_levels(&path).unwrap();
+        let shown: Vec<String> = back.remotes.iter().map(|r| r.url.to_string()).collect();
+        assert_eq!(shown, ["s3://b/p", "redis://127.0.0.1:6380/2"]);
+        assert_eq!(back.remotes[1].mode, Mode::ReadOnly);
+        assert_eq!(back.helpers[0].path, Path::new("/opt/helper"));
+        drop(path);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "removed");
     }
 
     #[test]

@@ -242,7 +242,7 @@ fn a_recipe_build_on_another_machine_takes_the_objects_from_the_build_s_remote()
     let left: Vec<_> = std::fs::read_dir(parts.scratch.path("machine-a"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("remotes"))
+        .filter(|n| n.contains("compile-levels"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 

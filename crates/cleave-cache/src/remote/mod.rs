@@ -65,7 +65,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// One configured remote.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct RemoteConfig {
     /// Where it is.
     pub url: RemoteUrl,

@@ -22,18 +22,19 @@ use opendal::{Operator, services};
 
 use super::RemoteError;
 
-/// A parsed remote URL. It serializes with its credentials, for handing
-/// to a process cleave starts (a compile wrapper) through a private file;
-/// it is printed without them.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// A parsed remote URL.
+#[derive(Clone)]
 pub struct RemoteUrl {
     /// The service's settings, credentials included.
     settings: Settings,
     /// The URL without user info or query: safe to print.
     shown: String,
+    /// The URL as given without its password: what a process cleave starts
+    /// may be told (it reads other credentials from its own environment).
+    handed: String,
 }
 
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone)]
 enum Settings {
     S3(HashMap<String, String>),
     Redis(HashMap<String, String>),
@@ -62,6 +63,13 @@ fn process_env(name: &str) -> Option<String> {
 }
 
 impl RemoteUrl {
+    /// The URL as given, without its password: for a process cleave starts,
+    /// which parses it with credentials from its own environment (a recipe
+    /// script's holds only what the recipe lets in).
+    pub fn without_password(&self) -> &str {
+        &self.handed
+    }
+
     /// Parses a remote URL, with credentials from the process's
     /// environment. The error names the URL without credentials.
     pub fn parse(text: &str) -> Result<RemoteUrl, RemoteError> {
@@ -222,7 +230,13 @@ impl RemoteUrl {
         };
         let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
         let shown = format!("{}://{host}{port}{path}", url.scheme());
-        Ok(RemoteUrl { settings, shown })
+        let mut without_password = url.clone();
+        let _ = without_password.set_password(None);
+        Ok(RemoteUrl {
+            settings,
+            shown,
+            handed: without_password.to_string(),
+        })
     }
 
     /// The service's kind, for people.
@@ -343,7 +357,15 @@ mod tests {
             let url = RemoteUrl::parse(text).unwrap();
             assert_eq!(url.kind(), kind, "{text}");
             assert_eq!(url.to_string(), shown, "{text}");
+            let handed = url.without_password();
+            assert!(!handed.contains("hunter22") && !handed.contains("pw1234"));
+            assert_eq!(RemoteUrl::parse(handed).unwrap().to_string(), shown);
         }
+        let s3 = RemoteUrl::parse("s3://b/p?endpoint=http://127.0.0.1:9000").unwrap();
+        assert!(
+            s3.without_password().contains("endpoint="),
+            "the endpoint is kept"
+        );
     }
 
     #[test]

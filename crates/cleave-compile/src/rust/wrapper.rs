@@ -158,22 +158,27 @@ impl Call<'_> {
             MissReason::SourcesChanged
         };
         let mut found = self.first_match((&store, &inputs), &mut shared, &local, &mut files);
-        // Then what the remotes learnt from other machines' compiles under
-        // this key.
+        // Then what helpers and remotes learnt from other machines'
+        // compiles under this key; read even when a local candidate stopped
+        // the search, so that the manifest pushed after the compile keeps
+        // them.
         let mut remote = Vec::new();
-        if matches!(found, Err(None)) && shared.active() {
+        if found.is_err() && shared.active() {
             remote = shared
                 .fetch_extra(&store, &key, (&self.label(), &inputs))
                 .and_then(|extra| serde_json::from_value(extra["candidates"].clone()).ok())
                 .unwrap_or_default();
             remote.retain(|c: &Candidate| !local.contains(c));
-            if !remote.is_empty() {
-                reason = MissReason::SourcesChanged;
-            }
-            found = self.first_match((&store, &inputs), &mut shared, &remote, &mut files);
-            if let Ok((i, _)) = found {
-                // Remembered here, so the next build finds it locally.
-                let _ = add_candidate(&store, &key, &inputs, &self.label(), remote[i].clone(), &[]);
+            if matches!(found, Err(None)) {
+                if !remote.is_empty() {
+                    reason = MissReason::SourcesChanged;
+                }
+                found = self.first_match((&store, &inputs), &mut shared, &remote, &mut files);
+                if let Ok((i, _)) = found {
+                    // Remembered here, so the next build finds it locally.
+                    let candidate = remote[i].clone();
+                    let _ = add_candidate(&store, &key, &inputs, &self.label(), candidate, &[]);
+                }
             }
         }
         match found {
@@ -547,6 +552,17 @@ impl Call<'_> {
         );
         if let Err(e) = restored {
             return Err(missed(store, result, &e));
+        }
+        // A compile's outputs are regular files: a link in an entry (one a
+        // remote or helper made up) is not followed out of the target dir.
+        let regular = std::fs::read_dir(staging.out()).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        });
+        if !regular {
+            let _ = store.remove(result);
+            return Err(Some(MissReason::Damaged));
         }
         let placed = std::fs::read_dir(staging.out()).and_then(|entries| {
             for entry in entries {

@@ -443,8 +443,18 @@ fn a_remote_that_is_down_costs_a_warning_not_a_build() {
 }
 
 /// A crate whose build script compiles a C file into a static library
-/// (as the `cc` crate does) that rustc copies into the crate's rlib.
-fn native_crate(dir: &Path, value: u32) {
+/// (as the `cc` crate does) that rustc copies into the crate's rlib: named
+/// by the build script (`-l static=native`), or `in_source` by a
+/// `#[link]` attribute (no argument names it).
+fn native_crate(dir: &Path, value: u32, in_source: bool) {
+    let (link_arg, attribute) = if in_source {
+        ("", "#[link(name = \"native\", kind = \"static\")]\n")
+    } else {
+        (
+            "    println!(\"cargo:rustc-link-lib=static=native\");\n",
+            "",
+        )
+    };
     let files = [
         (
             "Cargo.toml",
@@ -453,21 +463,21 @@ fn native_crate(dir: &Path, value: u32) {
         ),
         (
             "build.rs",
-            r#"use std::process::Command;
-fn main() {
+            format!(
+                r#"use std::process::Command;
+fn main() {{
     let out = std::env::var("OUT_DIR").unwrap();
-    let obj = format!("{out}/native.o");
+    let obj = format!("{{out}}/native.o");
     let ok = Command::new("cc").args(["-c", "-O2", "native.c", "-o", &obj]).status().unwrap();
     assert!(ok.success());
-    let lib = format!("{out}/libnative.a");
+    let lib = format!("{{out}}/libnative.a");
     let _ = std::fs::remove_file(&lib);
     assert!(Command::new("ar").args(["crsD", &lib, &obj]).status().unwrap().success());
-    println!("cargo:rustc-link-search=native={out}");
-    println!("cargo:rustc-link-lib=static=native");
-    println!("cargo:rerun-if-changed=native.c");
-}
+    println!("cargo:rustc-link-search=native={{out}}");
+{link_arg}    println!("cargo:rerun-if-changed=native.c");
+}}
 "#
-            .to_string(),
+            ),
         ),
         (
             "native.c",
@@ -475,8 +485,9 @@ fn main() {
         ),
         (
             "src/lib.rs",
-            "extern \"C\" {\n    fn native_value() -> i32;\n}\n\npub fn value() -> i32 {\n    unsafe { native_value() }\n}\n"
-                .to_string(),
+            format!(
+                "{attribute}extern \"C\" {{\n    fn native_value() -> i32;\n}}\n\npub fn value() -> i32 {{\n    unsafe {{ native_value() }}\n}}\n"
+            ),
         ),
         (
             "src/main.rs",
@@ -492,36 +503,40 @@ fn main() {
 
 #[test]
 fn a_static_library_a_build_script_rebuilt_is_in_the_rlib_s_key() {
-    let s = Scratch::new();
-    let run = |dir: &Path| {
-        let out = Command::new(dir.join("target/debug/nat")).output().unwrap();
-        assert_success(&out);
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let a = s.path("a/nat");
-    native_crate(&a, 1);
-    let first = s.build(&a);
-    // The build script, the lib and the bin.
-    assert_eq!(first["misses"], 3, "{first:#}");
-    assert_eq!(run(&a), "1\n");
+    for in_source in [false, true] {
+        let s = Scratch::new();
+        let run = |dir: &Path| {
+            let out = Command::new(dir.join("target/debug/nat")).output().unwrap();
+            assert_success(&out);
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let a = s.path("a/nat");
+        native_crate(&a, 1, in_source);
+        let first = s.build(&a);
+        // The build script, the lib and the bin.
+        assert_eq!(first["misses"], 3, "{first:#}");
+        assert_eq!(run(&a), "1\n");
 
-    // Elsewhere, the same C: the same archive, every unit hits.
-    let b = s.path("elsewhere/b/nat");
-    native_crate(&b, 1);
-    assert_eq!(s.build(&b)["hits"], 3);
-    assert_eq!(run(&b), "1\n");
+        // Elsewhere, the same C: the same archive, every unit hits.
+        let b = s.path("elsewhere/b/nat");
+        native_crate(&b, 1, in_source);
+        assert_eq!(s.build(&b)["hits"], 3, "named in source: {in_source}");
+        assert_eq!(run(&b), "1\n");
 
-    // Another C file: the build script hits and makes another archive;
-    // the rlib that holds it and the bin linking it are compiled.
-    let c = s.path("c/nat");
-    native_crate(&c, 2);
-    let edited = s.build(&c);
-    assert_eq!(
-        (edited["hits"].as_u64(), edited["misses"].as_u64()),
-        (Some(1), Some(2)),
-        "{edited:#}"
-    );
-    assert_eq!(run(&c), "2\n");
+        // Another C file: the build script hits and makes another
+        // archive; the rlib that holds it and the bin linking it are
+        // compiled.
+        let c = s.path("c/nat");
+        native_crate(&c, 2, in_source);
+        let edited = s.build(&c);
+        let counts = (edited["hits"].as_u64(), edited["misses"].as_u64());
+        assert_eq!(
+            counts,
+            (Some(1), Some(2)),
+            "in source: {in_source}: {edited:#}"
+        );
+        assert_eq!(run(&c), "2\n");
+    }
 }
 
 #[test]

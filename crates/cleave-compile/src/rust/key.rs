@@ -188,6 +188,24 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The static archives (`*.a`) in a native search directory, by name,
+/// sorted: what rustc may copy into an rlib. None when it does not exist.
+pub fn archives(dir: &Path) -> Result<Vec<(String, PathBuf)>, CompileError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CompileError::io(format!("reading {}", dir.display()))(e)),
+    };
+    let mut found: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| name.ends_with(".a"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// The roots of a cargo compile, besides those of `base` (a recipe
 /// build's): the target dir (the profile dir above `--out-dir`), the
 /// workspace (cargo's working directory for a member, unless it lies in

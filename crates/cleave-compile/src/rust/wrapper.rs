@@ -286,6 +286,26 @@ impl Call<'_> {
                 })?;
             inputs.insert(format!("native.{arg}"), digest(files, &found)?);
         }
+        // A `#[link(kind = "static")]` in the source names an archive no
+        // argument does: every archive in a search dir of this build (a
+        // build script's `OUT_DIR`) is in the key. Dirs outside the roots
+        // (the system's) are not read.
+        for dir in &search {
+            let path = self.cwd.join(dir);
+            let path_text = path.to_string_lossy();
+            let normalized = roots.normalize(&path_text);
+            if matches!(normalized, std::borrow::Cow::Borrowed(_)) {
+                continue;
+            }
+            let mut archives = Vec::new();
+            for (name, file) in key::archives(&path)? {
+                archives.push((name, digest(files, &file)?));
+            }
+            inputs.insert(
+                format!("native-dir.{normalized}"),
+                serde_json::to_string(&archives).unwrap_or_default(),
+            );
+        }
         if self.krate.links {
             let name = self.krate.linker.as_deref().unwrap_or("cc");
             let linker = compiler::find(name.as_ref(), self.config.masquerade.as_deref())?;

@@ -65,12 +65,42 @@ pub(crate) struct Shared {
     remotes: Option<Remotes>,
     /// True when the call was served by an entry a remote gave.
     served: bool,
+    /// Where warnings go.
+    warnings: Warnings,
+}
+
+/// Where a call's warnings go: stderr, or a log in the compile cache's
+/// state for C and C++ compiles, whose stderr configure checks read (a
+/// warning there can fail an `-Werror` probe).
+#[derive(Debug, Clone)]
+pub(crate) enum Warnings {
+    Stderr,
+    Log(PathBuf),
+}
+
+impl Warnings {
+    fn emit(&self, message: String) {
+        match self {
+            Warnings::Stderr => warn(message),
+            Warnings::Log(path) => {
+                let line = format!("{} cleave: warning: {message}\n", unix_now());
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()));
+            }
+        }
+    }
 }
 
 impl Shared {
     /// The helpers and remotes of `config` that are not known to be down;
-    /// counts go to the stats in `stats`.
-    pub(crate) fn new(config: &Config, stats: &Path) -> Shared {
+    /// counts go to the stats in `stats`, warnings to `warnings`.
+    pub(crate) fn new(config: &Config, stats: &Path, warnings: Warnings) -> Shared {
         let down = config.state.join("remotes-down");
         let up = |shown: &str| !is_down(&down.join(marker_name(shown)), config.build_start_ns);
         let levels = Levels {
@@ -91,6 +121,7 @@ impl Shared {
             build: config.build_start_ns,
             remotes: None,
             served: false,
+            warnings,
         }
     }
 
@@ -120,10 +151,13 @@ impl Shared {
         key: &Digest,
         named: Option<(&str, &Inputs)>,
     ) -> bool {
+        let sink = self.warnings.clone();
         let Some(remotes) = self.remotes(store) else {
             return false;
         };
-        let found = remotes.fetch(store, key, named, &mut warn).is_some();
+        let found = remotes
+            .fetch(store, key, named, &mut |m| sink.emit(m))
+            .is_some();
         self.remember_failures();
         found
     }
@@ -146,8 +180,9 @@ impl Shared {
         let scratch_dir = tempfile::tempdir_in(&tmp).ok()?;
         let scratch = Store::open(scratch_dir.path()).ok()?;
         // What the remotes are known to hold is kept with the local store.
+        let sink = self.warnings.clone();
         let remotes = self.remotes(store)?;
-        let fetched = remotes.fetch(&scratch, key, Some(named), &mut warn);
+        let fetched = remotes.fetch(&scratch, key, Some(named), &mut |m| sink.emit(m));
         self.remember_failures();
         Some(fetched?.0.meta().extra.clone())
     }
@@ -155,10 +190,11 @@ impl Shared {
     /// Uploads the entry `key` of `store` to the writable remotes that
     /// lack it.
     pub(crate) fn push(&mut self, store: &Store, key: &Digest) {
+        let sink = self.warnings.clone();
         if let Ok(Some(entry)) = store.get(key)
             && let Some(remotes) = self.remotes(store)
         {
-            remotes.push(&entry, &mut warn);
+            remotes.push(&entry, &mut |m| sink.emit(m));
             self.remember_failures();
         }
     }
@@ -166,10 +202,11 @@ impl Shared {
     /// Uploads the entry `key` of `store` in place of what the writable
     /// remotes hold under it (a manifest that grew).
     pub(crate) fn replace(&mut self, store: &Store, key: &Digest) {
+        let sink = self.warnings.clone();
         if let Ok(Some(entry)) = store.get(key)
             && let Some(remotes) = self.remotes(store)
         {
-            remotes.replace(&entry, &mut warn);
+            remotes.replace(&entry, &mut |m| sink.emit(m));
             self.remember_failures();
         }
     }

@@ -28,7 +28,7 @@ use crate::entries::{Candidate, Entries, NewResult, NotRestored, Outputs, Printe
 use crate::error::CompileError;
 use crate::files::{Files, TimeMacros};
 use crate::preprocess;
-use crate::remote::{Levels, Shared, read_levels};
+use crate::remote::{Levels, Shared, Warnings, read_levels};
 use crate::roots::{self, Roots};
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::vars;
@@ -228,7 +228,8 @@ impl Call<'_> {
         // Results only: helpers and remotes serve calls whose preprocessed
         // text (or, remotes only, a local manifest) names a result this
         // store lacks.
-        let mut shared = Shared::new(config, &config.state);
+        let log = Warnings::Log(config.state.join("warnings.log"));
+        let mut shared = Shared::new(config, &config.state, log);
         let mut files = Files::new(
             config.state.join("files"),
             self.cwd.clone(),

@@ -433,6 +433,46 @@ fn an_object_compiled_on_one_machine_comes_from_a_remote_or_a_helper_on_another(
 }
 
 #[test]
+fn a_remote_that_is_down_is_logged_not_printed_where_configure_checks_read() {
+    let s = Scratch::new();
+    s.write("x.c", "int f(void) { return 42; }\n");
+    let down = format!(
+        "s3://cache/c?endpoint=http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let out = s
+        .cleave(&["cc", "gcc", "-c", "x.c", "-o", "x.o"])
+        .env("CLEAVE_REMOTE", &down)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.compiled().len(), 1);
+    let log = std::fs::read_to_string(s.path("cache/compile/warnings.log")).unwrap();
+    assert!(log.contains("warning: remote s3://cache/c"), "{log}");
+}
+
+#[test]
+fn a_remote_variable_that_does_not_parse_costs_the_remote_not_the_cache() {
+    let s = Scratch::new();
+    s.write("x.c", "int f(void) { return 42; }\n");
+    for _ in 0..2 {
+        let out = s
+            .cleave(&["cc", "gcc", "-c", "x.c", "-o", "x.o"])
+            .env("CLEAVE_REMOTE", "nope://somewhere")
+            .output()
+            .unwrap();
+        assert_success(&out);
+        assert!(stderr(&out).contains("are left out"), "{}", stderr(&out));
+    }
+    assert_eq!(s.compiled().len(), 1, "the second call hit");
+}
+
+#[test]
 fn a_flipped_byte_in_a_cached_object_is_detected_and_the_object_recompiled() {
     let s = Scratch::new();
     s.write("x.c", "int answer(void) { return 42; }\n");

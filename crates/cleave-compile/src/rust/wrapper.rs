@@ -27,7 +27,7 @@ use crate::compiler;
 use crate::entries::Printed;
 use crate::error::CompileError;
 use crate::files::Files;
-use crate::remote::Shared;
+use crate::remote::{Shared, Warnings};
 use crate::roots::{CANONICAL_PARENT, Roots};
 use crate::rust::args::{self, Crate, Uncacheable};
 use crate::rust::key::{self, DepInfo};
@@ -150,7 +150,11 @@ impl Call<'_> {
         );
         let inputs = self.inputs(&mut files)?;
         let key = inputs.key();
-        let mut shared = Shared::new(self.config, &stats_dir(&self.config.state));
+        let mut shared = Shared::new(
+            self.config,
+            &stats_dir(&self.config.state),
+            Warnings::Stderr,
+        );
         let local = candidates(&store, &key);
         let mut reason = if local.is_empty() {
             MissReason::New

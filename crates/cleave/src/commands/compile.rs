@@ -91,7 +91,7 @@ fn config() -> Config {
                 .map(PathBuf::from)
                 .collect();
             let mode = std::env::var("CLEAVE_REMOTE_MODE").ok();
-            let settings = Settings::load(
+            let with_env = Settings::load(
                 &cwd,
                 Overrides {
                     cache_dir: cache_dir.as_deref(),
@@ -100,7 +100,24 @@ fn config() -> Config {
                     helpers: &helpers,
                     ..Overrides::default()
                 },
-            )?;
+            );
+            // A remote variable that does not parse costs its remotes, not
+            // the local cache.
+            let settings = match with_env {
+                Ok(settings) => settings,
+                Err(report) => {
+                    let plain = Overrides {
+                        cache_dir: cache_dir.as_deref(),
+                        ..Overrides::default()
+                    };
+                    let settings = Settings::load(&cwd, plain)?;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "cleave: warning: {report}; CLEAVE_REMOTE, CLEAVE_REMOTE_MODE and CLEAVE_CACHE_HELPER are left out"
+                    );
+                    settings
+                }
+            };
             let levels = Levels {
                 remotes: settings.remotes,
                 helpers: settings.helpers,

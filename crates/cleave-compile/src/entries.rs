@@ -341,3 +341,34 @@ impl Staging {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_in_a_restored_entry_is_refused_and_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "precious").unwrap();
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&outside)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let object = dir.path().join("build/x.o");
+        std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+        let staging = Staging::beside(&object).unwrap();
+        std::os::unix::fs::symlink(&outside, staging.dir().join("object")).unwrap();
+        assert!(staging.place("object", &object).is_err());
+        assert!(!object.exists(), "nothing placed");
+        let meta = std::fs::metadata(&outside).unwrap();
+        assert_eq!(
+            meta.modified().unwrap(),
+            old,
+            "the link's target is not touched"
+        );
+    }
+}

@@ -105,7 +105,7 @@ impl Shared {
         let up = |shown: &str| !is_down(&down.join(marker_name(shown)), config.build_start_ns);
         let levels = Levels {
             remotes: (config.levels.remotes.iter())
-                .filter(|r| up(&r.url.to_string()))
+                .filter(|r| up(r.url.without_password()))
                 .cloned()
                 .collect(),
             helpers: (config.levels.helpers.iter())
@@ -251,8 +251,8 @@ impl Drop for Shared {
     }
 }
 
-/// A level's marker file: named by how it is printed (a remote's URL
-/// without credentials, a helper's path).
+/// A level's marker file: named by a remote's URL without its password,
+/// or a helper's path.
 fn marker_name(shown: &str) -> String {
     Digest::of(shown.as_bytes()).to_hex()
 }

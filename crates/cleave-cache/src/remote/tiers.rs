@@ -177,15 +177,14 @@ impl Remotes {
     }
 
     /// The remotes that failed to answer and the helpers that failed in
-    /// this process, as printed (a helper by its path): a caller that runs
+    /// this process: a remote by its URL without password (two endpoints
+    /// of one bucket stay apart), a helper by its path. A caller that runs
     /// once per compile remembers them across processes.
     pub fn disabled(&self) -> Vec<String> {
         let helpers = self.helpers.iter().filter(|h| !h.usable());
         let tiers = self.tiers.iter().filter(|t| t.disabled);
-        helpers
-            .map(Helper::shown)
-            .chain(tiers.map(Tier::shown))
-            .collect()
+        let tiers = tiers.map(|t| t.config.url.without_password().to_string());
+        helpers.map(Helper::shown).chain(tiers).collect()
     }
 
     /// Uploads `entry` to the first remote, whatever its mode, failing

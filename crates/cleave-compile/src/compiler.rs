@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use cleave_cache::Digest;
 use serde::{Deserialize, Serialize};
@@ -137,16 +137,13 @@ pub fn identify(path: &Path, files: &mut Files, state: &Path) -> Result<Compiler
 /// Asks a driver what it is: three or four short runs.
 fn probe(path: &Path) -> Result<Profile, CompileError> {
     let run = |args: &[&str]| -> Result<(bool, String), CompileError> {
-        let out = Command::new(path)
-            .args(args)
-            .env(vars::NESTED, "1")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| CompileError::Spawn {
-                program: path.to_path_buf(),
-                source,
-            })?;
+        let out = output(
+            Command::new(path)
+                .args(args)
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null()),
+            path,
+        )?;
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -208,7 +205,22 @@ fn probe(path: &Path) -> Result<Profile, CompileError> {
     })
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+/// Runs `command` (the compiler `program`) to its end, with its output
+/// captured; marked nested, so that a wrapper it starts (a compiler script
+/// calling `gcc`) passes straight through.
+pub(crate) fn output(command: &mut Command, program: &Path) -> Result<Output, CompileError> {
+    command
+        .env(vars::NESTED, "1")
+        .output()
+        .map_err(|source| CompileError::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename,
+/// so that a reader sees the old file or the new one, never half of one.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;

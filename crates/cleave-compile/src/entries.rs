@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use cleave_cache::manifest::Item;
+use cleave_cache::manifest::{Item, Manifest};
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use serde::{Deserialize, Serialize};
@@ -186,24 +186,8 @@ impl Entries {
             Err(e) => return Err(self.not_restored(key, e)),
         };
         let listing = entry.manifest().map_err(|e| self.not_restored(key, e))?;
-        // A binary file (the object) can only take a path of its own
-        // length: a shorter one padded with NULs would break the strings
-        // of debug information that share its bytes.
-        for item in listing.trees.values().flatten() {
-            if let Item::File {
-                roots: held,
-                binary: true,
-                ..
-            } = item
-            {
-                for name in held {
-                    let old = listing.roots.get(name).map(String::len);
-                    let new = roots.path_of(name).map(str::len);
-                    if old.is_none() || old != new {
-                        return Err(NotRestored::Miss(MissReason::Relocation));
-                    }
-                }
-            }
+        if !fits(&listing, roots) {
+            return Err(NotRestored::Miss(MissReason::Relocation));
         }
         let staging = Staging::beside(outputs.object).map_err(NotRestored::Error)?;
         entry
@@ -284,6 +268,24 @@ impl Entries {
         })?;
         Ok(())
     }
+}
+
+/// Whether an entry's binary files can take this build's roots: a binary
+/// file (an object, a linked output) can only take a path of the length it
+/// holds, since a shorter one padded with NULs would break the strings of
+/// debug information that share its bytes, and a longer one does not fit.
+pub(crate) fn fits(listing: &Manifest, roots: &Roots) -> bool {
+    listing.trees.values().flatten().all(|item| match item {
+        Item::File {
+            roots: held,
+            binary: true,
+            ..
+        } => held.iter().all(|name| {
+            let old = listing.roots.get(name).map(String::len);
+            old.is_some() && old == roots.path_of(name).map(str::len)
+        }),
+        _ => true,
+    })
 }
 
 /// A scratch directory next to an output, on its file system, so that

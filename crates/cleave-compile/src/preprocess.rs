@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use cleave_cache::Digest;
 
 use crate::args::Compile;
+use crate::compiler;
 use crate::error::CompileError;
 use crate::roots::Roots;
-use crate::vars;
 
 /// What preprocessing a call gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +33,15 @@ pub fn run(
     compile: &Compile,
     roots: &Roots,
 ) -> Result<Option<Preprocessed>, CompileError> {
-    let out = Command::new(compiler)
-        .args(extra)
-        .args(&compile.flags)
-        .args(["-E", "-x", compile.language.as_x(), &compile.source])
-        .env(vars::NESTED, "1")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|source| CompileError::Spawn {
-            program: compiler.to_path_buf(),
-            source,
-        })?;
+    let out = compiler::output(
+        Command::new(compiler)
+            .args(extra)
+            .args(&compile.flags)
+            .args(["-E", "-x", compile.language.as_x(), &compile.source])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null()),
+        compiler,
+    )?;
     if !out.status.success() {
         return Ok(None);
     }

@@ -187,26 +187,29 @@ impl Shared {
         Some(fetched?.0.meta().extra.clone())
     }
 
-    /// Uploads the entry `key` of `store` to the writable remotes that
-    /// lack it.
+    /// Hands the entry `key` of `store` to the helpers and the writable
+    /// remotes that lack it.
     pub(crate) fn push(&mut self, store: &Store, key: &Digest) {
-        let sink = self.warnings.clone();
-        if let Ok(Some(entry)) = store.get(key)
-            && let Some(remotes) = self.remotes(store)
-        {
-            remotes.push(&entry, &mut |m| sink.emit(m));
-            self.remember_failures();
-        }
+        self.hand_over(store, key, false);
     }
 
-    /// Uploads the entry `key` of `store` in place of what the writable
-    /// remotes hold under it (a manifest that grew).
+    /// Hands the entry `key` of `store` over in place of what the helpers
+    /// and writable remotes hold under it (a manifest that grew).
     pub(crate) fn replace(&mut self, store: &Store, key: &Digest) {
+        self.hand_over(store, key, true);
+    }
+
+    fn hand_over(&mut self, store: &Store, key: &Digest, replace: bool) {
         let sink = self.warnings.clone();
         if let Ok(Some(entry)) = store.get(key)
             && let Some(remotes) = self.remotes(store)
         {
-            remotes.replace(&entry, &mut |m| sink.emit(m));
+            let mut warn = |m| sink.emit(m);
+            if replace {
+                remotes.replace(&entry, &mut warn);
+            } else {
+                remotes.push(&entry, &mut warn);
+            }
             self.remember_failures();
         }
     }

@@ -477,16 +477,13 @@ impl Call<'_> {
     /// Runs the compiler with `extra` and its own arguments; returns
     /// whether it succeeded, what it printed and its exit status.
     fn compile(&self, extra: &[String]) -> Result<(bool, Printed, i32), CompileError> {
-        let out = Command::new(self.compiler)
-            .args(extra)
-            .args(self.args)
-            .env(vars::NESTED, "1")
-            .stdin(Stdio::inherit())
-            .output()
-            .map_err(|source| CompileError::Spawn {
-                program: self.compiler.to_path_buf(),
-                source,
-            })?;
+        let out = compiler::output(
+            Command::new(self.compiler)
+                .args(extra)
+                .args(self.args)
+                .stdin(Stdio::inherit()),
+            self.compiler,
+        )?;
         let code = exit_code(out.status);
         Ok((
             out.status.success(),

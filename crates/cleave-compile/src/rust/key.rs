@@ -90,14 +90,7 @@ fn ask(path: &Path, state: &Path) -> Result<Asked, CompileError> {
         return Ok(known);
     }
     let run = |args: &[&str]| -> Result<String, CompileError> {
-        let out = Command::new(path)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| CompileError::Spawn {
-                program: path.to_path_buf(),
-                source,
-            })?;
+        let out = compiler::output(Command::new(path).args(args).stdin(Stdio::null()), path)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let known = Asked {
@@ -105,7 +98,7 @@ fn ask(path: &Path, state: &Path) -> Result<Asked, CompileError> {
         sysroot_dir: PathBuf::from(run(&["--print", "sysroot"])?.trim()),
     };
     // Kept only to save the runs next time.
-    let _ = write_json(&cached, &known);
+    let _ = compiler::write_json(&cached, &known);
     Ok(known)
 }
 
@@ -176,15 +169,6 @@ fn walk(dir: &Path, found: &mut Vec<(PathBuf, std::fs::FileType)>) -> Result<(),
             found.push((path, kind));
         }
     }
-    Ok(())
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, value)?;
-    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::compiler;
-use crate::entries::Printed;
+use crate::entries::{Printed, fits};
 use crate::error::CompileError;
 use crate::files::Files;
 use crate::remote::{Shared, Warnings};
@@ -32,7 +31,6 @@ use crate::roots::{CANONICAL_PARENT, Roots};
 use crate::rust::args::{self, Crate, Uncacheable};
 use crate::rust::key::{self, DepInfo};
 use crate::stats::{self, MissReason, Mode, Outcome};
-use crate::vars;
 use crate::wrapper::{Config, exec, exit_code, now_ns, replay};
 
 /// Bumped when the meaning of a Rust entry changes.
@@ -398,16 +396,13 @@ impl Call<'_> {
                     format!("{}={CANONICAL_PARENT}/{name}", path.display()),
                 ]
             });
-        let out = Command::new(self.rustc)
-            .args(&self.args)
-            .args(remaps)
-            .env(vars::NESTED, "1")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| CompileError::Spawn {
-                program: self.rustc.to_path_buf(),
-                source,
-            })?;
+        let out = compiler::output(
+            Command::new(self.rustc)
+                .args(&self.args)
+                .args(remaps)
+                .stdin(Stdio::null()),
+            self.rustc,
+        )?;
         let code = exit_code(out.status);
         Ok((
             out.status.success(),
@@ -541,21 +536,8 @@ impl Call<'_> {
         let listing = entry.manifest().map_err(|e| missed(store, result, &e))?;
         // A binary output holding a root's path (`env!("CARGO_MANIFEST_DIR")`)
         // can only take a path of the same length.
-        for item in listing.trees.values().flatten() {
-            if let Item::File {
-                roots: held,
-                binary: true,
-                ..
-            } = item
-            {
-                for name in held {
-                    let old = listing.roots.get(name).map(String::len);
-                    let new = self.roots.path_of(name).map(|p| p.len());
-                    if old.is_none() || old != new {
-                        return Err(Some(MissReason::Relocation));
-                    }
-                }
-            }
+        if !fits(&listing, &self.roots) {
+            return Err(Some(MissReason::Relocation));
         }
         let out_dir = self.cwd.join(&self.krate.out_dir);
         let staging = Staging::new(&out_dir).map_err(|_| None)?;
@@ -579,26 +561,25 @@ impl Call<'_> {
         }
         // A compile's outputs are regular files: a link in an entry (one a
         // remote or helper made up) is not followed out of the target dir.
-        let regular = std::fs::read_dir(staging.out()).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .all(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        });
-        if !regular {
+        let Ok(outputs) = std::fs::read_dir(staging.out())
+            .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
+        else {
+            return Err(None);
+        };
+        if !outputs
+            .iter()
+            .all(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        {
             let _ = store.remove(result);
             return Err(Some(MissReason::Damaged));
         }
-        let placed = std::fs::read_dir(staging.out()).and_then(|entries| {
-            for entry in entries {
-                let entry = entry?;
-                let from = entry.path();
-                std::fs::File::options()
-                    .write(true)
-                    .open(&from)?
-                    .set_modified(SystemTime::now())?;
-                std::fs::rename(&from, out_dir.join(entry.file_name()))?;
-            }
-            Ok(())
+        let placed = outputs.iter().try_for_each(|entry| {
+            let from = entry.path();
+            std::fs::File::options()
+                .write(true)
+                .open(&from)?
+                .set_modified(SystemTime::now())?;
+            std::fs::rename(&from, out_dir.join(entry.file_name()))
         });
         if placed.is_err() {
             return Err(None);

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{RecipeCopy, assert_success, oracle, repo, stderr};
+use common::{RecipeCopy, assert_success, oracle, repo, stderr, walk};
 
 /// The machine's C compiler, found on PATH.
 fn machine_cc() -> PathBuf {
@@ -639,17 +639,4 @@ fn a_masquerade_dir_and_cleave_cc_work_outside_recipes() {
     assert_success(&s.cc(&["-c", "m.c", "-o", "m2.o"]));
     assert_eq!(s.compiled().len(), 0);
     assert_eq!(counts(&s.stats()), (2, 1, 0));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

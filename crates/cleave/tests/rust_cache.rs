@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod common;
-use common::{assert_success, copy_dir, oracle, repo, stderr};
+use common::{assert_success, copy_dir, oracle, repo, stderr, walk};
 
 #[path = "../../cleave-cache/tests/services/mod.rs"]
 mod services;
@@ -152,19 +152,6 @@ fn run_app(dir: &Path) -> String {
     let out = Command::new(dir.join("target/debug/app")).output().unwrap();
     assert_success(&out);
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod faults;
 
 use common::{
     RecipeCopy, TinyDisk, assert_success, copy_dir, index, oracle, paths, repo, stderr, strings,
+    walk,
 };
 
 /// A copy of `tests/cache/NAME` in a fresh temporary directory.
@@ -446,19 +447,6 @@ fn two_builds_started_together_run_the_staging_script_once() {
     assert_eq!(waited, 1);
     package(&case.path("out-a"), "slow");
     package(&case.path("out-b"), "slow");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

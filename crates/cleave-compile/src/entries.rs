@@ -288,6 +288,14 @@ pub(crate) fn fits(listing: &Manifest, roots: &Roots) -> bool {
     })
 }
 
+/// Puts a compile's output at `dest` for the store to take: a hard link,
+/// or a copy on another file system.
+pub(crate) fn link_or_copy(path: &Path, dest: &Path) -> Result<(), CompileError> {
+    std::fs::hard_link(path, dest)
+        .or_else(|_| std::fs::copy(path, dest).map(drop))
+        .map_err(CompileError::io(format!("reading {}", path.display())))
+}
+
 /// A scratch directory next to an output, on its file system, so that
 /// files move between it and their places by renaming.
 struct Staging(tempfile::TempDir);
@@ -314,10 +322,7 @@ impl Staging {
 
     /// Links (or copies) `path` in as `name`.
     fn take(&self, path: &Path, name: &str) -> Result<(), CompileError> {
-        let dest = self.dir().join(name);
-        std::fs::hard_link(path, &dest)
-            .or_else(|_| std::fs::copy(path, &dest).map(drop))
-            .map_err(CompileError::io(format!("reading {}", path.display())))
+        link_or_copy(path, &self.dir().join(name))
     }
 
     /// Moves `name` to `dest` with the time of now.

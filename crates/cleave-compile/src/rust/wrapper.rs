@@ -23,7 +23,7 @@ use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::compiler;
-use crate::entries::{Printed, fits};
+use crate::entries::{Printed, fits, link_or_copy};
 use crate::error::CompileError;
 use crate::files::Files;
 use crate::remote::{Shared, Warnings};
@@ -479,7 +479,7 @@ impl Call<'_> {
                 .metadata()
                 .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t >= since));
             if fresh && self.krate.owns(&name.to_string_lossy()) {
-                staging.take(&entry.path(), &staging.out().join(&name))?;
+                link_or_copy(&entry.path(), &staging.out().join(&name))?;
             }
         }
         for (name, bytes) in [("stdout", &printed.stdout), ("stderr", &printed.stderr)] {
@@ -692,13 +692,6 @@ impl Staging {
 
     fn printed(&self) -> PathBuf {
         self.0.path().join("printed")
-    }
-
-    /// Links (or copies) `path` to `dest`.
-    fn take(&self, path: &Path, dest: &Path) -> Result<(), CompileError> {
-        std::fs::hard_link(path, dest)
-            .or_else(|_| std::fs::copy(path, dest).map(drop))
-            .map_err(CompileError::io(format!("reading {}", path.display())))
     }
 }
 

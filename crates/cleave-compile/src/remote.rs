@@ -54,9 +54,13 @@ impl Levels {
     }
 }
 
-/// The helpers and remotes of one compiler call, opened when first needed.
-pub(crate) struct Shared {
-    levels: Levels,
+/// The helpers and remotes of one compiler call, opened when first needed:
+/// a call the local store serves reads nothing of them, not even the down
+/// markers.
+pub(crate) struct Shared<'a> {
+    configured: &'a Levels,
+    /// Those not known to be down, once asked for.
+    up: Option<Levels>,
     /// The compile cache's state: the down markers.
     state: PathBuf,
     /// Where this call's counts go.
@@ -97,25 +101,13 @@ impl Warnings {
     }
 }
 
-impl Shared {
-    /// The helpers and remotes of `config` that are not known to be down;
-    /// counts go to the stats in `stats`, warnings to `warnings`.
-    pub(crate) fn new(config: &Config, stats: &Path, warnings: Warnings) -> Shared {
-        let down = config.state.join("remotes-down");
-        let up = |shown: &str| !is_down(&down.join(marker_name(shown)), config.build_start_ns);
-        let levels = Levels {
-            remotes: (config.levels.remotes.iter())
-                .filter(|r| up(r.url.without_password()))
-                .cloned()
-                .collect(),
-            helpers: (config.levels.helpers.iter())
-                .filter(|h| up(&h.path.display().to_string()))
-                .cloned()
-                .collect(),
-            platform: config.levels.platform.clone(),
-        };
+impl<'a> Shared<'a> {
+    /// The helpers and remotes of `config`; counts go to the stats in
+    /// `stats`, warnings to `warnings`.
+    pub(crate) fn new(config: &'a Config, stats: &Path, warnings: Warnings) -> Shared<'a> {
         Shared {
-            levels,
+            configured: &config.levels,
+            up: None,
             state: config.state.clone(),
             stats: stats.to_path_buf(),
             build: config.build_start_ns,
@@ -125,16 +117,36 @@ impl Shared {
         }
     }
 
+    /// The configured levels that are not known to be down, read once.
+    fn up(&mut self) -> &Levels {
+        let (configured, state, build) = (self.configured, &self.state, self.build);
+        self.up.get_or_insert_with(|| {
+            let down = state.join("remotes-down");
+            let up = |shown: &str| !is_down(&down.join(marker_name(shown)), build);
+            Levels {
+                remotes: (configured.remotes.iter())
+                    .filter(|r| up(r.url.without_password()))
+                    .cloned()
+                    .collect(),
+                helpers: (configured.helpers.iter())
+                    .filter(|h| up(&h.path.display().to_string()))
+                    .cloned()
+                    .collect(),
+                platform: configured.platform.clone(),
+            }
+        })
+    }
+
     /// True when a helper or remote may be asked.
-    pub(crate) fn active(&self) -> bool {
-        !self.levels.is_empty()
+    pub(crate) fn active(&mut self) -> bool {
+        !self.configured.is_empty() && !self.up().is_empty()
     }
 
     fn remotes(&mut self, store: &Store) -> Option<&mut Remotes> {
-        if self.levels.is_empty() {
+        if !self.active() {
             return None;
         }
-        let levels = &self.levels;
+        let levels = self.up.as_ref()?;
         Some(self.remotes.get_or_insert_with(|| {
             Remotes::new(levels.remotes.clone(), store)
                 .with_helpers(levels.helpers.clone(), &levels.platform)
@@ -246,7 +258,7 @@ impl Shared {
 
 /// The call's remote traffic joins the compile counts, and remotes that
 /// failed to answer are remembered for the calls after it.
-impl Drop for Shared {
+impl Drop for Shared<'_> {
     fn drop(&mut self) {
         if let Some(remotes) = self.remotes.take() {
             stats::record_remote(&self.stats, self.served, &remotes.levels());

@@ -14,7 +14,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use cleave_build::archive::{ArchiveKind, unpack};
+use cleave_build::source::archive::{ArchiveKind, unpack};
 use libfuzzer_sys::fuzz_target;
 
 const KINDS: [ArchiveKind; 6] = [

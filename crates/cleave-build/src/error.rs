@@ -47,7 +47,7 @@ pub enum BuildError {
         from: String,
         /// What went wrong.
         #[source]
-        source: Box<crate::confined::WriteError>,
+        source: Box<crate::fs::confined::WriteError>,
     },
     /// A source archive could not be unpacked.
     #[error("{what}: cannot unpack {}", file.display())]
@@ -58,7 +58,7 @@ pub enum BuildError {
         file: PathBuf,
         /// What went wrong.
         #[source]
-        source: Box<crate::archive::ArchiveError>,
+        source: Box<crate::source::archive::ArchiveError>,
     },
     /// A patch names a file that is, or lies below, a symlink.
     #[error("{what}: patch {} would write through a link", patch.display())]
@@ -69,7 +69,7 @@ pub enum BuildError {
         patch: PathBuf,
         /// The file and the link.
         #[source]
-        source: Box<crate::confined::WriteError>,
+        source: Box<crate::fs::confined::WriteError>,
     },
     /// A staging or package name cannot name a build directory.
     #[error("{what}")]
@@ -182,7 +182,7 @@ pub enum BuildError {
         what: String,
         /// What went wrong.
         #[source]
-        source: Box<crate::confined::WriteError>,
+        source: Box<crate::fs::confined::WriteError>,
     },
     /// The package archive could not be written.
     #[error("cannot write package {}", path.display())]
@@ -277,7 +277,7 @@ pub enum BuildError {
         what: String,
         /// What failed.
         #[source]
-        source: crate::python::PythonError,
+        source: crate::package::python::PythonError,
     },
     /// An output inherits a staging cache that is not in the plan.
     #[error("{what} inherits staging `{from}`, which is not in the rendered recipe")]
@@ -294,7 +294,7 @@ pub enum BuildError {
         what: String,
         /// What is wrong.
         #[source]
-        source: crate::licenses::LicenseError,
+        source: crate::package::licenses::LicenseError,
     },
     /// The linking checks of a package failed or found what the recipe
     /// makes an error.
@@ -304,7 +304,7 @@ pub enum BuildError {
         what: String,
         /// What is wrong.
         #[source]
-        source: crate::linking::LinkingError,
+        source: crate::check::linking::LinkingError,
     },
     /// The files of a staging build could not be put into the build of an
     /// output that inherits it: something in the output's directories is
@@ -354,7 +354,7 @@ impl BuildError {
 
     pub(crate) fn license(
         what: &str,
-    ) -> impl FnOnce(crate::licenses::LicenseError) -> BuildError + '_ {
+    ) -> impl FnOnce(crate::package::licenses::LicenseError) -> BuildError + '_ {
         move |source| BuildError::License {
             what: what.to_string(),
             source,

@@ -24,7 +24,7 @@ use cleave_recipe::model::{FileSelection, PackageOutput, ScriptContent, Source, 
 use rattler_conda_types::{RepoDataRecord, Subdir};
 
 use crate::error::BuildError;
-use crate::licenses::LicensePatterns;
+use crate::package::licenses::LicensePatterns;
 
 /// The version of what cleave writes into a package: bumped when the same
 /// inputs would give other package bytes, so that no older package is
@@ -115,7 +115,9 @@ pub fn output_inputs(
     }
     for test in &output.tests {
         if let cleave_recipe::model::Test::Script { files, .. } = test {
-            for (path, rel) in crate::check::matching_files(ctx.recipe_dir, &files.recipe)? {
+            for (path, rel) in
+                crate::check::package_tests::matching_files(ctx.recipe_dir, &files.recipe)?
+            {
                 let digest = cleave_cache::Digest::of_file(&path)
                     .map_err(BuildError::io(format!("reading {}", path.display())))?;
                 inputs.insert(

@@ -70,7 +70,7 @@ pub struct OutputDirs {
     /// The output's own directory.
     pub root: PathBuf,
     /// The run lock: held by every guard of a process working in these
-    /// directories (see [`crate::guard`]).
+    /// directories (see [`crate::script::guard`]).
     pub run_lock: PathBuf,
     /// `$SRC_DIR`.
     pub work: PathBuf,

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_build::capture::new_entries;
 use cleave_build::layout::OutputDirs;
+use cleave_build::package::capture::new_entries;
 use cleave_build::package::{PackageContents, PackageFormat, write};
 use cleave_recipe::model::{PackageOutput, RenderedOutput};
 use cleave_recipe::{RenderConfig, SourceFile};

@@ -1,6 +1,6 @@
 //! Build scripts under their guard. This test binary is its own guard, as
 //! the `cleave` binary is: started with `__guard` it runs
-//! `cleave_build::guard::main`, and with `__parent` it plays a cleave that
+//! `cleave_build::script::guard::main`, and with `__parent` it plays a cleave that
 //! starts a guarded script and is then killed. Hence `harness = false`.
 
 use std::collections::BTreeMap;
@@ -9,14 +9,14 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use cleave_build::BuildError;
-use cleave_build::guard::Guard;
+use cleave_build::script::guard::Guard;
 use cleave_build::script::{ScriptRun, run};
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     match args.first().and_then(|a| a.to_str()) {
         Some(Guard::ARG) => {
-            let code = cleave_build::guard::main(&args[1..]);
+            let code = cleave_build::script::guard::main(&args[1..]);
             return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
         }
         Some("__parent") => return parent(&args[1..]),

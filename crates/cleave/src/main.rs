@@ -27,12 +27,12 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // Before the command line is parsed: the guard is cleave's own binary
-    // started again by a build (see cleave_build::guard), not a command.
+    // started again by a build (see cleave_build::script::guard), not a command.
     if argv
         .get(1)
-        .is_some_and(|a| a == cleave_build::guard::Guard::ARG)
+        .is_some_and(|a| a == cleave_build::script::guard::Guard::ARG)
     {
-        let code = cleave_build::guard::main(&argv[2..]);
+        let code = cleave_build::script::guard::main(&argv[2..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
     }
     let cli = Cli::parse_from(argv);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use cleave_cache::Digest;
 
 use super::BuiltPackage;
-use crate::env::EnvKind;
+use crate::environment::EnvKind;
 
 /// Something the build did, for the caller's progress display.
 #[derive(Debug)]

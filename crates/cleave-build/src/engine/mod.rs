@@ -31,14 +31,14 @@ use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::{Dependency, RenderedOutput};
 use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 
-use crate::claims::Claims;
-use crate::env::{EnvKind, Environments};
+use crate::environment::run_exports::fill_from_prefix;
+use crate::environment::{EnvKind, Environments};
 use crate::error::BuildError;
-use crate::guard::Guard;
 use crate::keys::KeyContext;
 use crate::layout::OutputDirs;
 use crate::package::PackageFormat;
-use crate::run_exports::fill_from_prefix;
+use crate::package::claims::Claims;
+use crate::script::guard::Guard;
 use crate::source::SourceCache;
 
 mod compile_env;
@@ -208,7 +208,7 @@ impl Builder {
         let output_dir = std::fs::canonicalize(&options.output_dir).map_err(BuildError::io(
             format!("reading {}", options.output_dir.display()),
         ))?;
-        crate::index::index_channel(&output_dir, &[options.target_platform])?;
+        crate::channel::index_channel(&output_dir, &[options.target_platform])?;
         let output_channel =
             Channel::try_from_directory(&output_dir).map_err(|e| BuildError::Channel {
                 channel: output_dir.display().to_string(),
@@ -308,7 +308,7 @@ impl Builder {
         // Every output's settings, before the first one builds.
         for output in &recipe.outputs {
             if let RenderedOutput::Package(package) = output {
-                crate::preflight::check(package)?;
+                crate::check::preflight::check(package)?;
             }
         }
         let mut built = Vec::new();

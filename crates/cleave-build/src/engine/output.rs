@@ -23,14 +23,14 @@ use rattler_conda_types::RepoDataRecord;
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes};
-use crate::capture::{NewEntry, package_entries};
-use crate::check::{TestContext, run_tests};
-use crate::env::EnvKind;
+use crate::check::package_tests::{TestContext, run_tests};
+use crate::environment::EnvKind;
+use crate::environment::run_exports::{Inherited, for_output};
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
-use crate::licenses::LicensePatterns;
+use crate::package::capture::{NewEntry, package_entries};
+use crate::package::licenses::LicensePatterns;
 use crate::package::{PackageContents, WrittenPackage, write};
-use crate::run_exports::{Inherited, for_output};
 use crate::source::fetch_all;
 
 /// The store key of a package output's archive: its key, and whether its
@@ -63,7 +63,7 @@ impl Builder {
             ),
             None => None,
         };
-        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let (build_reqs, host_reqs) = crate::environment::requirements(output);
         let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
         let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(
@@ -173,13 +173,12 @@ impl Builder {
                 dest.display()
             )));
         }
-        let python =
-            crate::python::prepare(output, &dirs.host_prefix, entries).map_err(|source| {
-                BuildError::Python {
-                    what: what.clone(),
-                    source,
-                }
-            })?;
+        let python = crate::package::python::prepare(output, &dirs.host_prefix, entries).map_err(
+            |source| BuildError::Python {
+                what: what.clone(),
+                source,
+            },
+        )?;
         let inherited = staged.as_ref().map(|s| Inherited {
             staging: &s.staging,
             build: &s.build,
@@ -271,7 +270,7 @@ impl Builder {
             output.version,
             output.build.string
         );
-        let (build_reqs, host_reqs) = crate::env::requirements(output);
+        let (build_reqs, host_reqs) = crate::environment::requirements(output);
         let build = self.solve(&build_reqs, EnvKind::Build, &what)?;
         let host = self.solve(&host_reqs, EnvKind::Host, &what)?;
         let inputs = self.output_inputs(output, staging, recipe_dir, (&build, &host))?;
@@ -344,7 +343,7 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = crate::index::PartialDir::new(&dir)
+            let scratch = crate::channel::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",
@@ -417,7 +416,7 @@ impl Builder {
         files: usize,
         reused: bool,
     ) -> Result<BuiltPackage, BuildError> {
-        crate::index::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
+        crate::channel::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
         self.envs
             .channel_changed(&self.output_channel, &[self.options.target_platform]);
         let subdir = path

@@ -7,8 +7,8 @@ use cleave_recipe::model::Script;
 use rattler_conda_types::Subdir;
 
 use super::{Builder, Event};
-use crate::check::{fill_build_names, script_text};
-use crate::env::activated;
+use crate::check::package_tests::{fill_build_names, script_text};
+use crate::environment::activated;
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
 use crate::script::{ScriptRun, run};
@@ -110,7 +110,7 @@ impl Builder {
             env.insert("SP_DIR".into(), path(&stdlib.join("site-packages")));
             env.insert("STDLIB_DIR".into(), path(&stdlib));
         }
-        env.extend(crate::python::build_env(&dirs.root));
+        env.extend(crate::package::python::build_env(&dirs.root));
         for (key, value) in vars.variant {
             if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 env.entry(key.clone()).or_insert_with(|| value.clone());

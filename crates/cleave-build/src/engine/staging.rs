@@ -12,11 +12,11 @@ use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::{Builder, Event, causes};
-use crate::capture::{Selector, storable_entries, storable_tree};
-use crate::env::EnvKind;
+use crate::environment::EnvKind;
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
-use crate::licenses::LicensePatterns;
+use crate::package::capture::{Selector, storable_entries, storable_tree};
+use crate::package::licenses::LicensePatterns;
 use crate::source::fetch_all;
 
 /// Which trees of a staging entry an inheriting output gets back.

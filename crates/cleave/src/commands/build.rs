@@ -7,8 +7,8 @@ use std::path::Path;
 use cleave_build::engine::{
     BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
 };
-use cleave_build::guard::Guard;
 use cleave_build::package::PackageFormat;
+use cleave_build::script::guard::Guard;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
 

@@ -1,7 +1,7 @@
 //! Unpacks source archives (tar, compressed tar, zip) without writing
 //! outside the target directory.
 //!
-//! Every entry goes through [`crate::confined::Tree`]: names that are
+//! Every entry goes through [`crate::fs::confined::Tree`]: names that are
 //! absolute or climb out with `..` are refused, no entry is written below a
 //! symlink (one an earlier entry made, or one already in the target), a
 //! hard link must name a regular file unpacked before it, and a file
@@ -16,7 +16,7 @@
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use crate::confined::{Tree, WriteError, relative};
+use crate::fs::confined::{Tree, WriteError, relative};
 
 /// The archive formats sources come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,14 +54,14 @@ pub(super) fn check_contents(
     }
     let mut matchers = Vec::new();
     for (label, globs) in &expected {
-        let set = crate::capture::glob_set(globs)?;
+        let set = crate::package::capture::glob_set(globs)?;
         if !paths.iter().any(|p| set.is_match(p)) {
             problems.push(format!("no file matches `{label}`"));
         }
         matchers.push(set);
     }
     for glob in &contents.files_absent {
-        let set = crate::capture::glob_set(std::slice::from_ref(glob))?;
+        let set = crate::package::capture::glob_set(std::slice::from_ref(glob))?;
         for path in paths.iter().filter(|p| set.is_match(p)) {
             problems.push(format!(
                 "`{}` is present but must not be (`{glob}`)",

@@ -1,6 +1,8 @@
 //! Copying trees as a build needs them: symlinks as links, modes and
 //! modification times kept (ninja and make compare mtimes).
 
+pub mod confined;
+
 use std::path::Path;
 
 /// Copies `from` into `to` (created), merging with what is there.
@@ -27,7 +29,7 @@ pub(crate) fn copy_entry(source: &Path, dest: &Path) -> std::io::Result<()> {
     } else if meta.is_dir() {
         copy_tree(source, dest)?;
         std::fs::set_permissions(dest, meta.permissions())
-    } else if let Some(kind) = crate::confined::special_kind(meta.file_type()) {
+    } else if let Some(kind) = crate::fs::confined::special_kind(meta.file_type()) {
         // Reading a FIFO would block.
         Err(std::io::Error::other(format!(
             "{} is a {kind}; only regular files, symlinks and directories are copied",

@@ -55,7 +55,7 @@ pub struct RunRequirements {
     pub constrains: Vec<String>,
     /// Names of the run requirements that the run exports of the output's
     /// own host dependencies added: a binary should link each of them
-    /// (see [`crate::linking`]).
+    /// (see [`crate::check::linking`]).
     pub from_host: Vec<String>,
 }
 

@@ -67,7 +67,7 @@ fn unowned(prefix: &Path, owned: &HashSet<PathBuf>) -> Result<Vec<NewEntry>, Bui
 }
 
 /// A FIFO, socket or device below a prefix and its kind (see
-/// [`crate::confined::special_kind`]).
+/// [`crate::fs::confined::special_kind`]).
 type Special = (PathBuf, &'static str);
 
 /// The entries of `prefix` not in `owned`, and apart the FIFOs, sockets
@@ -137,7 +137,7 @@ fn walk(
             walk(root, &path, owned, out, special)?;
         } else if owned.contains(&path) {
             continue;
-        } else if let Some(kind) = crate::confined::special_kind(file_type) {
+        } else if let Some(kind) = crate::fs::confined::special_kind(file_type) {
             special.push((path, kind));
         } else {
             let kind = if file_type.is_symlink() {
@@ -166,7 +166,7 @@ pub(crate) fn storable_tree(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), 
             let kind = entry
                 .file_type()
                 .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
-            if crate::confined::special_kind(kind).is_some() {
+            if crate::fs::confined::special_kind(kind).is_some() {
                 special.push(path);
                 continue;
             }

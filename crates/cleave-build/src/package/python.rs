@@ -30,7 +30,7 @@ use rattler_conda_types::package::{
     EntryPoint, LinkJson, NoArchLinks, ParseEntryPointError, PythonEntryPoints,
 };
 
-use crate::capture::{EntryKind, NewEntry};
+use crate::package::capture::{EntryKind, NewEntry};
 
 /// Why a python package's files could not be prepared.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,8 @@
 //! after filtering. Archives that hold a single top-level directory are
 //! unpacked into the target directly, as conda recipes expect.
 
+pub mod archive;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,10 +32,10 @@ use cleave_recipe::model::{FileSelection, GitReference, Source};
 use rattler_digest::{Md5, Sha256};
 use url::Url;
 
-use crate::archive::{ArchiveKind, unpack};
-use crate::confined::{Tree, WriteError, relative};
 use crate::error::BuildError;
-use crate::guard::Guarded;
+use crate::fs::confined::{Tree, WriteError, relative};
+use crate::script::guard::Guarded;
+use archive::{ArchiveKind, unpack};
 
 /// Where downloads are kept, and the client that fetches them.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use super::{TestContext, itself, language::spec};
-use crate::env::{EnvKind, Environments};
+use crate::environment::{EnvKind, Environments};
 use crate::error::BuildError;
 
 /// Solves and installs `downstream` with the package under test into

@@ -1,17 +1,25 @@
 //! Writes a conda package: the selected prefix files plus `info/`.
 //!
 //! Files are copied into a scratch tree first, where ELF files are
-//! relinked ([`crate::relink`]), files are inspected for the build prefix
+//! relinked ([`crate::package::relink`]), files are inspected for the build prefix
 //! (see `prefix_detection`: text files get `file_mode: text`, binaries
 //! `binary`, each with the prefix as placeholder) and absolute symlinks
 //! into the prefix become relative. `build.post_process` edits text files
 //! before that inspection, and `build.always_copy_files` marks files
 //! `no_link`.
-//! The linking checks ([`crate::linking`]) run on that tree, and the
+//! The linking checks ([`crate::check::linking`]) run on that tree, and the
 //! license files go to `info/licenses/`. The archive is written to a
 //! temporary file next to its final name and renamed into place (see
-//! [`crate::index`]), so an interrupted build never leaves a half-written
+//! [`crate::channel`]), so an interrupted build never leaves a half-written
 //! package in the channel, and a failed check leaves none.
+
+pub mod capture;
+pub(crate) mod claims;
+mod file_rules;
+pub mod licenses;
+mod prefix_detection;
+pub mod python;
+pub mod relink;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -22,14 +30,14 @@ use rattler_conda_types::compression_level::CompressionLevel;
 use rattler_conda_types::package::{LinkJson, PathType, PathsEntry, PathsJson};
 use serde_json::json;
 
-use crate::capture::{EntryKind, NewEntry};
-use crate::confined::{Tree, WriteError, open_regular};
+use crate::check::linking::{self, LinkCheck};
 use crate::error::BuildError;
-use crate::file_rules::FileRules;
-use crate::licenses::LicenseFile;
-use crate::linking::{self, LinkCheck};
-use crate::prefix_detection::PrefixRules;
-use crate::relink::{self, RelinkRules};
+use crate::fs::confined::{Tree, WriteError, open_regular};
+use capture::{EntryKind, NewEntry};
+use file_rules::FileRules;
+use licenses::LicenseFile;
+use prefix_detection::PrefixRules;
+use relink::RelinkRules;
 
 /// The archive format of a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,7 +79,7 @@ pub struct PackageContents<'a> {
     /// The files to package, relative to the prefix.
     pub entries: &'a [NewEntry],
     /// The archive path of each entry that is not at its prefix path
-    /// (`noarch: python`, see [`crate::python`]).
+    /// (`noarch: python`, see [`crate::package::python`]).
     pub moved: &'a BTreeMap<PathBuf, PathBuf>,
     /// `info/link.json`, for `noarch: python` packages.
     pub link: Option<&'a LinkJson>,
@@ -181,7 +189,7 @@ pub fn write(
     })?;
     warnings.extend(linking);
     write_info(contents, &paths, scratch)?;
-    crate::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
+    crate::package::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
         .map_err(BuildError::license(&contents.identifier()))?;
 
     // The writer takes absolute paths below the tree it archives.
@@ -202,7 +210,7 @@ pub fn write(
         path: final_path.clone(),
         source,
     };
-    let mut file = crate::index::partial_file(&dir).map_err(failed)?;
+    let mut file = crate::channel::partial_file(&dir).map_err(failed)?;
     match format {
         PackageFormat::Conda => rattler_package_streaming::write::write_conda_package(
             &mut file,

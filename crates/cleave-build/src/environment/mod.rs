@@ -5,6 +5,8 @@
 //! solve is resolvo's through rattler_solve, and packages are installed by
 //! rattler's installer from a shared package cache.
 
+pub mod run_exports;
+
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -198,7 +200,7 @@ impl Environments {
 /// `build.merge_build_and_host_envs` there is one environment, the host
 /// one, solved for the host requirements and the build ones together, as
 /// rattler-build solves it. Run exports still come from the requirements'
-/// own sections ([`crate::run_exports`]): the host ones export as usual,
+/// own sections ([`crate::environment::run_exports`]): the host ones export as usual,
 /// and the build ones, having no build environment, export nothing (so
 /// with rattler-build).
 pub fn requirements(output: &PackageOutput) -> (Vec<Dependency>, Vec<Dependency>) {

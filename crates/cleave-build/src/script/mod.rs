@@ -1,8 +1,10 @@
 //! Runs a build script with bash, its output streamed to a log file.
 //!
-//! The script runs under the build directory's [`crate::guard`]: its
+//! The script runs under the build directory's [`crate::script::guard`]: its
 //! processes are one group that is killed when the script ends, and when
 //! cleave dies, so nothing it started writes on after it.
+
+pub mod guard;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::error::BuildError;
-use crate::guard::Guarded;
+use guard::Guarded;
 
 /// How many log lines a failure shows.
 const TAIL_LINES: usize = 30;

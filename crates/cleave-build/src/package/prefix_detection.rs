@@ -29,8 +29,8 @@ use cleave_recipe::model::PrefixDetection;
 use globset::GlobSet;
 use rattler_conda_types::package::{FileMode, PrefixPlaceholder};
 
-use crate::capture::glob_set;
 use crate::error::BuildError;
+use crate::package::capture::glob_set;
 
 /// How much of a file the text/binary guess reads, as rattler-build's.
 const INSPECTED_BYTES: usize = 1024;

@@ -9,8 +9,8 @@ use cleave_recipe::model::PostProcess;
 use globset::GlobSet;
 use regex::Regex;
 
-use crate::capture::glob_set;
 use crate::error::BuildError;
+use crate::package::capture::glob_set;
 
 /// One `post_process` step, compiled.
 struct Replacement {

@@ -33,8 +33,8 @@ use goblin::elf::Elf;
 use goblin::elf::dynamic::{DT_RPATH, DT_RUNPATH};
 use goblin::elf::program_header::PT_LOAD;
 
-use crate::capture::glob_set;
 use crate::error::BuildError;
+use crate::package::capture::glob_set;
 
 /// The compiled `dynamic_linking` settings that relinking applies.
 pub struct RelinkRules {

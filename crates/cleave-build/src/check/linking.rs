@@ -45,7 +45,7 @@ use goblin::elf::Elf;
 use rattler_conda_types::package::{PathType, PathsEntry};
 use rattler_conda_types::{PrefixRecord, Subdir};
 
-use crate::run_exports::exported_name;
+use crate::environment::run_exports::exported_name;
 
 /// glibc's libraries (by soname pattern): the system libraries when the
 /// build environment has no sysroot package.

@@ -26,10 +26,14 @@ impl SearchPath {
 
 /// The search paths of a dynamically linked ELF file, in the order of its
 /// dynamic section; `None` for anything else (not ELF, statically linked,
-/// a dynamic section whose strings are not where it says).
+/// a separate debug file whose dynamic section holds nothing, a dynamic
+/// section whose strings are not where it says).
 pub(super) fn search_paths(bytes: &[u8]) -> Option<Vec<SearchPath>> {
     let elf = Elf::parse(bytes).ok()?;
     let dynamic = elf.dynamic.as_ref()?;
+    if dynamic.dyns.is_empty() || dynamic.info.strtab == 0 {
+        return None;
+    }
     // goblin gives the string table's file offset (it maps DT_STRTAB's
     // address through the loadable segments).
     let strtab = dynamic.info.strtab;

@@ -358,6 +358,39 @@ mod tests {
     }
 
     #[test]
+    fn a_separate_debug_file_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, program) = (dir.path().join("main.c"), dir.path().join("main"));
+        std::fs::write(&source, "int main(void) { return 0; }\n").unwrap();
+        let run = |cmd: &mut std::process::Command| cmd.status().is_ok_and(|s| s.success());
+        let debug = dir.path().join("main.debug");
+        let made = run(std::process::Command::new("gcc")
+            .args(["-g", "-o"])
+            .arg(&program)
+            .arg(&source))
+            && run(std::process::Command::new("objcopy")
+                .arg("--only-keep-debug")
+                .arg(&program)
+                .arg(&debug));
+        if !made {
+            return;
+        }
+        let mut bytes = std::fs::read(&debug).unwrap();
+        let before = bytes.clone();
+        let rules = RelinkRules::new(&DynamicLinking::default(), Path::new("/nowhere")).unwrap();
+        let result = relink(
+            &mut bytes,
+            Path::new("lib/debug/main.debug"),
+            Path::new("/p"),
+            Path::new("/"),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(result, Relinked::default());
+        assert_eq!(bytes, before);
+    }
+
+    #[test]
     fn non_elf_bytes_are_left_alone() {
         let mut bytes = b"#!/bin/sh\necho hi\n".to_vec();
         let before = bytes.clone();

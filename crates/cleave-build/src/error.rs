@@ -184,6 +184,15 @@ pub enum BuildError {
         #[source]
         source: Box<crate::fs::confined::WriteError>,
     },
+    /// A binary of a package cannot get the RPATH its package needs.
+    #[error("{what}: a binary cannot get the RPATH the recipe asks for")]
+    Relink {
+        /// The package.
+        what: String,
+        /// Which file, and why.
+        #[source]
+        source: Box<crate::package::relink::RelinkError>,
+    },
     /// The package archive could not be written.
     #[error("cannot write package {}", path.display())]
     WritePackage {

@@ -146,10 +146,14 @@ impl<'a> Reader<'a> {
         self.string(node)
     }
 
+    /// A boolean field: `true`/`false` or `yes`/`no` in any case, as
+    /// written or as a template's text (an empty text is the field's
+    /// default, read by the caller as an absent value).
     pub(crate) fn bool(&mut self, node: &Node) -> Option<bool> {
-        match node.as_str().map(str::trim) {
-            Some("true" | "True" | "TRUE" | "yes") => Some(true),
-            Some("false" | "False" | "FALSE" | "no") => Some(false),
+        let text = node.as_str().map(|t| t.trim().to_ascii_lowercase());
+        match text.as_deref() {
+            Some("true" | "yes") => Some(true),
+            Some("false" | "no") => Some(false),
             _ => {
                 self.wrong_type("true or false", node);
                 None

@@ -160,15 +160,42 @@ impl<'a> Renderer<'a> {
     /// Renders one list item into `out`: a selector adds its branch's items,
     /// a template that renders to nothing adds nothing.
     fn render_item(&mut self, item: &Node, out: &mut Vec<Node>) {
+        let mut chosen = Vec::new();
+        self.select(item, &mut chosen);
+        for item in chosen {
+            if self.stopped() {
+                return;
+            }
+            let templated = item.as_str().is_some_and(|s| s.contains("${{"));
+            let rendered = self.render(&item);
+            if !(templated && rendered.is_null()) {
+                out.push(rendered);
+            }
+        }
+    }
+
+    /// The items of a list, its selectors replaced by the items of the
+    /// branches taken; the items themselves are not rendered.
+    pub(crate) fn selected(&mut self, list: &Node) -> Vec<Node> {
+        let mut out = Vec::new();
+        match &list.kind {
+            NodeKind::Seq(items) => {
+                for item in items {
+                    self.select(item, &mut out);
+                }
+            }
+            _ => self.select(list, &mut out),
+        }
+        out
+    }
+
+    /// Adds `item` to `out`, or for a selector the items of the branch taken.
+    fn select(&mut self, item: &Node, out: &mut Vec<Node>) {
         if self.stopped() {
             return;
         }
         if item.get("if").is_none() {
-            let templated = item.as_str().is_some_and(|s| s.contains("${{"));
-            let rendered = self.render(item);
-            if !(templated && rendered.is_null()) {
-                out.push(rendered);
-            }
+            out.push(item.clone());
             return;
         }
         for (key, _) in item.as_map().unwrap_or_default() {
@@ -212,10 +239,10 @@ impl<'a> Renderer<'a> {
             match &branch.kind {
                 NodeKind::Seq(items) => {
                     for inner in items {
-                        self.render_item(inner, out);
+                        self.select(inner, out);
                     }
                 }
-                _ => self.render_item(branch, out),
+                _ => self.select(branch, out),
             }
         }
     }
@@ -237,7 +264,22 @@ impl<'a> Renderer<'a> {
         let previous = self.scope.enter(Field::Plain);
         let eval = |expr: &str| crate::jinja::compile_expression(expr)?.eval(self.context());
         let result = match crate::jinja::whole_expression(text) {
-            Some(expr) => eval(expr),
+            // A template's text is the condition, as the peer reads it:
+            // `${{ 'false' if x else 'true' }}` is false or true, not a
+            // non-empty string; an empty text is no condition.
+            Some(expr) => eval(expr).and_then(|value| match value.as_str() {
+                Some(text) if text.trim().is_empty() => Ok(Value::from(false)),
+                Some(text) => eval(text.trim()).map_err(|err| {
+                    minijinja::Error::new(
+                        err.kind(),
+                        format!(
+                            "the template gives `{text}`, which is not a condition ({})",
+                            err.detail().unwrap_or("not an expression")
+                        ),
+                    )
+                }),
+                None => Ok(value),
+            }),
             None if text.contains("${{") => self.inline_templates(text).and_then(|e| eval(&e)),
             None => eval(text),
         };

@@ -172,12 +172,14 @@ fn requirement(value: &Value, normalized: &BTreeMap<String, String>) -> String {
                 Some(Value::String(s)) => format!("{s:?}"),
                 Some(other) => other.to_string(),
             };
+            // An exact pin has no bounds, whichever way they are written.
+            let exact = args.get("exact").and_then(Value::as_bool).unwrap_or(false);
+            let bound = |key: &str| if exact { "None".to_string() } else { text(key) };
             let mut call = format!(
-                "{function}({}, lower_bound={}, upper_bound={}, exact={}",
+                "{function}({}, lower_bound={}, upper_bound={}, exact={exact}",
                 text("name"),
-                text("lower_bound"),
-                text("upper_bound"),
-                args.get("exact").and_then(Value::as_bool).unwrap_or(false),
+                bound("lower_bound"),
+                bound("upper_bound"),
             );
             for (key, v) in args {
                 if !["name", "lower_bound", "upper_bound", "exact"].contains(&key.as_str()) {
@@ -748,6 +750,93 @@ fn cleave_renders_real_recipes_as_the_peer_does() {
         "{} differences from the peer (report above):\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// The suite's own good recipes (`tests/recipes/good/`) the peer does not
+/// render, and why; every other one must render with it.
+const SUITE_PEER_REJECTS: [(&str, &str); 5] = [
+    (
+        "conda-build-spec",
+        "conda-build's `python 3.11` and `zlib 1.3.1 *_2`, which cleave reads with a warning",
+    ),
+    ("seed-cache-basic", "the top-level `cache:`"),
+    ("seed-cache-cachycache", "the top-level `cache:`"),
+    (
+        "selectors-and-jinja",
+        "Python string methods and `hash` outside `build.string`",
+    ),
+    (
+        "tests-languages-downstream",
+        "a `python_version` spec with an operator (`>=3.13`)",
+    ),
+];
+
+/// The suite's good recipes that render differently on purpose (docs/recipe.md
+/// says why), by what differs.
+const SUITE_EXPECTED: [(&str, &str); 1] = [(
+    "skip-with-inline-template",
+    "packages: a skip condition with `${{ }}` written into it compares the value",
+)];
+
+/// The rules of docs/recipe.md on small recipes made for them: every good
+/// recipe of the suite renders as the peer renders it (package outputs,
+/// build strings, requirements), unless the peer rejects it or the
+/// difference is one cleave makes on purpose (both listed above).
+#[test]
+#[allow(
+    clippy::print_stderr,
+    reason = "the table and the differences are the test's report"
+)]
+fn cleave_renders_the_suite_recipes_as_the_peer_does() {
+    let dirs = recipes(&repo().join("tests/recipes/good"));
+    let names: Vec<String> = dirs.iter().map(|d| recipe_name(d)).collect();
+    let Some(peer) = peer_renders(&dirs) else {
+        return;
+    };
+    let Some(cleave) = cleave_renders(&dirs) else {
+        return;
+    };
+    let (text, failures) = report(&names, &peer, &cleave, &[]);
+    eprintln!("cleave vs py-rattler-build 0.73 on tests/recipes/good, linux-64\n\n{text}");
+    let mut unexpected = Vec::new();
+    for ((name, p), c) in names.iter().zip(&peer).zip(&cleave) {
+        let rejected = SUITE_PEER_REJECTS.iter().any(|(r, _)| r == name);
+        match (&p.error, rejected) {
+            (Some(error), false) => {
+                unexpected.push(format!("{name}: the peer rejects it: {error}"))
+            }
+            (None, true) => unexpected.push(format!(
+                "{name}: the peer renders it now; take it out of SUITE_PEER_REJECTS"
+            )),
+            _ => {}
+        }
+        if let Some(error) = &c.error {
+            unexpected.push(format!("{name}: {error}"));
+        }
+    }
+    for failure in failures {
+        let recipe = failure.split([' ', ':']).next().unwrap_or_default();
+        if !SUITE_EXPECTED.iter().any(|(r, _)| *r == recipe) {
+            unexpected.push(failure);
+        }
+    }
+    for (recipe, what) in SUITE_EXPECTED {
+        let i = names
+            .iter()
+            .position(|n| n == recipe)
+            .expect("listed recipe exists");
+        if compare(recipe, &peer[i], &cleave[i]).is_empty() {
+            unexpected.push(format!(
+                "{recipe} no longer differs ({what}); take it out of SUITE_EXPECTED"
+            ));
+        }
+    }
+    assert!(
+        unexpected.is_empty(),
+        "{} differences from the peer (report above):\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
     );
 }
 

@@ -168,12 +168,19 @@ fn missing_recipe_and_bad_platform_exit_2() {
 }
 
 #[test]
-fn a_conda_build_spec_with_a_build_string_renders_with_a_warning() {
+fn conda_build_specs_with_bare_versions_render_with_a_warning() {
     let dir = recipes().join("good/conda-build-spec");
     let output = cleave(&["render", "-r", dir.to_str().unwrap(), "--output", "json"]);
     let out = json(&output);
     assert_eq!(out[0]["requirements"]["host"][0], "zlib ==1.3.1 *_2");
+    assert_eq!(out[0]["requirements"]["host"][1], "numpy 2.*");
+    assert_eq!(
+        out[0]["tests"][0]["script"]["requirements"]["run"][0],
+        "python 3.11.*"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("read as an exact version"), "{stderr}");
-    assert!(stderr.contains("recipe.yaml:8:7"), "{stderr}");
+    assert!(stderr.contains("recipe.yaml:10:7"), "{stderr}");
+    assert!(stderr.contains("read as that version series"), "{stderr}");
+    assert!(stderr.contains("write `python 3.11.*`"), "{stderr}");
 }

@@ -148,7 +148,7 @@ pub fn write(
     let rules = Rules {
         files: FileRules::new(&build.always_copy_files, &build.post_process)?,
         prefix: PrefixRules::new(&build.prefix_detection)?,
-        relink: RelinkRules::new(&build.dynamic_linking)?,
+        relink: RelinkRules::new(&build.dynamic_linking, contents.build_prefix)?,
     };
     // Entries may be links to anywhere, and `noarch: python` moves files
     // below other entries' paths: nothing is written through a link.
@@ -157,9 +157,15 @@ pub fn write(
     let mut warnings = Vec::new();
     for entry in contents.entries {
         let (record, relinked) = copy_entry(contents, &prefix_text, &rules, entry, &mut tree)
-            .map_err(|source| BuildError::PackageFiles {
-                what: contents.identifier(),
-                source: Box::new(source),
+            .map_err(|err| match err {
+                EntryError::Write(source) => BuildError::PackageFiles {
+                    what: contents.identifier(),
+                    source: Box::new(source),
+                },
+                EntryError::Relink(source) => BuildError::Relink {
+                    what: contents.identifier(),
+                    source: Box::new(source),
+                },
             })?;
         paths.push(record);
         warnings.extend(relinked);
@@ -260,6 +266,18 @@ struct Rules {
     relink: RelinkRules,
 }
 
+/// Why an entry could not be copied into the scratch tree.
+enum EntryError {
+    Write(WriteError),
+    Relink(relink::RelinkError),
+}
+
+impl From<WriteError> for EntryError {
+    fn from(err: WriteError) -> Self {
+        EntryError::Write(err)
+    }
+}
+
 /// Copies one entry into the scratch tree and describes it for paths.json;
 /// also returns what relinking it found worth a warning.
 fn copy_entry(
@@ -268,7 +286,7 @@ fn copy_entry(
     rules: &Rules,
     entry: &NewEntry,
     tree: &mut Tree,
-) -> Result<(PathsEntry, Vec<String>), WriteError> {
+) -> Result<(PathsEntry, Vec<String>), EntryError> {
     let prefix = contents.prefix;
     let source = prefix.join(&entry.path);
     let archive_path = contents.moved.get(&entry.path).unwrap_or(&entry.path);
@@ -309,7 +327,8 @@ fn copy_entry(
             if contents.output.build.dynamic_linking.binary_relocation {
                 let build_dir = prefix.parent().unwrap_or(prefix);
                 let relinked =
-                    relink::relink(&mut bytes, &entry.path, prefix, build_dir, &rules.relink);
+                    relink::relink(&mut bytes, &entry.path, prefix, build_dir, &rules.relink)
+                        .map_err(EntryError::Relink)?;
                 warnings = relinked.warnings;
             }
             // Before prefix detection: a replacement may add or remove

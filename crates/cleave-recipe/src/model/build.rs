@@ -58,6 +58,15 @@ pub enum NoArch {
     Python,
 }
 
+/// Whether a `noarch` text means "not noarch", as the peer reads it: empty
+/// (a template whose condition is false), or a null spelling.
+pub(crate) fn is_no_noarch(text: &str) -> bool {
+    matches!(
+        text.trim(),
+        "" | "~" | "null" | "Null" | "NULL" | "none" | "None"
+    )
+}
+
 /// Globs that pick files (new prefix files for `build.files`, a source's
 /// files for `filter`); an empty `include` means every file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -332,9 +341,10 @@ impl Build {
         reject_unsupported(r, node);
         let noarch = r
             .opt_string(node, "noarch")
-            .and_then(|n| match n.value.as_str() {
+            .and_then(|n| match n.value.trim() {
                 "generic" => Some(NoArch::Generic),
                 "python" => Some(NoArch::Python),
+                text if is_no_noarch(text) => None,
                 _ => {
                     r.report(
                         ProblemKind::InvalidValue {

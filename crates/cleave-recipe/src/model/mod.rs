@@ -15,7 +15,7 @@ mod source;
 mod test;
 
 pub use about::About;
-pub(crate) use build::{BUILD_KEYS, reject_unsupported as reject_unsupported_build};
+pub(crate) use build::{BUILD_KEYS, is_no_noarch, reject_unsupported as reject_unsupported_build};
 pub use build::{
     Build, DynamicLinking, FileSelection, LinkingBehavior, NoArch, PrefixDetection, VariantKeys,
 };

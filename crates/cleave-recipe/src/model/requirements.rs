@@ -225,16 +225,14 @@ fn dependency(r: &mut Reader<'_>, text: Spanned) -> Option<Dependency> {
             );
             None
         }
-        Err(err) => match exact_build_spec(value) {
-            // conda-build's `name version build`: with a build string the
-            // version is exact, so the form is not ambiguous.
-            Some(spec) => {
+        Err(err) => match conda_build_spec(value) {
+            Some((spec, meaning)) => {
                 r.problems.push(
                     crate::error::Problem::new(
                         r.source,
                         ProblemKind::MatchSpec {
                             spec: value.to_string(),
-                            reason: "read as an exact version, as conda does".into(),
+                            reason: format!("read as {meaning}, as conda-build reads it"),
                         },
                         text.span,
                     )
@@ -257,26 +255,33 @@ fn dependency(r: &mut Reader<'_>, text: Spanned) -> Option<Dependency> {
     }
 }
 
-/// `zlib 1.3.1 *_2` (name, a bare version, a build string) as conda reads
-/// it: `zlib ==1.3.1 *_2`. Strict parsing refuses it because a bare version
-/// alone (`zlib 1.3.1`) is ambiguous; with a build string it is not.
-fn exact_build_spec(value: &str) -> Option<MatchSpec> {
+/// conda-build's space-separated forms with a bare version, which strict
+/// parsing refuses as ambiguous: `python 3.11` is that series
+/// (`python 3.11.*`), and `zlib 1.3.1 *_2`, with a build string, is exact
+/// (`zlib ==1.3.1 *_2`). Returns the spec and what it was read as.
+pub(crate) fn conda_build_spec(value: &str) -> Option<(MatchSpec, &'static str)> {
     let words: Vec<&str> = value.split_whitespace().collect();
-    let [name, version, build] = words.as_slice() else {
-        return None;
+    let (text, meaning) = match words.as_slice() {
+        [name, version] if is_bare_version(version) => {
+            (format!("{name} {version}.*"), "that version series")
+        }
+        [name, version, build] if is_bare_version(version) => {
+            (format!("{name} =={version} {build}"), "an exact version")
+        }
+        _ => return None,
     };
-    let bare = version
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '!'));
-    if !bare {
-        return None;
-    }
-    MatchSpec::from_str(
-        &format!("{name} =={version} {build}"),
-        ParseStrictness::Strict,
-    )
-    .ok()
-    .filter(|spec| spec.name.as_exact().is_some())
+    MatchSpec::from_str(&text, ParseStrictness::Strict)
+        .ok()
+        .filter(|spec| spec.name.as_exact().is_some())
+        .map(|spec| (spec, meaning))
+}
+
+/// A version without operator or wildcard: `3.11`, `1.3.1`, `2!1.0_post1`.
+pub(crate) fn is_bare_version(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '!'))
 }
 
 fn read_run_exports(r: &mut Reader<'_>, node: &Node) -> RunExports {

@@ -1,7 +1,7 @@
 use rattler_conda_types::{MatchSpec, ParseStrictness};
 use serde::Serialize;
 
-use super::requirements::{Dependency, dependencies};
+use super::requirements::{Dependency, conda_build_spec, dependencies, is_bare_version};
 use super::script::Script;
 use crate::error::ProblemKind;
 use crate::read::{Reader, Spanned};
@@ -291,11 +291,18 @@ fn read_package_contents(r: &mut Reader<'_>, contents: &Node) -> Option<PackageC
     })
 }
 
-/// A version spec for Python, checked as `python <spec>` the way the test
-/// environment will ask for it.
+/// A version spec for Python, as the test environment will ask for it
+/// (`python <spec>`). A bare version is its series, as the peer reads it
+/// (`python=3.11`) and as every requirement list reads `python 3.11`:
+/// `3.11` is kept as `3.11.*`.
 fn python_version(r: &mut Reader<'_>, text: Spanned) -> Option<String> {
-    let value = text.value.trim().to_string();
-    match MatchSpec::from_str(&format!("python {value}"), ParseStrictness::Lenient) {
+    let value = text.value.trim();
+    let value = if is_bare_version(value) {
+        format!("{value}.*")
+    } else {
+        value.to_string()
+    };
+    match MatchSpec::from_str(&format!("python {value}"), ParseStrictness::Strict) {
         Ok(_) if !value.is_empty() => Some(value),
         Ok(_) => None,
         Err(err) => {
@@ -315,8 +322,13 @@ fn python_version(r: &mut Reader<'_>, text: Spanned) -> Option<String> {
 /// The spec of a downstream package: a name, optionally with a version.
 fn downstream(r: &mut Reader<'_>, text: Spanned) -> Option<String> {
     let value = text.value.trim().to_string();
-    match MatchSpec::from_str(&value, ParseStrictness::Lenient) {
-        Ok(spec) if spec.name.as_exact().is_some() => Some(value),
+    let parsed = MatchSpec::from_str(&value, ParseStrictness::Strict).or_else(|_| {
+        conda_build_spec(&value)
+            .map(|(spec, _)| Ok(spec))
+            .unwrap_or_else(|| MatchSpec::from_str(&value, ParseStrictness::Lenient))
+    });
+    match parsed {
+        Ok(spec) if spec.name.as_exact().is_some() => Some(spec.to_string()),
         Ok(_) => {
             r.report(
                 ProblemKind::MatchSpec {

@@ -80,6 +80,38 @@ pub(super) fn merged_list(root: &Node, item: &Node, section: &str) -> Option<(Ke
     }
 }
 
+/// An output's `build` section whose `skip` holds the recipe's conditions
+/// followed by its own: an output is skipped when either says so, and the
+/// variant keys of both are the output's (the peer joins them the same way).
+pub(super) fn joined_skip(root: &Node, item: &Node, build: (Key, Node)) -> (Key, Node) {
+    let top = root.get("build").and_then(|b| b.get("skip"));
+    let own = item.get("build").and_then(|b| b.get("skip"));
+    let (Some(top), Some(own)) = (top, own) else {
+        return build;
+    };
+    let (key, node) = build;
+    let NodeKind::Map(entries) = node.kind else {
+        return (key, node);
+    };
+    let mut conditions = as_items(top.clone());
+    conditions.extend(as_items(own.clone()));
+    let entries = entries
+        .into_iter()
+        .map(|(k, v)| {
+            if k.name == "skip" {
+                let joined = Node {
+                    kind: NodeKind::Seq(conditions.clone()),
+                    span: v.span,
+                };
+                (k, joined)
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    (key, map_node(entries, node.span))
+}
+
 fn as_items(node: Node) -> Vec<Node> {
     match node.kind {
         NodeKind::Seq(items) => items,

@@ -8,8 +8,8 @@
 //! the current form.
 
 use super::merge::{
-    entry, first_key_span, implicit_name_entry, map_node, merged_list, merged_section, name_span,
-    staging_name_entry, without,
+    entry, first_key_span, implicit_name_entry, joined_skip, map_node, merged_list, merged_section,
+    name_span, staging_name_entry, without,
 };
 use super::{IMPLICIT_CACHE_NAME, InheritDecl, InheritTarget, Parser, Unit};
 use crate::error::{ProblemKind, suggest};
@@ -396,7 +396,11 @@ impl Parser<'_> {
         for section in ["build", "requirements", "about", "extra"] {
             let skip_script = section == "build" && inherit.is_some();
             if let Some(e) = merged_section(root, item, section, skip_script) {
-                entries.push(e);
+                entries.push(if section == "build" {
+                    joined_skip(root, item, e)
+                } else {
+                    e
+                });
             }
         }
         entries.extend(merged_list(root, item, "tests"));

@@ -31,7 +31,7 @@ use crate::parse::{Recipe, Unit};
 use crate::read::Reader;
 use crate::template::Renderer;
 use crate::variant::{VariantConfig, VariantValue};
-use crate::yaml::{Node, NodeKind};
+use crate::yaml::Node;
 
 /// Platform and variants to render for.
 #[derive(Debug, Clone)]
@@ -355,13 +355,12 @@ impl Driver<'_> {
         let mut renderer = Renderer::new(scope.clone(), &self.recipe.source);
 
         if let Some(skip) = unit.node.get("build").and_then(|b| b.get("skip")) {
-            let conditions: Vec<&Node> = match &skip.kind {
-                NodeKind::Seq(items) => items.iter().collect(),
-                _ => vec![skip],
-            };
+            // Every condition is evaluated, so each one's keys are read.
             let mut skipped = false;
-            for condition in conditions {
-                skipped |= renderer.condition(condition).unwrap_or(false);
+            for condition in renderer.selected(skip) {
+                if !condition.is_null() {
+                    skipped |= renderer.condition(&condition).unwrap_or(false);
+                }
             }
             if let Some(need) = scope.need() {
                 return Attempt::Need(need);

@@ -81,7 +81,7 @@ pub(super) fn used_variant(
         .and_then(|b| b.get("noarch"))
         .and_then(Node::as_str)
         .map(str::trim)
-        .filter(|n| !n.is_empty() && *n != "null");
+        .filter(|n| !crate::model::is_no_noarch(n));
     let ignore: Vec<String> = build_section
         .and_then(|b| b.get("variant"))
         .and_then(|v| v.get("ignore_keys"))

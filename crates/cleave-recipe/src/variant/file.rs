@@ -251,7 +251,13 @@ impl FileReader<'_> {
                     }
                 }
                 NodeKind::Scalar(s) if !s.plain => out.push(VariantValue::Str(s.value.clone())),
-                NodeKind::Scalar(_) if item.is_null() => {}
+                // An empty item is a value, as the peer reads it: the empty
+                // string in `variants.yaml`, YAML's null in conda-build's
+                // file; both are part of the build string hash.
+                NodeKind::Scalar(_) if item.is_null() => out.push(match self.style {
+                    Style::Variants => VariantValue::Str(String::new()),
+                    Style::CondaBuildConfig => VariantValue::Null,
+                }),
                 NodeKind::Scalar(s) => out.push(self.plain(&s.value, flow)),
                 NodeKind::Map(_) if item.get("if").is_some() => self.selector(item, out),
                 _ => self.report(

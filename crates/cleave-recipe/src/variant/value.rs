@@ -4,7 +4,9 @@
 //! the used variant as JSON, where `5` and `"5"` differ. `variants.yaml`
 //! gives unquoted integers and booleans their type and keeps every other
 //! scalar (floats included: `3.10` is not `3.1`) as text;
-//! `conda_build_config.yaml` quotes the numbers of block lists.
+//! `conda_build_config.yaml` quotes the numbers of block lists. An empty
+//! list item is the empty string in `variants.yaml` and null in
+//! `conda_build_config.yaml`, as the peer reads them.
 
 use std::fmt;
 
@@ -14,6 +16,8 @@ use serde::{Serialize, Serializer};
 /// A variant value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum VariantValue {
+    /// An empty item of `conda_build_config.yaml` (YAML's null).
+    Null,
     /// `true` or `false`.
     Bool(bool),
     /// An integer written without quotes in `variants.yaml`.
@@ -46,6 +50,7 @@ impl VariantValue {
     /// The value as a template sees it.
     pub(crate) fn to_jinja(&self) -> Value {
         match self {
+            VariantValue::Null => Value::from(()),
             VariantValue::Bool(b) => Value::from(*b),
             VariantValue::Int(n) => Value::from(*n),
             VariantValue::Float(text) => text
@@ -58,6 +63,7 @@ impl VariantValue {
     /// The value as JSON, for the build string hash.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
+            VariantValue::Null => serde_json::Value::Null,
             VariantValue::Bool(b) => serde_json::Value::Bool(*b),
             VariantValue::Int(n) => serde_json::Value::from(*n),
             VariantValue::Float(text) => text
@@ -71,6 +77,8 @@ impl VariantValue {
 impl fmt::Display for VariantValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // As a template writes it.
+            VariantValue::Null => f.write_str("none"),
             VariantValue::Bool(b) => write!(f, "{b}"),
             VariantValue::Int(n) => write!(f, "{n}"),
             VariantValue::Float(text) | VariantValue::Str(text) => f.write_str(text),

@@ -15,23 +15,21 @@
 //!   directories (work dir, build env) go silently; a removed entry
 //!   elsewhere on the machine (`/usr/lib64`) is reported.
 //!
-//! The string is rewritten in place inside `.dynstr`, NUL-padded, into
-//! every RPATH and RUNPATH the file has: the old value holds the long
-//! padded prefix, so the new one fits. No section moves, so no patchelf is
-//! needed. The limit of that: a file without RPATH/RUNPATH keeps none
-//! (adding one would need to grow `.dynstr`; rattler-build runs patchelf),
-//! and a string too short for the `rpaths` entries (`-rpath '$ORIGIN'`)
-//! gets its own entries only. Both are reported when the recipe sets
-//! `rpaths` itself. A recipe using the system compiler links with
-//! `-Wl,-rpath,$PREFIX/lib` (conda-forge's `LDFLAGS` do) to leave room.
+//! Every dynamically linked file ends up with that search path, whatever
+//! room its linker left. When the new string fits into the old one it is
+//! written in place, NUL-padded, into every RPATH and RUNPATH the file has,
+//! and nothing else in the file changes. A file without either, or with a
+//! string too short, is rewritten (see [`grow`]): an RPATH stays an RPATH,
+//! a RUNPATH a RUNPATH, and a file that had neither gets a RUNPATH.
+
+mod elf;
+mod grow;
 
 use std::path::{Component, Path, PathBuf};
 
 use cleave_recipe::model::DynamicLinking;
 use globset::GlobSet;
-use goblin::elf::Elf;
-use goblin::elf::dynamic::{DT_RPATH, DT_RUNPATH};
-use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::dynamic::DT_RPATH;
 
 use crate::error::BuildError;
 use crate::package::capture::glob_set;
@@ -40,19 +38,23 @@ use crate::package::capture::glob_set;
 pub struct RelinkRules {
     /// `rpaths`, relative to the prefix.
     rpaths: Vec<String>,
-    /// Whether the recipe set `rpaths` to something other than the default,
-    /// so that a file that cannot take them is worth a warning.
-    custom_rpaths: bool,
     allowlist: GlobSet,
+    /// `patchelf` of the build environment, if it has one: the second way
+    /// to give a file a search path that does not fit.
+    patchelf: Option<PathBuf>,
 }
 
 impl RelinkRules {
-    /// Compiles the `rpath_allowlist` globs (the recipe already checked them).
-    pub fn new(settings: &DynamicLinking) -> Result<Self, BuildError> {
+    /// Compiles the `rpath_allowlist` globs (the recipe already checked
+    /// them) and looks for `patchelf` in `build_prefix`.
+    pub fn new(settings: &DynamicLinking, build_prefix: &Path) -> Result<Self, BuildError> {
+        let patchelf = build_prefix.join("bin/patchelf");
         Ok(RelinkRules {
             rpaths: settings.rpaths.clone(),
-            custom_rpaths: settings.rpaths != DynamicLinking::default().rpaths,
             allowlist: glob_set(&settings.rpath_allowlist)?,
+            patchelf: std::fs::metadata(&patchelf)
+                .is_ok_and(|m| m.is_file())
+                .then_some(patchelf),
         })
     }
 }
@@ -63,76 +65,49 @@ pub struct Relinked {
     /// The entries written, when the file's RPATH/RUNPATH changed.
     pub entries: Option<Vec<String>>,
     /// Findings for the recipe's author: entries removed from outside the
-    /// build, `rpaths` that could not be written.
+    /// build.
     pub warnings: Vec<String>,
 }
 
-/// Rewrites the RPATH/RUNPATH entries of `bytes` (the file at `rel_path`
-/// below `prefix`) in place. `build_dir` holds every directory of this build.
+/// A file that cannot get the search path its package needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot give it the search path `{rpath}`: {reason}", file.display())]
+pub struct RelinkError {
+    /// The file, relative to the prefix.
+    pub file: PathBuf,
+    /// The search path it needs.
+    pub rpath: String,
+    /// Why it could not have it.
+    pub reason: String,
+}
+
+/// Gives `bytes` (the file at `rel_path` below `prefix`) its new
+/// RPATH/RUNPATH: in place when it fits, else by rewriting the file.
+/// `build_dir` holds every directory of this build. Files that are not
+/// dynamically linked ELF files are left alone.
 pub fn relink(
-    bytes: &mut [u8],
+    bytes: &mut Vec<u8>,
     rel_path: &Path,
     prefix: &Path,
     build_dir: &Path,
     rules: &RelinkRules,
-) -> Relinked {
-    let Ok(elf) = Elf::parse(bytes) else {
-        return Relinked::default();
+) -> Result<Relinked, RelinkError> {
+    let Some(old) = elf::search_paths(bytes) else {
+        return Ok(Relinked::default());
     };
-    let Some(dynamic) = &elf.dynamic else {
-        return Relinked::default();
-    };
-    let Some(strtab) = vaddr_to_offset(&elf, dynamic.info.strtab as u64) else {
-        return Relinked::default();
-    };
-    let slots: Vec<(u64, usize)> = dynamic
-        .dyns
-        .iter()
-        .filter(|d| d.d_tag == DT_RPATH || d.d_tag == DT_RUNPATH)
-        .filter_map(|d| Some((d.d_tag, strtab.checked_add(usize::try_from(d.d_val).ok()?)?)))
-        .collect();
-    drop(elf);
-    let file = rel_path.display();
-    let mut result = Relinked::default();
-    if slots.is_empty() {
-        if rules.custom_rpaths {
-            result.warnings.push(format!(
-                "{file} has no RPATH or RUNPATH, so build.dynamic_linking.rpaths is not written \
-                 into it (cleave edits RPATHs in place; link with -Wl,-rpath,$PREFIX/lib)"
-            ));
-        }
-        return result;
-    }
-    // Each slot: its start, its length, its entries.
-    let mut strings = Vec::new();
-    for (tag, start) in slots {
-        let Some(len) = bytes
-            .get(start..)
-            .and_then(|b| b.iter().position(|&c| c == 0))
-        else {
-            continue;
-        };
-        let old = String::from_utf8_lossy(&bytes[start..start + len]).into_owned();
-        strings.push((tag, start, len, old));
-    }
-    let listed = |tag: u64| -> Vec<String> {
-        strings
-            .iter()
-            .filter(|s| s.0 == tag)
-            .flat_map(|s| s.3.split(':'))
-            .filter(|e| !e.is_empty())
-            .map(str::to_string)
+    let listed = |rpath: bool| -> Vec<&str> {
+        old.iter()
+            .filter(|p| (p.tag == DT_RPATH) == rpath)
+            .flat_map(elf::SearchPath::entries)
             .collect()
     };
-    let (rpath, runpath) = (listed(DT_RPATH), listed(DT_RUNPATH));
-    let origin_dir = rel_path.parent().unwrap_or(Path::new(""));
+    let (rpath, runpath) = (listed(true), listed(false));
     let search = Search {
-        origin_dir,
+        origin_dir: rel_path.parent().unwrap_or(Path::new("")),
         prefix,
         build_dir,
         allowlist: &rules.allowlist,
     };
-    let mut removed = Vec::new();
     let own: Vec<Entry> = rpath
         .iter()
         .chain(&runpath)
@@ -141,44 +116,44 @@ pub fn relink(
     let added: Vec<Entry> = rules.rpaths.iter().map(|d| search.prefix_dir(d)).collect();
     // rattler-build's order: RPATH, `rpaths`, RUNPATH.
     let (from_rpath, from_runpath) = own.split_at(rpath.len());
-    let full = search.keep(
+    let mut removed = Vec::new();
+    let entries = search.keep(
         from_rpath.iter().chain(&added).chain(from_runpath),
         &mut removed,
     );
-    let without_added = search.keep(own.iter(), &mut Vec::new());
-    for entry in removed {
-        result.warnings.push(format!(
-            "{file}: RPATH entry {entry} is outside the prefix and not in \
-             build.dynamic_linking.rpath_allowlist; removed"
-        ));
+    let file = rel_path.display();
+    let mut result = Relinked {
+        entries: None,
+        warnings: removed
+            .into_iter()
+            .map(|entry| {
+                format!(
+                    "{file}: RPATH entry {entry} is outside the prefix and not in \
+                     build.dynamic_linking.rpath_allowlist; removed"
+                )
+            })
+            .collect(),
+    };
+    let new = entries.join(":");
+    let unchanged = if old.is_empty() {
+        new.is_empty()
+    } else {
+        old.iter().all(|p| p.value == new)
+    };
+    if unchanged {
+        return Ok(result);
     }
-    let new = full.join(":");
-    let fallback = without_added.join(":");
-    for (_, start, len, old) in &strings {
-        let (value, entries) = if new.len() <= *len {
-            (&new, &full)
-        } else {
-            if rules.custom_rpaths && result.warnings.iter().all(|w| !w.contains("no room")) {
-                result.warnings.push(format!(
-                    "{file}: its RPATH/RUNPATH `{old}` has no room for build.dynamic_linking.rpaths \
-                     (`{new}`, {} bytes for {len}); link with -Wl,-rpath,$PREFIX/lib to leave room",
-                    new.len()
-                ));
+    if !elf::write_in_place(bytes, &old, &new) {
+        *bytes = grow::grow(bytes, &old, &new, rules.patchelf.as_deref()).map_err(|reason| {
+            RelinkError {
+                file: rel_path.to_path_buf(),
+                rpath: new.clone(),
+                reason,
             }
-            if fallback.len() > *len {
-                continue;
-            }
-            (&fallback, &without_added)
-        };
-        if value == old {
-            continue;
-        }
-        let slot = &mut bytes[*start..*start + *len];
-        slot.fill(0);
-        slot[..value.len()].copy_from_slice(value.as_bytes());
-        result.entries = Some(entries.clone());
+        })?;
     }
-    result
+    result.entries = Some(entries);
+    Ok(result)
 }
 
 /// Where an RPATH entry leads, as relinking sees it.
@@ -283,15 +258,6 @@ fn normalized(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// The file offset of a virtual address, through the loadable segments.
-fn vaddr_to_offset(elf: &Elf<'_>, vaddr: u64) -> Option<usize> {
-    elf.program_headers
-        .iter()
-        .filter(|ph| ph.p_type == PT_LOAD)
-        .find(|ph| vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_filesz)
-        .and_then(|ph| usize::try_from(vaddr - ph.p_vaddr + ph.p_offset).ok())
-}
-
 /// `$ORIGIN/..` steps from `from` (a directory below the prefix) to `to`.
 fn origin_relative(from: &Path, to: &Path) -> String {
     let from: Vec<_> = from
@@ -392,17 +358,51 @@ mod tests {
     }
 
     #[test]
+    fn a_separate_debug_file_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, program) = (dir.path().join("main.c"), dir.path().join("main"));
+        std::fs::write(&source, "int main(void) { return 0; }\n").unwrap();
+        let run = |cmd: &mut std::process::Command| cmd.status().is_ok_and(|s| s.success());
+        let debug = dir.path().join("main.debug");
+        let made = run(std::process::Command::new("gcc")
+            .args(["-g", "-o"])
+            .arg(&program)
+            .arg(&source))
+            && run(std::process::Command::new("objcopy")
+                .arg("--only-keep-debug")
+                .arg(&program)
+                .arg(&debug));
+        if !made {
+            return;
+        }
+        let mut bytes = std::fs::read(&debug).unwrap();
+        let before = bytes.clone();
+        let rules = RelinkRules::new(&DynamicLinking::default(), Path::new("/nowhere")).unwrap();
+        let result = relink(
+            &mut bytes,
+            Path::new("lib/debug/main.debug"),
+            Path::new("/p"),
+            Path::new("/"),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(result, Relinked::default());
+        assert_eq!(bytes, before);
+    }
+
+    #[test]
     fn non_elf_bytes_are_left_alone() {
         let mut bytes = b"#!/bin/sh\necho hi\n".to_vec();
         let before = bytes.clone();
-        let rules = RelinkRules::new(&DynamicLinking::default()).unwrap();
+        let rules = RelinkRules::new(&DynamicLinking::default(), Path::new("/nowhere")).unwrap();
         let result = relink(
             &mut bytes,
             Path::new("bin/x"),
             Path::new("/p"),
             Path::new("/"),
             &rules,
-        );
+        )
+        .unwrap();
         assert_eq!(result, Relinked::default());
         assert_eq!(bytes, before);
     }

@@ -529,7 +529,8 @@ mod tests {
     fn a_result_with_unsafe_paths_or_claims_is_refused() {
         let good = action_result(&Sha::of(b"e"), &Sha::of(b"f"), &[]);
         assert!(found(&good).is_ok());
-        let cases: [(&str, fn(&mut re::ActionResult)); 5] = [
+        type Damage = fn(&mut re::ActionResult);
+        let cases: [(&str, Damage); 5] = [
             ("not a plain", |r| {
                 r.output_files[0].path = "cleave/../x".into()
             }),

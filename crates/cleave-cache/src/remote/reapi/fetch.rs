@@ -4,7 +4,7 @@
 //! store (and checked against its BLAKE3 digest) while the next ones
 //! download.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,25 +31,27 @@ pub enum Outcome {
     Found(Box<Incoming>),
 }
 
-/// Reads `digests` whatever their size: batches for those that fit, a
-/// ByteStream read for the others. `None` where the server lacks one.
+/// Reads `digests` whatever their size, in as few requests as the batch
+/// limit allows: batches for those that fit, a ByteStream read for each
+/// other. `None` where the server lacks one.
 async fn read_any(
     client: &Client,
     caps: &Caps,
     digests: &[Sha],
 ) -> Result<Vec<Option<Vec<u8>>>, Failure> {
-    let mut out = Vec::new();
-    for digest in digests {
-        let bytes = if fits_batch(digest.size, caps.batch_limit) {
-            client
-                .read_batch(std::slice::from_ref(digest))
-                .await?
-                .pop()
-                .flatten()
-        } else {
-            client.read_stream(digest).await?
+    let mut out = vec![None; digests.len()];
+    let numbered = digests.iter().cloned().zip(0..).collect();
+    for job in jobs(numbered, caps.batch_limit) {
+        let asked: Vec<Sha> = job.iter().map(|(sha, _)| sha.clone()).collect();
+        let read = match asked.as_slice() {
+            [one] if !fits_batch(one.size, caps.batch_limit) => {
+                vec![client.read_stream(one).await?]
+            }
+            _ => client.read_batch(&asked).await?,
         };
-        out.push(bytes);
+        for ((_, at), bytes) in job.into_iter().zip(read) {
+            out[at] = bytes;
+        }
     }
     Ok(out)
 }
@@ -71,19 +73,42 @@ pub async fn fetch(
         return Ok(Outcome::Miss);
     };
     let found = layout::found(&result).map_err(|e| ctx.damaged(e))?;
-    let asked = [found.entry_json.clone(), found.files_json.clone()];
-    let mut files = read_any(client, caps, &asked)
+    // The entry's files and every Tree at once: a lookup is one request
+    // for them, and one or a few for the blobs.
+    let mut trees: Vec<(&String, &Sha)> = found.trees.iter().collect();
+    trees.sort();
+    let asked: Vec<Sha> = [found.entry_json.clone(), found.files_json.clone()]
+        .into_iter()
+        .chain(trees.iter().map(|(_, sha)| (*sha).clone()))
+        .collect();
+    let claimed = asked
+        .iter()
+        .fold(0u64, |sum, sha| sum.saturating_add(sha.size));
+    if claimed > layout::MAX_LISTINGS {
+        return Err(ctx.damaged(format!(
+            "its entry files and Trees claim {claimed} bytes, more than the {} allowed",
+            layout::MAX_LISTINGS
+        )));
+    }
+    let read = read_any(client, caps, &asked)
         .await
         .map_err(|e| ctx.service("reading the entry", &e))?;
-    let (Some(files_json), Some(entry_json)) = (files.pop().flatten(), files.pop().flatten())
-    else {
-        return Ok(Outcome::Miss);
-    };
-    for (digest, bytes) in asked.iter().zip([&entry_json, &files_json]) {
-        if Sha::of(bytes) != *digest {
+    let read: HashMap<&Sha, Vec<u8>> =
+        match asked.iter().zip(read).map(|(d, b)| Some((d, b?))).collect() {
+            Some(read) => read,
+            None => return Ok(Outcome::Miss),
+        };
+    for (digest, bytes) in &read {
+        if Sha::of(bytes) != **digest {
             return Err(ctx.damaged(format!("blob {digest} does not match its digest")));
         }
     }
+    let (Some(entry_json), Some(files_json)) = (
+        read.get(&found.entry_json).cloned(),
+        read.get(&found.files_json).cloned(),
+    ) else {
+        return Ok(Outcome::Miss);
+    };
     let incoming = Incoming::check(
         key,
         EntryFiles {
@@ -114,18 +139,8 @@ pub async fn fetch(
             .trees
             .get(*tree)
             .ok_or_else(|| ctx.damaged(format!("the result has no Tree for `{tree}`")))?;
-        let Some(bytes) = read_any(client, caps, std::slice::from_ref(digest))
-            .await
-            .map_err(|e| ctx.service("reading a Tree", &e))?
-            .pop()
-            .flatten()
-        else {
-            return Ok(Outcome::Miss);
-        };
-        if Sha::of(&bytes) != *digest {
-            return Err(ctx.damaged(format!("Tree {digest} does not match its digest")));
-        }
-        let message = re::Tree::decode(bytes.as_slice())
+        let bytes = read.get(digest).map_or(&[][..], Vec::as_slice);
+        let message = re::Tree::decode(bytes)
             .map_err(|e| ctx.damaged(format!("Tree {digest} does not parse: {e}")))?;
         let located = layout::locate(&message, files.iter().map(|(p, _, s)| (*p, *s)))
             .map_err(|e| ctx.damaged(format!("tree `{tree}`: {e}")))?;

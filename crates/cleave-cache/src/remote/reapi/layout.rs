@@ -50,7 +50,9 @@ const TREES: &str = "trees/";
 /// The most bytes of `entry.json` read back.
 pub const MAX_ENTRY_JSON: u64 = 16 << 20;
 /// The most bytes of `files.json` or of one Tree read back.
-pub const MAX_LISTING: u64 = 512 << 20;
+pub const MAX_LISTING: u64 = 256 << 20;
+/// The most bytes of an entry's files and Trees together.
+pub const MAX_LISTINGS: u64 = 512 << 20;
 
 /// A blob as REAPI names it: SHA-256 in lowercase hex, and its size.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -234,8 +234,15 @@ impl Client {
             Err(e) => return Err(e),
         };
         let mut bytes = Vec::with_capacity(digest.size.min(MAX_BATCH as u64) as usize);
+        // A server that drips bytes still ends: the whole read has the
+        // budget of a write of its size.
+        let ends = tokio::time::Instant::now() + self.budget(digest.size);
         loop {
-            let message = match tokio::time::timeout(self.timeout, stream.message()).await {
+            let next = tokio::time::timeout(self.timeout, stream.message());
+            let message = match tokio::time::timeout_at(ends, next)
+                .await
+                .unwrap_or(Ok(Ok(None)))
+            {
                 Ok(Ok(Some(message))) => message,
                 Ok(Ok(None)) => break,
                 Ok(Err(status)) if status.code() == Code::NotFound => return Ok(None),
@@ -250,6 +257,9 @@ impl Client {
                 )));
             }
             bytes.extend_from_slice(&message.data);
+        }
+        if tokio::time::Instant::now() >= ends {
+            return Err(Failure::Timeout);
         }
         if bytes.len() as u64 != digest.size {
             return Err(garbage(format!(
@@ -292,9 +302,16 @@ impl Client {
         Ok(())
     }
 
-    /// Writes one blob through ByteStream, in 1 MiB messages. The whole
-    /// write may take the timeout once per 8 MiB (and once more): a long
-    /// transfer is not cut short, a stalled one still ends.
+    /// How long a transfer of `size` bytes may take: the timeout once per
+    /// 8 MiB, and once more. A long transfer is not cut short, a stalled
+    /// one still ends.
+    fn budget(&self, size: u64) -> std::time::Duration {
+        let chunks = u32::try_from(size / (8 << 20)).unwrap_or(u32::MAX - 1);
+        self.timeout.saturating_mul(chunks + 1)
+    }
+
+    /// Writes one blob through ByteStream, in 1 MiB messages, within the
+    /// budget of its size.
     pub async fn write_stream(
         &self,
         digest: &Sha,
@@ -326,9 +343,8 @@ impl Client {
                 offset = end;
             }
         };
-        let budget = self.timeout * (1 + (bytes.len() / (8 << 20)) as u32);
         let long = Client {
-            timeout: budget,
+            timeout: self.budget(digest.size),
             ..self.clone()
         };
         let answer = long

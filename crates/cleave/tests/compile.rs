@@ -14,6 +14,9 @@ use serde_json::Value;
 mod common;
 use common::{RecipeCopy, assert_success, oracle, repo, stderr, walk};
 
+#[path = "../../cleave-cache/tests/services/mod.rs"]
+mod services;
+
 /// The machine's C compiler, found on PATH.
 fn machine_cc() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap();
@@ -224,14 +227,26 @@ fn a_header_edit_recompiles_exactly_the_objects_that_include_it_and_a_new_build_
 fn a_recipe_build_on_another_machine_takes_the_objects_from_the_build_s_remote() {
     let parts = Parts::new();
     let shared = parts.scratch.path("shared");
-    let remote = format!("file://{}", shared.display());
+    objects_from_the_remote(&parts, &format!("file://{}", shared.display()));
+}
+
+#[test]
+fn a_recipe_build_on_another_machine_takes_the_objects_from_a_reapi_remote() {
+    let grid = services::buildgrid(services::Grid::default(), "");
+    objects_from_the_remote(&Parts::new(), &services::grpc_url(&grid, ""));
+}
+
+/// Machine A builds the recipe with `remote`; machine B, with an empty
+/// cache and another script line, compiles nothing: every object comes
+/// from the remote.
+fn objects_from_the_remote(parts: &Parts, remote: &str) {
     let on = |machine: &str| {
         let cache = parts.scratch.path(machine);
         let cache = cache.to_str().unwrap().to_string();
         let out = parts.build_in(
             &format!("out-{machine}"),
             "stg",
-            &["--cache-dir", &cache, "--remote", &remote],
+            &["--cache-dir", &cache, "--remote", remote],
         );
         assert_success(&out);
         assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));

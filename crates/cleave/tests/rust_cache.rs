@@ -367,14 +367,27 @@ fn two_builds_at_once_share_one_store_safely() {
 fn a_second_machine_takes_every_unit_from_an_s3_remote() {
     let s3 = services::s3();
     let url = services::s3_url(&s3, "rust");
-    let remote = [
+    second_machine_takes_every_unit(&[
         ("CLEAVE_REMOTE", url.as_str()),
         ("AWS_ACCESS_KEY_ID", "testing-key"),
         ("AWS_SECRET_ACCESS_KEY", "testing-secret-0123456789"),
-    ];
+    ]);
+}
+
+#[test]
+fn a_second_machine_takes_every_unit_from_a_reapi_remote() {
+    let grid = services::buildgrid(services::Grid::default(), "rust");
+    let url = services::grpc_url(&grid, "rust");
+    second_machine_takes_every_unit(&[("CLEAVE_REMOTE", url.as_str())]);
+}
+
+/// Machine A fills the remote named in `remote`; machine B, with an empty
+/// cache at another path, takes every unit from it, and an edit made on B
+/// reaches A.
+fn second_machine_takes_every_unit(remote: &[(&str, &str)]) {
     let s = Scratch::new();
     let a = s.checkout("a");
-    let (first, printed) = s.build_on(&a, "machine-a", &remote);
+    let (first, printed) = s.build_on(&a, "machine-a", remote);
     assert_eq!(first["misses"], UNITS, "{first:#}");
     assert!(!printed.contains("warning"), "{printed}");
     let uploads = remote_total(&first, "uploads");
@@ -383,7 +396,7 @@ fn a_second_machine_takes_every_unit_from_an_s3_remote() {
 
     // Machine B: its own, empty cache dir, a checkout at another path.
     let b = s.checkout("elsewhere/b");
-    let (second, printed) = s.build_on(&b, "machine-b", &remote);
+    let (second, printed) = s.build_on(&b, "machine-b", remote);
     assert_eq!(second["hits"], UNITS, "{second:#}\n{printed}");
     assert_eq!(second["misses"], 0, "{second:#}");
     assert_eq!(second["counts"]["remote_hits"], UNITS, "{second:#}");
@@ -397,11 +410,11 @@ fn a_second_machine_takes_every_unit_from_an_s3_remote() {
     // it, the remote's has it.
     let words = "alpha/src/words.rs";
     std::fs::write(b.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
-    let (edited, _) = s.build_on(&b, "machine-b", &remote);
+    let (edited, _) = s.build_on(&b, "machine-b", remote);
     // alpha, beta, app and ffi.
     assert_eq!(edited["misses"], 4, "{edited:#}");
     std::fs::write(a.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
-    let (taken, printed) = s.build_on(&a, "machine-a", &remote);
+    let (taken, printed) = s.build_on(&a, "machine-a", remote);
     assert_eq!(taken["hits"], 4, "{taken:#}\n{printed}");
     assert_eq!(taken["counts"]["remote_hits"], 4, "{taken:#}");
     assert_eq!(run_app(&a), "howdy from alpha, sum 6, count 4, plain\n");

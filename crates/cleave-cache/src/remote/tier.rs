@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::known::Known;
 use super::pack::{self, Index, Location, PackWriter};
+use super::reapi;
 use super::{Mode, RemoteConfig, RemoteError, TierStats, scrub};
 use crate::digest::Digest;
 use crate::store::{Entry, EntryFiles, Incoming, Store};
@@ -21,6 +22,8 @@ const PARALLEL_READS: usize = 4;
 pub(super) struct Tier {
     pub(super) config: RemoteConfig,
     op: Option<Operator>,
+    /// The connection of a REAPI remote, which is no OpenDAL service.
+    reapi: Option<reapi::Session>,
     known: Known,
     /// Set after the service failed to answer: not asked again.
     pub(super) disabled: bool,
@@ -44,6 +47,7 @@ impl Tier {
             known: Known::new(store.root(), &shown),
             stats: TierStats::new(&shown),
             op: None,
+            reapi: None,
             disabled: false,
             config,
         }
@@ -191,6 +195,10 @@ impl Tier {
         store: &Store,
         key: &Digest,
     ) -> Result<Option<Entry>, RemoteError> {
+        if self.config.url.reapi().is_some() {
+            let session = self.reapi.get_or_insert_with(Default::default);
+            return session.fetch(runtime, &self.config, &mut self.stats, store, key);
+        }
         let op = self.operator()?;
         let path = pack::index_path(key);
         let Some(bytes) = self.request(runtime, "reading an index", op.read(&path))? else {
@@ -290,6 +298,14 @@ impl Tier {
         entry: &Entry,
         replace: bool,
     ) -> Result<Pushed, RemoteError> {
+        if self.config.url.reapi().is_some() {
+            let session = self.reapi.get_or_insert_with(Default::default);
+            let pushed = session.push(runtime, &self.config, &mut self.stats, entry, replace);
+            if session.read_only() {
+                self.config.mode = Mode::ReadOnly;
+            }
+            return pushed;
+        }
         let op = self.operator()?;
         let key = entry.meta().key;
         let index_path = pack::index_path(&key);

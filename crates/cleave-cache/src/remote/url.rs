@@ -9,18 +9,21 @@
 //! gcs://BUCKET/PREFIX
 //! azblob://CONTAINER/PREFIX?endpoint=...
 //! gha://PREFIX
+//! grpc://HOST:PORT[/INSTANCE]     (grpcs:// for TLS)
 //! ```
 //!
 //! Credentials come from where each service's users keep them: the AWS
 //! variables for S3, the URL's user info for Redis and WebDAV,
 //! `GOOGLE_APPLICATION_CREDENTIALS` for GCS, the `AZURE_STORAGE_*` variables
-//! for Azure, the runner's variables for the GitHub Actions cache.
+//! for Azure, the runner's variables for the GitHub Actions cache, the
+//! `CLEAVE_REMOTE_*` variables for a REAPI server ([`ReapiSettings`]).
 
 use std::collections::HashMap;
 
 use opendal::{Operator, services};
 
 use super::RemoteError;
+use super::reapi::ReapiSettings;
 
 /// A parsed remote URL.
 #[derive(Clone)]
@@ -43,6 +46,7 @@ enum Settings {
     Gcs(HashMap<String, String>),
     Azblob(HashMap<String, String>),
     Ghac(HashMap<String, String>),
+    Reapi(Box<ReapiSettings>),
 }
 
 impl std::fmt::Debug for RemoteUrl {
@@ -222,9 +226,12 @@ impl RemoteUrl {
                 map.insert("version".into(), "cleave-v1".into());
                 Settings::Ghac(map)
             }
+            "grpc" | "grpcs" => Settings::Reapi(Box::new(
+                ReapiSettings::parse(&url, &query, env).map_err(|e| bad(&e))?,
+            )),
             other => {
                 return Err(bad(&format!(
-                    "`{other}` is not a known kind of remote (s3, redis, webdav+http, webdav+https, file, gcs, azblob, gha)"
+                    "`{other}` is not a known kind of remote (s3, redis, webdav+http, webdav+https, file, gcs, azblob, gha, grpc, grpcs)"
                 )));
             }
         };
@@ -249,6 +256,16 @@ impl RemoteUrl {
             Settings::Gcs(_) => "gcs",
             Settings::Azblob(_) => "azblob",
             Settings::Ghac(_) => "gha",
+            Settings::Reapi(_) => "grpc",
+        }
+    }
+
+    /// The settings of a REAPI server (`grpc://`, `grpcs://`), which is
+    /// spoken to through its own protocol rather than OpenDAL.
+    pub(super) fn reapi(&self) -> Option<&ReapiSettings> {
+        match &self.settings {
+            Settings::Reapi(settings) => Some(settings),
+            _ => None,
         }
     }
 
@@ -262,6 +279,12 @@ impl RemoteUrl {
             Settings::Gcs(m) => Operator::from_iter::<services::Gcs>(m.clone()),
             Settings::Azblob(m) => Operator::from_iter::<services::Azblob>(m.clone()),
             Settings::Ghac(m) => Operator::from_iter::<services::Ghac>(m.clone()),
+            Settings::Reapi(_) => {
+                return Err(RemoteError::Url {
+                    url: self.shown.clone(),
+                    reason: "a REAPI server is not an OpenDAL service".into(),
+                });
+            }
         };
         built.map_err(|e| RemoteError::Url {
             url: self.shown.clone(),
@@ -279,6 +302,7 @@ impl RemoteUrl {
             | Settings::Gcs(m)
             | Settings::Azblob(m)
             | Settings::Ghac(m) => m,
+            Settings::Reapi(settings) => return settings.secrets(),
         };
         [
             "secret_access_key",
@@ -352,6 +376,11 @@ mod tests {
             ("gcs://bucket/p", "gcs", "gcs://bucket/p"),
             ("azblob://container/p", "azblob", "azblob://container/p"),
             ("gha://cleave", "gha", "gha://cleave"),
+            (
+                "grpcs://cache.example:8980/main?token_env=T",
+                "grpc",
+                "grpcs://cache.example:8980/main",
+            ),
         ];
         for (text, kind, shown) in cases {
             let url = RemoteUrl::parse(text).unwrap();

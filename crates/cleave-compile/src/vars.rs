@@ -36,7 +36,6 @@ pub const COMPILER_ENV: &[&str] = &[
     "OBJCPLUS_INCLUDE_PATH",
     "GCC_EXEC_PREFIX",
     "COMPILER_PATH",
-    "CCC_OVERRIDE_OPTIONS",
     "SDKROOT",
     "MACOSX_DEPLOYMENT_TARGET",
     "LANG",
@@ -45,5 +44,22 @@ pub const COMPILER_ENV: &[&str] = &[
     "LC_MESSAGES",
 ];
 
-/// Variables that make gcc write a dependency file of its own.
-pub const DEPENDENCY_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+/// Variables that change which compiler proper and assembler the driver
+/// runs: with one set, those programs are asked of the driver on every
+/// call and their contents are in the key.
+pub const PROGRAM_ENV: &[&str] = &["GCC_EXEC_PREFIX", "COMPILER_PATH"];
+
+/// Variables that make the compiler write a file besides the object (gcc's
+/// dependency files and `-fcompare-debug` dumps, clang's header, option,
+/// diagnostic and process logs) or add options the wrapper cannot see
+/// (`CCC_OVERRIDE_OPTIONS`): a hit would write the object only.
+pub const SECOND_OUTPUT_ENV: &[&str] = &[
+    "DEPENDENCIES_OUTPUT",
+    "SUNPRO_DEPENDENCIES",
+    "GCC_COMPARE_DEBUG",
+    "CC_PRINT_HEADERS",
+    "CC_PRINT_OPTIONS",
+    "CC_LOG_DIAGNOSTICS",
+    "CC_PRINT_PROC_STAT",
+    "CCC_OVERRIDE_OPTIONS",
+];

@@ -23,6 +23,10 @@ pub const SWITCH: &str = "CLEAVE_COMPILE_CACHE";
 /// a path below one counts by its place relative to the working
 /// directory, so checkouts laid out alike share entries. Separated by `:`.
 pub const BASE_DIR: &str = "CLEAVE_COMPILE_BASE_DIR";
+/// Proc-macro crates a user declares pure (library names, separated by
+/// commas or spaces; `*` for all): Rust compiles that may run them are
+/// cached (see [`crate::rust::macros`]).
+pub const PURE_PROC_MACROS: &str = "CLEAVE_PURE_PROC_MACROS";
 /// `SOURCE_DATE_EPOCH`, which fixes `__DATE__` and `__TIME__`.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 

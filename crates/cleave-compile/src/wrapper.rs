@@ -30,6 +30,7 @@ use crate::files::{Files, TimeMacros};
 use crate::preprocess;
 use crate::remote::{Levels, Shared, Warnings, read_levels};
 use crate::roots::{self, Roots};
+use crate::rust::macros::Trusted;
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::vars;
 
@@ -71,6 +72,8 @@ pub struct Config {
     /// Cache helpers and remote stores asked after the local store
     /// misses, in order; what is compiled is handed to them.
     pub levels: Levels,
+    /// Proc-macros the user declares pure (Rust).
+    pub pure_proc_macros: Trusted,
 }
 
 impl Config {
@@ -96,6 +99,7 @@ impl Config {
             }),
             nested: var(vars::NESTED).is_some(),
             source_date_epoch: var(vars::SOURCE_DATE_EPOCH),
+            pure_proc_macros: Trusted::parse(&var(vars::PURE_PROC_MACROS).unwrap_or_default()),
             levels: var(vars::LEVELS)
                 .map(|path| {
                     read_levels(Path::new(&path)).unwrap_or_else(|e| {

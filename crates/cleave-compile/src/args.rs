@@ -346,6 +346,7 @@ const ASSEMBLER_OPTIONS: &[&str] = &[
     "--gdwarf-",
     "-gdwarf-",
     "--compress-debug-sections",
+    "--compress-debug-sections=",
     "--nocompress-debug-sections",
     "--fatal-warnings",
     "--warn",
@@ -918,7 +919,7 @@ mod tests {
     #[test]
     fn harmless_assembler_and_preprocessor_options_are_kept() {
         let c = ok(
-            "-c a.c -Wa,--noexecstack,-mrelax-relocations=no -Xassembler --64 \
+            "-c a.c -Wa,--noexecstack,-mrelax-relocations=no,--compress-debug-sections=zlib -Xassembler --64 \
              -Wp,-D_FORTIFY_SOURCE=2 -Xpreprocessor -fopenmp \
              -Xclang -target-feature -Xclang +avx2 -mllvm -inline-threshold=500 \
              -frecord-gcc-switches",
@@ -926,7 +927,7 @@ mod tests {
         assert_eq!(
             c.flags,
             [
-                "-Wa,--noexecstack,-mrelax-relocations=no",
+                "-Wa,--noexecstack,-mrelax-relocations=no,--compress-debug-sections=zlib",
                 "-Xassembler",
                 "--64",
                 "-Wp,-D_FORTIFY_SOURCE=2",

@@ -490,6 +490,13 @@ fn write_stats(
         )?;
     }
     writeln!(out)?;
+    if !sum.direct_off.is_empty() {
+        let off: u64 = sum.direct_off.values().sum();
+        writeln!(out, "  without direct mode {off:>6}")?;
+        for (reason, n) in &sum.direct_off {
+            writeln!(out, "    {reason:<40} {n:>8}")?;
+        }
+    }
     writeln!(out, "  misses            {:>8}", sum.misses())?;
     for (reason, n) in &sum.misses {
         writeln!(out, "    {reason:<40} {n:>8}")?;
@@ -503,6 +510,9 @@ fn write_stats(
     match &sum.last_error {
         Some(e) => writeln!(out, "  (last: {e})")?,
         None => writeln!(out)?,
+    }
+    if sum.skipped > 0 {
+        writeln!(out, "  unreadable records {:>7}  (skipped)", sum.skipped)?;
     }
     let secs = |us: u64| us as f64 / 1e6;
     writeln!(

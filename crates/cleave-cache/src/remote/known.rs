@@ -9,10 +9,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use super::pack::Location;
 use crate::digest::Digest;
+use crate::foreign::{self, ForeignError, limits};
 
 /// The record of one remote.
 #[derive(Debug)]
@@ -34,8 +36,20 @@ impl Known {
 
     fn load(&mut self) -> &mut HashMap<Digest, Location> {
         self.blobs.get_or_insert_with(|| {
-            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-            text.lines()
+            // Another user of the store may have put anything here: read
+            // only a regular file, and at most the size of a record of
+            // some 400,000 blobs (a line is 150 bytes). A larger one
+            // starts afresh; anything else counts as empty.
+            let bytes = match foreign::read_regular(&self.path, limits::RECORD) {
+                Ok(bytes) => bytes,
+                Err(ForeignError::TooLarge { .. }) => {
+                    let _ = std::fs::remove_file(&self.path);
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            };
+            String::from_utf8_lossy(&bytes)
+                .lines()
                 .filter_map(parse)
                 .map(|l| (l.blob, l))
                 .collect()
@@ -75,7 +89,9 @@ impl Known {
         if let Ok(mut file) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.path)
+            && file.metadata().is_ok_and(|m| m.is_file())
         {
             let _ = file.write_all(lines.as_bytes());
         }

@@ -74,7 +74,7 @@ impl SavedStats {
 
     /// The saved counters; none when there are none or they do not parse.
     pub fn load(store: &Path) -> SavedStats {
-        std::fs::read(Self::path(store))
+        crate::foreign::read_regular(&Self::path(store), crate::foreign::limits::RECORD)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()

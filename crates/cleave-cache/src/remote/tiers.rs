@@ -1,5 +1,6 @@
 //! The remotes of one build, in priority order, behind the local store.
 
+use super::backend::chain;
 use super::tier::{Pushed, Tier};
 use super::{RemoteConfig, RemoteError, TierStats, stats::SavedStats};
 use crate::digest::Digest;
@@ -242,11 +243,17 @@ impl Remotes {
 }
 
 /// A process's counters join those kept in the store when its remotes go,
-/// whether its build succeeded or not.
+/// whether its build succeeded or not. The runtime is let go without
+/// waiting: a request given up at its deadline may still sit in a blocking
+/// thread (a shared directory on a dead network mount), and must not hold
+/// the process.
 impl Drop for Remotes {
     fn drop(&mut self) {
         if self.recorded {
             SavedStats::record(&self.store_root, &self.levels());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -276,28 +283,39 @@ fn helper_failed(
     cost: &str,
 ) {
     helper.stats.errors += 1;
+    // With its causes: a full disk says so.
+    let text = chain(error);
     if error.is_broken() {
         helper.disable();
         warn(format!(
-            "{error}; {cost}, and the helper is not run again in this build"
+            "{text}; {cost}, and the helper is not run again in this build"
         ));
     } else {
-        warn(format!("{error}; {cost}"));
+        warn(format!("{text}; {cost}"));
     }
 }
 
 /// Where a helper said it put an entry, kept beside the store for
-/// `cleave cache info`. Best effort: the entry is stored either way.
-fn record_relocation(root: &std::path::Path, entry: &Entry, helper: &str, to: &std::path::Path) {
+/// `cleave cache info`: written under a temporary name and renamed into
+/// place, so that a link planted at its name is replaced, not followed.
+/// Best effort: the entry is stored either way.
+fn record_relocation(root: &std::path::Path, entry: &Entry, helper: &str, to: &str) {
     let dir = root.join("relocated");
     let _ = std::fs::create_dir_all(&dir);
     let text = serde_json::json!({ "helper": helper, "relocated_to": to });
-    let _ = std::fs::write(dir.join(entry.meta().key.to_hex()), text.to_string());
+    if let Ok(mut temp) = tempfile::NamedTempFile::new_in(&dir)
+        && std::io::Write::write_all(&mut temp, text.to_string().as_bytes()).is_ok()
+    {
+        let _ = temp.persist(dir.join(entry.meta().key.to_hex()));
+    }
 }
 
-/// Where helpers said they put the entry `key`, if one did.
+/// Where helpers said they put the entry `key`, if one did: the helper
+/// and the place, as text to be shown (escaped when printed, see
+/// [`crate::foreign::printable`]).
 pub fn relocation(root: &std::path::Path, key: &Digest) -> Option<(String, String)> {
-    let text = std::fs::read(root.join("relocated").join(key.to_hex())).ok()?;
+    let path = root.join("relocated").join(key.to_hex());
+    let text = crate::foreign::read_regular(&path, crate::foreign::limits::RECORD).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
     Some((
         value["helper"].as_str()?.to_string(),
@@ -308,12 +326,13 @@ pub fn relocation(root: &std::path::Path, key: &Digest) -> Option<(String, Strin
 /// Counts a failure and says what it costs.
 fn failed(tier: &mut Tier, error: &RemoteError, warn: &mut dyn FnMut(String), cost: &str) {
     tier.stats.errors += 1;
+    let text = chain(error);
     if error.is_service() {
         tier.disabled = true;
         warn(format!(
-            "{error}; {cost}, and the remote is not used again in this build"
+            "{text}; {cost}, and the remote is not used again in this build"
         ));
     } else {
-        warn(format!("{error}; {cost}"));
+        warn(format!("{text}; {cost}"));
     }
 }

@@ -254,7 +254,7 @@ impl Store {
         let mismatch = || damaged("does not match its digest");
         // Only a missing blob or one with other contents is damage; a blob
         // this process cannot read is this machine's problem.
-        let mut input = match io::open_regular(&source) {
+        let mut input = match crate::foreign::open_regular(&source) {
             Ok(Some(file)) => file,
             Ok(None) => return Err(damaged("is not a regular file")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

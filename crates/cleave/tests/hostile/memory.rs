@@ -1,13 +1,18 @@
 //! Every read of foreign data is bounded by the size its format allows,
 //! and checked before it is read: a helper's 2 GiB sparse blob or
 //! `entry.json`, a remote index of 300 MB, an index that is a link to
-//! `/dev/zero`. Each build runs with 512 MiB of data memory: a read that
-//! is not bounded aborts it.
+//! `/dev/zero`, a compile entry that says its compile printed 65 MiB.
+//! Each build runs with 512 MiB of data memory: a read that is not bounded
+//! aborts it.
 
 use std::fs::File;
 
+use std::process::Command;
+
+use serde_json::{Value, json};
+
 use super::common::machines::{Machines, archives};
-use super::common::{assert_success, stderr};
+use super::common::{assert_success, repo, stderr};
 use super::{LIMIT, Portable, bounded, build, forged_helper, key_of, keys, with_memory_limit};
 
 const MEMORY_MIB: u64 = 512;
@@ -113,4 +118,66 @@ fn a_shared_directory_s_huge_or_endless_index_is_refused() {
     assert_success(&c);
     assert!(printed.contains("not a regular file"), "{printed}");
     assert_eq!(case.runs(), 12, "{printed}");
+}
+
+#[test]
+fn a_compile_entry_that_printed_more_than_a_compile_may_is_compiled_again() {
+    let case = Machines::new();
+    std::fs::write(case.path("x.c"), "int f(void) { return 2; }\n").unwrap();
+    let helper = repo().join("examples/cache-helpers/dir-helper.py");
+    let kept = case.path("helper-dir");
+    let cc = |machine: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cleave"));
+        command
+            .args(["cc", "cc", "-c", "x.c", "-o", "x.o"])
+            .env("CLEAVE_CACHE_DIR", case.path(&format!("cache-{machine}")))
+            .env("CLEAVE_CACHE_HELPER", &helper)
+            .env("CLEAVE_HELPER_DIR", &kept)
+            .env("HOME", case.path(&format!("home-{machine}")))
+            .current_dir(case.tmp.path());
+        let (out, _) = bounded(command, LIMIT);
+        assert_success(&out);
+        out
+    };
+    cc("a");
+    // The helper's copy of the result now says the compile printed 65 MiB
+    // on stderr.
+    let mut forged = 0;
+    for dir in std::fs::read_dir(&kept).unwrap() {
+        let dir = dir.unwrap().path();
+        let sealed: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("entry.json")).unwrap()).unwrap();
+        if sealed["meta"]["extra"]["kind"] != "compile" {
+            continue;
+        }
+        let mut entry = Portable {
+            dir: dir.clone(),
+            meta: sealed["meta"].clone(),
+            files: serde_json::from_slice(&std::fs::read(dir.join("files.json")).unwrap()).unwrap(),
+        };
+        let printed = vec![b'!'; 65 << 20];
+        let blob = entry.blob(&printed);
+        let items = entry.files["trees"]["out"].as_array_mut().unwrap();
+        items.retain(|i| i["path"] != "stderr");
+        items.push(json!({
+            "type": "file", "path": "stderr", "blob": blob, "size": printed.len(),
+            "mode": 0o644, "mtime": [0, 0]
+        }));
+        entry.seal();
+        forged += 1;
+    }
+    assert_eq!(forged, 1);
+    std::fs::remove_file(case.path("x.o")).unwrap();
+    let b = cc("b");
+    assert!(
+        b.stderr.len() < 1 << 20,
+        "{} bytes on stderr",
+        b.stderr.len()
+    );
+    assert!(case.path("x.o").is_file());
+    let stats = case.cleave("b", &["cache", "stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["compile"]["hits"], 0, "{stats:#}");
+    let misses = &stats["compile"]["counts"]["misses"];
+    assert_eq!(misses["damaged entry recompiled"], 1, "{stats:#}");
 }

@@ -30,6 +30,10 @@ use crate::store::{Entry, EntryFiles, Incoming, Store};
 /// How many packs download at once.
 const PARALLEL_READS: usize = 4;
 
+/// One pack read done: its place in the list, the bytes it read, how it
+/// went.
+type PackDone = (usize, u64, Result<(), PackFailure>);
+
 /// Why a pack's blobs did not all arrive.
 enum PackFailure {
     /// The remote failed to deliver.
@@ -116,7 +120,7 @@ impl Tier {
         let deadline = self.deadline();
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let results: Mutex<Vec<(usize, u64, Result<(), PackFailure>)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<PackDone>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..PARALLEL_READS.min(reads.len()) {
                 scope.spawn(|| {

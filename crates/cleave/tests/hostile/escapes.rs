@@ -32,6 +32,9 @@ fn plant(entry: &mut Portable, file: &str, path: &str, bytes: &[u8]) {
     }]);
 }
 
+/// An edit that makes an entry hostile.
+type Edit<'a> = Box<dyn Fn(&mut Portable) + 'a>;
+
 /// B's build succeeded, refused the entry, built `multi-data` itself, and
 /// its packages are A's.
 fn refused_and_rebuilt(case: &Machines, machine: &str, printed: &str) {
@@ -57,7 +60,7 @@ fn a_sealed_package_entry_from_a_helper_cannot_choose_where_its_archive_goes() {
     let keys_file = victim.join("authorized_keys");
     let absolute = keys_file.display().to_string();
     let package = "multi-data-2.1.0-hb0f4dca_0.conda";
-    let variants: [(&str, Box<dyn Fn(&mut Portable)>); 4] = [
+    let variants: [(&str, Edit<'_>); 4] = [
         (
             "absolute",
             Box::new(|e| plant(e, &absolute, "authorized_keys", b"ssh-ed25519 attacker")),

@@ -24,7 +24,7 @@ use crate::store::{Entry, Store};
 pub mod answer;
 mod process;
 
-pub use answer::{Lookup, Mode};
+use answer::Lookup;
 
 /// The protocol version cleave speaks.
 pub const PROTOCOL: u32 = 1;

@@ -119,45 +119,64 @@ impl Source {
         match foreign::open_dir_or_file(path) {
             Ok(Some(Opened::Dir(dir))) => Ok(Source::Dir(dir)),
             Ok(Some(Opened::File(file))) => Ok(Source::Tar(file)),
-            Ok(None) => Err(damaged(shown, "is neither a directory nor a file".into())),
+            Ok(None) => Err(damaged(
+                shown,
+                "the entry named is neither a directory nor a regular file".into(),
+            )),
             Err(e) => Err(CacheError::io(format!("reading {}", path.display()))(e)),
         }
     }
 
-    /// `entry.json` or `files.json`, of at most `limit` bytes.
-    fn small(&self, name: &str, limit: u64, shown: &str) -> Result<Vec<u8>, CacheError> {
-        let refused = |e: ForeignError| match e {
+    /// `entry.json` and `files.json`, each of at most the size its format
+    /// allows (a tar's headers are read once for both).
+    fn entry_files(&self, shown: &str) -> Result<EntryFiles, CacheError> {
+        let refused = |name: &str, e: ForeignError| match e {
             ForeignError::Io(e) => CacheError::io(format!("reading {name} of {shown}"))(e),
             e => damaged(shown, format!("{name} {e}")),
         };
+        let names = [
+            ("entry.json", limits::ENTRY_JSON),
+            ("files.json", limits::FILES_JSON),
+        ];
+        let mut read = Vec::with_capacity(2);
         match self {
-            Source::Dir(dir) => match foreign::open_regular_at(dir, name) {
-                Ok(Some(mut file)) => foreign::read_limited(&mut file, limit).map_err(refused),
-                Ok(None) => Err(refused(ForeignError::NotRegular)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(refused(ForeignError::Missing))
+            Source::Dir(dir) => {
+                for (name, limit) in names {
+                    let bytes = match foreign::open_regular_at(dir, name) {
+                        Ok(Some(mut file)) => foreign::read_limited(&mut file, limit),
+                        Ok(None) => Err(ForeignError::NotRegular),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            Err(ForeignError::Missing)
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                    read.push(bytes.map_err(|e| refused(name, e))?);
                 }
-                Err(e) => Err(refused(e.into())),
-            },
+            }
             Source::Tar(file) => {
-                let mut found = None;
+                let mut found = [None, None];
                 for member in archive::members(file) {
                     let member = member.map_err(|e| tar_refused(e, shown))?;
-                    if member.name == name {
-                        found = Some(member);
+                    if let Some(i) = names.iter().position(|(name, _)| *name == member.name) {
+                        found[i] = Some(member);
                     }
                 }
-                let member = found.ok_or_else(|| refused(ForeignError::Missing))?;
-                if member.size > limit {
-                    return Err(refused(ForeignError::TooLarge { limit }));
+                for ((name, limit), member) in names.into_iter().zip(found) {
+                    let member = member.ok_or_else(|| refused(name, ForeignError::Missing))?;
+                    if member.size > limit {
+                        return Err(refused(name, ForeignError::TooLarge { limit }));
+                    }
+                    let mut bytes = Vec::with_capacity(member.size as usize);
+                    FileRange::new(file, member.offset, member.offset + member.size)
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| refused(name, e.into()))?;
+                    read.push(bytes);
                 }
-                let mut bytes = Vec::with_capacity(member.size as usize);
-                FileRange::new(file, member.offset, member.offset + member.size)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| refused(e.into()))?;
-                Ok(bytes)
             }
         }
+        let files = read.pop().unwrap_or_default();
+        let entry = read.pop().unwrap_or_default();
+        Ok(EntryFiles { entry, files })
     }
 
     /// Streams every blob in `wanted` (digest and the manifest's size)
@@ -256,15 +275,13 @@ fn tar_refused(e: archive::TarError, shown: &str) -> CacheError {
 pub fn import(store: &Store, path: &Path, key: Option<&Digest>) -> Result<Entry, CacheError> {
     let shown = key.map_or_else(|| path.display().to_string(), Digest::to_hex);
     let source = Source::open(path, &shown)?;
-    let entry = source.small("entry.json", limits::ENTRY_JSON, &shown)?;
-    let files = source.small("files.json", limits::FILES_JSON, &shown)?;
+    let files = source.entry_files(&shown)?;
     let key = match key {
         Some(key) => *key,
-        None => {
-            named_key(&entry).ok_or_else(|| damaged(&shown, "entry.json names no key".into()))?
-        }
+        None => named_key(&files.entry)
+            .ok_or_else(|| damaged(&shown, "entry.json names no key".into()))?,
     };
-    let incoming = Incoming::check(&key, EntryFiles { entry, files })?;
+    let incoming = Incoming::check(&key, files)?;
     let mut wanted: HashMap<Digest, u64> = incoming
         .manifest()
         .blobs()

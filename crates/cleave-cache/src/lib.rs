@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod portable;
 mod relocate;
 pub mod remote;
+mod shared_dir;
 pub mod store;
 
 pub use digest::Digest;

@@ -1,5 +1,5 @@
 //! What a tier talks to: a storage service through OpenDAL, or a shared
-//! directory through cleave's own [`Dir`] (which never follows a link).
+//! directory through cleave's own [`SharedDir`] (which never follows a link).
 //! Both answer the four requests a tier makes, with reads bounded: an
 //! object larger than its format allows is refused after at most that
 //! many bytes, and packs are read as a stream, never whole.
@@ -9,8 +9,8 @@ use std::io::Read;
 use futures::TryStreamExt;
 use opendal::{ErrorKind as DalKind, Operator};
 
-use super::dir::{Dir, DirError};
 use crate::foreign::FileRange;
+use crate::shared_dir::{SharedDir, SharedDirError};
 
 /// A remote's storage.
 #[derive(Clone)]
@@ -22,7 +22,7 @@ pub(super) enum Backend {
         blocking: opendal::blocking::Operator,
     },
     /// A shared directory.
-    Dir(Dir),
+    Dir(SharedDir),
 }
 
 /// Why a request gave nothing.
@@ -35,10 +35,10 @@ pub(super) enum Failure {
     TooLarge(String),
 }
 
-impl From<DirError> for Failure {
-    fn from(e: DirError) -> Failure {
+impl From<SharedDirError> for Failure {
+    fn from(e: SharedDirError) -> Failure {
         match e {
-            DirError::TooLarge(what) => Failure::TooLarge(what),
+            SharedDirError::TooLarge(what) => Failure::TooLarge(what),
             e => Failure::Service(chain(&e)),
         }
     }
@@ -71,7 +71,7 @@ pub(super) fn chain(error: &dyn std::error::Error) -> String {
 /// Runs a shared directory's call on a blocking thread: its deadline is
 /// the caller's, like any request's.
 async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, DirError> + Send + 'static,
+    call: impl FnOnce() -> Result<T, SharedDirError> + Send + 'static,
 ) -> Result<T, Failure> {
     match tokio::task::spawn_blocking(call).await {
         Ok(result) => result.map_err(Failure::from),

@@ -8,18 +8,20 @@
 //! store add to it without a lock; a line that does not parse is skipped.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
 
 use super::pack::Location;
 use crate::digest::Digest;
-use crate::foreign::{self, ForeignError, limits};
+use crate::foreign::limits;
+use crate::shared_dir::{SharedDir, SharedDirError};
 
 /// The record of one remote.
 #[derive(Debug)]
 pub struct Known {
-    path: PathBuf,
+    /// The store, whose files another user of it may have replaced: read
+    /// and written without following a link.
+    store: SharedDir,
+    /// The record, below the store.
+    path: String,
     blobs: Option<HashMap<Digest, Location>>,
 }
 
@@ -27,23 +29,21 @@ impl Known {
     /// The record of the remote shown as `url`, in the store at `store`.
     pub fn new(store: &std::path::Path, url: &str) -> Known {
         Known {
-            path: store
-                .join("remotes")
-                .join(Digest::of(url.as_bytes()).to_hex()),
+            store: SharedDir::new(store.to_path_buf()),
+            path: format!("remotes/{}", Digest::of(url.as_bytes()).to_hex()),
             blobs: None,
         }
     }
 
     fn load(&mut self) -> &mut HashMap<Digest, Location> {
         self.blobs.get_or_insert_with(|| {
-            // Another user of the store may have put anything here: read
-            // only a regular file, and at most the size of a record of
-            // some 400,000 blobs (a line is 150 bytes). A larger one
-            // starts afresh; anything else counts as empty.
-            let bytes = match foreign::read_regular(&self.path, limits::RECORD) {
-                Ok(bytes) => bytes,
-                Err(ForeignError::TooLarge { .. }) => {
-                    let _ = std::fs::remove_file(&self.path);
+            // Only a regular file, and at most the size of a record of
+            // some 400,000 blobs (a line is 150 bytes). A larger one starts
+            // afresh; anything else counts as empty.
+            let bytes = match self.store.read(&self.path, limits::RECORD) {
+                Ok(bytes) => bytes.unwrap_or_default(),
+                Err(SharedDirError::TooLarge(_)) => {
+                    let _ = self.store.remove(&self.path);
                     Vec::new()
                 }
                 Err(_) => Vec::new(),
@@ -83,18 +83,7 @@ impl Known {
         if lines.is_empty() {
             return;
         }
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&self.path)
-            && file.metadata().is_ok_and(|m| m.is_file())
-        {
-            let _ = file.write_all(lines.as_bytes());
-        }
+        let _ = self.store.append(&self.path, lines.as_bytes());
     }
 }
 

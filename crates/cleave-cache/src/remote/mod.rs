@@ -16,7 +16,6 @@ use std::time::Duration;
 use crate::error::CacheError;
 
 mod backend;
-mod dir;
 mod fetch;
 mod known;
 pub mod pack;

@@ -70,7 +70,7 @@ impl Tier {
             return Ok(backend.clone());
         }
         let backend = match self.config.url.dir() {
-            Some(root) => Backend::Dir(super::dir::Dir::new(root)),
+            Some(root) => Backend::Dir(crate::shared_dir::SharedDir::new(root)),
             None => {
                 // HTTP services need the process-wide transport; installing
                 // it twice keeps the first.

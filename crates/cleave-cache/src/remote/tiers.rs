@@ -6,6 +6,7 @@ use super::{RemoteConfig, RemoteError, TierStats, stats::SavedStats};
 use crate::digest::Digest;
 use crate::helper::{Helper, HelperConfig, HelperError};
 use crate::key::Inputs;
+use crate::shared_dir::SharedDir;
 use crate::store::{Entry, Store};
 
 /// The remotes of one process, in the order they are asked.
@@ -296,26 +297,23 @@ fn helper_failed(
 }
 
 /// Where a helper said it put an entry, kept beside the store for
-/// `cleave cache info`: written under a temporary name and renamed into
-/// place, so that a link planted at its name is replaced, not followed.
-/// Best effort: the entry is stored either way.
+/// `cleave cache info`, in `relocated/<key>`: written and read without
+/// following a link another user of the store may have put there. Best
+/// effort: the entry is stored either way.
 fn record_relocation(root: &std::path::Path, entry: &Entry, helper: &str, to: &str) {
-    let dir = root.join("relocated");
-    let _ = std::fs::create_dir_all(&dir);
     let text = serde_json::json!({ "helper": helper, "relocated_to": to });
-    if let Ok(mut temp) = tempfile::NamedTempFile::new_in(&dir)
-        && std::io::Write::write_all(&mut temp, text.to_string().as_bytes()).is_ok()
-    {
-        let _ = temp.persist(dir.join(entry.meta().key.to_hex()));
-    }
+    let path = format!("relocated/{}", entry.meta().key.to_hex());
+    let _ = SharedDir::new(root.to_path_buf()).write(&path, text.to_string().as_bytes());
 }
 
 /// Where helpers said they put the entry `key`, if one did: the helper
 /// and the place, as text to be shown (escaped when printed, see
 /// [`crate::foreign::printable`]).
 pub fn relocation(root: &std::path::Path, key: &Digest) -> Option<(String, String)> {
-    let path = root.join("relocated").join(key.to_hex());
-    let text = crate::foreign::read_regular(&path, crate::foreign::limits::RECORD).ok()?;
+    let path = format!("relocated/{}", key.to_hex());
+    let text = SharedDir::new(root.to_path_buf())
+        .read(&path, crate::foreign::limits::RECORD)
+        .ok()??;
     let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
     Some((
         value["helper"].as_str()?.to_string(),

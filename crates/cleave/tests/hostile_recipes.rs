@@ -1,0 +1,106 @@
+//! Recipes written to hurt the machine that renders them: `cleave render`
+//! ends each with a clear error naming the file (and, for recipe text, the
+//! line and column), never with a crash, a hang or memory run out.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+mod common;
+use common::stderr;
+
+/// How long a render may take before the test calls it hung; every case
+/// here ends in well under a second.
+const HUNG: Duration = Duration::from_secs(60);
+
+/// `cleave render -r DIR`, killed and failed if it has not ended by [`HUNG`].
+fn render(dir: &Path) -> Output {
+    render_with(Command::new(env!("CARGO_BIN_EXE_cleave")), dir)
+}
+
+fn render_with(mut command: Command, dir: &Path) -> Output {
+    let child = command
+        .arg("render")
+        .arg("-r")
+        .arg(dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cleave");
+    let pid = child.id();
+    // Output is read while waiting, so a long report cannot fill the pipe
+    // and stall cleave.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(HUNG) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("cleave render {} hung", dir.display());
+        }
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(made.success());
+}
+
+const RECIPE: &str = "package: {name: plain, version: '1.0'}\nbuild:\n  script: echo\n";
+
+#[test]
+fn a_fifo_beside_the_recipe_or_as_the_recipe_is_refused_at_once() {
+    for name in ["variants.yaml", "conda_build_config.yaml", "recipe.yaml"] {
+        let tmp = tempfile::tempdir().unwrap();
+        if name != "recipe.yaml" {
+            std::fs::write(tmp.path().join("recipe.yaml"), RECIPE).unwrap();
+        }
+        mkfifo(&tmp.path().join(name));
+        let output = render(tmp.path());
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{name} is a FIFO, not a regular file")),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn load_from_file_of_a_device_is_refused_before_reading() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("recipe.yaml"),
+        "context:\n  data: ${{ load_from_file('/dev/zero') }}\n\
+         package: {name: zero, version: '1.0'}\n",
+    )
+    .unwrap();
+    // Reading /dev/zero until memory runs out would take the machine with
+    // it: 2 GiB of address space is plenty for a render and ends such a
+    // read early.
+    let mut limited = Command::new("bash");
+    limited.args(["-c", "ulimit -v 2000000 && exec \"$0\" \"$@\""]);
+    limited.arg(env!("CARGO_BIN_EXE_cleave"));
+    let output = render_with(limited, tmp.path());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    // (miette wraps the message at 80 columns.)
+    assert!(err.contains("/dev/zero is a character"), "{err}");
+    assert!(err.contains("device, not a regular file"), "{err}");
+    assert!(err.contains("recipe.yaml:2:9"), "{err}");
+}
+
+#[test]
+fn a_recipe_larger_than_the_limit_is_refused_with_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(tmp.path().join("recipe.yaml")).unwrap();
+    // Sparse: 9 MiB that take no disk.
+    file.set_len(9 << 20).unwrap();
+    let output = render(tmp.path());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("recipe.yaml is larger than 8 MiB"), "{err}");
+}

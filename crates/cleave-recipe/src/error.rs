@@ -39,6 +39,12 @@ pub enum ProblemKind {
     /// YAML tags (`!!str`) are not part of the recipe format.
     #[error("YAML tags are not supported in recipes")]
     Tag,
+    /// Lists and mappings nested deeper than the reader allows.
+    #[error("lists and mappings nest more than {limit} deep here")]
+    TooDeep {
+        /// The deepest nesting read.
+        limit: usize,
+    },
     /// A list or mapping used as a mapping key.
     #[error("mapping keys must be plain strings")]
     ComplexKey,
@@ -246,6 +252,7 @@ fn default_label(kind: &ProblemKind) -> &'static str {
         ProblemKind::Cycle { .. } => "part of the cycle",
         ProblemKind::DuplicateOutput { .. } => "second output with this name",
         ProblemKind::Unsupported { .. } => "not supported",
+        ProblemKind::TooDeep { .. } => "too deep",
         _ => "here",
     }
 }

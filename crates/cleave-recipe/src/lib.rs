@@ -55,3 +55,4 @@ pub use parse::{IMPLICIT_CACHE_NAME, LoadError, Recipe, load, parse, recipe_dir}
 pub use render::{RenderConfig, RenderedRecipe, render};
 pub use source::SourceFile;
 pub use variant::{VariantConfig, VariantPlatforms, VariantValue};
+pub use yaml::MAX_DEPTH;

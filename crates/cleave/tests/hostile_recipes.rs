@@ -52,6 +52,23 @@ fn mkfifo(path: &Path) {
 const RECIPE: &str = "package: {name: plain, version: '1.0'}\nbuild:\n  script: echo\n";
 
 #[test]
+fn nesting_20000_deep_is_an_error_at_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "package: {{name: deep, version: '1.0'}}\nextra:\n  deep:\n    {}x\n",
+        "- ".repeat(20_000)
+    );
+    std::fs::write(tmp.path().join("recipe.yaml"), text).unwrap();
+    let output = render(tmp.path());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("nest more than 64 deep"), "{err}");
+    // The top mapping, `extra` and the first `- ` are 3; the 63rd `- `,
+    // at column 129, is the 65th.
+    assert!(err.contains("recipe.yaml:4:129"), "{err}");
+}
+
+#[test]
 fn a_fifo_beside_the_recipe_or_as_the_recipe_is_refused_at_once() {
     for name in ["variants.yaml", "conda_build_config.yaml", "recipe.yaml"] {
         let tmp = tempfile::tempdir().unwrap();

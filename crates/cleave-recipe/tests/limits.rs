@@ -1,0 +1,106 @@
+//! What recipe reading bounds: nesting depth. A recipe or variant file
+//! nested as deep as allowed renders (every step that walks the tree fits
+//! the stack of a test thread, 2 MiB, in a debug build); one nested deeper
+//! is an error at its place, never a crash.
+
+use std::path::PathBuf;
+
+use cleave_recipe::{
+    MAX_DEPTH, ProblemKind, RenderConfig, SourceFile, VariantConfig, VariantPlatforms,
+};
+use rattler_conda_types::Subdir;
+
+const LINUX: VariantPlatforms = VariantPlatforms {
+    target: Subdir::Linux64,
+    build: Subdir::Linux64,
+};
+
+/// A flow list nested `depth` deep around `inner`.
+fn nested(depth: usize, inner: &str) -> String {
+    format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// Selectors nested `levels` deep: each level is a mapping and a list.
+fn nested_selectors(levels: usize) -> String {
+    let mut text = String::from("zlib");
+    for _ in 0..levels {
+        text = format!("{{if: linux, then: [{text}]}}");
+    }
+    text
+}
+
+fn render(text: &str) -> Result<usize, cleave_recipe::RecipeErrors> {
+    let recipe = cleave_recipe::parse(SourceFile::new("recipe.yaml", text), PathBuf::from("."))?;
+    let mut config = RenderConfig::native();
+    config.target_platform = Subdir::Linux64;
+    Ok(cleave_recipe::render(&recipe, &config)?.outputs.len())
+}
+
+#[test]
+fn a_recipe_nested_up_to_the_limit_renders() {
+    // `extra`, a context value and host requirements, each as deep as the
+    // limit allows: the top mapping and the section count.
+    let text = format!(
+        "context:\n  deep: {}\npackage: {{name: deep, version: '1'}}\n\
+         requirements:\n  host:\n    - {}\nextra:\n  deep: {}\n",
+        nested(MAX_DEPTH - 2, "x"),
+        nested_selectors((MAX_DEPTH - 4) / 2),
+        nested(MAX_DEPTH - 2, "'${{ deep }}'"),
+    );
+    assert_eq!(render(&text).unwrap(), 1);
+}
+
+#[test]
+fn a_recipe_nested_deeper_is_an_error_at_its_place() {
+    // Block lists 20,000 deep: 40 KB.
+    let text = format!(
+        "package: {{name: deep, version: '1'}}\nrequirements:\n  host:\n    - {}zlib\n",
+        "- ".repeat(20_000)
+    );
+    let errors = render(&text).unwrap_err();
+    let problem = &errors.problems()[0];
+    assert_eq!(problem.kind, ProblemKind::TooDeep { limit: MAX_DEPTH });
+    assert_eq!(problem.source_name(), "recipe.yaml");
+    let source = SourceFile::new("recipe.yaml", text.as_str());
+    assert_eq!(
+        source.line_col(problem.span.offset()),
+        (4, 5 + 2 * (MAX_DEPTH - 2))
+    );
+    assert_eq!(source.slice(problem.span), "-");
+    // Flow collections stop earlier, at the YAML scanner's own limit.
+    let text = format!(
+        "package: {{name: deep, version: '1'}}\nrequirements:\n  host:\n    - {}\n",
+        nested_selectors(20_000)
+    );
+    let errors = render(&text).unwrap_err();
+    let problem = &errors.problems()[0];
+    assert!(
+        matches!(&problem.kind, ProblemKind::Yaml(m) if m.contains("recursion limit")),
+        "{problem}"
+    );
+    assert_eq!(source.line_col(problem.span.offset()).0, 4);
+}
+
+#[test]
+fn variant_files_nested_deeper_are_an_error_at_their_place() {
+    for name in ["variants.yaml", "conda_build_config.yaml"] {
+        let deep = format!("python:\n  - {}\n", "- ".repeat(20_000));
+        let errors = VariantConfig::parse(&SourceFile::new(name, deep.as_str()), LINUX)
+            .expect_err("too deep");
+        let problem = &errors.problems()[0];
+        assert_eq!(problem.kind, ProblemKind::TooDeep { limit: MAX_DEPTH });
+        assert_eq!(problem.source_name(), name);
+        let source = SourceFile::new(name, deep.as_str());
+        assert_eq!(source.line_col(problem.span.offset()).0, 2);
+        // As deep as allowed: read (and refused for not being a value,
+        // which is what a list in a list is).
+        let ok = format!("python:\n  - {}\n", nested(MAX_DEPTH - 2, "'3.12'"));
+        let errors = VariantConfig::parse(&SourceFile::new(name, ok.as_str()), LINUX)
+            .expect_err("not a value");
+        assert!(matches!(
+            errors.problems()[0].kind,
+            ProblemKind::WrongType { .. }
+        ));
+    }
+}
+

@@ -1,7 +1,9 @@
-//! What recipe reading bounds: nesting depth. A recipe or variant file
-//! nested as deep as allowed renders (every step that walks the tree fits
-//! the stack of a test thread, 2 MiB, in a debug build); one nested deeper
-//! is an error at its place, never a crash.
+//! What recipe reading bounds: nesting depth and template steps. A recipe
+//! or variant file nested as deep as allowed renders (every step that walks
+//! the tree fits the stack of a test thread, 2 MiB, in a debug build); one
+//! nested deeper is an error at its place, never a crash. A template that
+//! would run for ever, recurse without end or build a value too deep to
+//! walk is stopped with an error.
 
 use std::path::PathBuf;
 
@@ -104,3 +106,59 @@ fn variant_files_nested_deeper_are_an_error_at_their_place() {
     }
 }
 
+/// The first problem of rendering a recipe whose context entry `x` is
+/// `value`.
+fn context_problem(value: &str) -> cleave_recipe::Problem {
+    let text = format!(
+        "context:\n  x: {value}\npackage: {{name: t, version: '1'}}\nabout:\n  summary: ${{{{ x }}}}\n"
+    );
+    let errors = render(&text).expect_err("the template cannot finish");
+    errors.problems()[0].clone()
+}
+
+#[test]
+fn a_template_that_runs_for_ever_is_stopped() {
+    // 10^10 steps.
+    let problem = context_problem(
+        "\"${% for i in range(100000) %}${% for j in range(100000) %}${{ '' }}${% endfor %}${% endfor %}\"",
+    );
+    assert!(problem.to_string().contains("fuel"), "{problem}");
+    assert!(
+        problem
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("10000 steps")),
+        "{problem:?}"
+    );
+}
+
+#[test]
+fn a_template_cannot_build_a_value_deeper_than_its_steps() {
+    // A value one level deeper per turn of a loop: stopped before it is
+    // deep enough to overflow what walks it.
+    let problem = context_problem(
+        "\"${% set ns = namespace(v=[]) %}${% for i in range(100000) %}${% set ns.v = [ns.v] %}${% endfor %}${{ ns.v | length }}\"",
+    );
+    assert!(problem.to_string().contains("fuel"), "{problem}");
+}
+
+#[test]
+fn macros_calling_themselves_are_stopped() {
+    let problem = context_problem("\"${% macro f(n) %}${{ f(n + 1) }}${% endmacro %}${{ f(0) }}\"");
+    assert!(problem.to_string().contains("recursion"), "{problem}");
+}
+
+#[test]
+fn an_expression_nested_too_deep_is_an_error() {
+    let problem = context_problem(&format!("\"${{{{ {} }}}}\"", nested(10_000, "1")));
+    assert!(problem.to_string().contains("recursion"), "{problem}");
+}
+
+#[test]
+fn a_template_nested_as_deep_as_the_template_parser_allows_renders() {
+    let text = format!(
+        "context:\n  x: \"${{{{ {} | length }}}}\"\npackage: {{name: t, version: '1'}}\n",
+        nested(49, "1")
+    );
+    assert_eq!(render(&text).unwrap(), 1);
+}

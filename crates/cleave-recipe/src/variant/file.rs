@@ -149,7 +149,7 @@ fn render_template(text: &str, platforms: VariantPlatforms) -> Result<String, St
 fn lenient_environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
+        let mut env = crate::jinja::bounded_environment();
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.add_function("environ_get", |name: String, default: Option<String>| {
             std::env::var(name).ok().or(default).unwrap_or_default()

@@ -45,6 +45,20 @@ pub enum ProblemKind {
         /// The deepest nesting read.
         limit: usize,
     },
+    /// Variant keys that multiply into more renders than a recipe may have.
+    #[error(
+        "rendering `{output}` would make at least {count} variants, more than the {limit} a recipe may have: {keys}"
+    )]
+    TooManyVariants {
+        /// The output being rendered.
+        output: String,
+        /// How many variants the recipe would have.
+        count: String,
+        /// The limit.
+        limit: u64,
+        /// The keys that multiplied, with their counts.
+        keys: String,
+    },
     /// A list or mapping used as a mapping key.
     #[error("mapping keys must be plain strings")]
     ComplexKey,
@@ -253,6 +267,7 @@ fn default_label(kind: &ProblemKind) -> &'static str {
         ProblemKind::DuplicateOutput { .. } => "second output with this name",
         ProblemKind::Unsupported { .. } => "not supported",
         ProblemKind::TooDeep { .. } => "too deep",
+        ProblemKind::TooManyVariants { .. } => "this output",
         _ => "here",
     }
 }

@@ -52,7 +52,7 @@ mod yaml;
 pub use error::{Problem, ProblemKind, RecipeErrors};
 pub use input::{MAX_FILE_SIZE, ReadFileError, read_file};
 pub use parse::{IMPLICIT_CACHE_NAME, LoadError, Recipe, load, parse, recipe_dir};
-pub use render::{RenderConfig, RenderedRecipe, render};
+pub use render::{MAX_VARIANTS, RenderConfig, RenderedRecipe, render};
 pub use source::SourceFile;
 pub use variant::{VariantConfig, VariantPlatforms, VariantValue};
 pub use yaml::MAX_DEPTH;

@@ -162,3 +162,65 @@ fn a_template_nested_as_deep_as_the_template_parser_allows_renders() {
     );
     assert_eq!(render(&text).unwrap(), 1);
 }
+
+/// Variants of `keys` keys with `values` values each, and a recipe whose
+/// one output reads them all.
+fn multiplying(keys: usize, values: usize) -> (String, VariantConfig) {
+    let mut variants = String::new();
+    let mut reads = Vec::new();
+    for k in 0..keys {
+        let list: Vec<String> = (0..values).map(|v| format!("'{v}'")).collect();
+        variants.push_str(&format!("key{k}: [{}]\n", list.join(", ")));
+        reads.push(format!("${{{{ key{k} }}}}"));
+    }
+    let recipe = format!(
+        "package:\n  name: many\n  version: '1.0'\nabout:\n  summary: \"{}\"\n",
+        reads.join(" ")
+    );
+    let config = VariantConfig::parse(&SourceFile::new("variants.yaml", variants), LINUX).unwrap();
+    (recipe, config)
+}
+
+#[test]
+fn keys_that_multiply_past_the_limit_are_named_before_their_variants_render() {
+    let (text, variants) = multiplying(5, 10);
+    let recipe = cleave_recipe::parse(
+        SourceFile::new("recipe.yaml", text.as_str()),
+        PathBuf::from("."),
+    )
+    .unwrap();
+    let mut config = RenderConfig::native();
+    config.variants = variants;
+    let errors = cleave_recipe::render(&recipe, &config).unwrap_err();
+    let problem = &errors.problems()[0];
+    // The first four keys promise 10,000: counted before rendering them,
+    // not by rendering up to the limit (which would say 4097).
+    assert_eq!(
+        problem.to_string(),
+        "rendering `many` would make at least 10000 variants, more than the 4096 a recipe \
+         may have: it multiplies key0 (10) × key1 (10) × key2 (10) × key3 (10)"
+    );
+    let source = SourceFile::new("recipe.yaml", text.as_str());
+    assert_eq!(source.slice(problem.span), "many");
+    assert_eq!(source.line_col(problem.span.offset()), (2, 9));
+    assert!(problem.help.as_deref().unwrap().contains("zip_keys"));
+}
+
+#[test]
+fn keys_within_the_limit_render_every_variant() {
+    let (text, variants) = multiplying(3, 4);
+    let recipe = cleave_recipe::parse(
+        SourceFile::new("recipe.yaml", text.as_str()),
+        PathBuf::from("."),
+    )
+    .unwrap();
+    let mut config = RenderConfig::native();
+    config.variants = variants;
+    assert_eq!(
+        cleave_recipe::render(&recipe, &config)
+            .unwrap()
+            .outputs
+            .len(),
+        64
+    );
+}

@@ -44,6 +44,15 @@ fn render_with(mut command: Command, dir: &Path) -> Output {
     }
 }
 
+/// The report with miette's wrapping at 80 columns undone.
+fn unwrap(report: &str) -> String {
+    report
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
     assert!(made.success());
@@ -104,9 +113,10 @@ fn load_from_file_of_a_device_is_refused_before_reading() {
     let output = render_with(limited, tmp.path());
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    // (miette wraps the message at 80 columns.)
-    assert!(err.contains("/dev/zero is a character"), "{err}");
-    assert!(err.contains("device, not a regular file"), "{err}");
+    assert!(
+        unwrap(&err).contains("/dev/zero is a character device, not a regular file"),
+        "{err}"
+    );
     assert!(err.contains("recipe.yaml:2:9"), "{err}");
 }
 
@@ -120,4 +130,42 @@ fn a_recipe_larger_than_the_limit_is_refused_with_the_limit() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains("recipe.yaml is larger than 8 MiB"), "{err}");
+}
+
+#[test]
+fn variant_keys_that_multiply_past_the_limit_are_an_error_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Five keys of ten values: 100,000 variants, and one key of 200,000.
+    let mut variants = String::new();
+    for k in 0..5 {
+        let values: Vec<String> = (0..10).map(|v| format!("'{v}'")).collect();
+        variants.push_str(&format!("key{k}: [{}]\n", values.join(", ")));
+    }
+    let values: Vec<String> = (0..200_000).map(|v| format!("'{v}'")).collect();
+    variants.push_str(&format!("wide: [{}]\n", values.join(", ")));
+    std::fs::write(tmp.path().join("variants.yaml"), variants).unwrap();
+    let recipe = |summary: &str| {
+        format!("package:\n  name: many\n  version: '1.0'\nabout:\n  summary: \"{summary}\"\n")
+    };
+    std::fs::write(
+        tmp.path().join("recipe.yaml"),
+        recipe("${{ key0 }} ${{ key1 }} ${{ key2 }} ${{ key3 }} ${{ key4 }}"),
+    )
+    .unwrap();
+    let output = render(tmp.path());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("recipe.yaml:2:9"), "{err}");
+    let flat = unwrap(&err);
+    assert!(
+        flat.contains("key0 (10) × key1 (10) × key2 (10) × key3 (10)"),
+        "{err}"
+    );
+    std::fs::write(tmp.path().join("recipe.yaml"), recipe("${{ wide }}")).unwrap();
+    let output = render(tmp.path());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let flat = unwrap(&err);
+    assert!(flat.contains("at least 200000 variants"), "{err}");
+    assert!(flat.contains("wide (200000)"), "{err}");
 }

@@ -294,6 +294,11 @@ impl Diagnostic for Problem {
     }
 }
 
+/// How many problems a report shows; the others are counted, not shown.
+/// Showing one costs a scan of the file up to it, so a file of thousands
+/// of errors (generated, or written to hurt) would take minutes to report.
+pub const SHOWN_PROBLEMS: usize = 100;
+
 /// Every problem found in a recipe, in source order.
 #[derive(Debug, Clone)]
 pub struct RecipeErrors {
@@ -348,10 +353,14 @@ impl fmt::Display for RecipeErrors {
             n => write!(f, "{name}: {n} errors")?,
         }
         match warnings {
-            0 => Ok(()),
-            1 => write!(f, ", 1 warning"),
-            n => write!(f, ", {n} warnings"),
+            0 => {}
+            1 => write!(f, ", 1 warning")?,
+            n => write!(f, ", {n} warnings")?,
         }
+        if self.problems.len() > SHOWN_PROBLEMS {
+            write!(f, " (the first {SHOWN_PROBLEMS} shown)")?;
+        }
+        Ok(())
     }
 }
 
@@ -359,7 +368,12 @@ impl std::error::Error for RecipeErrors {}
 
 impl Diagnostic for RecipeErrors {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+        Some(Box::new(
+            self.problems
+                .iter()
+                .take(SHOWN_PROBLEMS)
+                .map(|p| p as &dyn Diagnostic),
+        ))
     }
 }
 

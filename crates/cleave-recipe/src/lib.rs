@@ -49,7 +49,7 @@ mod template;
 mod variant;
 mod yaml;
 
-pub use error::{Problem, ProblemKind, RecipeErrors};
+pub use error::{Problem, ProblemKind, RecipeErrors, SHOWN_PROBLEMS};
 pub use input::{MAX_FILE_SIZE, ReadFileError, read_file};
 pub use parse::{IMPLICIT_CACHE_NAME, LoadError, Recipe, load, parse, recipe_dir};
 pub use render::{MAX_VARIANTS, RenderConfig, RenderedRecipe, render};

@@ -169,3 +169,38 @@ fn variant_keys_that_multiply_past_the_limit_are_an_error_naming_them() {
     assert!(flat.contains("at least 200000 variants"), "{err}");
     assert!(flat.contains("wide (200000)"), "{err}");
 }
+
+#[test]
+fn thousands_of_errors_are_counted_and_the_first_hundred_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::from("package: {name: typos, version: '1.0'}\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("bogus{i}: 1\n"));
+    }
+    std::fs::write(tmp.path().join("recipe.yaml"), text).unwrap();
+    let output = render(tmp.path());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("20000 errors (the first 100 shown)"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert_eq!(err.matches("unknown key `bogus").count(), 100);
+    assert!(err.contains("unknown key `bogus99`"));
+}
+
+#[test]
+fn warnings_beyond_the_first_hundred_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::from("package: {name: names, version: '1.0'}\nbuild:\n  script:\n");
+    for i in 0..150 {
+        text.push_str(&format!("    - echo ${{{{ nosuch{i} }}}}\n"));
+    }
+    std::fs::write(tmp.path().join("recipe.yaml"), text).unwrap();
+    let output = render(tmp.path());
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert_eq!(err.matches("is not a recipe variable").count(), 100);
+    assert!(err.contains("50 more warnings not shown"), "{err}");
+}

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use cleave_recipe::{
-    LoadError, RenderConfig, RenderedRecipe, SourceFile, VariantConfig, VariantPlatforms,
+    LoadError, RenderConfig, RenderedRecipe, SHOWN_PROBLEMS, SourceFile, VariantConfig,
+    VariantPlatforms,
 };
 use miette::{Context, IntoDiagnostic};
 use rattler_conda_types::Subdir;
@@ -58,8 +59,16 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
     }
     match cleave_recipe::render(&recipe, &config) {
         Ok(mut recipe) => {
-            for warning in &recipe.warnings {
+            for warning in recipe.warnings.iter().take(SHOWN_PROBLEMS) {
                 super::print_report(&miette::Report::new(warning.clone()));
+            }
+            if let Some(more) = recipe.warnings.len().checked_sub(SHOWN_PROBLEMS)
+                && more > 0
+            {
+                super::print_report(&miette::miette!(
+                    severity = miette::Severity::Warning,
+                    "{more} more warnings not shown"
+                ));
             }
             // Scripts and `patch` run in the work dir: relative recipe
             // paths would not resolve there.

@@ -144,6 +144,18 @@ impl Backend {
         }
     }
 
+    /// The size of the object at `path`, for a worker thread: `None` if
+    /// it is not there. A shared directory's object is not asked for its
+    /// size: a read of it ends where the file does, which its reader sees.
+    pub(super) fn size(&self, path: &str) -> Result<Option<u64>, Failure> {
+        match self {
+            Backend::Dal { blocking, .. } => {
+                Ok(dal(blocking.stat(path))?.map(|meta| meta.content_length()))
+            }
+            Backend::Dir(_) => Ok(None),
+        }
+    }
+
     /// A stream of the bytes `start..end` of the object at `path`, for a
     /// worker thread (never a runtime's own): `None` if the object is not
     /// there. A stream shorter than the range ends early; the caller

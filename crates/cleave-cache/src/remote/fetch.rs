@@ -227,10 +227,19 @@ fn take_pack(
             "reading a pack: not done within {} s",
             timeout.as_secs()
         ))),
+        // A service that answers a range past an object's end with what
+        // there is reports a short read; the object's size tells a pack
+        // that is too short (damage) from a transfer cut short.
+        Some(_) if is_short(backend, &pack::pack_path(&pack), read.end) => Err(missing()),
         Some(e) => Err(PackFailure::Service(format!("reading a pack: {e}"))),
         None => result,
     };
     (source.read, result)
+}
+
+/// Whether the object at `path` ends before `end`.
+fn is_short(backend: &Backend, path: &str, end: u64) -> bool {
+    matches!(backend.size(path), Ok(Some(size)) if size < end)
 }
 
 /// A range past an object's end, as OpenDAL reports it through a stream.

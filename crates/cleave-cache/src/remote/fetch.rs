@@ -101,7 +101,11 @@ impl Tier {
             Err(PackFailure::Damaged(reason)) => return Err(damaged(reason)),
             Err(PackFailure::Local(e)) => return Err(RemoteError::Store(e)),
         }
-        let entry = store.admit(incoming)?;
+        let fetched = reads
+            .iter()
+            .flat_map(|read| read.frames.iter().map(|(location, _)| location.blob))
+            .collect();
+        let entry = store.admit_fetched(incoming, &fetched)?;
         self.known.record(&locations);
         self.stats.hits += 1;
         Ok(Some(entry))

@@ -1,7 +1,7 @@
 //! One remote: its operator with timeouts and retries, and an entry's trip
 //! to it and back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::backend::{Backend, Failure};
 use super::known::Known;
-use super::pack::{self, Index, PackWriter};
+use super::pack::{self, Index, Location, PackWriter};
 use super::reapi;
 use super::{Mode, RemoteConfig, RemoteError, TierStats, scrub};
 use crate::digest::Digest;
@@ -228,6 +228,9 @@ impl Tier {
                 new.push((blob, size));
             }
         }
+        // Packs upload while the next is compressed, at most
+        // PARALLEL_WRITES at once (each held whole until it is sent).
+        let mut writes: VecDeque<PackWrite> = VecDeque::new();
         for chunk in chunks(&new, self.config.pack_size) {
             let frames: Vec<Result<(Digest, Vec<u8>), RemoteError>> = chunk
                 .par_iter()
@@ -246,13 +249,21 @@ impl Tier {
                 writer.push(blob, &frame);
             }
             let (pack, bytes, packed) = writer.finish();
+            if writes.len() >= PARALLEL_WRITES
+                && let Some(oldest) = writes.pop_front()
+            {
+                locations.extend(self.written(runtime, &key, oldest, &mut writes)?);
+            }
             let size = bytes.len() as u64;
-            let write = backend.write(pack::pack_path(&pack), bytes);
-            self.request(runtime, "writing a pack", write)
-                .map_err(|f| self.failed(&key, f))?;
-            self.stats.bytes_up += size;
-            self.known.record(&packed);
-            locations.extend(packed);
+            let (backend, deadline) = (backend.clone(), self.deadline());
+            let task = runtime.spawn(async move {
+                let write = backend.write(pack::pack_path(&pack), bytes);
+                tokio::time::timeout(deadline, write).await
+            });
+            writes.push_back(PackWrite { size, packed, task });
+        }
+        while let Some(oldest) = writes.pop_front() {
+            locations.extend(self.written(runtime, &key, oldest, &mut writes)?);
         }
         let index = Index {
             format: 1,
@@ -280,6 +291,54 @@ impl Tier {
         self.stats.bytes_up += size;
         self.stats.uploads += 1;
         Ok(Pushed::Uploaded)
+    }
+}
+
+/// How many packs upload at once.
+const PARALLEL_WRITES: usize = 2;
+
+/// A pack on its way up: its size, the blobs it holds, and the write.
+struct PackWrite {
+    size: u64,
+    packed: Vec<Location>,
+    task: tokio::task::JoinHandle<Result<Result<(), Failure>, tokio::time::error::Elapsed>>,
+}
+
+impl Tier {
+    /// Waits for one pack's write, bounded by the deadline of one request:
+    /// the blobs it holds. A failure stops the writes still in `rest`.
+    fn written(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        key: &Digest,
+        write: PackWrite,
+        rest: &mut VecDeque<PackWrite>,
+    ) -> Result<Vec<Location>, RemoteError> {
+        let started = Instant::now();
+        let done = runtime.block_on(write.task);
+        self.stats.requests += 1;
+        self.stats.wait_ms += started.elapsed().as_millis() as u64;
+        let failure = match done {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(Failure::Service(reason)))) => {
+                Some(Failure::Service(format!("writing a pack: {reason}")))
+            }
+            Ok(Ok(Err(too_large))) => Some(too_large),
+            Ok(Err(_)) => Some(Failure::Service(format!(
+                "writing a pack: no answer within {} s",
+                self.deadline().as_secs()
+            ))),
+            Err(e) => Some(Failure::Service(format!("writing a pack: {e}"))),
+        };
+        if let Some(failure) = failure {
+            for other in rest.drain(..) {
+                other.task.abort();
+            }
+            return Err(self.failed(key, failure));
+        }
+        self.stats.bytes_up += write.size;
+        self.known.record(&write.packed);
+        Ok(write.packed)
     }
 }
 

@@ -7,8 +7,11 @@
 //! records and pass [`Manifest::check`], and every blob must hash to its
 //! digest before it is written into the store.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
+
+use rayon::prelude::*;
 
 use super::io::{digest_of, remove_any};
 use super::{CHUNK, Entry, Store};
@@ -168,12 +171,42 @@ impl Store {
     /// [`Store::put`] would have stored it. Every blob is checked first, so
     /// an entry that is admitted restores unless this disk fails.
     pub fn admit(&self, incoming: Incoming) -> Result<Entry, CacheError> {
+        self.admit_fetched(incoming, &HashSet::new())
+    }
+
+    /// [`Store::admit`] of an entry whose blobs in `fetched` this process
+    /// has just written with [`Store::add_blob_from`], which hashed each on
+    /// its way in: those are only checked to be there, regular files of the
+    /// manifest's size, not read a second time (a remote hit would
+    /// otherwise read every byte once more before its restore reads them
+    /// again). The others are hashed, each once, on all cores.
+    pub fn admit_fetched(
+        &self,
+        incoming: Incoming,
+        fetched: &HashSet<Digest>,
+    ) -> Result<Entry, CacheError> {
         let key = incoming.meta.key;
         let _lock = self.shared_lock()?;
-        for (digest, _) in incoming.manifest.blobs() {
-            self.check_blob(&digest, &key)?;
-        }
+        let blobs: HashMap<Digest, u64> = incoming.manifest.blobs().collect();
+        blobs.par_iter().try_for_each(|(digest, size)| {
+            if fetched.contains(digest) {
+                self.check_present(digest, *size, &key)
+            } else {
+                self.check_blob(digest, &key)
+            }
+        })?;
         self.install(&incoming.files.files, &incoming.files.entry, incoming.meta)
+    }
+
+    /// Checks that a blob is a regular file of `size` bytes.
+    fn check_present(&self, digest: &Digest, size: u64, key: &Digest) -> Result<(), CacheError> {
+        match std::fs::symlink_metadata(self.blob_path(digest)) {
+            Ok(meta) if meta.is_file() && meta.len() == size => Ok(()),
+            _ => Err(CacheError::Damaged {
+                key: key.to_hex(),
+                reason: format!("blob {digest} is missing or not the size the manifest gives"),
+            }),
+        }
     }
 
     /// Checks one blob's contents against its digest.

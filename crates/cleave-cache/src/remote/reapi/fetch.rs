@@ -2,7 +2,8 @@
 //! the Trees of the trees whose blobs this store lacks, then those blobs,
 //! a bounded number of requests in flight, each batch written into the
 //! store (and checked against its BLAKE3 digest) while the next ones
-//! download.
+//! download; a blob too large for a batch streams from ByteStream into
+//! the store, message by message, never held whole.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -27,8 +28,9 @@ pub enum Outcome {
     /// The server has no result for the key, or some blob of it was
     /// collected: the entry is built here.
     Miss,
-    /// Every blob is in the store; the entry is ready to admit.
-    Found(Box<Incoming>),
+    /// Every blob is in the store; the entry is ready to admit. With the
+    /// blobs this lookup wrote, each checked on its way in.
+    Found(Box<Incoming>, HashSet<Digest>),
 }
 
 /// Reads `digests` whatever their size, in as few requests as the batch
@@ -148,8 +150,9 @@ pub async fn fetch(
             blobs.push((located[path].clone(), *blob));
         }
     }
+    let fetched = blobs.iter().map(|(_, blob)| *blob).collect();
     if download(client, caps, ctx, store, key, blobs).await? {
-        Ok(Outcome::Found(Box::new(incoming)))
+        Ok(Outcome::Found(Box::new(incoming), fetched))
     } else {
         Ok(Outcome::Miss)
     }
@@ -200,11 +203,12 @@ async fn download(
         tasks.spawn(async move {
             let _permit = permit;
             let digests: Vec<Sha> = job.iter().map(|(sha, _)| sha.clone()).collect();
-            let read = if job.len() == 1 && !fits_batch(digests[0].size, caps.batch_limit) {
-                client.read_stream(&digests[0]).await.map(|b| vec![b])
-            } else {
-                client.read_batch(&digests).await
-            };
+            if let [(sha, blob)] = job.as_slice()
+                && !fits_batch(sha.size, caps.batch_limit)
+            {
+                return stream_into(&client, &ctx, store, key, sha.clone(), *blob).await;
+            }
+            let read = client.read_batch(&digests).await;
             let read = read.map_err(|e| ctx.service("reading blobs", &e))?;
             let mut bytes = Vec::with_capacity(read.len());
             for got in read {
@@ -232,6 +236,75 @@ async fn download(
         outcome = merge(outcome, done, ctx);
     }
     outcome
+}
+
+/// Reads one blob a batch cannot hold through ByteStream straight into the
+/// store: each message goes to a blocking thread that hashes and writes
+/// it, so that the blob is never held whole.
+async fn stream_into(
+    client: &Client,
+    ctx: &Context,
+    store: Store,
+    key: Digest,
+    sha: Sha,
+    blob: Digest,
+) -> Result<Got, RemoteError> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let size = sha.size;
+    let writer = tokio::task::spawn_blocking(move || {
+        store.add_blob_from(&key, &blob, size, &mut Received::new(receiver))
+    });
+    let read = client.read_stream_to(&sha, sender).await;
+    let written = writer.await;
+    // The transfer's failure, or a blob the server lacks, explains what
+    // the writer made of the bytes it got.
+    match read {
+        Err(e) => return Err(ctx.service("reading blobs", &e)),
+        Ok(false) => return Ok(Got::Missing),
+        Ok(true) => {}
+    }
+    let written = written.map_err(|e| ctx.service("storing blobs", &e))?;
+    written.map_err(|e| match e.kind() {
+        crate::ErrorKind::Damaged => ctx.damaged(e.to_string()),
+        _ => RemoteError::Store(e),
+    })?;
+    Ok(Got::Stored)
+}
+
+/// The messages of a ByteStream read as a `Read`, for a blocking thread:
+/// it ends when the read does.
+struct Received {
+    receiver: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    message: Vec<u8>,
+    at: usize,
+}
+
+impl Received {
+    fn new(receiver: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Received {
+        Received {
+            receiver,
+            message: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl std::io::Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.message.len() {
+            match self.receiver.blocking_recv() {
+                Some(message) => {
+                    self.message = message;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.message.len() - self.at);
+        buf[..n].copy_from_slice(&self.message[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Folds one finished download into the outcome so far: the first error

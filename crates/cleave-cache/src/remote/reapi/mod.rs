@@ -160,8 +160,8 @@ impl Session {
                 self.stale.insert(*key);
                 Ok(None)
             }
-            fetch::Outcome::Found(incoming) => {
-                let entry = store.admit(*incoming)?;
+            fetch::Outcome::Found(incoming, fetched) => {
+                let entry = store.admit_fetched(*incoming, &fetched)?;
                 stats.hits += 1;
                 Ok(Some(entry))
             }

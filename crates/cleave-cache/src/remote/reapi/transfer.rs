@@ -216,10 +216,31 @@ impl Client {
         Ok(out)
     }
 
-    /// Reads one blob through ByteStream: its bytes, or `None` where the
-    /// server does not have it. Each message must come within the timeout,
-    /// and no more bytes than the digest's size are taken.
+    /// Reads one blob through ByteStream, whole: `None` if the server
+    /// lacks it. For what must be held anyway (an entry's files, a Tree).
     pub async fn read_stream(&self, digest: &Sha) -> Result<Option<Vec<u8>>, Failure> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let collect = async {
+            let mut bytes = Vec::with_capacity(digest.size.min(MAX_BATCH as u64) as usize);
+            while let Some(data) = receiver.recv().await {
+                bytes.extend_from_slice(&data);
+            }
+            bytes
+        };
+        let (found, bytes) = tokio::join!(self.read_stream_to(digest, sender), collect);
+        Ok(found?.then_some(bytes))
+    }
+
+    /// Reads one blob through ByteStream into `sink`, message by message,
+    /// never held whole: false if the server lacks it. It sends no more
+    /// than the blob's size and fails unless it sent exactly that, all
+    /// within the budget of its size; a sink that stops taking ends the
+    /// read (whoever reads it says why).
+    pub async fn read_stream_to(
+        &self,
+        digest: &Sha,
+        sink: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<bool, Failure> {
         let request = ReadRequest {
             resource_name: self.resource(&format!("blobs/{}/{}", digest.hash, digest.size)),
             read_offset: 0,
@@ -230,10 +251,10 @@ impl Client {
             .await
         {
             Ok(stream) => stream,
-            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(e),
         };
-        let mut bytes = Vec::with_capacity(digest.size.min(MAX_BATCH as u64) as usize);
+        let mut sent: u64 = 0;
         // A server that drips bytes still ends: the whole read has the
         // budget of a write of its size.
         let ends = tokio::time::Instant::now() + self.budget(digest.size);
@@ -245,29 +266,31 @@ impl Client {
             {
                 Ok(Ok(Some(message))) => message,
                 Ok(Ok(None)) => break,
-                Ok(Err(status)) if status.code() == Code::NotFound => return Ok(None),
+                Ok(Err(status)) if status.code() == Code::NotFound => return Ok(false),
                 Ok(Err(status)) => return Err(Failure::Status(status)),
                 Err(_) => return Err(Failure::Timeout),
             };
             Counts::add(&self.counts.bytes_down, message.data.len() as u64);
-            if (bytes.len() + message.data.len()) as u64 > digest.size {
+            sent = sent.saturating_add(message.data.len() as u64);
+            if sent > digest.size {
                 return Err(garbage(format!(
                     "ByteStream gave more than {} bytes for blob {digest}",
                     digest.size
                 )));
             }
-            bytes.extend_from_slice(&message.data);
+            if sink.send(message.data).await.is_err() {
+                return Ok(true);
+            }
         }
         if tokio::time::Instant::now() >= ends {
             return Err(Failure::Timeout);
         }
-        if bytes.len() as u64 != digest.size {
+        if sent != digest.size {
             return Err(garbage(format!(
-                "ByteStream gave {} bytes for blob {digest}",
-                bytes.len()
+                "ByteStream gave {sent} bytes for blob {digest}"
             )));
         }
-        Ok(Some(bytes))
+        Ok(true)
     }
 
     /// Writes blobs that fit one batch.

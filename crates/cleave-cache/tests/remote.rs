@@ -496,3 +496,34 @@ fn a_full_local_disk_during_a_fetch_is_reported_as_such() {
     assert!(!said.contains("damaged"), "{said}");
     assert_eq!(said.matches("No space left on device").count(), 2, "{said}");
 }
+
+#[test]
+fn an_entry_in_many_packs_uploaded_at_once_travels_whole() {
+    let s3 = services::s3();
+    let shared = tempfile::tempdir().unwrap();
+    for url in [
+        services::s3_url(&s3, "packs"),
+        format!("file://{}", shared.path().display()),
+    ] {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (store_a, store_b) = (
+            Store::open(a.path()).unwrap(),
+            Store::open(b.path()).unwrap(),
+        );
+        let src = tree(3_000, "packs");
+        let entry = put(&store_a, src.path(), "lib");
+        // Packs of 20 kB: several uploads in flight at once.
+        let mut small = config(&url);
+        small.pack_size = 20_000;
+        let mut up = Remotes::new(vec![small], &store_a);
+        up.push(&entry, &mut no_warnings());
+        let sent = up.stats()[0].requests;
+        assert!(sent > 5, "{url}: {sent} requests");
+        let (found, _) = remotes(&store_b, &[&url])
+            .fetch(&store_b, &entry.meta().key, None, &mut no_warnings())
+            .expect("a hit");
+        let out = tempfile::tempdir().unwrap();
+        restore(&found, out.path());
+        assert_eq!(contents(out.path()), contents(src.path()), "{url}");
+    }
+}

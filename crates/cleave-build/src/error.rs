@@ -202,14 +202,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    /// The output directory could not be indexed.
-    #[error("cannot index channel {}: {reason}", dir.display())]
-    Index {
-        /// The channel directory.
-        dir: PathBuf,
-        /// The indexer's message.
-        reason: String,
-    },
+    /// A package could not be put into, or listed in, the output channel.
+    #[error(transparent)]
+    OutputChannel(#[from] cleave_channel::ChannelError),
     /// A channel could not be read.
     #[error("cannot read channel `{channel}`: {reason}")]
     Channel {

@@ -208,7 +208,7 @@ impl Builder {
         let output_dir = std::fs::canonicalize(&options.output_dir).map_err(BuildError::io(
             format!("reading {}", options.output_dir.display()),
         ))?;
-        crate::channel::index_channel(&output_dir, &[options.target_platform])?;
+        cleave_channel::index::index_channel(&output_dir, &[options.target_platform.as_str()])?;
         let output_channel =
             Channel::try_from_directory(&output_dir).map_err(|e| BuildError::Channel {
                 channel: output_dir.display().to_string(),

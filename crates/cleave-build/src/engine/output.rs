@@ -343,7 +343,7 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = crate::channel::PartialDir::new(&dir)
+            let scratch = cleave_channel::partial::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",
@@ -416,7 +416,10 @@ impl Builder {
         files: usize,
         reused: bool,
     ) -> Result<BuiltPackage, BuildError> {
-        crate::channel::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
+        cleave_channel::index::index_channel(
+            &self.options.output_dir,
+            &[self.options.target_platform.as_str()],
+        )?;
         self.envs
             .channel_changed(&self.output_channel, &[self.options.target_platform]);
         let subdir = path

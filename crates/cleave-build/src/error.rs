@@ -266,6 +266,17 @@ pub enum BuildError {
         /// What is wrong.
         problems: Vec<String>,
     },
+    /// A package's tests failed: it was kept out of the output channel.
+    #[error("the tests of {what} failed; the package is not in the channel, it is at {}", path.display())]
+    Broken {
+        /// The package.
+        what: String,
+        /// Where the package is now (`<output>/broken/<file>`).
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: Box<BuildError>,
+    },
     /// Activation scripts of an environment failed.
     #[error("cannot activate the environment {}: {reason}", prefix.display())]
     Activation {

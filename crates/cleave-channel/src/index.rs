@@ -3,7 +3,7 @@
 //! Indexing a subdir reads only the packages it has not read before: the
 //! records of `repodata.json` are kept, each with the size, modification
 //! time, inode and change time its file had when it was read (in
-//! `.cleave-index.json` beside it), and a package whose file still has
+//! `.cleave-index/<subdir>.json` of the channel), and a package whose file still has
 //! them is not opened again. So adding one package to a channel of
 //! thousands reads and hashes one archive, not thousands, and a package
 //! rewritten under the same name (a rebuild) is read again because its
@@ -11,7 +11,8 @@
 //! right for a channel that never replaces a file (see
 //! [`crate::publish`]) and wrong for a build's output channel.
 //!
-//! Each subdir is indexed under an exclusive lock (`.cleave-index.lock`),
+//! Each subdir is indexed under an exclusive lock
+//! (`.cleave-index/<subdir>.lock`; a dot directory, which clients skip),
 //! and every writer indexes after its package is in place: so two
 //! processes adding packages at once both end up listed, whoever writes
 //! last. `repodata.json` is written to a temporary file and renamed into
@@ -22,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cleave_cache::lock::Lock;
 use rattler_conda_types::PackageRecord;
@@ -36,10 +37,10 @@ use crate::error::ChannelError;
 use crate::package::is_package_name;
 use crate::partial::{clean_stale, partial_file};
 
-/// The sidecar with what each indexed file looked like.
-const SIDECAR: &str = ".cleave-index.json";
-/// The lock held while a subdir is indexed.
-const LOCK: &str = ".cleave-index.lock";
+/// The directory of the channel holding, per subdir, the sidecar with
+/// what each indexed file looked like and the lock held while it is
+/// indexed.
+const STATE_DIR: &str = ".cleave-index";
 /// Its format: a sidecar of another version is ignored (everything is read
 /// again).
 const SIDECAR_VERSION: u32 = 1;
@@ -103,12 +104,15 @@ fn index_subdir(channel: &Path, subdir: &str) -> Result<SubdirIndexed, ChannelEr
         dir: dir.clone(),
         reason,
     };
+    let state = channel.join(STATE_DIR);
     std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
-    let (_lock, _) =
-        Lock::exclusive(&dir.join(LOCK), || {}).map_err(|e| failed(format!("locking it: {e}")))?;
+    std::fs::create_dir_all(&state).map_err(|e| failed(e.to_string()))?;
+    let sidecar_path = state.join(format!("{subdir}.json"));
+    let (_lock, _) = Lock::exclusive(&state.join(format!("{subdir}.lock")), || {})
+        .map_err(|e| failed(format!("locking it: {e}")))?;
     clean_stale(&dir);
     let (mut tar_bz2, mut conda) = previous_records(&dir);
-    let seen = previous_sidecar(&dir);
+    let seen = previous_sidecar(&sidecar_path);
 
     let mut files: Vec<(String, Seen)> = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(|e| failed(e.to_string()))? {
@@ -159,8 +163,8 @@ fn index_subdir(channel: &Path, subdir: &str) -> Result<SubdirIndexed, ChannelEr
         "packages.conda": Value::Object(kept_conda),
         "repodata_version": 1,
     });
-    write_json(&dir, "repodata.json", &repodata).map_err(|e| failed(e.to_string()))?;
-    write_json(&dir, SIDECAR, &sidecar).map_err(|e| failed(e.to_string()))?;
+    write_json(&dir.join("repodata.json"), &repodata).map_err(|e| failed(e.to_string()))?;
+    write_json(&sidecar_path, &sidecar).map_err(|e| failed(e.to_string()))?;
     Ok(SubdirIndexed {
         subdir: subdir.to_string(),
         packages,
@@ -196,8 +200,8 @@ fn previous_records(dir: &Path) -> (Map<String, Value>, Map<String, Value>) {
     (take("packages"), take("packages.conda"))
 }
 
-fn previous_sidecar(dir: &Path) -> BTreeMap<String, Seen> {
-    read_json(&dir.join(SIDECAR))
+fn previous_sidecar(path: &Path) -> BTreeMap<String, Seen> {
+    read_json(path)
         .and_then(|v| serde_json::from_value::<Sidecar>(v).ok())
         .filter(|s| s.version == SIDECAR_VERSION)
         .map(|s| s.files)
@@ -220,13 +224,14 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_slice(&text).ok()
 }
 
-fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<PathBuf> {
+/// Writes `path` through a temporary file beside it.
+fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = partial_file(dir)?;
     let mut writer = std::io::BufWriter::new(tmp.as_file_mut());
     serde_json::to_writer_pretty(&mut writer, value)?;
     writer.flush()?;
     drop(writer);
-    let path = dir.join(name);
-    tmp.persist(&path).map_err(|e| e.error)?;
-    Ok(path)
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -98,7 +98,7 @@ fn a_damaged_sidecar_or_index_costs_a_full_read_not_a_wrong_record() {
     let channel = tmp.path().join("channel");
     package(&channel.join("linux-64"), "a", "1.0", "x");
     index_channel(&channel, &["linux-64"]).unwrap();
-    std::fs::write(channel.join("linux-64/.cleave-index.json"), "{not json").unwrap();
+    std::fs::write(channel.join(".cleave-index/linux-64.json"), "{not json").unwrap();
     let again = index_channel(&channel, &["linux-64"]).unwrap();
     assert_eq!(
         again.iter().find(|s| s.subdir == "linux-64").unwrap().read,

@@ -120,13 +120,28 @@ impl Environments {
         what: &str,
         kind: EnvKind,
     ) -> Result<Vec<RepoDataRecord>, BuildError> {
+        self.solve_from(&[], specs, platform, what, kind)
+    }
+
+    /// [`Environments::solve`] with `first` searched before the build's
+    /// channels: a package's tests find it in a channel of its own before
+    /// it goes into the output channel.
+    pub fn solve_from(
+        &self,
+        first: &[Channel],
+        specs: &[MatchSpec],
+        platform: Subdir,
+        what: &str,
+        kind: EnvKind,
+    ) -> Result<Vec<RepoDataRecord>, BuildError> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
+        let channels: Vec<Channel> = first.iter().chain(&self.channels).cloned().collect();
         let query = self
             .gateway
             .query(
-                self.channels.iter().cloned(),
+                channels.iter().cloned(),
                 [platform, Subdir::NoArch],
                 specs.iter().cloned(),
             )
@@ -136,8 +151,7 @@ impl Environments {
             .runtime
             .block_on(query)
             .map_err(|e| BuildError::Channel {
-                channel: self
-                    .channels
+                channel: channels
                     .iter()
                     .map(|c| c.base_url.to_string())
                     .collect::<Vec<_>>()

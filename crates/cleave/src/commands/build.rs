@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use cleave_build::BuildError;
 use cleave_build::engine::{
     BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
 };
@@ -131,19 +132,33 @@ pub(crate) fn options(
 }
 
 /// A build error with the details a user acts on.
-fn report(err: cleave_build::BuildError) -> miette::Report {
+pub(crate) fn report(err: BuildError) -> miette::Report {
     match err {
-        cleave_build::BuildError::ScriptFailed {
-            ref tail,
-            ref log,
-            ref work_dir,
+        BuildError::ScriptFailed { .. } => miette!("{err}\n\n{}", script_details(&err)),
+        BuildError::Broken { ref source, .. } => match **source {
+            BuildError::ScriptFailed { .. } => {
+                miette!("{err}\n\n{source}\n\n{}", script_details(source))
+            }
+            _ => miette!("{err}\n\n{source}"),
+        },
+        other => miette::Report::from_err(other),
+    }
+}
+
+/// The log tail, log file and work dir of a failed script.
+fn script_details(err: &BuildError) -> String {
+    match err {
+        BuildError::ScriptFailed {
+            tail,
+            log,
+            work_dir,
             ..
-        } => miette!(
-            "{err}\n\nlast lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
+        } => format!(
+            "last lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
             log.display(),
             work_dir.display()
         ),
-        other => miette::Report::from_err(other),
+        _ => String::new(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! the new build. cleave checks the part of that which needs nothing but
 //! the channels: one environment holding the downstream spec and exactly
 //! the package under test (name, version and build string) must solve,
-//! from the output channel and the other channels, and install into a
+//! from the package's own channel, the output channel and the other
+//! channels, and install into a
 //! fresh prefix. A failure names the solver's (or installer's)
 //! explanation. The downstream package's own tests do not run.
 
@@ -30,7 +31,7 @@ pub(super) fn check(
         what: format!("{what}: downstream {downstream}"),
         problems: vec![problem],
     };
-    let records = match envs.solve(&specs, ctx.target, what, EnvKind::Test) {
+    let records = match envs.solve_from(ctx.channels, &specs, ctx.target, what, EnvKind::Test) {
         Ok(records) => records,
         Err(BuildError::Solve { reason, .. }) => {
             return Err(failed(format!(

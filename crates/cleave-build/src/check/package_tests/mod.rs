@@ -4,8 +4,10 @@
 //!   ([`contents`]).
 //! - `script` tests, and the `python`, `perl`, `r` and `ruby` tests made
 //!   into scripts by [`language`], run in a fresh environment, solved from
-//!   the output channel and the other channels, holding the package (by
-//!   exact version and build) and the test's own requirements.
+//!   a channel holding only the package under test (it goes into the
+//!   output channel only once its tests passed), the output channel and
+//!   the other channels, holding the package (by exact version and build)
+//!   and the test's own requirements.
 //! - `downstream` tests check that the named package installs together
 //!   with this one ([`downstream`]).
 
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cleave_recipe::model::{Dependency, PackageOutput, Script, ScriptContent, Test};
-use rattler_conda_types::{MatchSpec, ParseStrictness, Subdir};
+use rattler_conda_types::{Channel, MatchSpec, ParseStrictness, Subdir};
 
 use crate::environment::{EnvKind, Environments, activated};
 use crate::error::BuildError;
@@ -44,6 +46,9 @@ pub struct TestContext<'a> {
     pub build_platform: Subdir,
     /// Variables every script gets (PATH and the like).
     pub base_env: &'a BTreeMap<String, String>,
+    /// Channels searched before the build's: the one holding the package
+    /// under test.
+    pub channels: &'a [Channel],
 }
 
 /// Runs every test of the output, in order; the first failure stops.
@@ -195,7 +200,7 @@ fn run_in_env(
     let mut specs = vec![itself(output)?];
     specs.extend(test.run);
     let prefix = test.dir.join("test_env");
-    let records = envs.solve(&specs, ctx.target, &what, EnvKind::Test)?;
+    let records = envs.solve_from(ctx.channels, &specs, ctx.target, &what, EnvKind::Test)?;
     envs.install(&prefix, records, ctx.target, &what, EnvKind::Test)?;
     let mut prefixes = vec![prefix.clone()];
     if !test.build.is_empty() {

@@ -55,7 +55,7 @@ impl Builder {
         let staged = match &output.inherit {
             Some(inherit) => Some(
                 self.staged
-                    .get(&(inherit.from.clone(), inherit.hash.clone()))
+                    .get(&(self.current, inherit.from.clone(), inherit.hash.clone()))
                     .cloned()
                     .ok_or_else(|| BuildError::MissingStaging {
                         what: what.clone(),
@@ -158,8 +158,12 @@ impl Builder {
                     .filter(|e| from_staging.contains(&e.path))
                     .map(|e| e.path.clone())
                     .collect();
-                self.claims
-                    .record(&s.staging.name, &staging_files, &name, taken.iter());
+                self.claims.entry(self.current).or_default().record(
+                    &s.staging.name,
+                    &staging_files,
+                    &name,
+                    taken.iter(),
+                );
                 taken
             }
             None => Vec::new(),
@@ -462,8 +466,12 @@ impl Builder {
                     .filter(|item| !matches!(item, Item::Dir { .. }))
                     .map(|item| item.path().to_path_buf())
                     .collect();
-                self.claims
-                    .record(&s.staging.name, &staging_files, name, claimed.iter());
+                self.claims.entry(self.current).or_default().record(
+                    &s.staging.name,
+                    &staging_files,
+                    name,
+                    claimed.iter(),
+                );
             }
             let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
             let package = self.published(output, &path, size, files, true)?;

@@ -213,9 +213,14 @@ impl Builder {
                 result.host = host;
             }
         }
-        self.claims.staging(&staging.name);
-        self.staged
-            .insert((staging.name.clone(), staging.hash.clone()), result);
+        self.claims
+            .entry(self.current)
+            .or_default()
+            .staging(&staging.name);
+        self.staged.insert(
+            (self.current, staging.name.clone(), staging.hash.clone()),
+            result,
+        );
         Ok(())
     }
 

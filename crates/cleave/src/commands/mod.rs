@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod cache;
 pub(crate) mod compile;
+pub(crate) mod publish;
 pub(crate) mod recipe;
 pub(crate) mod remote;
 pub(crate) mod render;

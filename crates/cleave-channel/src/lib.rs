@@ -8,6 +8,8 @@
 //!   then indexed;
 //! - [`package`]: what a package file says it is, checked before it goes
 //!   into a channel;
+//! - [`publish`]: packages into a directory, an S3-compatible bucket or a
+//!   package server, and the channel indexed, in one step;
 //! - [`partial`]: the temporary files packages and indexes are written to.
 //!
 //! This crate does not build, solve or install anything, and it reads a
@@ -18,5 +20,6 @@ pub mod index;
 pub mod local;
 pub mod package;
 pub mod partial;
+pub mod publish;
 
 pub use error::ChannelError;

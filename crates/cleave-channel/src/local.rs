@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rattler_conda_types::Subdir;
 use rattler_digest::Sha256;
 
 use crate::error::ChannelError;
@@ -78,25 +79,40 @@ pub fn publish(
     Ok((added, indexed))
 }
 
-/// A directory that is a channel, or empty, or missing (then created):
-/// publishing into a directory that holds other things is a mistake in
-/// the URL, not a new channel.
+/// A directory that is a channel, or missing (then created), or holding
+/// nothing but what a channel holds (platform subdirs, dot files: what a
+/// concurrent publisher made a moment ago): publishing into a directory
+/// that holds other things is a mistake in the URL, not a new channel.
 fn ensure_channel(channel: &Path) -> Result<(), ChannelError> {
     if channel.join("noarch/repodata.json").is_file() {
         return Ok(());
     }
-    match std::fs::read_dir(channel).map(|mut entries| entries.next().is_some()) {
-        Ok(true) => Err(ChannelError::Target {
+    let entries = match std::fs::read_dir(channel) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::create_dir_all(channel)
+                .map_err(ChannelError::io(format!("creating {}", channel.display())));
+        }
+        Err(e) => {
+            return Err(ChannelError::io(format!("reading {}", channel.display()))(
+                e,
+            ));
+        }
+    };
+    let foreign = entries.filter_map(Result::ok).find(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let subdir = entry.file_type().is_ok_and(|t| t.is_dir()) && name.parse::<Subdir>().is_ok();
+        !(subdir || name.starts_with('.'))
+    });
+    match foreign {
+        None => Ok(()),
+        Some(entry) => Err(ChannelError::Target {
             url: channel.display().to_string(),
-            reason: "the directory is not empty and is not a channel (no noarch/repodata.json)"
-                .into(),
+            reason: format!(
+                "the directory holds {} and is not a channel (no noarch/repodata.json)",
+                entry.file_name().to_string_lossy()
+            ),
         }),
-        Ok(false) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(channel)
-            .map_err(ChannelError::io(format!("creating {}", channel.display()))),
-        Err(e) => Err(ChannelError::io(format!("reading {}", channel.display()))(
-            e,
-        )),
     }
 }
 

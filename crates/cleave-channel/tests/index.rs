@@ -162,6 +162,7 @@ fn a_package_whose_name_and_index_disagree_is_refused() {
     let err = publish(&tmp.path().join("channel"), &[renamed], Overwrite::Refuse).unwrap_err();
     assert!(err.to_string().contains("real-1.0-0.conda"), "{err}");
     // A directory that holds other things is not made a channel.
+    std::fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
     let err = publish(tmp.path(), &[real], Overwrite::Refuse).unwrap_err();
     assert!(err.to_string().contains("not a channel"), "{err}");
 }

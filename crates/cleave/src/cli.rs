@@ -19,6 +19,10 @@ pub(crate) enum Command {
     Render(RenderArgs),
     /// Build every output of a recipe into a local channel.
     Build(BuildArgs),
+    /// Copy packages into a channel and index it, in one step: a directory,
+    /// an S3-compatible bucket, or a package server (quetz, prefix.dev,
+    /// anaconda.org, Artifactory).
+    Publish(PublishArgs),
     /// Inspect and maintain the cache: staging builds, packages, compiles.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -26,6 +30,28 @@ pub(crate) enum Command {
     /// `CC="cleave cc gcc"`. Recipe builds do this for every compiler
     /// call without being asked.
     Cc(CcArgs),
+}
+
+/// Arguments of `cleave publish`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PublishArgs {
+    /// The channel: a directory or `file://` URL,
+    /// `s3://BUCKET/CHANNEL?endpoint=URL&region=R` (credentials as for S3
+    /// remotes), `quetz://HOST/CHANNEL` (`quetz+http://` for plain http),
+    /// `prefix://HOST/CHANNEL` or `https://prefix.dev/CHANNEL`,
+    /// `https://anaconda.org/OWNER[/CHANNEL]`, `artifactory://HOST/CHANNEL`.
+    /// API keys come from QUETZ_API_KEY, PREFIX_API_KEY, ANACONDA_API_KEY,
+    /// ARTIFACTORY_TOKEN (or ARTIFACTORY_USERNAME and ARTIFACTORY_PASSWORD),
+    /// else from rattler's authentication storage.
+    #[arg(long, value_name = "URL")]
+    pub(crate) to: String,
+    /// Replace a different package of the same file name in the channel
+    /// (by default that is an error: a published package does not change).
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The package files (`.conda` or `.tar.bz2`).
+    #[arg(required = true, value_name = "PKG")]
+    pub(crate) packages: Vec<PathBuf>,
 }
 
 /// Arguments of `cleave cc`.

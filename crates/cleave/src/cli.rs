@@ -15,10 +15,10 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Render a recipe: every output, per used variant, in build order.
+    /// Render recipes: every output, per used variant, in build order.
     Render(RenderArgs),
-    /// Build every output of a recipe into a local channel.
-    Build(BuildArgs),
+    /// Build every output of one or more recipes into a local channel.
+    Build(Box<BuildArgs>),
     /// Copy packages into a channel and index it, in one step: a directory,
     /// an S3-compatible bucket, or a package server (quetz, prefix.dev,
     /// anaconda.org, Artifactory).
@@ -100,7 +100,7 @@ pub(crate) enum CacheCommand {
     },
     /// Show the key inputs of a recipe's staging builds and what changed
     /// since the last entry of the same name.
-    Explain(SetupArgs),
+    Explain(Box<SetupArgs>),
     /// Check every entry's blobs against their digests.
     Verify {
         /// Remove the damaged entries.

@@ -260,3 +260,47 @@ fn skip_existing_all_looks_in_every_channel_and_local_only_in_the_output() {
         .count();
     assert_eq!(written, 0, "nothing written into the output channel");
 }
+
+#[test]
+fn build_help_groups_its_flags_under_headings() {
+    let help = Command::new(env!("CARGO_BIN_EXE_cleave"))
+        .args(["build", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    let headings: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Inputs:",
+            "Variants:",
+            "Outputs:",
+            "Cache:",
+            "Tests:",
+            "Publishing:"
+        ],
+        "{text}"
+    );
+    // Each heading holds its flags: the lines up to the next heading.
+    let section = |name: &str| {
+        text.lines()
+            .skip_while(|l| *l != format!("{name}:"))
+            .skip(1)
+            .take_while(|l| !headings.contains(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(section("Inputs").contains("--recipe-dir"), "{text}");
+    assert!(
+        section("Variants").contains("--variant <KEY=VALUE"),
+        "{text}"
+    );
+    assert!(section("Outputs").contains("--skip-existing"), "{text}");
+    assert!(section("Cache").contains("--remote"), "{text}");
+    assert!(section("Tests").contains("--test"), "{text}");
+    assert!(section("Publishing").contains("--publish-to"), "{text}");
+}

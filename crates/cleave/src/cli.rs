@@ -317,7 +317,6 @@ pub(crate) struct BuildArgs {
         default_value_t = SkipExistingArg::None,
         default_missing_value = "local",
         num_args = 0..=1,
-        require_equals = true,
         help_heading = "Outputs"
     )]
     pub(crate) skip_existing: SkipExistingArg,

@@ -292,6 +292,10 @@ impl Builder {
             channel: pending.display().to_string(),
             reason: e.to_string(),
         })?;
+        // The same directory served an earlier output of this staging
+        // build: what was read of it then is stale.
+        self.envs
+            .channel_changed(&channel, &[self.options.target_platform]);
         let ctx = TestContext {
             output,
             paths: &written.paths,

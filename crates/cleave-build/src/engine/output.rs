@@ -20,7 +20,7 @@ use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::RepoDataRecord;
 
-use super::script_env::ScriptVars;
+use super::script_env::{PackageVars, ScriptVars};
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes};
 use crate::check::package_tests::{TestContext, run_tests};
@@ -125,12 +125,16 @@ impl Builder {
             &what,
         ))?;
         let vars = ScriptVars {
-            name: &name,
-            version: Some(output.version.to_string()),
-            build_number: Some(output.build.number),
-            build_string: Some(&output.build.string),
-            hash: output.build.string.split('_').next().unwrap_or_default(),
+            package: Some(PackageVars {
+                name: &name,
+                version: output.version.to_string(),
+                build_number: output.build.number,
+                build_string: &output.build.string,
+                hash: output.build.string.split('_').next().unwrap_or_default(),
+            }),
+            recipe_version: None,
             variant: &output.variant,
+            noarch_python: output.build.noarch == Some(cleave_recipe::model::NoArch::Python),
         };
         self.run_script(
             &output.build.script,

@@ -243,12 +243,10 @@ impl Builder {
             &what,
         ))?;
         let vars = ScriptVars {
-            name: &staging.name,
-            version: None,
-            build_number: None,
-            build_string: None,
-            hash: &staging.hash,
+            package: None,
+            recipe_version: staging.version.as_deref(),
             variant: &staging.variant,
+            noarch_python: false,
         };
         self.run_script(&staging.script, &vars, dirs, &s.recipe_dir, &what, on_event)?;
         // `include_files` (the seeds' `cache:`) narrows what the entry keeps.

@@ -70,10 +70,16 @@ impl Driver<'_> {
                 name_node.span,
             );
         }
+        let version = node
+            .get("staging")
+            .and_then(|s| s.get("version"))
+            .and_then(|v| r.string(v))
+            .map(|v| v.value);
         StagingCache {
             name,
             implicit: unit.implicit,
             hash: hash.to_string(),
+            version,
             variant: display_variant(used),
             sources: node
                 .get("source")

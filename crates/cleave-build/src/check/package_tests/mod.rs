@@ -22,7 +22,7 @@ use rattler_conda_types::{MatchSpec, ParseStrictness, Subdir};
 use crate::environment::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::script::guard::Guarded;
-use crate::script::{ScriptRun, run};
+use crate::script::{ScriptRun, env, run};
 
 /// What a test run needs beyond the test itself.
 pub struct TestContext<'a> {
@@ -210,12 +210,25 @@ fn run_in_env(
         )?;
         prefixes.insert(0, build_prefix);
     }
+    // What rattler-build gives a test script: the system's variables, the
+    // platforms, the variant and the package's identity.
     let mut base = ctx.base_env.clone();
+    base.extend(env::os_vars(
+        &prefix,
+        test.dir,
+        ctx.target,
+        ctx.build_platform,
+    ));
+    base.extend(env::platform_vars(ctx.target, ctx.build_platform));
+    base.extend(env::variant_vars(&output.variant));
+    base.insert("CONDA_BUILD_STATE".into(), "TEST".into());
     base.insert("PREFIX".into(), prefix.display().to_string());
     base.insert("CONDA_PREFIX".into(), prefix.display().to_string());
     base.insert("PKG_NAME".into(), output.name.as_normalized().to_string());
     base.insert("PKG_VERSION".into(), output.version.to_string());
     base.insert("PKG_BUILDNUM".into(), output.build.number.to_string());
+    base.insert("PKG_BUILD_NUMBER".into(), output.build.number.to_string());
+    base.insert("PKG_BUILD_STRING".into(), output.build.string.clone());
     for secret in &test.script.secrets {
         if let Ok(value) = std::env::var(secret) {
             base.insert(secret.clone(), value);

@@ -29,7 +29,7 @@ use crate::package::licenses::LicensePatterns;
 /// The version of what cleave writes into a package: bumped when the same
 /// inputs would give other package bytes, so that no older package is
 /// reused.
-const PACKAGE_FORMAT: &str = "cleave-package-1";
+const PACKAGE_FORMAT: &str = "cleave-package-2";
 
 /// What a key depends on besides the section itself.
 pub struct KeyContext<'a> {

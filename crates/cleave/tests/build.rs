@@ -650,6 +650,67 @@ fn the_missing_dso_allowlist_permits_a_library() {
 }
 
 #[test]
+fn an_inheriting_output_may_link_the_staging_builds_host_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    // libdep goes into the output channel the staging build solves from.
+    let first = build(
+        &recipe("linking"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    );
+    assert_success(&first);
+    let output = build(&recipe("staging-linking"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    assert!(
+        !stderr(&output).contains("overlinking"),
+        "{}",
+        stderr(&output)
+    );
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert_eq!(paths(&checked, "uses-dep-staged"), ["bin/uses-dep"]);
+    assert_eq!(
+        strings(&index(&checked, "uses-dep-staged")["depends"]),
+        ["libdep >=1.0,<2.0a0"]
+    );
+    // `files: []`, and a list whose selectors all miss, take nothing.
+    for name in ["staged-nothing", "staged-nothing-here"] {
+        assert_eq!(paths(&checked, name), [] as [&str; 0], "{name}");
+    }
+}
+
+#[test]
+fn an_inheriting_output_linking_what_its_run_exports_leave_out_still_overlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = build(
+        &recipe("linking"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    );
+    assert_success(&first);
+    let copy = edited_recipe(
+        tmp.path(),
+        "staging-linking",
+        &[(
+            "    inherit: compile\n    build:\n      files:\n        - bin/**",
+            "    inherit:\n      from: compile\n      run_exports: false\n    build:\n      files:\n        - bin/**",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let stderr = flat(&stderr(&output));
+    assert!(
+        stderr.contains(
+            "bin/uses-dep links libdep.so.1 of `libdep` of the inherited staging build's host environment, which is not a run dependency"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_staging_name_that_is_a_path_is_refused_before_anything_is_made() {
     let tmp = tempfile::tempdir().unwrap();
     let escaped = tmp.path().join("escaped");

@@ -28,6 +28,28 @@ use serde_json::{Map, Value, json};
 
 use crate::error::BuildError;
 
+/// The channels a build solved from as its packages' `about.json` lists
+/// them, as rattler-build does: each base URL without credentials (user,
+/// password, or an anaconda.org `/t/TOKEN/` prefix).
+pub fn about_names(channels: &[rattler_conda_types::Channel]) -> Vec<String> {
+    channels
+        .iter()
+        .map(|c| {
+            let mut url: url::Url = c.base_url.url().clone().into();
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            let segments: Vec<String> = url
+                .path_segments()
+                .map(|s| s.map(String::from).collect())
+                .unwrap_or_default();
+            if segments.len() > 2 && segments[0] == "t" {
+                url.set_path(&segments[2..].join("/"));
+            }
+            url.to_string()
+        })
+        .collect()
+}
+
 /// Writes `repodata.json` for `subdirs` of `channel` (plus `noarch`, which
 /// every channel must have), replacing each atomically.
 pub fn index_channel(channel: &Path, subdirs: &[Subdir]) -> Result<(), BuildError> {

@@ -147,7 +147,7 @@ impl Builder {
 
         let entries: Vec<NewEntry> = package_entries(
             &dirs.host_prefix,
-            &output.build.files,
+            output.build.files.as_ref(),
             &output.build.always_include_files,
         )?;
         // The staging files this package took, kept with its entry so that
@@ -190,6 +190,8 @@ impl Builder {
         });
         let requirements = for_output(output, &build, &host, inherited, &what)?;
         let rendered = rendered_yaml(output)?;
+        let channels = crate::channel::about_names(&self.options.channels);
+        let no_libraries = std::collections::BTreeMap::new();
         let contents = PackageContents {
             output,
             target: self.options.target_platform,
@@ -198,13 +200,17 @@ impl Builder {
             prefix: &dirs.host_prefix,
             build_prefix: &dirs.build_prefix,
             from_host: &requirements.from_host,
+            inherited_libraries: staged.as_ref().map_or(&no_libraries, |s| &s.libraries),
             entries: &python.entries,
             moved: &python.moved,
             link: python.link.as_ref(),
             recipe_file,
+            recipe_dir: &recipe.recipe_dir,
+            work_dir: &dirs.work,
             rendered,
             timestamp: self.options.timestamp,
             licenses: &license_files.files,
+            channels: &channels,
         };
         let written: WrittenPackage = write(
             &contents,

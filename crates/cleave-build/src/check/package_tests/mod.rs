@@ -8,10 +8,13 @@
 //!   exact version and build) and the test's own requirements.
 //! - `downstream` tests check that the named package installs together
 //!   with this one ([`downstream`]).
+//!
+//! The package carries its tests as [`stored`] writes them.
 
 mod contents;
 mod downstream;
 mod language;
+pub mod stored;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

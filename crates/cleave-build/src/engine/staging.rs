@@ -82,6 +82,14 @@ pub(super) struct StagingResult {
     pub(super) dirs: OutputDirs,
 }
 
+/// What running a staging build found: its environments, with their run
+/// exports, and the libraries of its host environment.
+pub(super) struct Ran {
+    build: Vec<RepoDataRecord>,
+    host: Vec<RepoDataRecord>,
+    libraries: BTreeMap<String, String>,
+}
+
 /// The library map a staging entry keeps (file name to package name);
 /// anything that is not one is none.
 fn libraries_from_entry(value: &serde_json::Value) -> BTreeMap<String, String> {
@@ -228,11 +236,10 @@ impl Builder {
                 result.host = host;
             }
             None => {
-                let (build, host, libraries) =
-                    self.run_staging(&result, build, host, scratch, on_event)?;
-                result.build = build;
-                result.host = host;
-                result.libraries = libraries;
+                let ran = self.run_staging(&result, build, host, scratch, on_event)?;
+                result.build = ran.build;
+                result.host = ran.host;
+                result.libraries = ran.libraries;
             }
         }
         self.claims.staging(&staging.name);
@@ -251,14 +258,7 @@ impl Builder {
         host: Vec<RepoDataRecord>,
         scratch: bool,
         on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<
-        (
-            Vec<RepoDataRecord>,
-            Vec<RepoDataRecord>,
-            BTreeMap<String, String>,
-        ),
-        BuildError,
-    > {
+    ) -> Result<Ran, BuildError> {
         let staging = &s.staging;
         let what = format!("staging `{}`", staging.name);
         let dirs = &s.dirs;
@@ -376,7 +376,11 @@ impl Builder {
             }
         };
         self.entries.insert(s.key, entry);
-        Ok((build, host, libraries))
+        Ok(Ran {
+            build,
+            host,
+            libraries,
+        })
     }
 
     /// Puts the staging files into `dirs` (the output's environments are

@@ -132,7 +132,7 @@ fn real_recipes_build_into_the_packages_the_peer_makes() {
     // The comparison itself: the peer against itself, its packages in
     // another order, must be all equal.
     let peer_names = ChannelNames::new(&[
-        (&toolchain, "<toolchain>"),
+        (&peer_channels.toolchain, "<toolchain>"),
         (&peer_channels.out, "<output>"),
         (&peer_channels.side, "<side>"),
     ]);

@@ -24,18 +24,20 @@ pub struct Run {
 }
 
 /// Where one tool's packages go: the channel later recipes solve from, and
-/// the one for `side` recipes.
+/// the one for `side` recipes; and the toolchain channel it solved from.
 #[derive(Debug, Clone)]
 pub struct Channels {
     pub out: PathBuf,
     pub side: PathBuf,
+    pub toolchain: PathBuf,
 }
 
 impl Channels {
-    pub fn below(root: &Path) -> Channels {
+    pub fn below(root: &Path, toolchain: &Path) -> Channels {
         Channels {
             out: root.join("out"),
             side: root.join("side"),
+            toolchain: toolchain.to_path_buf(),
         }
     }
 }
@@ -130,9 +132,15 @@ pub fn peer(
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cf-build");
     let done = root.join(format!("peer-{:016x}", hasher.finish()));
     let results = done.join("results.json");
-    if let Ok(text) = std::fs::read(&results) {
+    // The toolchain channel of that build: the same records, maybe at
+    // another path, which its packages' about.json names.
+    let used_toolchain = done.join("toolchain");
+    if let (Ok(text), Ok(used)) = (
+        std::fs::read(&results),
+        std::fs::read_to_string(&used_toolchain),
+    ) {
         return (
-            Channels::below(&done),
+            Channels::below(&done, Path::new(&used)),
             runs_from_json(&serde_json::from_slice(&text).expect("results.json")),
             true,
         );
@@ -144,7 +152,7 @@ pub fn peer(
         }
     }
     std::fs::create_dir_all(&done).unwrap();
-    let channels = Channels::below(&done);
+    let channels = Channels::below(&done, toolchain);
     let mut args: Vec<std::ffi::OsString> = vec![
         "build".into(),
         "--out".into(),
@@ -170,6 +178,7 @@ pub fn peer(
             let _ = std::fs::remove_dir_all(channel.join(dir));
         }
     }
+    std::fs::write(&used_toolchain, toolchain.to_str().expect("a UTF-8 path")).unwrap();
     std::fs::write(&results, &output.stdout).unwrap();
     (
         channels,
@@ -225,7 +234,7 @@ pub fn cleave(
     toolchain: &Path,
     root: &Path,
 ) -> (Channels, Vec<Run>) {
-    let channels = Channels::below(root);
+    let channels = Channels::below(root, toolchain);
     let mut runs = Vec::new();
     for recipe in order {
         let before = packages_in(&channels);

@@ -18,7 +18,7 @@ tests:
   - python:
       imports: [demo]
       pip_check: false
-      python_version: "3.12"
+      python_version: "3.12.*"
   - requirements:
       run: [zlib]
       build: [make]
@@ -92,7 +92,7 @@ fn tests_are_stored_as_rattler_build_writes_them() {
 - python:
     imports: [demo]
     pip_check: false
-    python_version: "3.12"
+    python_version: "3.12.*"
 - script:
     content: cc test.c
     cwd: etc/conda/test-files/demo/3
@@ -143,7 +143,7 @@ fn stored_tests_read_back() {
         panic!("{tests:?}");
     };
     assert!(!python.pip_check);
-    assert_eq!(python.python_version.specs(), ["3.12"]);
+    assert_eq!(python.python_version.specs(), ["3.12.*"]);
     assert!(matches!(&tests[4], StoredTest::Downstream(d) if d.downstream == "demo-user"));
     // A package without tests stores none; one from before, nothing.
     assert!(read(dir.path()).unwrap().is_empty());

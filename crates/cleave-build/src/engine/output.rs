@@ -22,7 +22,7 @@ use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::{Channel, RepoDataRecord};
 
-use super::script_env::ScriptVars;
+use super::script_env::{PackageVars, ScriptVars};
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes};
 use crate::check::package_tests::{TestContext, run_tests};
@@ -127,12 +127,16 @@ impl Builder {
             &what,
         ))?;
         let vars = ScriptVars {
-            name: &name,
-            version: Some(output.version.to_string()),
-            build_number: Some(output.build.number),
-            build_string: Some(&output.build.string),
-            hash: output.build.string.split('_').next().unwrap_or_default(),
+            package: Some(PackageVars {
+                name: &name,
+                version: output.version.to_string(),
+                build_number: output.build.number,
+                build_string: &output.build.string,
+                hash: output.build.string.split('_').next().unwrap_or_default(),
+            }),
+            recipe_version: None,
             variant: &output.variant,
+            noarch_python: output.build.noarch == Some(cleave_recipe::model::NoArch::Python),
         };
         self.run_script(
             &output.build.script,
@@ -145,7 +149,7 @@ impl Builder {
 
         let entries: Vec<NewEntry> = package_entries(
             &dirs.host_prefix,
-            &output.build.files,
+            output.build.files.as_ref(),
             &output.build.always_include_files,
         )?;
         // The staging files this package took, kept with its entry so that
@@ -192,6 +196,8 @@ impl Builder {
         });
         let requirements = for_output(output, &build, &host, inherited, &what)?;
         let rendered = rendered_yaml(output)?;
+        let channels = crate::package::metadata::about_channels(&self.options.channels);
+        let no_libraries = std::collections::BTreeMap::new();
         let contents = PackageContents {
             output,
             target: self.options.target_platform,
@@ -200,13 +206,17 @@ impl Builder {
             prefix: &dirs.host_prefix,
             build_prefix: &dirs.build_prefix,
             from_host: &requirements.from_host,
+            inherited_libraries: staged.as_ref().map_or(&no_libraries, |s| &s.libraries),
             entries: &python.entries,
             moved: &python.moved,
             link: python.link.as_ref(),
             recipe_file,
+            recipe_dir: &recipe.recipe_dir,
+            work_dir: &dirs.work,
             rendered,
             timestamp: self.options.timestamp,
             licenses: &license_files.files,
+            channels: &channels,
         };
         // A package with tests to run is written into a channel of its own
         // and goes into the output channel only once they pass: a solve

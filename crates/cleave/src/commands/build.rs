@@ -25,13 +25,21 @@ use crate::config::{Overrides, Settings};
 /// left out so builds do not depend on the shell they were started from.
 const PASSED_VARIABLES: &[&str] = &[
     "PATH",
-    "HOME",
-    "USER",
-    "LANG",
-    "LC_ALL",
-    "TERM",
     "TMPDIR",
     "SOURCE_DATE_EPOCH",
+    // What rattler-build passes on too: certificates, the SSH agent, the
+    // display and proxies (see docs/recipe.md).
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "SSH_AUTH_SOCK",
+    "DISPLAY",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
 ];
 
 pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {

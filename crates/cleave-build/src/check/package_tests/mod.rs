@@ -10,10 +10,13 @@
 //!   and the test's own requirements.
 //! - `downstream` tests check that the named package installs together
 //!   with this one ([`downstream`]).
+//!
+//! The package carries its tests as [`stored`] writes them.
 
 mod contents;
 mod downstream;
 mod language;
+pub mod stored;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +27,7 @@ use rattler_conda_types::{Channel, MatchSpec, ParseStrictness, Subdir};
 use crate::environment::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::script::guard::Guarded;
-use crate::script::{ScriptRun, run};
+use crate::script::{ScriptRun, env, run};
 
 /// What a test run needs beyond the test itself.
 pub struct TestContext<'a> {
@@ -215,12 +218,25 @@ fn run_in_env(
         )?;
         prefixes.insert(0, build_prefix);
     }
+    // What rattler-build gives a test script: the system's variables, the
+    // platforms, the variant and the package's identity.
     let mut base = ctx.base_env.clone();
+    base.extend(env::os_vars(
+        &prefix,
+        test.dir,
+        ctx.target,
+        ctx.build_platform,
+    ));
+    base.extend(env::platform_vars(ctx.target, ctx.build_platform));
+    base.extend(env::variant_vars(&output.variant));
+    base.insert("CONDA_BUILD_STATE".into(), "TEST".into());
     base.insert("PREFIX".into(), prefix.display().to_string());
     base.insert("CONDA_PREFIX".into(), prefix.display().to_string());
     base.insert("PKG_NAME".into(), output.name.as_normalized().to_string());
     base.insert("PKG_VERSION".into(), output.version.to_string());
     base.insert("PKG_BUILDNUM".into(), output.build.number.to_string());
+    base.insert("PKG_BUILD_NUMBER".into(), output.build.number.to_string());
+    base.insert("PKG_BUILD_STRING".into(), output.build.string.clone());
     for secret in &test.script.secrets {
         if let Ok(value) = std::env::var(secret) {
             base.insert(secret.clone(), value);

@@ -23,6 +23,9 @@ pub(crate) enum Command {
     /// an S3-compatible bucket, or a package server (quetz, prefix.dev,
     /// anaconda.org, Artifactory).
     Publish(PublishArgs),
+    /// Run the tests a package file carries (in `info/tests/`, as cleave
+    /// and rattler-build write them), each in a fresh environment.
+    Test(TestArgs),
     /// Inspect and maintain the cache: staging builds, packages, compiles.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -52,6 +55,22 @@ pub(crate) struct PublishArgs {
     /// The package files (`.conda` or `.tar.bz2`).
     #[arg(required = true, value_name = "PKG")]
     pub(crate) packages: Vec<PathBuf>,
+}
+
+/// Arguments of `cleave test`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestArgs {
+    /// The package file (`.conda` or `.tar.bz2`), made by cleave or by
+    /// rattler-build.
+    #[arg(long, short = 'p', value_name = "PKG")]
+    pub(crate) package_file: PathBuf,
+    /// Channels the test environments solve from, after the package
+    /// itself: a local directory, a file:// or http(s) URL, or a channel
+    /// name.
+    #[arg(long = "channel", short = 'c')]
+    pub(crate) channels: Vec<String>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
 }
 
 /// Arguments of `cleave cc`.

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Render(args) => commands::render::run(args),
         Command::Build(args) => commands::build::run(*args),
         Command::Publish(args) => commands::publish::run(args),
+        Command::Test(args) => commands::test::run(args),
         Command::Cache(command) => commands::cache::run(command),
     };
     match result {

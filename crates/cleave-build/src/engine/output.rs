@@ -25,7 +25,7 @@ use rattler_conda_types::{Channel, RepoDataRecord};
 use super::script_env::{PackageVars, ScriptVars};
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes};
-use crate::check::package_tests::{TestContext, run_tests};
+use crate::check::package_tests::{Subject, TestContext, TestEnv, run_tests};
 use crate::environment::EnvKind;
 use crate::environment::run_exports::{Inherited, for_output};
 use crate::error::BuildError;
@@ -307,17 +307,21 @@ impl Builder {
         // build: what was read of it then is stale.
         self.envs
             .channel_changed(&channel, &[self.options.target_platform]);
+        let subject = Subject::of(output);
         let ctx = TestContext {
             output,
             paths: &written.paths,
-            dir: &dirs.root.join("test"),
             recipe_dir: &recipe.recipe_dir,
             work_dir: &dirs.work,
-            guard: self.options.guard.with_lock(&dirs.run_lock),
-            target: self.options.target_platform,
-            build_platform: self.options.build_platform,
-            base_env: &self.options.base_env,
-            channels: std::slice::from_ref(&channel),
+            env: TestEnv {
+                subject: &subject,
+                dir: &dirs.root.join("test"),
+                guard: self.options.guard.with_lock(&dirs.run_lock),
+                target: self.options.target_platform,
+                build_platform: self.options.build_platform,
+                base_env: &self.options.base_env,
+                channels: std::slice::from_ref(&channel),
+            },
         };
         match run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line))) {
             Ok(count) => Ok(count),

@@ -147,10 +147,7 @@ pub(crate) fn options(
         timestamp: timestamp()?,
         target_platform: config.target_platform,
         build_platform: config.build_platform,
-        base_env: PASSED_VARIABLES
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect::<BTreeMap<_, _>>(),
+        base_env: passed_variables(),
         staging_root: settings.staging_root,
         error_unclaimed: false,
         error_overlapping: false,
@@ -172,6 +169,14 @@ pub(crate) fn options(
         keep_going: false,
         skip_existing: SkipExisting::None,
     })
+}
+
+/// The variables of cleave's environment that scripts get.
+pub(crate) fn passed_variables() -> BTreeMap<String, String> {
+    PASSED_VARIABLES
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
 }
 
 /// A build error with the details a user acts on.
@@ -227,7 +232,7 @@ fn timestamp() -> miette::Result<jiff::Timestamp> {
 }
 
 /// A local directory (which must be a channel), a URL, or a channel name.
-fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
+pub(crate) fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
     let looks_like_path = text.starts_with('.') || text.starts_with('/') || text.starts_with('~');
     if looks_like_path || cwd.join(text).is_dir() {
         let dir = cwd.join(text);

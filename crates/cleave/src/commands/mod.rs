@@ -7,6 +7,7 @@ pub(crate) mod publish;
 pub(crate) mod recipe;
 pub(crate) mod remote;
 pub(crate) mod render;
+pub(crate) mod test;
 
 use std::io::Write;
 

@@ -12,21 +12,21 @@
 
 use std::path::Path;
 
-use super::{TestContext, itself, language::spec};
+use super::{TestEnv, language::spec};
 use crate::environment::{EnvKind, Environments};
 use crate::error::BuildError;
 
 /// Solves and installs `downstream` with the package under test into
 /// `dir/test_env`.
 pub(super) fn check(
-    ctx: &TestContext<'_>,
+    ctx: &TestEnv<'_>,
     envs: &Environments,
     downstream: &str,
     dir: &Path,
     what: &str,
 ) -> Result<(), BuildError> {
-    let own = ctx.output.name.as_normalized();
-    let specs = vec![itself(ctx.output)?, spec(downstream)?];
+    let own = &ctx.subject.name;
+    let specs = vec![ctx.subject.spec()?, spec(downstream)?];
     let failed = |problem: String| BuildError::TestFailed {
         what: format!("{what}: downstream {downstream}"),
         problems: vec![problem],

@@ -140,6 +140,20 @@ fn a_failing_test_exits_1_with_its_log_tail() {
 }
 
 #[test]
+fn test_scripts_see_the_variant_the_package_was_built_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = repo().join("tests/workflow/variant-in-test");
+    assert_success(&build(&recipe, tmp.path()));
+    let output = test(&package_in(&tmp.path().join("out/noarch")), tmp.path());
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("flavor is mint"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_package_without_stored_tests_passes_saying_so() {
     let tmp = tempfile::tempdir().unwrap();
     assert_success(&build(&repo().join("tests/workflow/variant"), tmp.path()));

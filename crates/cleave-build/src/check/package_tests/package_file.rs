@@ -101,7 +101,7 @@ pub fn test_package_file(
         version: index.version.to_string(),
         build: index.build.to_string(),
         build_number: index.build_number,
-        variant: BTreeMap::new(),
+        variant: variant(&options.package)?,
     };
     let lock = options.dir.join("run.lock");
     let env = TestEnv {
@@ -162,6 +162,29 @@ pub fn test_package_file(
         report(Progress::Passed(&label));
     }
     Ok(ran)
+}
+
+/// The variant the package was built with, as both tools record it in
+/// `info/hash_input.json` (a flat object of keys and values); empty when
+/// it records none or something else (the tests do not depend on it).
+/// Values that are not text, numbers or booleans, or that hold a NUL,
+/// cannot be variables and are left out.
+fn variant(package: &Path) -> Result<BTreeMap<String, String>, BuildError> {
+    let Some(text) = stored::read_info_member(package, "info/hash_input.json")? else {
+        return Ok(BTreeMap::new());
+    };
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).unwrap_or_default();
+    Ok(object
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            serde_json::Value::String(text) => Some((key, text)),
+            serde_json::Value::Number(n) => Some((key, n.to_string())),
+            serde_json::Value::Bool(b) => Some((key, b.to_string())),
+            _ => None,
+        })
+        .filter(|(key, value)| !key.contains('\0') && !value.contains('\0'))
+        .collect())
 }
 
 /// A stored language test as the recipe test it came from.

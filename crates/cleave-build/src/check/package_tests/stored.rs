@@ -591,7 +591,7 @@ pub enum StoredError {
         #[source]
         source: std::io::Error,
     },
-    /// Larger than any list of tests.
+    /// Larger than any list of tests (or other metadata file).
     #[error("{path} is larger than {MAX_TESTS_YAML} bytes")]
     TooLarge {
         /// The file.
@@ -630,46 +630,54 @@ pub fn read(root: &Path) -> Result<Vec<StoredTest>, StoredError> {
 /// `.tar.bz2`), read from the archive without unpacking it; none when it
 /// stores none. Only a regular file `info/tests/tests.yaml` counts.
 pub fn read_archive(package: &Path) -> Result<Vec<StoredTest>, StoredError> {
+    match read_info_member(package, TESTS_YAML)? {
+        Some(text) => parse(&text, &package.join(TESTS_YAML)),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The text of the regular file `member` (below `info/`) of the package
+/// file at `package`, at most [`MAX_TESTS_YAML`] bytes; `None` when the
+/// package has no such member.
+pub fn read_info_member(package: &Path, member: &str) -> Result<Option<String>, StoredError> {
     let io = |source| StoredError::Io {
         path: package.to_path_buf(),
         source,
     };
     let (file, _) = open_regular(package).map_err(|e| io(std::io::Error::other(e.to_string())))?;
     let name = package.to_string_lossy();
-    let text = if name.ends_with(".conda") {
+    if name.ends_with(".conda") {
         let archive = rattler_package_streaming::seek::stream_conda_info(file)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        find_in_archive(archive, package)?
+        find_in_archive(archive, package, member)
     } else if name.ends_with(".tar.bz2") {
         find_in_archive(
             rattler_package_streaming::read::stream_tar_bz2(file),
             package,
-        )?
+            member,
+        )
     } else {
-        return Err(StoredError::Invalid {
+        Err(StoredError::Invalid {
             path: package.to_path_buf(),
             reason: "a package file name ends in .conda or .tar.bz2".into(),
-        });
-    };
-    match text {
-        Some(text) => parse(&text, &package.join(TESTS_YAML)),
-        None => Ok(Vec::new()),
+        })
     }
 }
 
-/// The text of `info/tests/tests.yaml` in a package's (info) tar stream.
+/// The text of `member` in a package's (info) tar stream.
 fn find_in_archive<R: Read>(
     mut archive: tar::Archive<R>,
     package: &Path,
+    member: &str,
 ) -> Result<Option<String>, StoredError> {
-    let path = package.join(TESTS_YAML);
+    let path = package.join(member);
     let io = |source| StoredError::Io {
         path: package.to_path_buf(),
         source,
     };
     for entry in archive.entries().map_err(io)? {
         let entry = entry.map_err(io)?;
-        if entry.path().map_err(io)?.as_ref() != Path::new(TESTS_YAML) {
+        if entry.path().map_err(io)?.as_ref() != Path::new(member) {
             continue;
         }
         if !entry.header().entry_type().is_file() {

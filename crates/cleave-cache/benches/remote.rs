@@ -1,10 +1,11 @@
 //! A 20,000-file / 1 GiB staging entry through remote stores on loopback:
 //! upload and restore (fetch into an empty local store, then restore) from
-//! an S3 server (moto), Redis and a shared directory, against a restore
-//! from the local store; requests and bytes moved.
+//! an S3 server (moto), Redis, a REAPI server (BuildGrid) and a shared
+//! directory, against a restore from the local store; requests and bytes
+//! moved.
 //!
-//! `cargo bench -p cleave-cache --bench remote` (moto_server and
-//! redis-server on PATH: `scripts/prerequisites --with-oracles`).
+//! `cargo bench -p cleave-cache --bench remote` (moto_server,
+//! redis-server and bgd on PATH: `scripts/prerequisites --with-oracles`).
 //! BENCH_FILES and BENCH_MIB shrink the entry. Prints Markdown rows.
 
 use std::path::Path;
@@ -80,11 +81,19 @@ fn main() {
 
     let s3 = services::s3();
     let redis = services::redis();
+    let grid = services::buildgrid(
+        services::Grid {
+            storage: services::GridStorage::Memory("4GB"),
+            ..services::Grid::default()
+        },
+        "bench",
+    );
     let shared = work.path().join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     let remotes = [
         ("S3 (moto)", services::s3_url(&s3, "bench")),
         ("Redis", format!("redis://127.0.0.1:{}/0", redis.port)),
+        ("REAPI (BuildGrid)", services::grpc_url(&grid, "bench")),
         ("shared directory", format!("file://{}", shared.display())),
     ];
     for (i, (label, url)) in remotes.iter().enumerate() {

@@ -15,12 +15,16 @@
 //! - [`lock`]: process locks released by the kernel on exit;
 //! - [`remote`]: remote stores behind the local one, through OpenDAL;
 //! - [`helper`]: cache helpers, third-party tiers run as executables, and
-//!   [`portable`], the entry format they exchange.
+//!   [`portable`], the entry format they exchange;
+//! - [`foreign`]: every read of data from outside (a helper, a remote, a
+//!   shared directory) bounded in size, of regular files only, and what
+//!   of it is printed escaped.
 
 pub mod digest;
 mod error;
 pub mod filter;
 pub mod fingerprint;
+pub mod foreign;
 pub mod helper;
 pub mod key;
 pub mod lock;
@@ -28,6 +32,7 @@ pub mod manifest;
 pub mod portable;
 mod relocate;
 pub mod remote;
+mod shared_dir;
 pub mod store;
 
 pub use digest::Digest;

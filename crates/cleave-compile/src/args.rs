@@ -115,8 +115,13 @@ pub enum Uncacheable {
     NotUtf8,
     /// An environment variable asks for a second output.
     Environment(String),
-    /// `__DATE__`, `__TIME__` or `__TIMESTAMP__` without a fixed clock.
+    /// `__DATE__` or `__TIME__` expanded without a fixed clock, and the
+    /// second changed between the preprocessing and the end of the
+    /// compile: the object may hold a time its key does not.
     TimeMacros,
+    /// The compiler cannot report the time macros it expands
+    /// (`-Wdate-time`).
+    TimeMacrosUnseen,
     /// A compiler that is neither gcc nor clang.
     UnknownCompiler,
     /// The preprocessor failed but the compiler did not.
@@ -144,7 +149,10 @@ impl fmt::Display for Uncacheable {
             Uncacheable::NotUtf8 => f.write_str("argument not UTF-8"),
             Uncacheable::Environment(var) => write!(f, "environment: {var}"),
             Uncacheable::TimeMacros => {
-                f.write_str("__DATE__/__TIME__ without SOURCE_DATE_EPOCH, or __TIMESTAMP__")
+                f.write_str("time macros, the clock moved during the compile")
+            }
+            Uncacheable::TimeMacrosUnseen => {
+                f.write_str("compiler cannot report time macros (-Wdate-time)")
             }
             Uncacheable::UnknownCompiler => f.write_str("not gcc or clang"),
             Uncacheable::Preprocessor => f.write_str("preprocessor failed"),
@@ -172,6 +180,24 @@ pub struct Compile {
     pub debug: bool,
     /// Whether the call chooses diagnostic colours itself.
     pub color_chosen: bool,
+}
+
+impl Compile {
+    /// The `-B` options, as written (`-B dir` as two arguments, or
+    /// `-Bdir`): where the driver looks for the programs it runs.
+    pub fn program_prefixes(&self) -> Vec<String> {
+        let mut prefixes = Vec::new();
+        let mut flags = self.flags.iter();
+        while let Some(flag) = flags.next() {
+            if flag == "-B" {
+                prefixes.push(flag.clone());
+                prefixes.extend(flags.next().cloned());
+            } else if flag.starts_with("-B") {
+                prefixes.push(flag.clone());
+            }
+        }
+        prefixes
+    }
 }
 
 /// A dependency file (`-MD`, `-MMD`).
@@ -256,15 +282,12 @@ const ATTACHED_VALUE: &[&str] = &[
 ];
 
 /// `-f` options that write a second output, read a file the key does not
-/// cover, or depend on state outside the call.
+/// cover, depend on state outside the call, or print what differs from
+/// run to run (timings, memory use), which a hit would print stale.
 const DENIED_F: &[&str] = &[
-    "-fprofile-arcs",
+    "-fprofile",
     "-ftest-coverage",
-    "-fprofile-generate",
-    "-fprofile-use",
-    "-fprofile-instr-",
-    "-fprofile-sample-",
-    "-fprofile-dir",
+    "-fbranch-probabilities",
     "-fauto-profile",
     "-fcreate-profile",
     "-fcs-profile-generate",
@@ -287,10 +310,75 @@ const DENIED_F: &[&str] = &[
     "-fcxx-modules",
     "-fprebuilt-module-path",
     "-fdiagnostics-format=sarif",
+    "-fdiagnostics-format=json-file",
+    "-fdiagnostics-add-output",
+    "-fdiagnostics-set-output",
     "-fcompare-debug",
     "-fembed-bitcode",
     "-fxray-",
     "-fdump",
+    "-fdeps-",
+    "-fvtv-",
+    "-fsanitize-system-",
+    "-fthinlto-index",
+    "-flto-incremental",
+    "-ftime-report",
+    "-ftime-trace",
+    "-fmem-report",
+    "-fpre-ipa-mem-report",
+    "-fpost-ipa-mem-report",
+    "-fstats",
+    "-fproc-stat-report",
+];
+
+/// Assembler options (`-Wa,X`, `-Xassembler X`) that change only how the
+/// object is assembled. Any other one passes the call through: the
+/// assembler also writes listings (`-a...=FILE`), dependency files
+/// (`--MD`) and reads include directories (`-I`) the key does not cover.
+const ASSEMBLER_OPTIONS: &[&str] = &[
+    "--noexecstack",
+    "--execstack",
+    "--64",
+    "--32",
+    "--x32",
+    "-g",
+    "--gen-debug",
+    "--gdwarf-",
+    "-gdwarf-",
+    "--compress-debug-sections",
+    "--compress-debug-sections=",
+    "--nocompress-debug-sections",
+    "--fatal-warnings",
+    "--warn",
+    "--no-warn",
+    "-W",
+    "-mrelax-relocations=",
+    "-mx86-used-note=",
+    "-march=",
+    "-mcpu=",
+    "-mtune=",
+    "-mfpu=",
+    "-mfloat-abi=",
+    "-mabi=",
+    "-mthumb",
+    "-marm",
+    "-mimplicit-it=",
+    "-mno-shared",
+    "-mbig-obj",
+];
+
+/// Preprocessor options (`-Wp,X`, `-Xpreprocessor X`) that only define
+/// macros, add include directories (the files read are in the manifest)
+/// or choose warnings. Any other one passes the call through: the
+/// preprocessor also writes dependency files (`-MD`), and more.
+const PREPROCESSOR_OPTIONS: &[&str] = &["-D", "-U", "-I", "-W", "-std=", "-fopenmp", "-fopenmp="];
+
+/// Words in an `-mllvm` option that name a file or a report LLVM writes
+/// (`-info-output-file=`, `-pass-remarks-output=`, `-dot-cfg`,
+/// `-stats-json`, ...): such a call passes through.
+const LLVM_OUTPUT_WORDS: &[&str] = &[
+    "file", "output", "dump", "dot-", "-dot", "view", "remarks", "stats", "trace", "save",
+    "profile",
 ];
 
 /// Options without a value that any call may carry: they go into the key.
@@ -349,6 +437,9 @@ pub fn analyze(args: &[String]) -> Result<Compile, Uncacheable> {
     let mut dep_target = false;
     let mut debug = false;
     let mut color_chosen = false;
+    // The last `-Xclang` named an option whose value the next `-Xclang`
+    // carries (`-Xclang -target-feature -Xclang +avx2`).
+    let mut clang_value = false;
 
     let mut i = 0;
     while i < args.len() {
@@ -426,9 +517,32 @@ pub fn analyze(args: &[String]) -> Result<Compile, Uncacheable> {
             "-MP" | "-MG" => dep_options.push(name.to_string()),
             "-MJ" => note(Uncacheable::Unsupported(name.to_string())),
             "-v" | "-###" | "--verbose" => note(Uncacheable::Unsupported(name.to_string())),
-            "-Xclang" if matches!(value, Some("-load" | "-plugin" | "-add-plugin")) => note(
-                Uncacheable::Unsupported(format!("-Xclang {}", value.unwrap_or(""))),
-            ),
+            // A second output, and a file naming the files read.
+            "-aux-info" | "-ivfsoverlay" => note(Uncacheable::Unsupported(name.to_string())),
+            "-Xclang" | "-Xpreprocessor" | "-Xassembler" | "-mllvm" => {
+                let value = value.unwrap_or_default();
+                let pending = std::mem::take(&mut clang_value);
+                let allowed = match name {
+                    "-Xclang" if pending => true,
+                    "-Xclang" => {
+                        if matches!(value, "-target-feature" | "-mllvm") {
+                            clang_value = true;
+                        }
+                        clang_option_is_harmless(value)
+                    }
+                    "-Xpreprocessor" => is_listed(value, PREPROCESSOR_OPTIONS),
+                    "-Xassembler" => is_listed(value, ASSEMBLER_OPTIONS),
+                    _ => llvm_option_is_harmless(value),
+                };
+                if allowed {
+                    keep(&mut flags);
+                } else {
+                    note(Uncacheable::Unsupported(format!(
+                        "{name} {}",
+                        option_name(value)
+                    )));
+                }
+            }
             _ if value.is_some() => keep(&mut flags),
             _ if PLAIN.contains(&name) => keep(&mut flags),
             _ => match classify(name) {
@@ -525,7 +639,8 @@ fn classify(arg: &str) -> Class {
         return refuse(arg);
     }
     if let Some(rest) = arg.strip_prefix("-g") {
-        if rest == "split-dwarf" || rest.starts_with("split-dwarf=") {
+        // A `.dwo` beside the object; debug information naming module files.
+        if rest == "split-dwarf" || rest.starts_with("split-dwarf=") || rest == "modules" {
             return refuse(arg);
         }
         return Class::Debug(match rest {
@@ -550,11 +665,19 @@ fn classify(arg: &str) -> Class {
         return Class::Keep;
     }
     if let Some(rest) = arg.strip_prefix("-Wp,") {
-        // The preprocessor's own dependency options write a second output.
-        if rest.split(',').any(|o| o.starts_with("-M")) {
-            return refuse(arg);
+        // `-Wp,-MD,file` writes a second output; what is not known to be
+        // harmless passes through.
+        if rest.split(',').all(|o| is_listed(o, PREPROCESSOR_OPTIONS)) {
+            return Class::Keep;
         }
-        return Class::Keep;
+        return refuse(arg);
+    }
+    if let Some(rest) = arg.strip_prefix("-Wa,") {
+        // `-Wa,-adhln=list.txt` writes an assembler listing.
+        if rest.split(',').all(|o| is_listed(o, ASSEMBLER_OPTIONS)) {
+            return Class::Keep;
+        }
+        return refuse(arg);
     }
     if arg.starts_with("-print-") || arg.starts_with("--print-") || arg.starts_with("-dump") {
         return refuse(arg);
@@ -583,6 +706,38 @@ fn classify(arg: &str) -> Class {
         return Class::Keep;
     }
     Class::Refuse(Uncacheable::Unknown(option_name(arg)))
+}
+
+/// Whether `option` is one of `allowed`, or starts with one that ends in
+/// `=` or `-`, or with `-D`, `-U`, `-I` (a value attached), or with `-W`
+/// (a warning, not `-Wp,`/`-Wa,`/`-Wl,`, which pass options on).
+fn is_listed(option: &str, allowed: &[&str]) -> bool {
+    allowed.iter().any(|a| {
+        let prefix = a.ends_with('=') || a.ends_with('-') || matches!(*a, "-D" | "-U" | "-I");
+        option == *a
+            || (prefix && option.starts_with(a))
+            || (*a == "-W" && option.starts_with("-W") && !option.contains(','))
+    })
+}
+
+/// Whether an `-Xclang` option only changes code generation or warnings:
+/// `-f` options the cache allows anyway, `-W`, `-D`, `-U`, `-O`, and the
+/// two that carry a value in the next `-Xclang`. Others (`-load`,
+/// `-dependency-file`, `-header-include-file`, `-stats-file=`, `-emit-*`,
+/// ...) pass through.
+fn clang_option_is_harmless(option: &str) -> bool {
+    if option.starts_with("-f") {
+        return !DENIED_F.iter().any(|p| option.starts_with(p));
+    }
+    matches!(option, "-target-feature" | "-mllvm")
+        || option.starts_with("-O")
+        || is_listed(option, &["-W", "-D", "-U"])
+}
+
+/// Whether an `-mllvm` option names no file or report.
+fn llvm_option_is_harmless(option: &str) -> bool {
+    let lower = option.to_ascii_lowercase();
+    !LLVM_OUTPUT_WORDS.iter().any(|w| lower.contains(w))
 }
 
 /// An option without its value (`-fplugin=x.so` -> `-fplugin`), so that
@@ -658,6 +813,13 @@ mod tests {
     }
 
     #[test]
+    fn program_prefixes_are_the_b_options_in_both_spellings() {
+        let c = ok("-c a.c -B /opt/tc/ -O2 -Btc2/ -I inc");
+        assert_eq!(c.program_prefixes(), ["-B", "/opt/tc/", "-Btc2/"]);
+        assert!(ok("-c a.c -I inc").program_prefixes().is_empty());
+    }
+
+    #[test]
     fn debug_follows_the_last_g_option() {
         assert!(ok("-c a.c -g").debug);
         assert!(!ok("-c a.c -g -g0").debug);
@@ -702,7 +864,84 @@ mod tests {
             Uncacheable::Unknown("--frobnicate".into())
         );
         assert_eq!(refused("-c a.c b.o"), Uncacheable::LinkerInput);
+        assert_eq!(
+            refused("-c a.c -aux-info protos.txt"),
+            Uncacheable::Unsupported("-aux-info".into())
+        );
         assert_eq!(refused("-fsyntax-only a.c"), Uncacheable::SyntaxOnly);
+    }
+
+    #[test]
+    fn options_that_write_another_file_pass_through() {
+        for (line, why) in [
+            ("-c a.c -Wa,-adhln=a.lst", "-Wa,-adhln"),
+            (
+                "-c a.c -Wa,--noexecstack,--MD,a.d",
+                "-Wa,--noexecstack,--MD,a.d",
+            ),
+            ("-c a.c -Wa,-I,inc", "-Wa,-I,inc"),
+            ("-c a.c -Xassembler -als=a.lst", "-Xassembler -als"),
+            ("-c a.c -Xpreprocessor -MD", "-Xpreprocessor -MD"),
+            ("-c a.c -Wp,-MMD,a.d", "-Wp,-MMD,a.d"),
+            ("-c a.c -Wp,-o,a.i", "-Wp,-o,a.i"),
+            (
+                "-c a.c -Xclang -dependency-file",
+                "-Xclang -dependency-file",
+            ),
+            ("-c a.c -Xclang -load", "-Xclang -load"),
+            (
+                "-c a.c -mllvm -info-output-file=t",
+                "-mllvm -info-output-file",
+            ),
+            ("-c a.c -ftime-report", "-ftime-report"),
+            ("-c a.c -ftime-trace", "-ftime-trace"),
+            ("-c a.c -fstack-usage", "-fstack-usage"),
+            ("-c a.c -fcallgraph-info=su", "-fcallgraph-info"),
+            ("-c a.c -fdump-tree-all", "-fdump-tree-all"),
+            ("-c a.c -fdeps-file=a.ddi", "-fdeps-file"),
+            ("-c a.c -fprofile-update=atomic", "-fprofile-update"),
+            (
+                "-c a.c -fdiagnostics-format=json-file",
+                "-fdiagnostics-format",
+            ),
+            ("-c a.c -save-temps=obj", "-save-temps"),
+            ("-c a.c -gsplit-dwarf", "-gsplit-dwarf"),
+            ("-c a.c -ivfsoverlay o.yaml", "-ivfsoverlay"),
+        ] {
+            assert_eq!(
+                refused(line),
+                Uncacheable::Unsupported(why.into()),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn harmless_assembler_and_preprocessor_options_are_kept() {
+        let c = ok(
+            "-c a.c -Wa,--noexecstack,-mrelax-relocations=no,--compress-debug-sections=zlib -Xassembler --64 \
+             -Wp,-D_FORTIFY_SOURCE=2 -Xpreprocessor -fopenmp \
+             -Xclang -target-feature -Xclang +avx2 -mllvm -inline-threshold=500 \
+             -frecord-gcc-switches",
+        );
+        assert_eq!(
+            c.flags,
+            [
+                "-Wa,--noexecstack,-mrelax-relocations=no,--compress-debug-sections=zlib",
+                "-Xassembler",
+                "--64",
+                "-Wp,-D_FORTIFY_SOURCE=2",
+                "-Xpreprocessor",
+                "-fopenmp",
+                "-Xclang",
+                "-target-feature",
+                "-Xclang",
+                "+avx2",
+                "-mllvm",
+                "-inline-threshold=500",
+                "-frecord-gcc-switches",
+            ]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,17 @@ pub struct Profile {
     pub prefix_map: PrefixMap,
     /// The compiler proper per language (`-x` name), for gcc.
     pub backends: BTreeMap<String, PathBuf>,
+    /// Whether it reports each expansion of `__DATE__`, `__TIME__` and
+    /// `__TIMESTAMP__` (`-Wdate-time`), however the macro was written
+    /// (on the command line, or pasted together from pieces).
+    pub reports_time_macros: bool,
+    /// Whether `SOURCE_DATE_EPOCH` fixes `__DATE__` and `__TIME__` (gcc 7,
+    /// clang 19).
+    pub honors_source_date_epoch: bool,
 }
+
+/// Bumped when a profile holds more: older ones are asked again.
+const PROFILE_FORMAT: u32 = 2;
 
 /// A compiler ready to run and to key by.
 #[derive(Debug, Clone)]
@@ -65,6 +76,54 @@ impl Compiler {
     pub fn backend_digest(&self, language: Language, files: &mut Files) -> Option<Digest> {
         let backend = self.profile.backends.get(language.as_x())?;
         files.info(backend).ok().map(|i| i.digest)
+    }
+
+    /// The programs the driver at `path` runs for a call whose `-B`
+    /// options (`prefixes`, as written) or whose `GCC_EXEC_PREFIX` and
+    /// `COMPILER_PATH` can put other ones in place of those the profile
+    /// names: the compiler proper (gcc) and the assembler, asked of the
+    /// driver with the call's own prefixes (`-print-prog-name`), each
+    /// `(what, digest)` of one that is a file. A program the driver finds
+    /// on `PATH` (a bare name) is left out, as without `-B`.
+    pub fn chosen_programs(
+        &self,
+        path: &Path,
+        language: Language,
+        prefixes: &[String],
+        files: &mut Files,
+    ) -> Result<Vec<(&'static str, Digest)>, CompileError> {
+        let mut asked: Vec<(&'static str, &str)> = vec![("assembler", "as")];
+        if self.profile.family == Family::Gcc {
+            asked.push(("backend", backend_name(language)));
+        }
+        let mut found = Vec::new();
+        for (what, program) in asked {
+            let out = output(
+                Command::new(path)
+                    .args(prefixes)
+                    .arg(format!("-print-prog-name={program}"))
+                    .stdin(Stdio::null()),
+                path,
+            )?;
+            let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() || !answer.contains('/') {
+                continue;
+            }
+            if let Ok(info) = files.info(Path::new(&answer)) {
+                found.push((what, info.digest));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The compiler proper gcc runs for a language.
+fn backend_name(language: Language) -> &'static str {
+    match language {
+        Language::C | Language::AsmCpp => "cc1",
+        Language::Cxx => "cc1plus",
+        Language::ObjC => "cc1obj",
+        Language::ObjCxx => "cc1objplus",
     }
 }
 
@@ -118,7 +177,7 @@ pub fn identify(path: &Path, files: &mut Files, state: &Path) -> Result<Compiler
         .digest;
     let cached = state
         .join("compilers")
-        .join(format!("{}.json", &digest.to_hex()[..32]));
+        .join(format!("{}-{PROFILE_FORMAT}.json", &digest.to_hex()[..32]));
     let profile = match std::fs::read(&cached)
         .ok()
         .and_then(|b| serde_json::from_slice::<Profile>(&b).ok())
@@ -167,6 +226,8 @@ fn probe(path: &Path) -> Result<Profile, CompileError> {
             version,
             prefix_map: PrefixMap::None,
             backends: BTreeMap::new(),
+            reports_time_macros: false,
+            honors_source_date_epoch: false,
         });
     }
     let accepts = |option: &str| -> Result<bool, CompileError> {
@@ -180,16 +241,28 @@ fn probe(path: &Path) -> Result<Profile, CompileError> {
     } else {
         PrefixMap::None
     };
+    let reports_time_macros = run(&[
+        "-Wdate-time",
+        "-E",
+        "-x",
+        "c",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+    ])?
+    .0;
+    let honors_source_date_epoch = date_at_epoch_zero(path)?.contains("Jan  1 1970");
     let mut backends = BTreeMap::new();
     if family == Family::Gcc {
         let languages = [
-            (Language::C, "cc1"),
-            (Language::AsmCpp, "cc1"),
-            (Language::Cxx, "cc1plus"),
-            (Language::ObjC, "cc1obj"),
-            (Language::ObjCxx, "cc1objplus"),
+            Language::C,
+            Language::AsmCpp,
+            Language::Cxx,
+            Language::ObjC,
+            Language::ObjCxx,
         ];
-        for (language, prog) in languages {
+        for language in languages {
+            let prog = backend_name(language);
             let (_, out) = run(&[&format!("-print-prog-name={prog}")])?;
             let found = PathBuf::from(out.trim());
             if found.is_absolute() && found.is_file() {
@@ -202,7 +275,33 @@ fn probe(path: &Path) -> Result<Profile, CompileError> {
         version,
         prefix_map,
         backends,
+        reports_time_macros,
+        honors_source_date_epoch,
     })
+}
+
+/// What `__DATE__` preprocesses to with `SOURCE_DATE_EPOCH=0`.
+fn date_at_epoch_zero(path: &Path) -> Result<String, CompileError> {
+    let spawn = |e| CompileError::Spawn {
+        program: path.to_path_buf(),
+        source: e,
+    };
+    let mut child = Command::new(path)
+        .args(["-E", "-P", "-x", "c", "-"])
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("LC_ALL", "C")
+        .env(vars::NESTED, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A driver that exits without reading says no more than that.
+        let _ = stdin.write_all(b"__DATE__\n");
+    }
+    let out = child.wait_with_output().map_err(spawn)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs `command` (the compiler `program`) to its end, with its output

@@ -37,31 +37,73 @@ pub struct FileInfo {
     pub changed_ns: i64,
 }
 
-/// Whether a file mentions `__DATE__`/`__TIME__` (fixed by
-/// `SOURCE_DATE_EPOCH`) or `__TIMESTAMP__` (a file's mtime: never fixed).
+/// Whether a text mentions `__DATE__`/`__TIME__` (fixed by
+/// `SOURCE_DATE_EPOCH`), `__TIMESTAMP__` (a file's mtime), or names the
+/// warning that reports their use (`-Wdate-time`, or `-Weverything`): a
+/// `#pragma ... diagnostic ignored` could hide a use from it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeMacros {
     /// `__DATE__` or `__TIME__`.
     pub date_time: bool,
     /// `__TIMESTAMP__`.
     pub timestamp: bool,
+    /// `-Wdate-time` or `-Weverything`.
+    pub warning: bool,
 }
+
+/// What [`TimeMacros`] looks for, in the order of its patterns.
+const TIME_PATTERNS: [&str; 5] = [
+    "__DATE__",
+    "__TIME__",
+    "__TIMESTAMP__",
+    "-Wdate-time",
+    "-Weverything",
+];
 
 impl TimeMacros {
     fn bits(self) -> u8 {
-        u8::from(self.date_time) | (u8::from(self.timestamp) << 1)
+        u8::from(self.date_time) | (u8::from(self.timestamp) << 1) | (u8::from(self.warning) << 2)
     }
 
     fn from_bits(bits: u8) -> Self {
         TimeMacros {
             date_time: bits & 1 != 0,
             timestamp: bits & 2 != 0,
+            warning: bits & 4 != 0,
         }
     }
 
-    /// Either of them.
+    /// Any of them.
     pub fn any(self) -> bool {
-        self.date_time || self.timestamp
+        self.date_time || self.timestamp || self.warning
+    }
+
+    /// Both together.
+    pub fn or(self, other: TimeMacros) -> TimeMacros {
+        TimeMacros {
+            date_time: self.date_time || other.date_time,
+            timestamp: self.timestamp || other.timestamp,
+            warning: self.warning || other.warning,
+        }
+    }
+
+    /// What `text` mentions (a command line).
+    pub fn in_text(text: &str) -> TimeMacros {
+        let mut found = TimeMacros::default();
+        for (i, pattern) in TIME_PATTERNS.iter().enumerate() {
+            if text.contains(pattern) {
+                found.note(i);
+            }
+        }
+        found
+    }
+
+    fn note(&mut self, pattern: usize) {
+        match pattern {
+            0 | 1 => self.date_time = true,
+            2 => self.timestamp = true,
+            _ => self.warning = true,
+        }
     }
 }
 
@@ -83,7 +125,8 @@ struct DirIndex {
 /// A file written less than this before it was hashed is hashed again.
 const MARGIN_NS: i64 = 1_000_000_000;
 
-const MAGIC: &str = "cleave-files 1";
+/// Bumped when what a record holds changes (2: the `-Wdate-time` bit).
+const MAGIC: &str = "cleave-files 2";
 
 /// File digests for one compile.
 #[derive(Debug)]
@@ -108,8 +151,7 @@ impl Files {
             cwd,
             build_start_ns,
             indexes: HashMap::new(),
-            macros: AhoCorasick::new(["__DATE__", "__TIME__", "__TIMESTAMP__"])
-                .expect("three literal patterns"),
+            macros: AhoCorasick::new(TIME_PATTERNS).expect("literal patterns"),
             hashed: 0,
             reused: 0,
         }
@@ -174,10 +216,7 @@ impl Files {
             hasher.update(&buf[..n]);
             carry.extend_from_slice(&buf[..n]);
             for m in self.macros.find_overlapping_iter(&carry[..]) {
-                match m.pattern().as_usize() {
-                    2 => macros.timestamp = true,
-                    _ => macros.date_time = true,
-                }
+                macros.note(m.pattern().as_usize());
             }
             let keep = carry.len().min(12);
             carry.drain(..carry.len() - keep);
@@ -407,6 +446,20 @@ mod tests {
         assert!(info.macros.date_time && info.macros.timestamp);
         let plain = old_file(src.path(), "p.c", "int TIME__;");
         assert!(!files.info(&plain).unwrap().macros.any());
+        let pragma = old_file(
+            src.path(),
+            "q.h",
+            "#pragma GCC diagnostic ignored \"-Wdate-time\"\n",
+        );
+        let found = files.info(&pragma).unwrap().macros;
+        assert!(found.warning && !found.date_time);
+        assert_eq!(
+            TimeMacros::in_text("-DSTAMP=__TIMESTAMP__"),
+            TimeMacros {
+                timestamp: true,
+                ..TimeMacros::default()
+            }
+        );
     }
 
     #[test]

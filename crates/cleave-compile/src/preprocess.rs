@@ -2,6 +2,14 @@
 //! roots' paths normalised, keys its entry (an edit that leaves that text
 //! alone, like a comment, still hits); its line markers name every file it
 //! read, which become the direct-mode manifest.
+//!
+//! It also tells whether the call expands a time macro (`__DATE__`,
+//! `__TIME__`, `__TIMESTAMP__`), wherever it comes from: the source, a
+//! header, a `-D` on the command line, or pieces pasted together with
+//! `##`. Reading the text for the names cannot rule out the last two; the
+//! compiler's own `-Wdate-time` reports each expansion, so it is turned on
+//! for this run (and on in system headers, and never an error), and what
+//! it reports is read from the messages.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -23,29 +31,81 @@ pub struct Preprocessed {
     pub includes: Vec<String>,
     /// Whether a precompiled header was used.
     pub pch: bool,
+    /// The time macros it expanded.
+    pub expanded: Expanded,
 }
 
-/// Runs the preprocessor on the call's source with its flags and `extra`;
-/// `None` when the preprocessor fails (the compile will say why).
+/// The time macros a preprocessing expanded, as `-Wdate-time` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expanded {
+    /// At least one.
+    pub any: bool,
+    /// One that may be `__TIMESTAMP__` (a file's time, which
+    /// `SOURCE_DATE_EPOCH` does not fix in every compiler): gcc names the
+    /// macro, clang does not.
+    pub timestamp: bool,
+}
+
+/// What makes the preprocessor report every time macro it expands, in
+/// system headers too, as a warning (an error would fail the run), with
+/// the option named (so that the report can be told from other warnings).
+const REPORT_TIME_MACROS: &[&str] = &[
+    "-Wdate-time",
+    "-Wsystem-headers",
+    "-Wno-error",
+    "-Wno-error=date-time",
+    "-Wno-pedantic",
+    "-fdiagnostics-show-option",
+];
+
+/// Runs the preprocessor on the call's source with its flags and `extra`,
+/// with time macros reported (see [`REPORT_TIME_MACROS`]); `None` when
+/// the preprocessor fails (the compile will say why).
 pub fn run(
     compiler: &Path,
     extra: &[String],
     compile: &Compile,
     roots: &Roots,
 ) -> Result<Option<Preprocessed>, CompileError> {
+    // `-w` silences every warning, whatever comes after it; it changes
+    // nothing in the text.
+    let flags = compile
+        .flags
+        .iter()
+        .filter(|f| !matches!(f.as_str(), "-w" | "--no-warnings"));
     let out = compiler::output(
         Command::new(compiler)
             .args(extra)
-            .args(&compile.flags)
+            .args(flags)
+            .args(REPORT_TIME_MACROS)
             .args(["-E", "-x", compile.language.as_x(), &compile.source])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null()),
+            .stdin(Stdio::null()),
         compiler,
     )?;
     if !out.status.success() {
         return Ok(None);
     }
-    Ok(Some(read(&out.stdout, &compile.source, roots)))
+    let mut pre = read(&out.stdout, &compile.source, roots);
+    pre.expanded = expanded(&out.stderr);
+    Ok(Some(pre))
+}
+
+/// The time macros the messages of a `-Wdate-time` run report: gcc's
+/// `macro "__TIME__" might prevent reproducible builds [-Wdate-time]`,
+/// clang's `expansion of date or time macro is not reproducible
+/// [-Wdate-time]` (or the same in JSON).
+fn expanded(messages: &[u8]) -> Expanded {
+    let mut found = Expanded::default();
+    for line in String::from_utf8_lossy(messages).lines() {
+        if !line.contains("date-time") {
+            continue;
+        }
+        found.any = true;
+        let named = (line.contains("__DATE__") || line.contains("__TIME__"))
+            && !line.contains("__TIMESTAMP__");
+        found.timestamp |= !named;
+    }
+    found
 }
 
 /// Digests and reads the markers of preprocessed text.
@@ -77,6 +137,7 @@ fn read(text: &[u8], source: &str, roots: &Roots) -> Preprocessed {
         digest,
         includes,
         pch,
+        expanded: Expanded::default(),
     }
 }
 
@@ -140,6 +201,32 @@ mod tests {
             ]
         );
         assert!(!got.pch);
+    }
+
+    #[test]
+    fn time_macros_are_read_from_gcc_s_and_clang_s_reports() {
+        let gcc = b"t.c:1:17: warning: macro \"__TIME__\" might prevent reproducible builds [-Wdate-time]\n    1 | x\n";
+        assert_eq!(
+            expanded(gcc),
+            Expanded {
+                any: true,
+                timestamp: false
+            }
+        );
+        let stamp = b"t.c:1:1: warning: macro \"__TIMESTAMP__\" might prevent reproducible builds [-Wdate-time]\n";
+        assert!(expanded(stamp).timestamp);
+        let clang = b"t.c:1:1: warning: expansion of date or time macro is not reproducible [-Wdate-time]\n";
+        assert_eq!(
+            expanded(clang),
+            Expanded {
+                any: true,
+                timestamp: true
+            }
+        );
+        assert_eq!(
+            expanded(b"t.c:2:3: warning: unused [-Wunused]\n"),
+            Expanded::default()
+        );
     }
 
     #[test]

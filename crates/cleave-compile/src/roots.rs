@@ -192,6 +192,19 @@ impl Roots {
             .collect()
     }
 
+    /// [`Roots::prefix_maps`] as a key holds them: without the maps of a
+    /// base directory's roots (`up0`, `up1`, ...). How many of those there
+    /// are depends on how deep the working directory is below the base,
+    /// which says nothing about the output: a path the output names is in
+    /// the key itself (normalised, `{up1}/lib/x.c`), and maps to the same
+    /// `/cleave/up1/lib/x.c` at any depth.
+    pub fn key_prefix_maps(&self, style: PrefixMap) -> Vec<String> {
+        let mut maps = self.prefix_maps(style);
+        let mut kept = self.roots.iter().rev().map(|r| !is_base_root(&r.name));
+        maps.retain(|_| kept.next().unwrap_or(true));
+        maps
+    }
+
     /// `(name, path)` of each root, for capture and restore in the store.
     pub fn pairs(&self) -> Vec<(&str, &Path)> {
         self.roots
@@ -207,6 +220,12 @@ impl Roots {
             .find(|r| r.name == name)
             .map(|r| r.path.as_str())
     }
+}
+
+/// Whether a root is one [`Roots::with_bases`] adds: `up` and a number.
+fn is_base_root(name: &str) -> bool {
+    name.strip_prefix("up")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The marker a root's path becomes: a NUL, then `{name}`.
@@ -313,5 +332,23 @@ mod tests {
         );
         let top = Roots::default().with_bases("/", Path::new("/home/me"));
         assert_eq!(top.pairs().len(), 2);
+    }
+
+    #[test]
+    fn a_key_holds_the_maps_of_named_roots_not_of_the_base_s_depth() {
+        let shallow = recipe_roots("/stg/x").with_bases("/home", Path::new("/home/me/a/build"));
+        let deep = recipe_roots("/stg/x").with_bases("/home", Path::new("/home/me/b/c/build"));
+        assert_ne!(
+            shallow.prefix_maps(PrefixMap::File).len(),
+            deep.prefix_maps(PrefixMap::File).len()
+        );
+        assert_eq!(
+            shallow.key_prefix_maps(PrefixMap::File),
+            recipe_roots("/stg/x").prefix_maps(PrefixMap::File)
+        );
+        assert_eq!(
+            deep.key_prefix_maps(PrefixMap::File),
+            shallow.key_prefix_maps(PrefixMap::File)
+        );
     }
 }

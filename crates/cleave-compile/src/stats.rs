@@ -118,6 +118,14 @@ pub struct Summary {
     /// bytes, errors, waiting), by the remote as printed.
     #[serde(default)]
     pub remotes: BTreeMap<String, TierStats>,
+    /// Calls served without direct mode (from the preprocessed text
+    /// only), by reason.
+    #[serde(default)]
+    pub direct_off: BTreeMap<String, u64>,
+    /// Lines of the log that could not be read (a torn or foreign write):
+    /// skipped, so that one bad line costs its own count, not the stats.
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 impl Summary {
@@ -141,7 +149,12 @@ impl Summary {
         self.hits() + self.misses() + self.uncacheable() + self.failed + self.errors
     }
 
-    fn add(&mut self, line: &str) {
+    /// Counts one line of the log; false when it is not one the wrapper
+    /// writes.
+    fn add(&mut self, line: &[u8]) -> bool {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return false;
+        };
         let mut fields = line.splitn(4, '\t');
         let (Some(tag), Some(wall), Some(value), text) = (
             fields.next(),
@@ -149,7 +162,7 @@ impl Summary {
             fields.next().and_then(|f| f.parse::<u64>().ok()),
             fields.next().unwrap_or(""),
         ) else {
-            return;
+            return false;
         };
         match tag {
             "hd" | "hp" => {
@@ -172,9 +185,12 @@ impl Summary {
                 self.errors += 1;
                 self.last_error = Some(text.to_string());
             }
+            "d" => *self.direct_off.entry(text.to_string()).or_default() += 1,
             "r" => {
+                let Ok(tiers) = serde_json::from_str::<Vec<TierStats>>(text) else {
+                    return false;
+                };
                 self.remote_hits += value;
-                let tiers: Vec<TierStats> = serde_json::from_str(text).unwrap_or_default();
                 for tier in tiers {
                     self.remotes
                         .entry(tier.remote.clone())
@@ -182,8 +198,9 @@ impl Summary {
                         .add(&tier);
                 }
             }
-            _ => {}
+            _ => return false,
         }
+        true
     }
 }
 
@@ -223,6 +240,15 @@ fn append(state: &Path, line: &str) {
         file.write_all(line.as_bytes())
     };
     let _ = append();
+}
+
+/// Notes that a call was served without direct mode, and why (the call's
+/// outcome is recorded on its own).
+pub fn record_direct_off(state: &Path, why: &str) {
+    append(
+        state,
+        &format!("d\t0\t0\t{}\n", why.replace(['\t', '\n'], " ")),
+    );
 }
 
 /// Appends one call's traffic with the remote stores: `served` when an
@@ -265,12 +291,14 @@ fn fold(state: &Path, reset: bool) -> std::io::Result<Summary> {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let mut text = String::new();
-    log.read_to_string(&mut text)?;
+    let mut text = Vec::new();
+    log.read_to_end(&mut text)?;
     if !text.is_empty() {
         sum.since.get_or_insert_with(unix_now);
-        for line in text.lines() {
-            sum.add(line);
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if !sum.add(line) {
+                sum.skipped += 1;
+            }
         }
     }
     if reset {
@@ -376,5 +404,24 @@ mod tests {
         }
         folder.join().unwrap();
         assert_eq!(summary(&state).unwrap().failed, 1600);
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_or_not_a_record_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_path_buf();
+        record(&state, &Outcome::Failed, 1);
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(state.join(LOG))
+            .unwrap();
+        log.write_all(b"u\t1\t0\tbad \xff byte\nnonsense\nr\t0\t1\t[{\n")
+            .unwrap();
+        record(&state, &Outcome::Uncacheable("linking".into()), 1);
+        let sum = summary(&state).unwrap();
+        assert_eq!((sum.failed, sum.uncacheable(), sum.skipped), (1, 1, 3));
+        assert_eq!(sum.remote_hits, 0);
+        assert_eq!(take(&state).unwrap().skipped, 3);
+        assert_eq!(summary(&state).unwrap(), Summary::default());
     }
 }

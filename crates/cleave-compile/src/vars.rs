@@ -23,6 +23,10 @@ pub const SWITCH: &str = "CLEAVE_COMPILE_CACHE";
 /// a path below one counts by its place relative to the working
 /// directory, so checkouts laid out alike share entries. Separated by `:`.
 pub const BASE_DIR: &str = "CLEAVE_COMPILE_BASE_DIR";
+/// Proc-macro crates a user declares pure (library names, separated by
+/// commas or spaces; `*` for all): Rust compiles that may run them are
+/// cached (see [`crate::rust::macros`]).
+pub const PURE_PROC_MACROS: &str = "CLEAVE_PURE_PROC_MACROS";
 /// `SOURCE_DATE_EPOCH`, which fixes `__DATE__` and `__TIME__`.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
@@ -36,7 +40,6 @@ pub const COMPILER_ENV: &[&str] = &[
     "OBJCPLUS_INCLUDE_PATH",
     "GCC_EXEC_PREFIX",
     "COMPILER_PATH",
-    "CCC_OVERRIDE_OPTIONS",
     "SDKROOT",
     "MACOSX_DEPLOYMENT_TARGET",
     "LANG",
@@ -45,5 +48,22 @@ pub const COMPILER_ENV: &[&str] = &[
     "LC_MESSAGES",
 ];
 
-/// Variables that make gcc write a dependency file of its own.
-pub const DEPENDENCY_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+/// Variables that change which compiler proper and assembler the driver
+/// runs: with one set, those programs are asked of the driver on every
+/// call and their contents are in the key.
+pub const PROGRAM_ENV: &[&str] = &["GCC_EXEC_PREFIX", "COMPILER_PATH"];
+
+/// Variables that make the compiler write a file besides the object (gcc's
+/// dependency files and `-fcompare-debug` dumps, clang's header, option,
+/// diagnostic and process logs) or add options the wrapper cannot see
+/// (`CCC_OVERRIDE_OPTIONS`): a hit would write the object only.
+pub const SECOND_OUTPUT_ENV: &[&str] = &[
+    "DEPENDENCIES_OUTPUT",
+    "SUNPRO_DEPENDENCIES",
+    "GCC_COMPARE_DEBUG",
+    "CC_PRINT_HEADERS",
+    "CC_PRINT_OPTIONS",
+    "CC_LOG_DIAGNOSTICS",
+    "CC_PRINT_PROC_STAT",
+    "CCC_OVERRIDE_OPTIONS",
+];

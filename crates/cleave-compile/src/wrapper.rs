@@ -30,11 +30,14 @@ use crate::files::{Files, TimeMacros};
 use crate::preprocess;
 use crate::remote::{Levels, Shared, Warnings, read_levels};
 use crate::roots::{self, Roots};
+use crate::rust::macros::Trusted;
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::vars;
 
 /// Bumped when the meaning of a compile entry changes.
-const FORMAT: &str = "cleave-compile 1";
+/// 2: direct-mode candidates made before time macros were read from the
+/// compiler's reports must not serve.
+const FORMAT: &str = "cleave-compile 2";
 
 /// How the wrapper was called: the compiler (a name looked up on `PATH`,
 /// or a path) and its arguments.
@@ -69,6 +72,8 @@ pub struct Config {
     /// Cache helpers and remote stores asked after the local store
     /// misses, in order; what is compiled is handed to them.
     pub levels: Levels,
+    /// Proc-macros the user declares pure (Rust).
+    pub pure_proc_macros: Trusted,
 }
 
 impl Config {
@@ -94,6 +99,7 @@ impl Config {
             }),
             nested: var(vars::NESTED).is_some(),
             source_date_epoch: var(vars::SOURCE_DATE_EPOCH),
+            pure_proc_macros: Trusted::parse(&var(vars::PURE_PROC_MACROS).unwrap_or_default()),
             levels: var(vars::LEVELS)
                 .map(|path| {
                     read_levels(Path::new(&path)).unwrap_or_else(|e| {
@@ -168,7 +174,7 @@ pub fn run(invocation: &Invocation, config: &Config) -> i32 {
 
 /// Refuses what the environment makes uncacheable.
 fn check_environment(plan: Compile) -> Result<Compile, Uncacheable> {
-    if let Some(var) = vars::DEPENDENCY_ENV
+    if let Some(var) = vars::SECOND_OUTPUT_ENV
         .iter()
         .find(|v| std::env::var_os(v).is_some())
     {
@@ -210,6 +216,27 @@ struct Call<'a> {
     cwd: PathBuf,
 }
 
+/// The reason `cleave cache stats` counts a call served without direct
+/// mode because of its time macros.
+const DIRECT_OFF_TIME: &str = "time macros (__DATE__, __TIME__, __TIMESTAMP__)";
+
+/// Whether a call expands time macros, and whether their values are fixed.
+#[derive(Debug, Clone, Copy)]
+struct Time {
+    /// It does, or may (a file or the command line names one).
+    used: bool,
+    /// `SOURCE_DATE_EPOCH` fixes every one it expands.
+    fixed: bool,
+}
+
+/// What the wrapper adds to a call's arguments.
+struct Extra {
+    /// Given to the compiler.
+    run: Vec<String>,
+    /// As the key holds them (see [`Roots::key_prefix_maps`]).
+    key: Vec<String>,
+}
+
 /// A call's keys and what goes into them.
 struct Keys {
     /// Inputs both keys share.
@@ -239,8 +266,15 @@ impl Call<'_> {
         if compiler.profile.family == Family::Other {
             return Ok(Served::PassThrough(Uncacheable::UnknownCompiler));
         }
+        if !compiler.profile.reports_time_macros {
+            // Without `-Wdate-time`, a time macro pasted together or named
+            // on the command line could not be seen.
+            return Ok(Served::PassThrough(Uncacheable::TimeMacrosUnseen));
+        }
+        let clock_fixed =
+            compiler.profile.honors_source_date_epoch && config.source_date_epoch.is_some();
         let extra = self.extra_flags(&compiler);
-        let keys = self.keys(&compiler, &extra, &mut files);
+        let keys = self.keys(&compiler, &extra, &mut files)?;
         let outputs = Outputs {
             object: Path::new(&plan.output),
             deps: plan.deps.as_ref().map(|d| Path::new(d.file.as_str())),
@@ -250,14 +284,21 @@ impl Call<'_> {
         let source = files
             .info(Path::new(&plan.source))
             .map_err(CompileError::io(format!("reading {}", plan.source)))?;
-        if let Some(why) = self.time_macros(source.macros) {
-            return Ok(Served::PassThrough(why));
-        }
+        let written = source.macros.or(TimeMacros::in_text(&plan.flags.join(" ")));
+        // Where the source or the command line names a time macro that
+        // cannot be fixed, no candidate is ever made (see below): the
+        // manifest is not read.
+        let direct_possible =
+            !written.timestamp && !written.warning && (!written.date_time || clock_fixed);
         let mut direct = keys.common.clone();
         direct.insert("mode", "direct");
         direct.insert("source.digest", source.digest.to_hex());
         let direct_key = direct.key();
-        let candidates = entries.candidates(&direct_key);
+        let candidates = if direct_possible {
+            entries.candidates(&direct_key)
+        } else {
+            Vec::new()
+        };
         let mut reason = if candidates.is_empty() {
             MissReason::New
         } else {
@@ -292,22 +333,22 @@ impl Call<'_> {
         }
 
         // The preprocessor.
-        let Some(pre) = preprocess::run(self.compiler, &extra, plan, roots)? else {
+        let clock_before = unix_seconds();
+        let Some(pre) = preprocess::run(self.compiler, &extra.run, plan, roots)? else {
             files.save();
-            return self.compile_only(&extra, Uncacheable::Preprocessor);
+            return self.compile_only(&extra.run, Uncacheable::Preprocessor);
         };
         if pre.pch {
             return Ok(Served::PassThrough(Uncacheable::PrecompiledHeader));
         }
         let mut read = Vec::with_capacity(pre.includes.len());
-        let mut macros = source.macros;
+        let mut macros = written;
         let mut too_new = source.changed_ns >= self.started_ns;
         let mut complete = true;
         for include in &pre.includes {
             match files.info(Path::new(include)) {
                 Ok(info) => {
-                    macros.date_time |= info.macros.date_time;
-                    macros.timestamp |= info.macros.timestamp;
+                    macros = macros.or(info.macros);
                     too_new |= info.changed_ns >= self.started_ns;
                     read.push((roots.normalize(include).into_owned(), info.digest));
                 }
@@ -315,17 +356,26 @@ impl Call<'_> {
             }
         }
         files.save();
-        if let Some(why) = self.time_macros(macros) {
-            return self.compile_only(&extra, why);
+        // A call that expands a time macro (as the compiler reports it, or
+        // as any file or the command line names it) has no direct-mode
+        // candidate, unless the clock is fixed and the macros are those it
+        // fixes (then the candidate holds the clock): the preprocessed
+        // text, which holds the expansion, keys its result.
+        let time = Time {
+            used: pre.expanded.any || macros.any(),
+            fixed: clock_fixed && !pre.expanded.timestamp && !macros.timestamp && !macros.warning,
+        };
+        if time.used && !time.fixed {
+            stats::record_direct_off(&config.state, DIRECT_OFF_TIME);
         }
         let mut preprocessed = keys.common.clone();
         preprocessed.insert("mode", "preprocessed");
         preprocessed.insert("preprocessed", pre.digest.to_hex());
         let result_key = preprocessed.key();
-        let candidate = (complete && !too_new).then(|| Candidate {
+        let candidate = (complete && !too_new && (!time.used || time.fixed)).then(|| Candidate {
             files: read,
-            epoch: macros
-                .date_time
+            epoch: time
+                .used
                 .then(|| config.source_date_epoch.clone())
                 .flatten(),
             result: result_key,
@@ -358,11 +408,21 @@ impl Call<'_> {
 
         // Compile.
         let begun = Instant::now();
-        let output = self.compile(&extra)?;
+        let output = self.compile(&extra.run)?;
         let compile_us = begun.elapsed().as_micros() as u64;
         if !output.0 {
             replay(&output.1);
             return Ok(Served::Done(Outcome::Failed, output.2));
+        }
+        if time.used && !clock_fixed && unix_seconds() != clock_before {
+            // The text holds the time the preprocessor saw, the object
+            // perhaps a later one: stored, it could serve a later call
+            // whose text shows the earlier time.
+            replay(&output.1);
+            return Ok(Served::Done(
+                Outcome::Uncacheable(Uncacheable::TimeMacros.to_string()),
+                0,
+            ));
         }
         let stored = entries.store(
             &NewResult {
@@ -387,7 +447,12 @@ impl Call<'_> {
     }
 
     /// The inputs every key of this call holds.
-    fn keys(&self, compiler: &Compiler, extra: &[String], files: &mut Files) -> Keys {
+    fn keys(
+        &self,
+        compiler: &Compiler,
+        extra: &Extra,
+        files: &mut Files,
+    ) -> Result<Keys, CompileError> {
         let roots = &self.config.roots;
         let plan = self.plan;
         let normalize_all = |items: &[String]| -> String {
@@ -400,12 +465,25 @@ impl Call<'_> {
         let mut inputs = Inputs::new();
         inputs.insert("format", FORMAT);
         inputs.insert("compiler", compiler.digest.to_hex());
-        if let Some(backend) = compiler.backend_digest(plan.language, files) {
+        let prefixes = plan.program_prefixes();
+        let chosen = !prefixes.is_empty()
+            || vars::PROGRAM_ENV
+                .iter()
+                .any(|v| std::env::var_os(v).is_some());
+        if chosen {
+            // `-B dir/` or `COMPILER_PATH` can put another cc1 or as in
+            // place of the profile's: the ones this call runs are asked.
+            for (what, digest) in
+                compiler.chosen_programs(self.compiler, plan.language, &prefixes, files)?
+            {
+                inputs.insert(format!("compiler.{what}"), digest.to_hex());
+            }
+        } else if let Some(backend) = compiler.backend_digest(plan.language, files) {
             inputs.insert("compiler.backend", backend.to_hex());
         }
         inputs.insert("language", plan.language.as_x());
         inputs.insert("flags", normalize_all(&plan.flags));
-        inputs.insert("extra", normalize_all(extra));
+        inputs.insert("extra", normalize_all(&extra.key));
         let source = roots.normalize(&plan.source).into_owned();
         inputs.insert("source", source.clone());
         if let Some(deps) = &plan.deps {
@@ -426,18 +504,25 @@ impl Call<'_> {
                 inputs.insert(format!("env.{var}"), roots.normalize(&value).into_owned());
             }
         }
-        Keys {
+        Ok(Keys {
             common: inputs,
             name: roots::display(&source),
-        }
+        })
     }
 
     /// What the wrapper adds to the compiler's arguments: the roots mapped
     /// to canonical paths, and colours when they would be on a terminal.
-    fn extra_flags(&self, compiler: &Compiler) -> Vec<String> {
-        let mut extra = self.config.roots.prefix_maps(compiler.profile.prefix_map);
+    fn extra_flags(&self, compiler: &Compiler) -> Extra {
+        let roots = &self.config.roots;
+        let style = compiler.profile.prefix_map;
+        let mut extra = Extra {
+            run: roots.prefix_maps(style),
+            key: roots.key_prefix_maps(style),
+        };
         if !self.plan.color_chosen && std::io::stderr().is_terminal() {
-            extra.push("-fdiagnostics-color=always".into());
+            for flags in [&mut extra.run, &mut extra.key] {
+                flags.push("-fdiagnostics-color=always".into());
+            }
         }
         extra
     }
@@ -454,12 +539,6 @@ impl Call<'_> {
                 .and_then(|p| files.info(Path::new(&p)).ok())
                 .is_some_and(|info| info.digest == *digest)
         })
-    }
-
-    /// Refuses files whose time macros would make an entry wrong.
-    fn time_macros(&self, macros: TimeMacros) -> Option<Uncacheable> {
-        (macros.timestamp || (macros.date_time && self.config.source_date_epoch.is_none()))
-            .then_some(Uncacheable::TimeMacros)
     }
 
     fn hit(&self, mode: Mode, restored: crate::entries::Restored) -> Served {
@@ -515,6 +594,12 @@ impl Call<'_> {
 pub(crate) fn replay(printed: &Printed) {
     let _ = std::io::stdout().write_all(&printed.stdout);
     let _ = std::io::stderr().write_all(&printed.stderr);
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub(crate) fn now_ns() -> i64 {

@@ -2,7 +2,8 @@
 //! with the remote, machine B (its own cache dir, output dir and HOME, an
 //! empty local store) builds the same recipe and runs no script, for each
 //! service the tests can run here (S3 by moto, Redis, WebDAV by wsgidav, a
-//! shared directory). And what a remote that is down costs: a warning.
+//! shared directory, a REAPI server by BuildGrid). And what a remote that
+//! is down costs: a warning.
 
 mod common;
 use common::machines::{Machines as Case, SECRET, archives};
@@ -76,6 +77,13 @@ fn machine_b_builds_nothing_with_a_redis_remote() {
 }
 
 #[test]
+fn a_plus_in_a_redis_password_is_a_plus() {
+    // RFC 3986 user info: `+` is itself, `%2B` is a `+` too.
+    let redis = services::redis_with_password("pa+ss+word");
+    two_machines(&format!("redis://:pa+ss%2Bword@127.0.0.1:{}/1", redis.port));
+}
+
+#[test]
 fn machine_b_builds_nothing_with_a_webdav_remote() {
     let dav = services::webdav();
     two_machines(&format!("webdav+http://127.0.0.1:{}/cleave", dav.port));
@@ -85,6 +93,54 @@ fn machine_b_builds_nothing_with_a_webdav_remote() {
 fn machine_b_builds_nothing_with_a_shared_directory() {
     let shared = tempfile::tempdir().unwrap();
     two_machines(&format!("file://{}", shared.path().display()));
+}
+
+#[test]
+fn machine_b_builds_nothing_with_a_reapi_remote() {
+    let grid = services::buildgrid(services::Grid::default(), "cleave");
+    let url = services::grpc_url(&grid, "cleave");
+    let case = two_machines(&url);
+    let stats = case.cleave("b", &["cache", "stats", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let last = &json["levels"]["last"];
+    assert_eq!(last[1]["remote"], url.as_str(), "{json}");
+    assert!(last[1]["hits"].as_u64().unwrap() >= 1, "{json}");
+    // What B took is what A's build stored: BuildGrid's own client finds
+    // the staging entry's result under its Action digest.
+    let key = std::fs::read_dir(case.path("cache-a/staging/entries"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|k| {
+            let meta = std::fs::read_to_string(
+                case.path(&format!("cache-a/staging/entries/{k}/entry.json")),
+            );
+            meta.unwrap().contains("\"name\":\"multi-build\"")
+        })
+        .expect("the staging entry");
+    let action = cleave_cache::remote::action_digest(&key.parse().unwrap());
+    let remote = format!("http://127.0.0.1:{}", grid.port);
+    let json = services::bgd(&[
+        "actioncache",
+        "--remote",
+        &remote,
+        "--instance-name",
+        "cleave",
+        "get",
+        "--json",
+        &action,
+    ]);
+    assert!(json.contains("cleave/entry.json"), "{json}");
+}
+
+#[test]
+fn a_reapi_remote_that_is_down_costs_a_warning_not_a_build() {
+    let case = Case::new();
+    let url = format!("grpc://127.0.0.1:{}/cleave", services::free_port());
+    let built = case.build("a", &["--remote", &url]);
+    assert_success(&built);
+    let printed = stderr(&built);
+    assert_eq!(case.runs(), 4, "{printed}");
+    assert_eq!(printed.matches("not used again").count(), 1, "{printed}");
 }
 
 #[test]

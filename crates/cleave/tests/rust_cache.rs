@@ -80,6 +80,8 @@ impl Scratch {
             .env("RUSTC_WRAPPER", env!("CARGO_BIN_EXE_cleave"))
             .env("CLEAVE_CACHE_DIR", self.path(cache))
             .env_remove("CLEAVE_REMOTE")
+            // The workspace's proc-macro only counts its tokens.
+            .env("CLEAVE_PURE_PROC_MACROS", "macros")
             .envs(env.iter().copied())
             .output()
             .unwrap();
@@ -367,14 +369,27 @@ fn two_builds_at_once_share_one_store_safely() {
 fn a_second_machine_takes_every_unit_from_an_s3_remote() {
     let s3 = services::s3();
     let url = services::s3_url(&s3, "rust");
-    let remote = [
+    second_machine_takes_every_unit(&[
         ("CLEAVE_REMOTE", url.as_str()),
         ("AWS_ACCESS_KEY_ID", "testing-key"),
         ("AWS_SECRET_ACCESS_KEY", "testing-secret-0123456789"),
-    ];
+    ]);
+}
+
+#[test]
+fn a_second_machine_takes_every_unit_from_a_reapi_remote() {
+    let grid = services::buildgrid(services::Grid::default(), "rust");
+    let url = services::grpc_url(&grid, "rust");
+    second_machine_takes_every_unit(&[("CLEAVE_REMOTE", url.as_str())]);
+}
+
+/// Machine A fills the remote named in `remote`; machine B, with an empty
+/// cache at another path, takes every unit from it, and an edit made on B
+/// reaches A.
+fn second_machine_takes_every_unit(remote: &[(&str, &str)]) {
     let s = Scratch::new();
     let a = s.checkout("a");
-    let (first, printed) = s.build_on(&a, "machine-a", &remote);
+    let (first, printed) = s.build_on(&a, "machine-a", remote);
     assert_eq!(first["misses"], UNITS, "{first:#}");
     assert!(!printed.contains("warning"), "{printed}");
     let uploads = remote_total(&first, "uploads");
@@ -383,7 +398,7 @@ fn a_second_machine_takes_every_unit_from_an_s3_remote() {
 
     // Machine B: its own, empty cache dir, a checkout at another path.
     let b = s.checkout("elsewhere/b");
-    let (second, printed) = s.build_on(&b, "machine-b", &remote);
+    let (second, printed) = s.build_on(&b, "machine-b", remote);
     assert_eq!(second["hits"], UNITS, "{second:#}\n{printed}");
     assert_eq!(second["misses"], 0, "{second:#}");
     assert_eq!(second["counts"]["remote_hits"], UNITS, "{second:#}");
@@ -397,11 +412,11 @@ fn a_second_machine_takes_every_unit_from_an_s3_remote() {
     // it, the remote's has it.
     let words = "alpha/src/words.rs";
     std::fs::write(b.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
-    let (edited, _) = s.build_on(&b, "machine-b", &remote);
+    let (edited, _) = s.build_on(&b, "machine-b", remote);
     // alpha, beta, app and ffi.
     assert_eq!(edited["misses"], 4, "{edited:#}");
     std::fs::write(a.join(words), "pub const HELLO: &str = \"howdy\";\n").unwrap();
-    let (taken, printed) = s.build_on(&a, "machine-a", &remote);
+    let (taken, printed) = s.build_on(&a, "machine-a", remote);
     assert_eq!(taken["hits"], 4, "{taken:#}\n{printed}");
     assert_eq!(taken["counts"]["remote_hits"], 4, "{taken:#}");
     assert_eq!(run_app(&a), "howdy from alpha, sum 6, count 4, plain\n");
@@ -597,4 +612,143 @@ fn a_failing_helper_costs_a_warning_and_is_not_run_by_every_compile() {
     let runs = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
     assert!((1..UNITS).contains(&runs), "{runs} runs");
     assert_eq!(remote_total(&first, "errors"), runs, "{first:#}");
+}
+
+/// A workspace of its own at `dir` from `(path, text)` pairs.
+fn workspace(dir: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// What the workspace's binary `name` prints.
+fn run_bin(dir: &Path, name: &str) -> String {
+    let out = Command::new(dir.join("target/debug").join(name))
+        .output()
+        .unwrap();
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A proc-macro that expands to the text of the user crate's `data.txt`
+/// and the value of `READER_EXTRA`, which neither rustc's dep-info nor
+/// cargo knows it reads, and a binary that prints it.
+fn reading_macro(dir: &Path, data: &str) {
+    workspace(
+        dir,
+        &[
+            (
+                "Cargo.toml",
+                "[workspace]\nmembers = [\"reader\", \"user\"]\nresolver = \"2\"\n",
+            ),
+            (
+                "reader/Cargo.toml",
+                "[package]\nname = \"reader\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\nproc-macro = true\n",
+            ),
+            (
+                "reader/src/lib.rs",
+                r#"use proc_macro::TokenStream;
+
+#[proc_macro]
+pub fn data(_: TokenStream) -> TokenStream {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let text = std::fs::read_to_string(format!("{dir}/data.txt")).unwrap();
+    let extra = std::env::var("READER_EXTRA").unwrap_or_default();
+    format!("{:?}", format!("{}{}", text.trim(), extra)).parse().unwrap()
+}
+"#,
+            ),
+            (
+                "user/Cargo.toml",
+                "[package]\nname = \"user\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nreader = { path = \"../reader\" }\n",
+            ),
+            (
+                "user/src/main.rs",
+                "fn main() {\n    println!(\"{}\", reader::data!());\n}\n",
+            ),
+            ("user/data.txt", data),
+        ],
+    );
+}
+
+#[test]
+fn a_proc_macro_that_reads_a_file_or_a_variable_is_not_trusted_unless_the_user_says_so() {
+    let s = Scratch::new();
+    let untrusted = [("CLEAVE_PURE_PROC_MACROS", "")];
+    let a = s.path("a");
+    reading_macro(&a, "one");
+    let (first, _) = s.build_on(&a, "cache", &untrusted);
+    assert_eq!(run_bin(&a, "user"), "one\n");
+
+    // Another checkout with other data, and the variable set.
+    let b = s.path("b/deeper");
+    reading_macro(&b, "two");
+    let (second, _) = s.build_on(
+        &b,
+        "cache",
+        &[("CLEAVE_PURE_PROC_MACROS", ""), ("READER_EXTRA", "!")],
+    );
+    assert_eq!(run_bin(&b, "user"), "two!\n", "A's expansion was served");
+    let reason = "proc-macro not known to be pure: reader";
+    assert_eq!(first["counts"]["uncacheable"][reason], 1, "{first:#}");
+    assert_eq!(second["counts"]["uncacheable"][reason], 1, "{second:#}");
+    // The proc-macro itself is compiled through the cache.
+    assert_eq!(second["hits"], 1, "{second:#}");
+
+    // Declared pure, the user crate is cached like any other.
+    let trusted = [("CLEAVE_PURE_PROC_MACROS", "reader")];
+    let c = s.path("c");
+    reading_macro(&c, "three");
+    s.build_on(&c, "cache", &trusted);
+    let d = s.path("d");
+    reading_macro(&d, "three");
+    let (fourth, _) = s.build_on(&d, "cache", &trusted);
+    assert_eq!(fourth["hits"], 2, "{fourth:#}");
+    assert_eq!(run_bin(&d, "user"), "three\n");
+}
+
+#[test]
+fn the_rustc_that_runs_is_in_the_key_not_only_what_it_says_it_is() {
+    let s = Scratch::new();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let real = Path::new(&cargo).with_file_name("rustc");
+    // A shim named rustc, as RUSTC names it; its second version adds a
+    // flag, and still answers -vV as the rustc behind it does.
+    let shim = s.path("shim/rustc");
+    let set_shim = |extra: &str| {
+        workspace(
+            &s.path("shim"),
+            &[(
+                "rustc",
+                &format!("#!/bin/sh\nexec {} \"$@\" {extra}\n", real.display()),
+            )],
+        );
+        std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    };
+    let crate_files = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"shimmed\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lints.rust]\nunexpected_cfgs = \"allow\"\n",
+        ),
+        (
+            "src/main.rs",
+            "#[cfg(shim_on)]\nconst V: &str = \"shim\";\n#[cfg(not(shim_on))]\nconst V: &str = \"plain\";\n\nfn main() {\n    println!(\"{V}\");\n}\n",
+        ),
+    ];
+    let shim_env = [("RUSTC", shim.to_str().unwrap())];
+    set_shim("");
+    let a = s.path("a");
+    workspace(&a, &crate_files);
+    s.build_on(&a, "cache", &shim_env);
+    assert_eq!(run_bin(&a, "shimmed"), "plain\n");
+
+    set_shim("--cfg shim_on");
+    let b = s.path("b");
+    workspace(&b, &crate_files);
+    let (second, _) = s.build_on(&b, "cache", &shim_env);
+    assert_eq!(run_bin(&b, "shimmed"), "shim\n", "the first shim's output");
+    assert_eq!(second["hits"], 0, "{second:#}");
 }

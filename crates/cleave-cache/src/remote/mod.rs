@@ -1,6 +1,7 @@
 //! Remote stores: the local store's entries shared through storage services
 //! a team already runs (S3 and compatible servers, Redis, WebDAV, a shared
-//! directory, GCS, Azure Blob, the GitHub Actions cache), through OpenDAL.
+//! directory, GCS, Azure Blob, the GitHub Actions cache), through OpenDAL,
+//! and Remote Execution API servers ([`reapi`]'s `grpc://` remotes).
 //!
 //! [`Remotes`] is the tier behind the local store: a lookup that misses
 //! locally asks each remote in order; a hit is checked ([`pack`] says how),
@@ -15,13 +16,17 @@ use std::time::Duration;
 
 use crate::error::CacheError;
 
+mod backend;
+mod fetch;
 mod known;
 pub mod pack;
+mod reapi;
 mod stats;
 mod tier;
 mod tiers;
 mod url;
 
+pub use reapi::action_digest;
 pub use stats::{SavedStats, TierStats};
 pub use tiers::{Remotes, relocation, saved_stats};
 pub use url::RemoteUrl;
@@ -125,8 +130,29 @@ pub enum RemoteError {
         /// What is wrong.
         reason: String,
     },
-    /// The local store could not take or give the entry.
-    #[error(transparent)]
+    /// The remote cannot hold this entry (a REAPI server that takes no
+    /// results, a blob larger than it allows, a name it cannot spell).
+    #[error("remote {remote}: entry {key} cannot be stored there: {reason}")]
+    Refused {
+        /// The remote, without credentials.
+        remote: String,
+        /// The entry.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// An entry that no remote may take: its index would be larger than
+    /// any reader accepts.
+    #[error("entry {key} is not uploaded: {reason}")]
+    Unsendable {
+        /// The entry.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The local store could not take or give the entry: this machine's
+    /// problem (a full disk, say), not the remote's.
+    #[error("the local cache could not take or give the entry")]
     Store(#[from] CacheError),
 }
 

@@ -9,18 +9,21 @@
 //! gcs://BUCKET/PREFIX
 //! azblob://CONTAINER/PREFIX?endpoint=...
 //! gha://PREFIX
+//! grpc://HOST:PORT[/INSTANCE]     (grpcs:// for TLS)
 //! ```
 //!
 //! Credentials come from where each service's users keep them: the AWS
 //! variables for S3, the URL's user info for Redis and WebDAV,
 //! `GOOGLE_APPLICATION_CREDENTIALS` for GCS, the `AZURE_STORAGE_*` variables
-//! for Azure, the runner's variables for the GitHub Actions cache.
+//! for Azure, the runner's variables for the GitHub Actions cache, the
+//! `CLEAVE_REMOTE_*` variables for a REAPI server ([`ReapiSettings`]).
 
 use std::collections::HashMap;
 
 use opendal::{Operator, services};
 
 use super::RemoteError;
+use super::reapi::ReapiSettings;
 
 /// A parsed remote URL.
 #[derive(Clone)]
@@ -39,10 +42,12 @@ enum Settings {
     S3(HashMap<String, String>),
     Redis(HashMap<String, String>),
     Webdav(HashMap<String, String>),
-    Fs(HashMap<String, String>),
+    /// A shared directory: cleave's own tier (see `dir.rs`), not OpenDAL's.
+    Dir(std::path::PathBuf),
     Gcs(HashMap<String, String>),
     Azblob(HashMap<String, String>),
     Ghac(HashMap<String, String>),
+    Reapi(Box<ReapiSettings>),
 }
 
 impl std::fmt::Debug for RemoteUrl {
@@ -168,7 +173,10 @@ impl RemoteUrl {
                 if path.is_empty() {
                     return Err(bad("a file URL names a directory"));
                 }
-                Settings::Fs(map)
+                let dir = url
+                    .to_file_path()
+                    .map_err(|()| bad("a file URL names a local directory: file:///DIR"))?;
+                Settings::Dir(dir)
             }
             "gcs" | "gs" => {
                 if host.is_empty() {
@@ -222,9 +230,12 @@ impl RemoteUrl {
                 map.insert("version".into(), "cleave-v1".into());
                 Settings::Ghac(map)
             }
+            "grpc" | "grpcs" => Settings::Reapi(Box::new(
+                ReapiSettings::parse(&url, &query, env).map_err(|e| bad(&e))?,
+            )),
             other => {
                 return Err(bad(&format!(
-                    "`{other}` is not a known kind of remote (s3, redis, webdav+http, webdav+https, file, gcs, azblob, gha)"
+                    "`{other}` is not a known kind of remote (s3, redis, webdav+http, webdav+https, file, gcs, azblob, gha, grpc, grpcs)"
                 )));
             }
         };
@@ -245,23 +256,53 @@ impl RemoteUrl {
             Settings::S3(_) => "s3",
             Settings::Redis(_) => "redis",
             Settings::Webdav(_) => "webdav",
-            Settings::Fs(_) => "file",
+            Settings::Dir(_) => "file",
             Settings::Gcs(_) => "gcs",
             Settings::Azblob(_) => "azblob",
             Settings::Ghac(_) => "gha",
+            Settings::Reapi(_) => "grpc",
         }
     }
 
-    /// An OpenDAL operator for the service (no request is made yet).
+    /// The settings of a REAPI server (`grpc://`, `grpcs://`), which is
+    /// spoken to through its own protocol rather than OpenDAL.
+    pub(super) fn reapi(&self) -> Option<&ReapiSettings> {
+        match &self.settings {
+            Settings::Reapi(settings) => Some(settings),
+            _ => None,
+        }
+    }
+
+    /// The directory of a `file://` remote.
+    pub(super) fn dir(&self) -> Option<std::path::PathBuf> {
+        match &self.settings {
+            Settings::Dir(dir) => Some(dir.clone()),
+            _ => None,
+        }
+    }
+
+    /// An OpenDAL operator for the service (no request is made yet); a
+    /// shared directory has none.
     pub(super) fn operator(&self) -> Result<Operator, RemoteError> {
         let built = match &self.settings {
             Settings::S3(m) => Operator::from_iter::<services::S3>(m.clone()),
             Settings::Redis(m) => Operator::from_iter::<services::Redis>(m.clone()),
             Settings::Webdav(m) => Operator::from_iter::<services::Webdav>(m.clone()),
-            Settings::Fs(m) => Operator::from_iter::<services::Fs>(m.clone()),
+            Settings::Dir(_) => {
+                return Err(RemoteError::Url {
+                    url: self.shown.clone(),
+                    reason: "a shared directory is not a service".into(),
+                });
+            }
             Settings::Gcs(m) => Operator::from_iter::<services::Gcs>(m.clone()),
             Settings::Azblob(m) => Operator::from_iter::<services::Azblob>(m.clone()),
             Settings::Ghac(m) => Operator::from_iter::<services::Ghac>(m.clone()),
+            Settings::Reapi(_) => {
+                return Err(RemoteError::Url {
+                    url: self.shown.clone(),
+                    reason: "a REAPI server is not an OpenDAL service".into(),
+                });
+            }
         };
         built.map_err(|e| RemoteError::Url {
             url: self.shown.clone(),
@@ -272,13 +313,14 @@ impl RemoteUrl {
     /// Values that must never be printed.
     pub(super) fn secrets(&self) -> Vec<String> {
         let map = match &self.settings {
+            Settings::Dir(_) => return Vec::new(),
             Settings::S3(m)
             | Settings::Redis(m)
             | Settings::Webdav(m)
-            | Settings::Fs(m)
             | Settings::Gcs(m)
             | Settings::Azblob(m)
             | Settings::Ghac(m) => m,
+            Settings::Reapi(settings) => return settings.secrets(),
         };
         [
             "secret_access_key",
@@ -308,10 +350,12 @@ fn user_info(url: &url::Url, map: &mut HashMap<String, String>) {
     }
 }
 
+/// A URL's user info decoded as RFC 3986 says: `%XX` escapes only. A `+`
+/// is a plus (it means a space in form data, which user info is not).
 fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map_or_else(|| text.to_string(), |(_, v)| v.into_owned())
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A URL as it may be printed when it does not parse: user info and query
@@ -352,6 +396,11 @@ mod tests {
             ("gcs://bucket/p", "gcs", "gcs://bucket/p"),
             ("azblob://container/p", "azblob", "azblob://container/p"),
             ("gha://cleave", "gha", "gha://cleave"),
+            (
+                "grpcs://cache.example:8980/main?token_env=T",
+                "grpc",
+                "grpcs://cache.example:8980/main",
+            ),
         ];
         for (text, kind, shown) in cases {
             let url = RemoteUrl::parse(text).unwrap();
@@ -366,6 +415,14 @@ mod tests {
             s3.without_password().contains("endpoint="),
             "the endpoint is kept"
         );
+    }
+
+    #[test]
+    fn a_plus_in_a_password_is_a_plus() {
+        let url = RemoteUrl::parse("redis://user:pa+ss%2Bw%40rd@127.0.0.1:6379/0").unwrap();
+        assert_eq!(url.secrets(), ["pa+ss+w@rd"]);
+        let dir = RemoteUrl::parse("file:///srv/my%20cache").unwrap();
+        assert_eq!(dir.dir().unwrap(), std::path::Path::new("/srv/my cache"));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum Uncacheable {
     SeveralSources,
     /// Another wrapper between cleave and rustc (clippy-driver).
     OtherWrapper,
+    /// The compile may run a proc-macro not known to be pure (one that
+    /// could read files or variables the key does not cover).
+    ProcMacro(String),
 }
 
 impl fmt::Display for Uncacheable {
@@ -62,6 +65,7 @@ impl fmt::Display for Uncacheable {
             Uncacheable::Unknown(o) => write!(f, "unknown option {o}"),
             Uncacheable::SeveralSources => f.write_str("several sources"),
             Uncacheable::OtherWrapper => f.write_str("another wrapper (RUSTC_WORKSPACE_WRAPPER)"),
+            Uncacheable::ProcMacro(name) => write!(f, "proc-macro not known to be pure: {name}"),
         }
     }
 }

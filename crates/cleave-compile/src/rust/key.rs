@@ -27,6 +27,10 @@ pub struct Rustc {
     /// sysroot's target directories (std, linker, objects): a toolchain
     /// rebuilt in place with the same version and sizes is told apart.
     pub sysroot: String,
+    /// Digest of the executable cargo named (through its links): what
+    /// runs. A shim called `rustc` that adds flags answers `-vV` as the
+    /// rustc behind it does.
+    pub executable: String,
 }
 
 /// What rustc says about itself, asked once per binary and remembered.
@@ -54,10 +58,15 @@ pub fn rustc(path: &Path, state: &Path) -> Result<Rustc, CompileError> {
     // on every call would cost more than the compile.
     let mut files = Files::new(state.join("files"), asked.sysroot_dir.clone(), None);
     let sysroot = sysroot_digest(&asked.sysroot_dir, &mut files);
+    let io = CompileError::io(format!("reading {}", path.display()));
+    let executable = std::fs::canonicalize(&path)
+        .and_then(|real| files.info(&real))
+        .map_err(io);
     files.save();
     Ok(Rustc {
         version: asked.version,
         sysroot: sysroot?.to_hex(),
+        executable: executable?.digest.to_hex(),
     })
 }
 

@@ -8,6 +8,8 @@
 //!   with dep-info) and why the others pass through;
 //! - [`key`]: the rustc, the roots (workspace, target dir, `CARGO_HOME`),
 //!   the environment and the dep-info that make a key;
+//! - [`macros`]: the proc-macros a compile may run, and which of them are
+//!   known to be pure (a compile that may run another passes through);
 //! - [`run`]: one call: the outputs restored from the store, or rustc run
 //!   with the roots remapped (`--remap-path-prefix`) and its outputs
 //!   stored.
@@ -17,6 +19,7 @@
 
 pub mod args;
 pub mod key;
+pub mod macros;
 mod wrapper;
 
 pub use wrapper::{KIND_MANIFEST, KIND_RESULT, is_rustc, run, run_other, stats_dir};

@@ -30,6 +30,7 @@ use crate::remote::{Shared, Warnings};
 use crate::roots::{CANONICAL_PARENT, Roots};
 use crate::rust::args::{self, Crate, Uncacheable};
 use crate::rust::key::{self, DepInfo};
+use crate::rust::macros;
 use crate::stats::{self, MissReason, Mode, Outcome};
 use crate::wrapper::{Config, exec, exit_code, now_ns, replay};
 
@@ -105,10 +106,22 @@ pub fn run(rustc: &Path, args: &[OsString], config: &Config) -> i32 {
         }
     };
     let cwd = std::env::current_dir().unwrap_or_default();
+    let roots = key::roots(&config.roots, &krate.0, &cwd);
+    // Written before rustc runs, whatever comes of this call: cargo starts
+    // the dependents once the outputs are there, and they read it.
+    let impure = macros::impure(&krate.0, &cwd);
+    let cargo_home = roots.path_of("cargo_home").map(Path::new);
+    macros::write_record(&krate.0, &cwd, cargo_home, &impure);
+    if let Some(name) = macros::untrusted(impure, &config.pure_proc_macros).first() {
+        record(&Outcome::Uncacheable(
+            Uncacheable::ProcMacro(name.clone()).to_string(),
+        ));
+        return exec(rustc, args);
+    }
     let call = Call {
         config,
         rustc,
-        roots: key::roots(&config.roots, &krate.0, &cwd),
+        roots,
         krate: krate.0,
         args: krate.1,
         cwd,
@@ -243,6 +256,7 @@ impl Call<'_> {
         let mut inputs = Inputs::new();
         inputs.insert("format", FORMAT);
         inputs.insert("rustc", rustc.version);
+        inputs.insert("rustc.executable", rustc.executable);
         inputs.insert("rustc.sysroot", rustc.sysroot);
         let normalized: Vec<String> = self
             .args
@@ -566,13 +580,16 @@ impl Call<'_> {
         else {
             return Err(None);
         };
-        if !outputs
-            .iter()
-            .all(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        {
+        let printed = Printed::read(&staging.printed());
+        let (true, Some(printed)) = (
+            outputs
+                .iter()
+                .all(|e| e.file_type().is_ok_and(|t| t.is_file())),
+            printed,
+        ) else {
             let _ = store.remove(result);
             return Err(Some(MissReason::Damaged));
-        }
+        };
         let placed = outputs.iter().try_for_each(|entry| {
             let from = entry.path();
             std::fs::File::options()
@@ -584,10 +601,7 @@ impl Call<'_> {
         if placed.is_err() {
             return Err(None);
         }
-        replay(&Printed {
-            stdout: std::fs::read(staging.printed().join("stdout")).unwrap_or_default(),
-            stderr: std::fs::read(staging.printed().join("stderr")).unwrap_or_default(),
-        });
+        replay(&printed);
         Ok(entry.meta().extra["compile_us"].as_u64().unwrap_or(0))
     }
 }

@@ -9,6 +9,7 @@ use cleave_build::engine::{
 };
 use cleave_build::package::PackageFormat;
 use cleave_build::script::guard::Guard;
+use cleave_cache::foreign::printable;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
 
@@ -244,10 +245,12 @@ fn show_progress(event: &Event<'_>) {
             bytes,
         } => writeln!(
             err,
-            "   fetched: {what} from {remote} ({}) into the local cache",
+            "   fetched: {what} from {} ({}) into the local cache",
+            printable(remote),
             human_size(*bytes)
         ),
-        Event::Warning(text) => writeln!(err, "warning: {text}"),
+        // Warnings quote helpers, remotes and entries.
+        Event::Warning(text) => writeln!(err, "warning: {}", printable(text)),
         Event::Unclaimed { staging, files } => {
             let _ = writeln!(
                 err,
@@ -257,7 +260,7 @@ fn show_progress(event: &Event<'_>) {
             files
                 .iter()
                 .take(20)
-                .try_for_each(|f| writeln!(err, "   {}", f.display()))
+                .try_for_each(|f| writeln!(err, "   {}", printable(&f.to_string_lossy())))
         }
         Event::Overlapping { staging, files } => {
             let _ = writeln!(
@@ -266,7 +269,12 @@ fn show_progress(event: &Event<'_>) {
                 files.len()
             );
             files.iter().take(20).try_for_each(|(f, takers)| {
-                writeln!(err, "   {} ({})", f.display(), takers.join(", "))
+                writeln!(
+                    err,
+                    "   {} ({})",
+                    printable(&f.to_string_lossy()),
+                    takers.join(", ")
+                )
             })
         }
         Event::Evicted { entries, bytes } => writeln!(

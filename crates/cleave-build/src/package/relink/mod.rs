@@ -39,22 +39,28 @@ pub struct RelinkRules {
     /// `rpaths`, relative to the prefix.
     rpaths: Vec<String>,
     allowlist: GlobSet,
-    /// `patchelf` of the build environment, if it has one: the second way
-    /// to give a file a search path that does not fit.
+    /// `patchelf` of the build environment, or else of the caller's
+    /// `PATH`: the second way to give a file a search path that does not
+    /// fit.
     patchelf: Option<PathBuf>,
 }
 
 impl RelinkRules {
     /// Compiles the `rpath_allowlist` globs (the recipe already checked
-    /// them) and looks for `patchelf` in `build_prefix`.
+    /// them) and looks for `patchelf` in `build_prefix`, then on the
+    /// caller's `PATH`, where rattler-build looks for it.
     pub fn new(settings: &DynamicLinking, build_prefix: &Path) -> Result<Self, BuildError> {
-        let patchelf = build_prefix.join("bin/patchelf");
+        let on_path = std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let patchelf = std::iter::once(build_prefix.join("bin"))
+            .chain(on_path)
+            .map(|dir| dir.join("patchelf"))
+            .find(|candidate| std::fs::metadata(candidate).is_ok_and(|m| m.is_file()));
         Ok(RelinkRules {
             rpaths: settings.rpaths.clone(),
             allowlist: glob_set(&settings.rpath_allowlist)?,
-            patchelf: std::fs::metadata(&patchelf)
-                .is_ok_and(|m| m.is_file())
-                .then_some(patchelf),
+            patchelf,
         })
     }
 }
@@ -144,13 +150,28 @@ pub fn relink(
         return Ok(result);
     }
     if !elf::write_in_place(bytes, &old, &new) {
-        *bytes = grow::grow(bytes, &old, &new, rules.patchelf.as_deref()).map_err(|reason| {
-            RelinkError {
-                file: rel_path.to_path_buf(),
-                rpath: new.clone(),
-                reason,
+        match grow::grow(bytes, &old, &new, rules.patchelf.as_deref()) {
+            Ok(grown) => *bytes = grown,
+            // A file linked without any search path records no path of
+            // this build, so it stays as relocatable as its linker made
+            // it: missing the added `rpaths` costs a warning, as it did
+            // before files could be grown. One whose search path names the
+            // build must not ship with it.
+            Err(reason) if old.is_empty() => {
+                result.warnings.push(format!(
+                    "{file}: has no RPATH and could not be given `{new}` ({reason}); \
+                     left without one"
+                ));
+                return Ok(result);
             }
-        })?;
+            Err(reason) => {
+                return Err(RelinkError {
+                    file: rel_path.to_path_buf(),
+                    rpath: new,
+                    reason,
+                });
+            }
+        }
     }
     result.entries = Some(entries);
     Ok(result)

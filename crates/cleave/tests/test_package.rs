@@ -230,6 +230,7 @@ fn python_tests_and_python_scripts_run_from_a_rattler_build_package() {
     let alone = test(&package, tmp.path());
     assert_eq!(alone.status.code(), Some(1), "{}", stderr(&alone));
     assert!(stderr(&alone).contains("python"), "{}", stderr(&alone));
+    std::fs::remove_dir_all(kept(&stderr(&alone))).unwrap();
 }
 
 /// `package` repacked by conda-package-handling as a `.tar.bz2` in `dir`
@@ -287,6 +288,39 @@ fn a_stored_package_contents_test_is_checked_against_the_archive() {
 }
 
 #[test]
+fn a_downstream_test_solves_the_downstream_package_with_this_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = repo().join("tests/build/downstream-app");
+    assert_success(&build_into(&[&app], tmp.path(), "apps", &[]));
+    let apps = tmp.path().join("apps");
+    let lib = repo().join("tests/build/downstream");
+    assert_success(&build_into(&[&lib], tmp.path(), "out", &[&apps]));
+    let package = package_in(&tmp.path().join("out/noarch"));
+    let output = test_with(&package, tmp.path(), &[&apps]);
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("passed: ds-lib (test 1)"),
+        "{}",
+        stderr(&output)
+    );
+    // Without the channel that has ds-app, the downstream test fails.
+    let alone = test(&package, tmp.path());
+    let printed = stderr(&alone);
+    assert_eq!(alone.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("downstream ds-app"), "{printed}");
+    std::fs::remove_dir_all(kept(&printed)).unwrap();
+}
+
+/// The directory a failed `cleave test` says it kept.
+fn kept(printed: &str) -> PathBuf {
+    let dir = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("the test environments are kept in "))
+        .expect("where the environments are");
+    PathBuf::from(dir)
+}
+
+#[test]
 fn a_failing_test_exits_1_with_its_log_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let built = build(&repo().join("tests/workflow/test-fails"), tmp.path());
@@ -305,11 +339,8 @@ fn a_failing_test_exits_1_with_its_log_tail() {
         .expect("the log's last lines");
     assert!(tail.contains("checking the answer"), "{printed}");
     assert!(tail.contains("grep 'the right answer'"), "{printed}");
-    let kept = printed
-        .lines()
-        .find_map(|l| l.strip_prefix("the test environments are kept in "))
-        .expect("where the environments are");
-    assert!(Path::new(kept).join("test/test-0/test.log").is_file());
+    let kept = kept(&printed);
+    assert!(kept.join("test/test-0/test.log").is_file());
     std::fs::remove_dir_all(kept).unwrap();
 }
 

@@ -285,6 +285,7 @@ fn a_stored_package_contents_test_is_checked_against_the_archive() {
         printed.contains("share/stored-tests/missing.txt"),
         "{printed}"
     );
+    std::fs::remove_dir_all(kept(&printed)).unwrap();
 }
 
 #[test]

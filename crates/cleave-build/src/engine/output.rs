@@ -17,14 +17,15 @@ use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
+use cleave_channel::local::{Overwrite, Transfer};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
-use rattler_conda_types::RepoDataRecord;
+use rattler_conda_types::{Channel, RepoDataRecord};
 
 use super::script_env::{PackageVars, ScriptVars};
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes};
-use crate::check::package_tests::{TestContext, run_tests};
+use crate::check::package_tests::{Subject, TestContext, TestEnv, run_tests};
 use crate::environment::EnvKind;
 use crate::environment::run_exports::{Inherited, for_output};
 use crate::error::BuildError;
@@ -55,7 +56,7 @@ impl Builder {
         let staged = match &output.inherit {
             Some(inherit) => Some(
                 self.staged
-                    .get(&(inherit.from.clone(), inherit.hash.clone()))
+                    .get(&(self.current, inherit.from.clone(), inherit.hash.clone()))
                     .cloned()
                     .ok_or_else(|| BuildError::MissingStaging {
                         what: what.clone(),
@@ -162,8 +163,12 @@ impl Builder {
                     .filter(|e| from_staging.contains(&e.path))
                     .map(|e| e.path.clone())
                     .collect();
-                self.claims
-                    .record(&s.staging.name, &staging_files, &name, taken.iter());
+                self.claims.entry(self.current).or_default().record(
+                    &s.staging.name,
+                    &staging_files,
+                    &name,
+                    taken.iter(),
+                );
                 taken
             }
             None => Vec::new(),
@@ -191,7 +196,7 @@ impl Builder {
         });
         let requirements = for_output(output, &build, &host, inherited, &what)?;
         let rendered = rendered_yaml(output)?;
-        let channels = crate::channel::about_names(&self.options.channels);
+        let channels = crate::package::metadata::about_channels(&self.options.channels);
         let no_libraries = std::collections::BTreeMap::new();
         let contents = PackageContents {
             output,
@@ -213,14 +218,39 @@ impl Builder {
             licenses: &license_files.files,
             channels: &channels,
         };
-        let written: WrittenPackage = write(
+        // A package with tests to run is written into a channel of its own
+        // and goes into the output channel only once they pass: a solve
+        // from the output channel never sees a package that failed them.
+        let testing = self.options.test == TestMode::Native && !output.tests.is_empty();
+        let pending = dirs.root.join("pending");
+        if pending.exists() {
+            std::fs::remove_dir_all(&pending)
+                .map_err(BuildError::io(format!("clearing {}", pending.display())))?;
+        }
+        let mut written: WrittenPackage = write(
             &contents,
-            &self.options.output_dir,
+            if testing {
+                &pending
+            } else {
+                &self.options.output_dir
+            },
             &dirs.root.join("package"),
             self.options.format,
         )?;
         for warning in &written.warnings {
             on_event(Event::Warning(&format!("{what}: {warning}")));
+        }
+        if testing {
+            let count = self.test_pending(output, recipe, &dirs, &written, &pending, on_event)?;
+            on_event(Event::Tested { what: &name, count });
+            let file = cleave_channel::package::inspect(&written.path)?;
+            let added = cleave_channel::local::add(
+                &self.options.output_dir,
+                &file,
+                Transfer::Move,
+                Overwrite::Replace,
+            )?;
+            written.path = added.path;
         }
         let package = self.published(
             output,
@@ -231,21 +261,6 @@ impl Builder {
         )?;
         on_event(Event::Packaged(&package));
 
-        if self.options.test == TestMode::Native && !output.tests.is_empty() {
-            let ctx = TestContext {
-                output,
-                paths: &written.paths,
-                dir: &dirs.root.join("test"),
-                recipe_dir: &recipe.recipe_dir,
-                work_dir: &dirs.work,
-                guard: self.options.guard.with_lock(&dirs.run_lock),
-                target: self.options.target_platform,
-                build_platform: self.options.build_platform,
-                base_env: &self.options.base_env,
-            };
-            let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
-            on_event(Event::Tested { what: &name, count });
-        }
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
         match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
@@ -264,6 +279,75 @@ impl Builder {
             ))),
         }
         Ok(package)
+    }
+
+    /// Runs the tests of the package written into the channel `pending`;
+    /// a failure moves it to `<output>/broken/`, out of every channel.
+    fn test_pending(
+        &mut self,
+        output: &PackageOutput,
+        recipe: &RenderedRecipe,
+        dirs: &OutputDirs,
+        written: &WrittenPackage,
+        pending: &Path,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<usize, BuildError> {
+        let subdir = written
+            .path
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        cleave_channel::index::index_channel(pending, &[subdir.as_str()])?;
+        let channel = Channel::try_from_directory(pending).map_err(|e| BuildError::Channel {
+            channel: pending.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        // The same directory served an earlier output of this staging
+        // build: what was read of it then is stale.
+        self.envs
+            .channel_changed(&channel, &[self.options.target_platform]);
+        let subject = Subject::of(output);
+        let ctx = TestContext {
+            output,
+            paths: &written.paths,
+            recipe_dir: &recipe.recipe_dir,
+            work_dir: &dirs.work,
+            env: TestEnv {
+                subject: &subject,
+                dir: &dirs.root.join("test"),
+                guard: self.options.guard.with_lock(&dirs.run_lock),
+                target: self.options.target_platform,
+                build_platform: self.options.build_platform,
+                base_env: &self.options.base_env,
+                channels: std::slice::from_ref(&channel),
+            },
+        };
+        match run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line))) {
+            Ok(count) => Ok(count),
+            Err(failure) => {
+                let broken = self.options.output_dir.join("broken");
+                let file = written.path.file_name().unwrap_or_default();
+                let path = broken.join(file);
+                std::fs::create_dir_all(&broken)
+                    .and_then(|()| std::fs::rename(&written.path, &path))
+                    .map_err(BuildError::io(format!(
+                        "moving {} to {}",
+                        written.path.display(),
+                        broken.display()
+                    )))?;
+                Err(BuildError::Broken {
+                    what: format!(
+                        "{}-{}-{}",
+                        output.name.as_normalized(),
+                        output.version,
+                        output.build.string
+                    ),
+                    path,
+                    source: Box::new(failure),
+                })
+            }
+        }
     }
 
     /// The key a package output's entry has (with whether its tests run)
@@ -363,7 +447,7 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = crate::channel::PartialDir::new(&dir)
+            let scratch = cleave_channel::partial::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",
@@ -413,8 +497,12 @@ impl Builder {
                     .filter(|item| !matches!(item, Item::Dir { .. }))
                     .map(|item| item.path().to_path_buf())
                     .collect();
-                self.claims
-                    .record(&s.staging.name, &staging_files, name, claimed.iter());
+                self.claims.entry(self.current).or_default().record(
+                    &s.staging.name,
+                    &staging_files,
+                    name,
+                    claimed.iter(),
+                );
             }
             let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
             let package = self.published(output, &path, size, files, true)?;
@@ -438,7 +526,10 @@ impl Builder {
         files: usize,
         reused: bool,
     ) -> Result<BuiltPackage, BuildError> {
-        crate::channel::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
+        cleave_channel::index::index_channel(
+            &self.options.output_dir,
+            &[self.options.target_platform.as_str()],
+        )?;
         self.envs
             .channel_changed(&self.output_channel, &[self.options.target_platform]);
         let subdir = path

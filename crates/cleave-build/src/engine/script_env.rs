@@ -46,7 +46,7 @@ impl Builder {
                 log: &dirs.log,
                 work_dir: dirs.work.clone(),
                 guard: self.options.guard.with_lock(&dirs.run_lock),
-                what: what.to_string(),
+                what: format!("the build script of {what}"),
             },
             &mut |line| on_event(Event::Line(line)),
         )

@@ -242,9 +242,14 @@ impl Builder {
                 result.libraries = ran.libraries;
             }
         }
-        self.claims.staging(&staging.name);
-        self.staged
-            .insert((staging.name.clone(), staging.hash.clone()), result);
+        self.claims
+            .entry(self.current)
+            .or_default()
+            .staging(&staging.name);
+        self.staged.insert(
+            (self.current, staging.name.clone(), staging.hash.clone()),
+            result,
+        );
         Ok(())
     }
 

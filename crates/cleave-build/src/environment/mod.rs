@@ -14,7 +14,9 @@ use std::path::Path;
 use cleave_recipe::model::{Dependency, PackageOutput};
 use rattler::install::Installer;
 use rattler_cache::package_cache::PackageCache;
-use rattler_conda_types::{Channel, GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
+use rattler_conda_types::{
+    Channel, GenericVirtualPackage, MatchSpec, PackageName, RepoDataRecord, Subdir,
+};
 use rattler_repodata_gateway::{CacheClearMode, Gateway, SubdirSelection};
 use rattler_shell::activation::{ActivationVariables, Activator, PathModificationBehavior};
 use rattler_shell::shell::Bash;
@@ -120,13 +122,28 @@ impl Environments {
         what: &str,
         kind: EnvKind,
     ) -> Result<Vec<RepoDataRecord>, BuildError> {
+        self.solve_from(&[], specs, platform, what, kind)
+    }
+
+    /// [`Environments::solve`] with `first` searched before the build's
+    /// channels: a package's tests find it in a channel of its own before
+    /// it goes into the output channel.
+    pub fn solve_from(
+        &self,
+        first: &[Channel],
+        specs: &[MatchSpec],
+        platform: Subdir,
+        what: &str,
+        kind: EnvKind,
+    ) -> Result<Vec<RepoDataRecord>, BuildError> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
+        let channels: Vec<Channel> = first.iter().chain(&self.channels).cloned().collect();
         let query = self
             .gateway
             .query(
-                self.channels.iter().cloned(),
+                channels.iter().cloned(),
                 [platform, Subdir::NoArch],
                 specs.iter().cloned(),
             )
@@ -136,8 +153,7 @@ impl Environments {
             .runtime
             .block_on(query)
             .map_err(|e| BuildError::Channel {
-                channel: self
-                    .channels
+                channel: channels
                     .iter()
                     .map(|c| c.base_url.to_string())
                     .collect::<Vec<_>>()
@@ -164,6 +180,46 @@ impl Environments {
         let mut records = solved.records;
         records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
         Ok(records)
+    }
+
+    /// The packages of `names` that `channels` hold for `platform` (and
+    /// `noarch`), as `name-version-build`, each with the first channel
+    /// holding it.
+    pub fn existing(
+        &self,
+        channels: &[Channel],
+        names: &[PackageName],
+        platform: Subdir,
+    ) -> Result<BTreeMap<String, String>, BuildError> {
+        let mut found = BTreeMap::new();
+        if names.is_empty() || channels.is_empty() {
+            return Ok(found);
+        }
+        let specs = names.iter().cloned().map(MatchSpec::from);
+        let query = self
+            .gateway
+            .query(channels.iter().cloned(), [platform, Subdir::NoArch], specs)
+            .recursive(false)
+            .execute();
+        let output = self
+            .runtime
+            .block_on(query)
+            .map_err(|e| BuildError::Channel {
+                channel: channels
+                    .iter()
+                    .map(|c| c.base_url.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: error_chain(&e),
+            })?;
+        for record in output.repodata.iter().flat_map(|r| r.iter()) {
+            let p = &record.package_record;
+            let id = format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build);
+            found
+                .entry(id)
+                .or_insert_with(|| record.channel.clone().unwrap_or_default());
+        }
+        Ok(found)
     }
 
     /// Installs `records` into `prefix` (created when missing).

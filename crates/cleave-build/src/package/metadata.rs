@@ -129,6 +129,28 @@ fn index_json(contents: &PackageContents<'_>) -> Result<IndexJson, BuildError> {
     })
 }
 
+/// The channels a build solved from as its packages' `about.json` lists
+/// them, as rattler-build does: each base URL without credentials (user,
+/// password, or an anaconda.org `/t/TOKEN/` prefix).
+pub(crate) fn about_channels(channels: &[rattler_conda_types::Channel]) -> Vec<String> {
+    channels
+        .iter()
+        .map(|c| {
+            let mut url: url::Url = c.base_url.url().clone().into();
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            let segments: Vec<String> = url
+                .path_segments()
+                .map(|s| s.map(String::from).collect())
+                .unwrap_or_default();
+            if segments.len() > 2 && segments[0] == "t" {
+                url.set_path(&segments[2..].join("/"));
+            }
+            url.to_string()
+        })
+        .collect()
+}
+
 fn about_json(output: &PackageOutput, channels: &[String]) -> AboutJson {
     let about = &output.about;
     let extra = match &output.extra {

@@ -10,14 +10,14 @@
 //! The linking checks ([`crate::check::linking`]) run on that tree, and the
 //! license files go to `info/licenses/`. The archive is written to a
 //! temporary file next to its final name and renamed into place (see
-//! [`crate::channel`]), so an interrupted build never leaves a half-written
+//! [`cleave_channel::partial`]), so an interrupted build never leaves a half-written
 //! package in the channel, and a failed check leaves none.
 
 pub mod capture;
 pub(crate) mod claims;
 mod file_rules;
 pub mod licenses;
-mod metadata;
+pub(crate) mod metadata;
 mod prefix_detection;
 pub mod python;
 pub mod relink;
@@ -238,7 +238,7 @@ pub fn write(
         path: final_path.clone(),
         source,
     };
-    let mut file = crate::channel::partial_file(&dir).map_err(failed)?;
+    let mut file = cleave_channel::partial::partial_file(&dir).map_err(failed)?;
     match format {
         PackageFormat::Conda => rattler_package_streaming::write::write_conda_package(
             &mut file,

@@ -31,7 +31,7 @@ pub struct ScriptRun<'a> {
     pub log: &'a Path,
     /// Kept for the error message, so the user can look around.
     pub work_dir: PathBuf,
-    /// What is being built, for messages.
+    /// Which script it is, for messages: `the build script of NAME`.
     pub what: String,
     /// The guard of the build directory the script works in.
     pub guard: Guarded<'a>,
@@ -48,7 +48,7 @@ pub const PREAMBLE: &str = "set -e\nset -x\n";
 /// `echo` (the caller's progress display).
 pub fn run(script: &ScriptRun<'_>, echo: &mut dyn FnMut(&str)) -> Result<(), BuildError> {
     let io = |source| BuildError::Io {
-        context: format!("running the script of {}", script.what),
+        context: format!("running {}", script.what),
         source,
     };
     let file = script.log.with_extension("sh");

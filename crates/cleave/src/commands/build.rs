@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use cleave_build::BuildError;
 use cleave_build::engine::{
-    BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
+    BuildOptions, BuildReport, Builder, CacheMode, CompileCache, Event, Outcome, Plan,
+    PlannedRecipe, SkipExisting, TestMode,
 };
 use cleave_build::package::PackageFormat;
 use cleave_build::script::guard::Guard;
@@ -13,9 +15,10 @@ use cleave_cache::foreign::printable;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
 
-use super::recipe::Rendered;
+use cleave_recipe::RenderConfig;
+
 use crate::Status;
-use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, Switch, TestArg};
+use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, SkipExistingArg, Switch, TestArg};
 use crate::config::{Overrides, Settings};
 
 /// Variables passed from the caller to build scripts; everything else is
@@ -40,11 +43,29 @@ const PASSED_VARIABLES: &[&str] = &[
 ];
 
 pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
-    let Some(rendered) = super::recipe::render(&args.setup.recipe)? else {
+    let Some(rendered) = super::recipe::render_all(&args.setup.recipe)? else {
         return Ok(Status::Failure);
     };
+    let config = rendered
+        .first()
+        .map(|r| r.config.clone())
+        .ok_or_else(|| miette!("no recipe to build"))?;
+    let recipes = rendered
+        .into_iter()
+        .map(|r| PlannedRecipe {
+            recipe: r.recipe,
+            file: r.file,
+        })
+        .collect();
+    let plan = match Plan::new(recipes, args.up_to.as_deref()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            super::print_report(&miette::Report::from_err(err));
+            return Ok(Status::Failure);
+        }
+    };
     let cwd = std::env::current_dir().into_diagnostic()?;
-    let mut options = options(&args.setup, &rendered, &cwd)?;
+    let mut options = options(&args.setup, &config, &cwd)?;
     options.format = match args.package_format {
         PackageFormatArg::Conda => PackageFormat::Conda,
         PackageFormatArg::TarBz2 => PackageFormat::TarBz2,
@@ -56,6 +77,12 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
     options.keep_build = args.keep_build;
     options.error_unclaimed = args.error_unclaimed_files;
     options.error_overlapping = args.error_overlapping_files;
+    options.keep_going = args.keep_going;
+    options.skip_existing = match args.skip_existing {
+        SkipExistingArg::None => SkipExisting::None,
+        SkipExistingArg::Local => SkipExisting::Local,
+        SkipExistingArg::All => SkipExisting::All,
+    };
     if let Some(switch) = args.compile_cache {
         options.compile_cache.enabled = matches!(switch, Switch::On);
     }
@@ -64,28 +91,34 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
         options.compile_cache.enabled = false;
     }
     let output_dir = options.output_dir.clone();
-    let built = Builder::new(options).and_then(|mut builder| {
-        builder.build(&rendered.recipe, &rendered.file, &mut |event| {
-            show_progress(&event)
-        })
-    });
-    match built {
-        Ok(built) => {
-            print_summary(&built, &output_dir).into_diagnostic()?;
-            Ok(Status::Success)
-        }
+    let mut builder = match Builder::new(options) {
+        Ok(builder) => builder,
         Err(err) => {
             super::print_report(&report(err));
-            Ok(Status::Failure)
+            return Ok(Status::Failure);
+        }
+    };
+    let built = builder.build(&plan, &mut show_progress);
+    print_summary(&built, &output_dir).into_diagnostic()?;
+    let mut status = if built.succeeded() {
+        Status::Success
+    } else {
+        Status::Failure
+    };
+    if let Some(url) = &args.publish_to {
+        let files: Vec<PathBuf> = built.packages().map(|p| p.path.clone()).collect();
+        if !files.is_empty() && !super::publish::publish(url, &files, false)? {
+            status = Status::Failure;
         }
     }
+    Ok(status)
 }
 
 /// Build options from the settings every command that solves shares:
 /// `cleave build` and `cleave cache explain` must compute the same keys.
 pub(crate) fn options(
     setup: &SetupArgs,
-    rendered: &Rendered,
+    config: &RenderConfig,
     cwd: &Path,
 ) -> miette::Result<BuildOptions> {
     let settings = Settings::load(
@@ -112,12 +145,9 @@ pub(crate) fn options(
         test: TestMode::Native,
         keep_build: false,
         timestamp: timestamp()?,
-        target_platform: rendered.config.target_platform,
-        build_platform: rendered.config.build_platform,
-        base_env: PASSED_VARIABLES
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect::<BTreeMap<_, _>>(),
+        target_platform: config.target_platform,
+        build_platform: config.build_platform,
+        base_env: passed_variables(),
         staging_root: settings.staging_root,
         error_unclaimed: false,
         error_overlapping: false,
@@ -136,23 +166,47 @@ pub(crate) fn options(
                 .into_diagnostic()
                 .wrap_err("cannot find cleave's own executable to guard build scripts")?,
         ),
+        keep_going: false,
+        skip_existing: SkipExisting::None,
     })
 }
 
+/// The variables of cleave's environment that scripts get.
+pub(crate) fn passed_variables() -> BTreeMap<String, String> {
+    PASSED_VARIABLES
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
 /// A build error with the details a user acts on.
-fn report(err: cleave_build::BuildError) -> miette::Report {
+pub(crate) fn report(err: BuildError) -> miette::Report {
     match err {
-        cleave_build::BuildError::ScriptFailed {
-            ref tail,
-            ref log,
-            ref work_dir,
+        BuildError::ScriptFailed { .. } => miette!("{err}\n\n{}", script_details(&err)),
+        BuildError::Broken { ref source, .. } => match **source {
+            BuildError::ScriptFailed { .. } => {
+                miette!("{err}\n\n{source}\n\n{}", script_details(source))
+            }
+            _ => miette!("{err}\n\n{source}"),
+        },
+        other => miette::Report::from_err(other),
+    }
+}
+
+/// The log tail, log file and work dir of a failed script.
+fn script_details(err: &BuildError) -> String {
+    match err {
+        BuildError::ScriptFailed {
+            tail,
+            log,
+            work_dir,
             ..
-        } => miette!(
-            "{err}\n\nlast lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
+        } => format!(
+            "last lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
             log.display(),
             work_dir.display()
         ),
-        other => miette::Report::from_err(other),
+        _ => String::new(),
     }
 }
 
@@ -178,7 +232,7 @@ fn timestamp() -> miette::Result<jiff::Timestamp> {
 }
 
 /// A local directory (which must be a channel), a URL, or a channel name.
-fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
+pub(crate) fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
     let looks_like_path = text.starts_with('.') || text.starts_with('/') || text.starts_with('~');
     if looks_like_path || cwd.join(text).is_dir() {
         let dir = cwd.join(text);
@@ -200,9 +254,14 @@ fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
 }
 
 /// What the build is doing, on stderr.
-fn show_progress(event: &Event<'_>) {
+fn show_progress(event: Event<'_>) {
+    if let Event::Failed { what, error } = event {
+        let _ = writeln!(std::io::stderr().lock(), "   failed: {what}");
+        super::print_report(&report(error));
+        return;
+    }
     let mut err = std::io::stderr().lock();
-    let _ = match event {
+    let _ = match &event {
         Event::Started { kind, what } => writeln!(err, "── {kind} {what}"),
         Event::Environment { kind, packages } => {
             writeln!(err, "   {} environment: {packages} packages", kind.as_str())
@@ -285,22 +344,47 @@ fn show_progress(event: &Event<'_>) {
         Event::Line(line) => writeln!(err, "   │ {line}"),
         Event::Packaged(p) => writeln!(err, "   wrote {}", p.path.display()),
         Event::Tested { what, count } => writeln!(err, "   {what}: {count} tests passed"),
+        Event::Skipped { what, channel } => {
+            writeln!(err, "── skipped {what}: it is in {channel} already")
+        }
+        Event::NotBuilt { what, because } => {
+            writeln!(err, "── not built: {what}, because {because} failed")
+        }
+        // Printed above, with its report.
+        Event::Failed { .. } => Ok(()),
     };
 }
 
-fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<()> {
+fn print_summary(report: &BuildReport, output_dir: &Path) -> std::io::Result<()> {
+    if report.outputs.is_empty() {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    let rows: Vec<[String; 7]> = built
+    let rows: Vec<[String; 7]> = report
+        .outputs
         .iter()
-        .map(|p| {
+        .map(|o| {
+            let (subdir, state, size, files) = match &o.outcome {
+                Outcome::Built(p) => (
+                    p.subdir.clone(),
+                    if p.reused { "reused" } else { "built" },
+                    human_size(p.size),
+                    p.files.to_string(),
+                ),
+                Outcome::Skipped { .. } => (String::new(), "skipped", String::new(), String::new()),
+                Outcome::Failed => (String::new(), "failed", String::new(), String::new()),
+                Outcome::NotBuilt { .. } => {
+                    (String::new(), "not built", String::new(), String::new())
+                }
+            };
             [
-                p.name.clone(),
-                p.version.clone(),
-                p.build.clone(),
-                p.subdir.clone(),
-                if p.reused { "reused" } else { "built" }.to_string(),
-                human_size(p.size),
-                p.files.to_string(),
+                o.name.clone(),
+                o.version.clone(),
+                o.build.clone(),
+                subdir,
+                state.to_string(),
+                size,
+                files,
             ]
         })
         .collect();
@@ -325,20 +409,38 @@ fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<(
             })
             .collect::<Vec<_>>()
             .join("  ")
+            .trim_end()
+            .to_string()
     };
     writeln!(out, "{}", line(&header.map(String::from)))?;
     for row in &rows {
         writeln!(out, "{}", line(row))?;
     }
-    let reused = built.iter().filter(|p| p.reused).count();
-    writeln!(
-        out,
-        "\n{} package{} in {} ({} built, {reused} reused from the cache)",
-        built.len(),
-        if built.len() == 1 { "" } else { "s" },
+    let count = |f: fn(&Outcome) -> bool| report.outputs.iter().filter(|o| f(&o.outcome)).count();
+    let built = count(|o| matches!(o, Outcome::Built(p) if !p.reused));
+    let reused = count(|o| matches!(o, Outcome::Built(p) if p.reused));
+    let packages = built + reused;
+    let mut text = format!(
+        "\n{packages} package{} in {} ({built} built, {reused} reused from the cache",
+        if packages == 1 { "" } else { "s" },
         output_dir.display(),
-        built.len() - reused,
-    )
+    );
+    for (n, what) in [
+        (
+            count(|o| matches!(o, Outcome::Skipped { .. })),
+            "skipped: already in a channel",
+        ),
+        (count(|o| matches!(o, Outcome::Failed)), "failed"),
+        (
+            count(|o| matches!(o, Outcome::NotBuilt { .. })),
+            "not built",
+        ),
+    ] {
+        if n > 0 {
+            text.push_str(&format!("; {n} {what}"));
+        }
+    }
+    writeln!(out, "{text})")
 }
 
 /// The first 16 hex digits of a key, as `cache list` shows them.

@@ -3,9 +3,11 @@
 pub(crate) mod build;
 pub(crate) mod cache;
 pub(crate) mod compile;
+pub(crate) mod publish;
 pub(crate) mod recipe;
 pub(crate) mod remote;
 pub(crate) mod render;
+pub(crate) mod test;
 
 use std::io::Write;
 

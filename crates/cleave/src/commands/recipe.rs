@@ -1,5 +1,5 @@
-//! Loading and rendering a recipe with its variant files, shared by the
-//! commands that take `--recipe`.
+//! Finding, loading and rendering recipes with their variant files, shared
+//! by the commands that take `--recipe` and `--recipe-dir`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +22,80 @@ pub(crate) struct Rendered {
     pub(crate) config: RenderConfig,
 }
 
-/// Loads and renders the recipe. Recipe and variant errors are printed and
+/// Loads and renders every recipe `args` name, in the order given (the
+/// recipes of `--recipe-dir` sorted by path after those of `--recipe`,
+/// each once). Recipe and variant errors are printed, every recipe's, and
 /// give `None`; other failures (unreadable files, bad flags) are errors.
-pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
+pub(crate) fn render_all(args: &RecipeArgs) -> miette::Result<Option<Vec<Rendered>>> {
+    let mut files = Vec::new();
+    for recipe in &args.recipes {
+        files.push(recipe_file(recipe)?);
+    }
+    if let Some(dir) = &args.recipe_dir {
+        let found = discover(dir)?;
+        if found.is_empty() {
+            return Err(miette::miette!(
+                "--recipe-dir {}: no directory below it holds a recipe.yaml",
+                dir.display()
+            ));
+        }
+        files.extend(found);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    let mut rendered = Vec::new();
+    let mut broken = false;
+    for file in files {
+        match render(args, file)? {
+            Some(r) => rendered.push(r),
+            None => broken = true,
+        }
+    }
+    Ok((!broken).then_some(rendered))
+}
+
+/// `recipe.yaml` of a recipe directory, or the file itself.
+fn recipe_file(path: &Path) -> miette::Result<PathBuf> {
+    if path.is_dir() {
+        let file = path.join("recipe.yaml");
+        // Anything there is the recipe: reading it refuses what is not a
+        // regular file, saying what it is.
+        if std::fs::symlink_metadata(&file).is_err() {
+            return Err(miette::miette!("{} holds no recipe.yaml", path.display()));
+        }
+        Ok(file)
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+/// The `recipe.yaml` files below `dir`, as rattler-build finds them for
+/// `--recipe-dir`: every directory at any depth (`dir` itself included)
+/// holding one, hidden directories and what `.gitignore` and `.ignore`
+/// files exclude skipped, sorted by path.
+fn discover(dir: &Path) -> miette::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(miette::miette!(
+            "--recipe-dir {} is not a directory",
+            dir.display()
+        ));
+    }
+    let mut found = Vec::new();
+    for entry in ignore::WalkBuilder::new(dir).build() {
+        let entry = entry
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading {}", dir.display()))?;
+        let file = entry.path().join("recipe.yaml");
+        if entry.file_type().is_some_and(|t| t.is_dir()) && file.is_file() {
+            found.push(file);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Loads and renders one recipe file.
+fn render(args: &RecipeArgs, file: PathBuf) -> miette::Result<Option<Rendered>> {
     let mut config = RenderConfig::native();
     if let Some(platform) = &args.target_platform {
         config.target_platform = platform
@@ -32,11 +103,6 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
             .into_diagnostic()
             .wrap_err_with(|| format!("invalid --target-platform `{platform}`"))?;
     }
-    let file = if args.recipe.is_dir() {
-        args.recipe.join("recipe.yaml")
-    } else {
-        args.recipe.clone()
-    };
     let recipe = match cleave_recipe::load(&file) {
         Ok(recipe) => recipe,
         Err(LoadError::Invalid(errors)) => {
@@ -88,7 +154,8 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
 
 /// The variant file next to the recipe (`variants.yaml`, or else
 /// conda-build's `conda_build_config.yaml`, as rattler-build picks it), then
-/// each `--variant-config` in order. A file beside the recipe that is not a
+/// each `--variant-config` in order, then the `--variant` overrides (the
+/// last one given for a key wins). A file beside the recipe that is not a
 /// regular file (a FIFO, a directory) is an error, not skipped.
 fn load_variants(
     args: &RecipeArgs,
@@ -112,6 +179,9 @@ fn load_variants(
             Ok(file) => config.merge(file),
             Err(errors) => return Ok(Err(errors)),
         }
+    }
+    for (key, values) in &args.variants {
+        config.set(key, values);
     }
     Ok(config.validate().map(|()| config))
 }

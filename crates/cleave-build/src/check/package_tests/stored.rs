@@ -591,7 +591,7 @@ pub enum StoredError {
         #[source]
         source: std::io::Error,
     },
-    /// Larger than any list of tests.
+    /// Larger than any list of tests (or other metadata file).
     #[error("{path} is larger than {MAX_TESTS_YAML} bytes")]
     TooLarge {
         /// The file.
@@ -622,17 +622,101 @@ pub fn read(root: &Path) -> Result<Vec<StoredTest>, StoredError> {
     if meta.len() > MAX_TESTS_YAML {
         return Err(StoredError::TooLarge { path });
     }
-    let mut text = String::new();
-    file.take(MAX_TESTS_YAML + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_TESTS_YAML {
-        return Err(StoredError::TooLarge { path });
+    let text = read_bounded(file, &path)?;
+    parse(&text, &path)
+}
+
+/// The tests stored in the package file at `package` (`.conda` or
+/// `.tar.bz2`), read from the archive without unpacking it; none when it
+/// stores none. Only a regular file `info/tests/tests.yaml` counts.
+pub fn read_archive(package: &Path) -> Result<Vec<StoredTest>, StoredError> {
+    match read_info_member(package, TESTS_YAML)? {
+        Some(text) => parse(&text, &package.join(TESTS_YAML)),
+        None => Ok(Vec::new()),
     }
-    serde_yaml_ng::from_str::<Option<Vec<StoredTest>>>(&text)
+}
+
+/// The text of the regular file `member` (below `info/`) of the package
+/// file at `package`, at most [`MAX_TESTS_YAML`] bytes; `None` when the
+/// package has no such member.
+pub fn read_info_member(package: &Path, member: &str) -> Result<Option<String>, StoredError> {
+    let io = |source| StoredError::Io {
+        path: package.to_path_buf(),
+        source,
+    };
+    let (file, _) = open_regular(package).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+    let name = package.to_string_lossy();
+    if name.ends_with(".conda") {
+        let archive = rattler_package_streaming::seek::stream_conda_info(file)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        find_in_archive(archive, package, member)
+    } else if name.ends_with(".tar.bz2") {
+        find_in_archive(
+            rattler_package_streaming::read::stream_tar_bz2(file),
+            package,
+            member,
+        )
+    } else {
+        Err(StoredError::Invalid {
+            path: package.to_path_buf(),
+            reason: "a package file name ends in .conda or .tar.bz2".into(),
+        })
+    }
+}
+
+/// The text of `member` in a package's (info) tar stream.
+fn find_in_archive<R: Read>(
+    mut archive: tar::Archive<R>,
+    package: &Path,
+    member: &str,
+) -> Result<Option<String>, StoredError> {
+    let path = package.join(member);
+    let io = |source| StoredError::Io {
+        path: package.to_path_buf(),
+        source,
+    };
+    for entry in archive.entries().map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.path().map_err(io)?.as_ref() != Path::new(member) {
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(StoredError::Invalid {
+                path,
+                reason: "not a regular file".into(),
+            });
+        }
+        if entry.size() > MAX_TESTS_YAML {
+            return Err(StoredError::TooLarge { path });
+        }
+        return read_bounded(entry, &path).map(Some);
+    }
+    Ok(None)
+}
+
+/// At most [`MAX_TESTS_YAML`] bytes of text from `reader`.
+fn read_bounded(reader: impl Read, path: &Path) -> Result<String, StoredError> {
+    let mut text = String::new();
+    reader
+        .take(MAX_TESTS_YAML + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| StoredError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if text.len() as u64 > MAX_TESTS_YAML {
+        return Err(StoredError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(text)
+}
+
+fn parse(text: &str, path: &Path) -> Result<Vec<StoredTest>, StoredError> {
+    serde_yaml_ng::from_str::<Option<Vec<StoredTest>>>(text)
         .map(Option::unwrap_or_default)
         .map_err(|e| StoredError::Invalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason: e.to_string(),
         })
 }

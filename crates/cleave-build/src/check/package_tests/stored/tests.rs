@@ -180,3 +180,81 @@ fn stored_tests_from_elsewhere_are_checked() {
     std::os::unix::fs::symlink("/etc/hostname", &stored).unwrap();
     assert!(matches!(read(dir.path()), Err(StoredError::Io { .. })));
 }
+
+/// A `.tar.bz2` package at `dir/demo-1.0-0.tar.bz2` holding one entry
+/// at `info/tests/tests.yaml`, made by `entry`.
+fn tar_bz2_with(dir: &Path, entry: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> PathBuf {
+    let mut builder = tar::Builder::new(Vec::new());
+    entry(&mut builder);
+    let tar = builder.into_inner().unwrap();
+    let path = dir.join("demo-1.0-0.tar.bz2");
+    let mut encoder =
+        bzip2::write::BzEncoder::new(std::fs::File::create(&path).unwrap(), Default::default());
+    std::io::Write::write_all(&mut encoder, &tar).unwrap();
+    encoder.finish().unwrap();
+    path
+}
+
+fn header(kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    header
+}
+
+#[test]
+fn stored_tests_are_read_from_a_package_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = b"- script:\n    content: echo hi\n- downstream: demo-user\n";
+    let package = tar_bz2_with(dir.path(), |b| {
+        b.append_data(
+            &mut header(tar::EntryType::Regular, text.len() as u64),
+            TESTS_YAML,
+            &text[..],
+        )
+        .unwrap();
+    });
+    let tests = read_archive(&package).unwrap();
+    assert_eq!(tests.len(), 2);
+    assert!(matches!(&tests[1], StoredTest::Downstream(d) if d.downstream == "demo-user"));
+}
+
+#[test]
+fn a_hostile_tests_yaml_in_an_archive_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A link standing where the list should be is not followed.
+    let package = tar_bz2_with(dir.path(), |b| {
+        b.append_link(
+            &mut header(tar::EntryType::Symlink, 0),
+            TESTS_YAML,
+            "/etc/passwd",
+        )
+        .unwrap();
+    });
+    let err = read_archive(&package).unwrap_err();
+    assert!(matches!(err, StoredError::Invalid { .. }), "{err}");
+    // A size beyond the bound is refused before anything is read.
+    let big = vec![b'#'; (MAX_TESTS_YAML + 1) as usize];
+    let package = tar_bz2_with(dir.path(), |b| {
+        b.append_data(
+            &mut header(tar::EntryType::Regular, big.len() as u64),
+            TESTS_YAML,
+            &big[..],
+        )
+        .unwrap();
+    });
+    let err = read_archive(&package).unwrap_err();
+    assert!(matches!(err, StoredError::TooLarge { .. }), "{err}");
+    // A package without the list stores no tests.
+    let package = tar_bz2_with(dir.path(), |b| {
+        b.append_data(
+            &mut header(tar::EntryType::Regular, 2),
+            "info/index.json",
+            &b"{}"[..],
+        )
+        .unwrap();
+    });
+    assert!(read_archive(&package).unwrap().is_empty());
+}

@@ -144,6 +144,14 @@ def copy_stack(corpus, dest):
                 pass
             to.write_bytes(data)
             to.chmod(src.stat().st_mode | 0o200)
+    script = dest / "zlib" / "build_global.sh"
+    if script.is_file():
+        # Debian's repack of zlib drops win32/, whose zlib1.rc upstream's
+        # CMakeLists.txt names on every platform (CMake ignores it off
+        # Windows, but wants it to exist): no tool builds zlib from that
+        # tarball as it is. The stack restores an empty one.
+        text = script.read_text()
+        script.write_text(text.replace("set -ex\n", "set -ex\nmkdir -p win32 && : > win32/zlib1.rc\n", 1))
     return names
 
 
@@ -206,6 +214,7 @@ def main():
     parser.add_argument("--corpus", type=pathlib.Path, default=ROOT.parent / "shared/cf-build")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--cleave", type=pathlib.Path, default=CLEAVE, help="the cleave binary")
+    parser.add_argument("--tools", default="cleave,peer", help="cleave, peer or both (the default)")
     args = parser.parse_args()
     CLEAVE = args.cleave.resolve()
     if not CLEAVE.exists():
@@ -214,7 +223,7 @@ def main():
         sys.exit(f"no build corpus at {args.corpus}")
     work = pathlib.Path(tempfile.mkdtemp(prefix="cleave-stack-"))
     try:
-        bench(args.corpus, work)
+        bench(args.corpus, work, set(args.tools.replace(' ', '').split(',')))
     finally:
         if args.keep:
             print(f"\nkept {work}", file=sys.stderr)
@@ -222,7 +231,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
 
-def bench(corpus, work):
+def bench(corpus, work, tools):
     channel = toolchain(corpus, work)
     variants = work / "stack-variants.yaml"
     variants.write_text(STACK_VARIANTS)
@@ -278,6 +287,8 @@ def bench(corpus, work):
         rows.append((step, "cleave", seconds, len(built), f"{reused} reused"))
         if changed:
             changed_builds.append((step, "cleave", built))
+        if "peer" not in tools:
+            continue
         if changed in PEER_CANNOT_READ:
             rows.append((step, "py-rattler-build", None, "-", PEER_CANNOT_READ[changed]))
             continue

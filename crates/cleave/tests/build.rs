@@ -678,6 +678,11 @@ fn an_inheriting_output_may_link_the_staging_builds_host_environment() {
     for name in ["staged-nothing", "staged-nothing-here"] {
         assert_eq!(paths(&checked, name), [] as [&str; 0], "{name}");
     }
+    // Without `files`, everything.
+    assert_eq!(
+        paths(&checked, "staged-everything"),
+        ["bin/uses-dep", "share/staging-linking/data.txt"]
+    );
 }
 
 #[test]

@@ -90,8 +90,9 @@ impl EntryMeta {
 /// The set-user-ID and set-group-ID bits: never kept for a file.
 pub const SET_ID: u32 = 0o6000;
 
-/// The longest root path: the system's `PATH_MAX`.
-const MAX_ROOT: usize = 4096;
+/// The longest path an entry may name (an item's, a link's target, a
+/// root): the system's `PATH_MAX`.
+const MAX_PATH: usize = 4096;
 
 /// Every item of an entry, per tree, and where the trees were captured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -158,6 +159,13 @@ pub fn mtime((seconds, nanos): (i64, u32)) -> Option<SystemTime> {
     at?.checked_add(Duration::from_nanos(u64::from(nanos)))
 }
 
+/// Whether `path` can be given to the system as it is: no NUL, at most
+/// [`MAX_PATH`] bytes. Restoring anything else would fail half-way.
+fn plain_text(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    bytes.len() <= MAX_PATH && !bytes.contains(&0)
+}
+
 impl Item {
     /// The item's path relative to its tree.
     pub fn path(&self) -> &Path {
@@ -188,7 +196,8 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Refuses absolute paths, `..` and other non-plain components,
+    /// Refuses absolute paths, `..` and other non-plain components, paths
+    /// and link targets that hold a NUL or are longer than `PATH_MAX`,
     /// duplicate paths, and paths below a symlink of the same tree (writing
     /// one would follow the link out of the target); modes beyond
     /// permission bits, files that would be set-user-ID or set-group-ID
@@ -211,7 +220,7 @@ impl Manifest {
             if !path.is_absolute() || path.parent().is_none() || !plain {
                 return Err(refuse(path, "is a root that is not a plain absolute path"));
             }
-            if root.len() > MAX_ROOT || root.contains('\0') {
+            if root.len() > MAX_PATH || root.contains('\0') {
                 return Err(refuse(path, "is a root longer than a path may be"));
             }
         }
@@ -226,6 +235,9 @@ impl Manifest {
                 let path = item.path();
                 if path.as_os_str().is_empty() {
                     return Err(refuse(path, "is empty"));
+                }
+                if !plain_text(path) {
+                    return Err(refuse(path, "holds a NUL or is longer than a path may be"));
                 }
                 if path.is_absolute() {
                     return Err(refuse(path, "is absolute"));
@@ -251,6 +263,12 @@ impl Manifest {
                     }
                     Item::File { mtime: time, .. } if mtime(*time).is_none() => {
                         return Err(refuse(path, "has a modification time out of range"));
+                    }
+                    Item::Symlink { target, .. } if !plain_text(target) => {
+                        return Err(refuse(
+                            path,
+                            "is a link whose target holds a NUL or is longer than a path may be",
+                        ));
                     }
                     _ => {}
                 }
@@ -300,7 +318,16 @@ mod tests {
 
     #[test]
     fn escaping_paths_are_refused() {
-        for bad in ["/etc/passwd", "../outside", "lib/../../x", "./x", ""] {
+        let long = format!("{}/x", "d".repeat(MAX_PATH));
+        for bad in [
+            "/etc/passwd",
+            "../outside",
+            "lib/../../x",
+            "./x",
+            "",
+            "a\0b",
+            &long,
+        ] {
             let err = with(vec![file(bad)]).check("k").unwrap_err();
             assert!(matches!(err, CacheError::Unsafe { .. }), "{bad}: {err}");
         }
@@ -316,6 +343,17 @@ mod tests {
             .check("k")
             .unwrap_err();
         assert!(err.to_string().contains("below a symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_link_target_with_a_nul_is_refused() {
+        let link = |target: &str| Item::Symlink {
+            path: "l".into(),
+            target: target.into(),
+        };
+        with(vec![link("/etc")]).check("k").unwrap();
+        let err = with(vec![link("a\0b")]).check("k").unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Any bytes read as a portable entry's `.tar` (what a cache helper hands
-//! back) give an entry the store holds whole, or a refusal: never a panic.
-//! Every run imports into one store, so that entries it accepted earlier
-//! are there, as in a real store.
+//! back) give an entry the store holds whole, with only paths a restore
+//! may write, or a refusal: never a panic. The entry is also read resealed
+//! over its manifest (so that edits of `files.json` reach the path checks),
+//! as a `.tar` and as a directory. Every run imports into one store, so
+//! that entries it accepted earlier are there, as in a real store.
 
 #![no_main]
 

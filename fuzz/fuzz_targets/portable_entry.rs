@@ -3,7 +3,9 @@
 //! may write, or a refusal: never a panic. The entry is also read resealed
 //! over its manifest (so that edits of `files.json` reach the path checks),
 //! as a `.tar` and as a directory. Every run imports into one store, so
-//! that entries it accepted earlier are there, as in a real store.
+//! that blobs it accepted earlier are there, as in a store in use (an
+//! admitted entry is removed once checked: the store keeps the first entry
+//! of a key, and the next one must be checked, not that).
 
 #![no_main]
 

@@ -400,9 +400,9 @@ fn portable_entries_never_panic_and_enter_the_store_whole() {
     let admitted = run("portable_entry", mutate_tar, |data| {
         foreign::portable_entry(&store, dir.path(), data)
     });
+    // The seeds themselves are good entries, and so are some mutations
+    // (a member repeated, a blob's name given a `./`).
     assert!(admitted > 0);
-    // The seeds themselves are good entries.
-    assert!(!store.entries().unwrap().is_empty());
 }
 
 /// `files` (a manifest) with the path of its first item set to `path`.

@@ -249,11 +249,14 @@ fn imported(store: &Store, path: &Path, write: impl FnOnce(&Path) -> std::io::Re
     true
 }
 
+/// A tar's regular members: name and contents.
+type Members = Vec<(String, Vec<u8>)>;
+
 /// The regular members of the tar `data`, by name (a leading `./`
 /// removed), with `entry.json` resealed over `files.json`, and whether
 /// it was sealed so already; `None` when the tar cannot be read or lacks
 /// either file.
-fn resealed_members(data: &[u8]) -> Option<(Vec<(String, Vec<u8>)>, bool)> {
+fn resealed_members(data: &[u8]) -> Option<(Members, bool)> {
     let mut archive = tar::Archive::new(data);
     let mut members = Vec::new();
     for member in archive.entries().ok()? {

@@ -29,8 +29,20 @@ mod foreign;
 
 use common::{Rng, mutate_bytes};
 
-/// Mutations per seed.
+/// Mutations per seed, unless `CLEAVE_FUZZ_ROUNDS` says otherwise (a long
+/// run without cargo-fuzz; `CLEAVE_FUZZ_SEED` picks other mutations, and
+/// `CLEAVE_FUZZ_SECONDS` ends the run after about that long, each seed
+/// given its share).
 const ROUNDS: usize = 1000;
+
+/// A setting of a long run: the variable `name` as a number, else
+/// `default`.
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Paths a restore must never write: empty, absolute, with `..` or `.`,
 /// with a NUL, longer than a path may be.
@@ -84,17 +96,31 @@ fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// Runs `check` on every seed and `ROUNDS` mutations of each, naming the
-/// input that panicked; how many inputs `check` admitted.
+/// input that panicked; how many inputs `check` admitted. Says how many
+/// inputs it ran, and how long they took, on stdout (shown with
+/// `--nocapture`).
 fn run(
     target: &str,
     mutate: impl Fn(&[u8], &mut Rng) -> Vec<u8>,
     check: impl Fn(&[u8]) -> bool,
 ) -> usize {
-    let mut rng = Rng(0x5eed_f0e1_9000_0001);
+    let rounds = setting("CLEAVE_FUZZ_ROUNDS", ROUNDS as u64);
+    let mut rng = Rng(setting("CLEAVE_FUZZ_SEED", 0x5eed_f0e1_9000_0001).max(1));
+    let seconds = setting("CLEAVE_FUZZ_SECONDS", u64::MAX);
+    let (started, mut inputs) = (std::time::Instant::now(), 0u64);
     let mut admitted = 0;
-    for (path, seed) in seeds(target) {
+    let seeds = seeds(target);
+    // Each seed gets its share of the time.
+    let share = std::time::Duration::from_secs(seconds) / seeds.len() as u32;
+    for (path, seed) in seeds {
+        let this = std::time::Instant::now();
         check(&seed);
-        for round in 0..ROUNDS {
+        inputs += 1;
+        for round in 0..rounds {
+            if this.elapsed() >= share {
+                break;
+            }
+            inputs += 1;
             let input = mutate(&seed, &mut rng);
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&input)));
             match caught {
@@ -112,6 +138,11 @@ fn run(
             }
         }
     }
+    let said = format!(
+        "{target}: {inputs} inputs, {admitted} admitted, in {:.1} s\n",
+        started.elapsed().as_secs_f64()
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), said.as_bytes());
     admitted
 }
 

@@ -37,6 +37,7 @@
 pub mod build_time;
 mod error;
 mod jinja;
+mod locate;
 pub mod model;
 mod parse;
 mod platform;

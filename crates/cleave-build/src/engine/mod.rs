@@ -19,6 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cleave_cache::fingerprint::Fingerprinter;
 use cleave_cache::helper::HelperConfig;
@@ -44,11 +46,14 @@ use crate::source::SourceCache;
 mod compile_env;
 mod event;
 mod output;
+mod reporter;
 mod script_env;
 mod staging;
 
 pub use compile_env::CompileCache;
 pub use event::Event;
+pub(crate) use reporter::{InstallForward, RepodataForward};
+pub use reporter::{Reporter, Silent};
 use staging::StagingResult;
 
 /// A cache error with its causes, for a warning on one line: the store's
@@ -62,6 +67,17 @@ fn causes(error: &CacheError) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The time a stored entry says its build took (`seconds` of its extra
+/// data), for what the cache saved. The entry may come from a remote: a
+/// value that is no plausible duration is ignored.
+fn recorded_time(extra: &serde_json::Value) -> Option<Duration> {
+    const YEAR: f64 = 365.0 * 24.0 * 3600.0;
+    extra["seconds"]
+        .as_f64()
+        .filter(|s| s.is_finite() && (0.0..YEAR).contains(s))
+        .map(Duration::from_secs_f64)
 }
 
 /// Whether to run the packages' tests.
@@ -153,6 +169,11 @@ pub struct BuiltPackage {
     pub files: usize,
     /// Taken from the cache rather than built.
     pub reused: bool,
+    /// How long it took here: its build, or its reuse.
+    pub duration: Duration,
+    /// With `reused`, how long the build that made the entry took, when
+    /// the entry says: the time the cache saved.
+    pub saved: Option<Duration>,
 }
 
 /// The cache key of a staging build or package output and what it was
@@ -196,6 +217,8 @@ pub struct Builder {
     scratch: Option<(tempfile::TempDir, Store)>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
+    /// Where events and progress go.
+    reporter: Arc<dyn Reporter>,
 }
 
 impl Builder {
@@ -283,7 +306,19 @@ impl Builder {
             entries: HashMap::new(),
             scratch: None,
             made: Vec::new(),
+            reporter: Arc::new(Silent),
         })
+    }
+
+    /// Reports events and progress to `reporter` (nothing is reported by
+    /// default).
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        if let Some(cache) = reporter.cache() {
+            self.remotes.set_reporter(cache);
+        }
+        self.envs.set_reporter(reporter.clone());
+        self.reporter = reporter;
+        self
     }
 
     /// Builds every output of `recipe` in order; `recipe_file` goes into
@@ -292,8 +327,9 @@ impl Builder {
         &mut self,
         recipe: &RenderedRecipe,
         recipe_file: &Path,
-        on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Vec<BuiltPackage>, BuildError> {
+        let reporter = self.reporter.clone();
+        let on_event = &mut |event: Event<'_>| reporter.event(event);
         let inherited: BTreeSet<(&str, &str)> = recipe
             .outputs
             .iter()
@@ -339,7 +375,11 @@ impl Builder {
                             kind: "package",
                             what: &id,
                         });
-                        built.push(self.build_package(package, recipe, recipe_file, on_event)?);
+                        let started = Instant::now();
+                        let mut package =
+                            self.build_package(package, recipe, recipe_file, on_event)?;
+                        package.duration = started.elapsed();
+                        built.push(package);
                     }
                 }
             }
@@ -526,6 +566,13 @@ impl Builder {
                 EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),
                 _ => (&dirs.host_prefix, self.options.target_platform),
             };
+            if !records.is_empty() {
+                on_event(Event::Installing {
+                    what,
+                    kind,
+                    packages: records.len(),
+                });
+            }
             self.envs
                 .install(prefix, records.clone(), platform, what, kind)?;
             fill_from_prefix(records, prefix);
@@ -555,6 +602,18 @@ impl Builder {
                 Dependency::PinCompatible(_) => None,
             })
             .collect();
-        self.envs.solve(&specs, platform, what, kind)
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.reporter.event(Event::Solving { what, kind });
+        let started = Instant::now();
+        let records = self.envs.solve(&specs, platform, what, kind)?;
+        self.reporter.event(Event::Solved {
+            what,
+            kind,
+            packages: records.len(),
+            duration: started.elapsed(),
+        });
+        Ok(records)
     }
 }

@@ -11,6 +11,7 @@
 //! that says they did not run: an untested package never passes as tested.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
@@ -22,7 +23,7 @@ use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
 use super::staging::{StagingResult, Trees, key_id};
-use super::{Builder, BuiltPackage, Event, TestMode, causes};
+use super::{Builder, BuiltPackage, Event, TestMode, causes, recorded_time};
 use crate::check::package_tests::{TestContext, run_tests};
 use crate::environment::EnvKind;
 use crate::environment::run_exports::{Inherited, for_output};
@@ -49,6 +50,7 @@ impl Builder {
         recipe_file: &Path,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<BuiltPackage, BuildError> {
+        let started = Instant::now();
         let name = output.name.as_normalized().to_string();
         let what = format!("{name}-{}-{}", output.version, output.build.string);
         let staged = match &output.inherit {
@@ -232,12 +234,17 @@ impl Builder {
                 build_platform: self.options.build_platform,
                 base_env: &self.options.base_env,
             };
+            on_event(Event::Testing {
+                what: &name,
+                count: output.tests.len(),
+            });
             let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
             on_event(Event::Tested { what: &name, count });
         }
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
-        match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
+        let built = (&written, &claimed[..], started.elapsed());
+        match self.store_package(&name, &key, &inputs, tested, built) {
             Ok((entry_key, stored)) => {
                 on_event(Event::PackageStored {
                     what: &what,
@@ -394,12 +401,14 @@ impl Builder {
                     .record(&s.staging.name, &staging_files, name, claimed.iter());
             }
             let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
-            let package = self.published(output, &path, size, files, true)?;
+            let mut package = self.published(output, &path, size, files, true)?;
+            package.saved = recorded_time(&meta.extra);
             self.siblings
                 .insert(file_name.to_string_lossy().into_owned(), *key);
             on_event(Event::Reused {
                 what: &what,
                 key: &entry,
+                saved: package.saved,
             });
             return Ok(Some(package));
         }
@@ -433,6 +442,8 @@ impl Builder {
             size,
             files,
             reused,
+            duration: Duration::ZERO,
+            saved: None,
         })
     }
 
@@ -444,8 +455,7 @@ impl Builder {
         key: &Digest,
         inputs: &Inputs,
         tested: bool,
-        written: &WrittenPackage,
-        claimed: &[PathBuf],
+        (written, claimed, took): (&WrittenPackage, &[PathBuf], Duration),
     ) -> Result<(Digest, Option<Entry>), CacheError> {
         let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
@@ -474,6 +484,8 @@ impl Builder {
                 "file": format!("{subdir}/{}", file_name.to_string_lossy()),
                 "files": written.paths.len(),
                 "claimed": claimed,
+                // What a later reuse saves.
+                "seconds": took.as_secs_f64(),
             }),
         })?;
         Ok((entry_inputs.key(), Some(stored.entry)))

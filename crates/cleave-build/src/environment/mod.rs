@@ -10,6 +10,7 @@ pub mod run_exports;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::Path;
+use std::sync::Arc;
 
 use cleave_recipe::model::{Dependency, PackageOutput};
 use rattler::install::Installer;
@@ -54,6 +55,10 @@ pub struct Environments {
     virtual_packages: Vec<GenericVirtualPackage>,
     package_cache: PackageCache,
     client: reqwest::Client,
+    /// Where download and install progress goes.
+    install_reporter: Option<Arc<dyn rattler::install::Reporter>>,
+    /// Where repodata download progress goes.
+    repodata_reporter: Option<Arc<dyn rattler_repodata_gateway::Reporter>>,
 }
 
 impl Environments {
@@ -87,7 +92,15 @@ impl Environments {
             virtual_packages,
             package_cache: PackageCache::new(cache_dir.join("pkgs")),
             client,
+            install_reporter: None,
+            repodata_reporter: None,
         })
+    }
+
+    /// Reports repodata downloads and installs to `reporter`.
+    pub fn set_reporter(&mut self, reporter: Arc<dyn crate::engine::Reporter>) {
+        self.install_reporter = reporter.install();
+        self.repodata_reporter = reporter.repodata();
     }
 
     /// The async runtime, for the other async steps of a build.
@@ -123,15 +136,19 @@ impl Environments {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        let query = self
+        tracing::debug!(%what, env = kind.as_str(), specs = ?specs.iter().map(ToString::to_string).collect::<Vec<_>>(), "solving");
+        let mut query = self
             .gateway
             .query(
                 self.channels.iter().cloned(),
                 [platform, Subdir::NoArch],
                 specs.iter().cloned(),
             )
-            .recursive(true)
-            .execute();
+            .recursive(true);
+        if let Some(reporter) = &self.repodata_reporter {
+            query = query.with_reporter(crate::engine::RepodataForward(reporter.clone()));
+        }
+        let query = query.execute();
         let output = self
             .runtime
             .block_on(query)
@@ -180,11 +197,14 @@ impl Environments {
         if records.is_empty() {
             return Ok(());
         }
-        let installer = Installer::new()
+        let mut installer = Installer::new()
             .with_package_cache(self.package_cache.clone())
             .with_download_client(self.client.clone())
             .with_target_platform(platform)
             .with_execute_link_scripts(true);
+        if let Some(reporter) = &self.install_reporter {
+            installer = installer.with_reporter(crate::engine::InstallForward(reporter.clone()));
+        }
         self.runtime
             .block_on(installer.install(prefix, records))
             .map(drop)

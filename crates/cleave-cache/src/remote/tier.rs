@@ -13,6 +13,7 @@ use super::pack::{self, Index, Location, PackWriter};
 use super::reapi;
 use super::{Mode, RemoteConfig, RemoteError, TierStats, scrub};
 use crate::digest::Digest;
+use crate::progress::{Operation, Reporter, Tracked};
 use crate::store::{Entry, EntryFiles, Incoming, Store};
 
 /// How many packs download at once.
@@ -28,6 +29,8 @@ pub(super) struct Tier {
     /// Set after the service failed to answer: not asked again.
     pub(super) disabled: bool,
     pub(super) stats: TierStats,
+    /// Where the progress of transfers goes.
+    pub(super) reporter: Option<std::sync::Arc<dyn Reporter>>,
 }
 
 /// What a push did.
@@ -49,6 +52,7 @@ impl Tier {
             op: None,
             reapi: None,
             disabled: false,
+            reporter: None,
             config,
         }
     }
@@ -195,6 +199,17 @@ impl Tier {
         store: &Store,
         key: &Digest,
     ) -> Result<Option<Entry>, RemoteError> {
+        let shown = self.shown();
+        let hex = key.to_hex();
+        let reporter = self.reporter.clone();
+        let tracked = Tracked::start(
+            reporter.as_ref(),
+            &Operation::Download {
+                remote: &shown,
+                key: &hex,
+            },
+            None,
+        );
         if self.config.url.reapi().is_some() {
             let session = self.reapi.get_or_insert_with(Default::default);
             return session.fetch(runtime, &self.config, &mut self.stats, store, key);
@@ -206,7 +221,6 @@ impl Tier {
         };
         let bytes = bytes.to_vec();
         self.stats.bytes_down += bytes.len() as u64;
-        let shown = self.shown();
         let damaged = |reason: String| RemoteError::Damaged {
             remote: shown.clone(),
             key: key.to_hex(),
@@ -244,6 +258,12 @@ impl Tier {
         // Packs travel a few at a time (each up to `pack_size`), and each
         // is unpacked on every core while the next ones download.
         let packs: Vec<(Digest, Vec<(&Location, u64)>)> = wanted.into_iter().collect();
+        tracked.total(
+            packs
+                .iter()
+                .flat_map(|(_, blobs)| blobs.iter().map(|(l, _)| l.length))
+                .sum(),
+        );
         for batch in packs.chunks(PARALLEL_READS) {
             let ranges: Vec<(String, u64, u64)> = batch
                 .iter()
@@ -281,6 +301,7 @@ impl Tier {
                     })
                     .collect::<Result<Vec<()>, String>>()
                     .map_err(damaged)?;
+                tracked.advance(blobs.iter().map(|(l, _)| l.length).sum());
             }
         }
         let entry = store.admit(incoming)?;
@@ -298,6 +319,16 @@ impl Tier {
         entry: &Entry,
         replace: bool,
     ) -> Result<Pushed, RemoteError> {
+        let shown = self.shown();
+        let reporter = self.reporter.clone();
+        let tracked = Tracked::start(
+            reporter.as_ref(),
+            &Operation::Upload {
+                remote: &shown,
+                name: &entry.meta().name,
+            },
+            None,
+        );
         if self.config.url.reapi().is_some() {
             let session = self.reapi.get_or_insert_with(Default::default);
             let pushed = session.push(runtime, &self.config, &mut self.stats, entry, replace);
@@ -327,7 +358,6 @@ impl Tier {
         let mut locations = Vec::new();
         let mut checked: HashMap<Digest, bool> = HashMap::new();
         let mut new = Vec::new();
-        let shown = self.shown();
         for (blob, size) in blobs {
             let Some(location) = self.known.get(&blob) else {
                 new.push((blob, size));
@@ -352,6 +382,7 @@ impl Tier {
                 new.push((blob, size));
             }
         }
+        tracked.total(new.iter().map(|(_, size)| size).sum());
         for chunk in chunks(&new, self.config.pack_size) {
             let frames: Vec<Result<(Digest, Vec<u8>), RemoteError>> = chunk
                 .par_iter()
@@ -377,6 +408,7 @@ impl Tier {
                 op.write(&pack::pack_path(&pack), bytes),
             )?;
             self.stats.bytes_up += size;
+            tracked.advance(chunk.iter().map(|(_, size)| size).sum());
             self.known.record(&packed);
             locations.extend(packed);
         }

@@ -1,12 +1,11 @@
 //! `cleave build`: every output of a recipe into a local channel.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
-use cleave_build::engine::{
-    BuildOptions, Builder, BuiltPackage, CacheMode, CompileCache, Event, TestMode,
-};
+use cleave_build::engine::{BuildOptions, Builder, CacheMode, CompileCache, TestMode};
 use cleave_build::package::PackageFormat;
 use cleave_build::script::guard::Guard;
 use miette::{Context, IntoDiagnostic, miette};
@@ -15,7 +14,8 @@ use rattler_conda_types::{Channel, ChannelConfig};
 use super::recipe::Rendered;
 use crate::Status;
 use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, Switch, TestArg};
-use crate::config::{Overrides, Settings};
+use crate::config::{Overrides, Settings, compile_dir};
+use crate::output::{self, BuildReporter, Summary};
 
 /// Variables passed from the caller to build scripts; everything else is
 /// left out so builds do not depend on the shell they were started from.
@@ -31,6 +31,7 @@ const PASSED_VARIABLES: &[&str] = &[
 ];
 
 pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
+    let started = Instant::now();
     let Some(rendered) = super::recipe::render(&args.setup.recipe)? else {
         return Ok(Status::Failure);
     };
@@ -55,18 +56,33 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
         options.compile_cache.enabled = false;
     }
     let output_dir = options.output_dir.clone();
-    let built = Builder::new(options).and_then(|mut builder| {
-        builder.build(&rendered.recipe, &rendered.file, &mut |event| {
-            show_progress(&event)
-        })
+    let printer = output::printer();
+    let compile = options
+        .compile_cache
+        .enabled
+        .then(|| compile_dir(&options.cache_dir));
+    let reporter = BuildReporter::new(printer, compile);
+    let built = Builder::new(options).and_then(|builder| {
+        builder
+            .with_reporter(Arc::new(reporter.clone()))
+            .build(&rendered.recipe, &rendered.file)
     });
+    let steps = reporter.finish();
     match built {
         Ok(built) => {
-            print_summary(&built, &output_dir).into_diagnostic()?;
+            Summary {
+                built: &built,
+                steps: &steps,
+                output_dir: &output_dir,
+                total: started.elapsed(),
+            }
+            .print(printer)
+            .into_diagnostic()?;
             Ok(Status::Success)
         }
         Err(err) => {
-            super::print_report(&report(err));
+            let location = super::recipe::locate(&rendered, &err);
+            printer.error(&report(err), location.as_ref());
             Ok(Status::Failure)
         }
     }
@@ -138,11 +154,24 @@ fn report(err: cleave_build::BuildError) -> miette::Report {
             ref log,
             ref work_dir,
             ..
-        } => miette!(
-            "{err}\n\nlast lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
-            log.display(),
-            work_dir.display()
-        ),
+        } => {
+            let dir = log.parent().unwrap_or(work_dir);
+            miette!(
+                "{err}\n\nlast lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}\n\
+                 to run it again by hand: cd {} && source {} && bash {}\n\
+                 or: cleave debug shell --work-dir {}",
+                log.display(),
+                work_dir.display(),
+                dir.display(),
+                cleave_build::script::env_file(log)
+                    .file_name()
+                    .map_or_else(Default::default, |n| n.to_string_lossy()),
+                log.with_extension("sh")
+                    .file_name()
+                    .map_or_else(Default::default, |n| n.to_string_lossy()),
+                dir.display(),
+            )
+        }
         other => miette::Report::from_err(other),
     }
 }
@@ -188,141 +217,6 @@ fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
     Channel::from_str(text, &config)
         .into_diagnostic()
         .wrap_err_with(|| format!("invalid channel `{text}`"))
-}
-
-/// What the build is doing, on stderr.
-fn show_progress(event: &Event<'_>) {
-    let mut err = std::io::stderr().lock();
-    let _ = match event {
-        Event::Started { kind, what } => writeln!(err, "── {kind} {what}"),
-        Event::Environment { kind, packages } => {
-            writeln!(err, "   {} environment: {packages} packages", kind.as_str())
-        }
-        Event::Restored { from, bytes } => {
-            writeln!(err, "   restored staging `{from}` ({})", human_size(*bytes))
-        }
-        Event::StagingCached { staging, key } => writeln!(
-            err,
-            "   cached: staging `{staging}` (key {}) is in the cache; its script does not run",
-            short(key)
-        ),
-        Event::StagingStored {
-            staging,
-            key,
-            items,
-            bytes,
-        } => writeln!(
-            err,
-            "   stored staging `{staging}` (key {}): {items} entries, {}",
-            short(key),
-            human_size(*bytes)
-        ),
-        Event::Waiting { what, lock } => writeln!(
-            err,
-            "   waiting: another build holds {what} ({})",
-            lock.display()
-        ),
-        Event::Reused { what, key } => writeln!(
-            err,
-            "   reused: {what} (key {}) is in the cache; nothing runs",
-            short(key)
-        ),
-        Event::PackageStored { what, key } => {
-            writeln!(err, "   stored {what} (key {})", short(key))
-        }
-        Event::Fetched {
-            what,
-            remote,
-            bytes,
-        } => writeln!(
-            err,
-            "   fetched: {what} from {remote} ({}) into the local cache",
-            human_size(*bytes)
-        ),
-        Event::Warning(text) => writeln!(err, "warning: {text}"),
-        Event::Unclaimed { staging, files } => {
-            let _ = writeln!(
-                err,
-                "warning: {} file(s) of staging `{staging}` are in no package:",
-                files.len()
-            );
-            files
-                .iter()
-                .take(20)
-                .try_for_each(|f| writeln!(err, "   {}", f.display()))
-        }
-        Event::Overlapping { staging, files } => {
-            let _ = writeln!(
-                err,
-                "warning: {} file(s) of staging `{staging}` are in more than one package:",
-                files.len()
-            );
-            files.iter().take(20).try_for_each(|(f, takers)| {
-                writeln!(err, "   {} ({})", f.display(), takers.join(", "))
-            })
-        }
-        Event::Evicted { entries, bytes } => writeln!(
-            err,
-            "   cache: evicted {entries} least recently used entries ({})",
-            human_size(*bytes)
-        ),
-        Event::Line(line) => writeln!(err, "   │ {line}"),
-        Event::Packaged(p) => writeln!(err, "   wrote {}", p.path.display()),
-        Event::Tested { what, count } => writeln!(err, "   {what}: {count} tests passed"),
-    };
-}
-
-fn print_summary(built: &[BuiltPackage], output_dir: &Path) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    let rows: Vec<[String; 7]> = built
-        .iter()
-        .map(|p| {
-            [
-                p.name.clone(),
-                p.version.clone(),
-                p.build.clone(),
-                p.subdir.clone(),
-                if p.reused { "reused" } else { "built" }.to_string(),
-                human_size(p.size),
-                p.files.to_string(),
-            ]
-        })
-        .collect();
-    let header = ["package", "version", "build", "subdir", "", "size", "files"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i >= 5 {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    writeln!(out, "{}", line(&header.map(String::from)))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row))?;
-    }
-    let reused = built.iter().filter(|p| p.reused).count();
-    writeln!(
-        out,
-        "\n{} package{} in {} ({} built, {reused} reused from the cache)",
-        built.len(),
-        if built.len() == 1 { "" } else { "s" },
-        output_dir.display(),
-        built.len() - reused,
-    )
 }
 
 /// The first 16 hex digits of a key, as `cache list` shows them.

@@ -3,13 +3,13 @@
 pub(crate) mod build;
 pub(crate) mod cache;
 pub(crate) mod compile;
+pub(crate) mod debug;
 pub(crate) mod recipe;
 pub(crate) mod remote;
 pub(crate) mod render;
 
-use std::io::Write;
-
-/// Writes a diagnostic with its source snippet to stderr.
+/// Writes a diagnostic with its source snippet to stderr, in the run's
+/// log style (an annotation on GitHub, a record in JSON).
 pub(crate) fn print_report(report: &miette::Report) {
-    let _ = writeln!(std::io::stderr().lock(), "{report:?}");
+    crate::output::printer().error(report, None);
 }

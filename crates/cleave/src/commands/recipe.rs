@@ -9,7 +9,10 @@ use cleave_recipe::{
 use miette::{Context, IntoDiagnostic};
 use rattler_conda_types::Subdir;
 
+use cleave_build::BuildError;
+
 use crate::cli::RecipeArgs;
+use crate::output::Location;
 
 /// A rendered recipe and the file it came from.
 pub(crate) struct Rendered {
@@ -19,6 +22,8 @@ pub(crate) struct Rendered {
     pub(crate) file: PathBuf,
     /// What it was rendered for.
     pub(crate) config: RenderConfig,
+    /// The parsed recipe, whose spans place an error found while building.
+    pub(crate) parsed: cleave_recipe::Recipe,
 }
 
 /// Loads and renders the recipe. Recipe and variant errors are printed and
@@ -57,17 +62,18 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
         }
     }
     match cleave_recipe::render(&recipe, &config) {
-        Ok(mut recipe) => {
-            for warning in &recipe.warnings {
-                super::print_report(&miette::Report::new(warning.clone()));
+        Ok(mut rendered) => {
+            for warning in &rendered.warnings {
+                crate::output::printer().warning(&miette::Report::new(warning.clone()));
             }
             // Scripts and `patch` run in the work dir: relative recipe
             // paths would not resolve there.
-            recipe.recipe_dir = std::path::absolute(&recipe.recipe_dir).into_diagnostic()?;
+            rendered.recipe_dir = std::path::absolute(&rendered.recipe_dir).into_diagnostic()?;
             Ok(Some(Rendered {
-                recipe,
+                recipe: rendered,
                 file,
                 config,
+                parsed: recipe,
             }))
         }
         Err(errors) => {
@@ -75,6 +81,41 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
             Ok(None)
         }
     }
+}
+
+/// Where in the recipe a build error points, for an annotation: the
+/// failed script's `build.script`, the missing `path` source.
+pub(crate) fn locate(rendered: &Rendered, err: &BuildError) -> Option<Location> {
+    let (what, section, key, value) = match err {
+        BuildError::ScriptFailed { what, .. } => (what, "build", "script", None),
+        BuildError::MissingSource { what, path } => (
+            what,
+            "source",
+            "path",
+            path.strip_prefix(&rendered.recipe.recipe_dir)
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+        ),
+        _ => return None,
+    };
+    // `what` is `name-version-build` or "staging `name`": the longest
+    // output name it starts with or quotes.
+    let output = rendered
+        .recipe
+        .outputs
+        .iter()
+        .map(|o| o.name())
+        .filter(|n| what.starts_with(&format!("{n}-")) || what.contains(&format!("`{n}`")))
+        .max_by_key(|n| n.len());
+    let span = rendered
+        .parsed
+        .locate(output, section, key, value.as_deref())?;
+    let (line, col) = rendered.parsed.source().line_col(span.offset());
+    Some(Location {
+        file: rendered.file.display().to_string(),
+        line,
+        col,
+    })
 }
 
 /// The variant file next to the recipe (`variants.yaml`, or else

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Some("__parent") => return parent(&args[1..]),
         _ => {}
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 8] = [
         (
             "output_goes_to_the_log_and_the_environment_is_exactly_the_given_one",
             output_goes_to_the_log_and_the_environment_is_exactly_the_given_one,
@@ -38,6 +38,19 @@ fn main() -> ExitCode {
         (
             "a_script_dies_with_its_parent_and_frees_the_run_lock",
             a_script_dies_with_its_parent_and_frees_the_run_lock,
+        ),
+        ("a_script_dies_with_its_guard", a_script_dies_with_its_guard),
+        (
+            "a_script_dies_when_its_parent_and_guard_are_killed_at_once",
+            a_script_dies_when_its_parent_and_guard_are_killed_at_once,
+        ),
+        (
+            "a_script_dies_when_every_process_named_as_its_parent_is_killed",
+            a_script_dies_when_every_process_named_as_its_parent_is_killed,
+        ),
+        (
+            "a_script_dies_with_the_script_guard_killed_alone",
+            a_script_dies_with_the_script_guard_killed_alone,
         ),
     ];
     let filter: Vec<String> = std::env::args()
@@ -97,6 +110,7 @@ fn script_in<'a>(
             ),
             ("GREETING".to_string(), "hello".to_string()),
         ]),
+        secrets: &[],
         log,
         work_dir: dir.to_path_buf(),
         what: "demo".into(),
@@ -236,32 +250,175 @@ fn parent(args: &[std::ffi::OsString]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn a_script_dies_with_its_parent_and_frees_the_run_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let lock = dir.path().join("run.lock");
-    let pid_file = dir.path().join("script.pid");
-    let script = format!(
-        "trap '' TERM INT HUP; echo $$ > {}; while true; do sleep 0.05; done",
-        pid_file.display()
-    );
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .arg("__parent")
-        .arg(&lock)
-        .arg(&script)
-        .spawn()
-        .unwrap();
-    let pid = read_pid(&pid_file);
-    parent.kill().unwrap();
-    parent.wait().unwrap();
-    assert!(
-        gone_within(pid, Duration::from_secs(5)),
-        "script {pid} outlived its parent"
-    );
-    // The guard let go of the run lock once everything was reaped.
-    let file = std::fs::File::open(&lock).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while file.try_lock().is_err() {
-        assert!(Instant::now() < deadline, "the run lock is still held");
-        std::thread::sleep(Duration::from_millis(10));
+/// A parent (a stand-in for cleave) running a guarded script that ignores
+/// polite signals and writes its pid, then loops; kill what you like.
+struct Killable {
+    dir: tempfile::TempDir,
+    parent: std::process::Child,
+    /// The script's shell.
+    script: i32,
+}
+
+impl Killable {
+    fn start() -> Killable {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("script.pid");
+        let script = format!(
+            "trap '' TERM INT HUP; echo $$ > {}; while true; do sleep 0.05; done",
+            pid_file.display()
+        );
+        let parent = Command::new(std::env::current_exe().unwrap())
+            .arg("__parent")
+            .arg(dir.path().join("run.lock"))
+            .arg(&script)
+            .spawn()
+            .unwrap();
+        let script = read_pid(&pid_file);
+        Killable {
+            dir,
+            parent,
+            script,
+        }
     }
+
+    fn parent(&self) -> i32 {
+        i32::try_from(self.parent.id()).unwrap()
+    }
+
+    /// Checks that the script is gone and the run lock free, soon.
+    fn assert_script_gone(mut self, after: &str) {
+        assert!(
+            gone_within(self.script, Duration::from_secs(5)),
+            "script {} outlived {after}",
+            self.script
+        );
+        // The guard let go of the run lock once everything was reaped.
+        let file = std::fs::File::open(self.dir.path().join("run.lock")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while file.try_lock().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the run lock is still held after {after}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.parent.kill();
+        let _ = self.parent.wait();
+    }
+}
+
+/// `pid`, parent pid and name (`comm`) of every process, from `/proc`.
+fn processes() -> Vec<(i32, i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let Some(ppid) = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+        else {
+            continue;
+        };
+        found.push((pid, ppid, stat[open + 1..close].to_string()));
+    }
+    found
+}
+
+/// `root` and its descendants, with their names.
+fn tree(root: i32) -> Vec<(i32, String)> {
+    let all = processes();
+    let mut found: Vec<(i32, String)> = all
+        .iter()
+        .filter(|(pid, ..)| *pid == root)
+        .map(|(pid, _, name)| (*pid, name.clone()))
+        .collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i].0;
+        found.extend(
+            all.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, name)| (*pid, name.clone())),
+        );
+        i += 1;
+    }
+    found
+}
+
+/// The one child of `parent`.
+fn child_of(parent: i32) -> i32 {
+    let children: Vec<i32> = processes()
+        .into_iter()
+        .filter(|(_, ppid, _)| *ppid == parent)
+        .map(|(pid, ..)| pid)
+        .collect();
+    assert_eq!(children.len(), 1, "children of {parent}: {children:?}");
+    children[0]
+}
+
+/// SIGKILL to every one of `pids` at once: all are stopped first, and
+/// the last (the deepest, in tree order) killed first, so that none can
+/// act on the death of another before it dies too (one by one, a guard
+/// can win the race against its own kill).
+fn sigkill(pids: &[i32]) {
+    use nix::sys::signal::{Signal, kill};
+    for &pid in pids {
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP);
+    }
+    for &pid in pids.iter().rev() {
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+fn a_script_dies_with_its_parent_and_frees_the_run_lock() {
+    let run = Killable::start();
+    sigkill(&[run.parent()]);
+    run.assert_script_gone("its parent");
+}
+
+fn a_script_dies_with_its_guard() {
+    let run = Killable::start();
+    let guard = child_of(run.parent());
+    sigkill(&[guard]);
+    run.assert_script_gone("its guard");
+}
+
+fn a_script_dies_when_its_parent_and_guard_are_killed_at_once() {
+    let run = Killable::start();
+    let guard = child_of(run.parent());
+    sigkill(&[run.parent(), guard]);
+    run.assert_script_gone("its parent and its guard");
+}
+
+/// As `killall -9 NAME` does with the parent's name: every process of
+/// that name at once (here those of this run only, not the machine's).
+fn a_script_dies_when_every_process_named_as_its_parent_is_killed() {
+    let run = Killable::start();
+    let processes = tree(run.parent());
+    let name = processes[0].1.clone();
+    let named: Vec<i32> = processes
+        .iter()
+        .filter(|(_, n)| *n == name)
+        .map(|(pid, _)| *pid)
+        .collect();
+    sigkill(&named);
+    run.assert_script_gone(&format!("every process named {name}"));
+}
+
+fn a_script_dies_with_the_script_guard_killed_alone() {
+    let run = Killable::start();
+    let script_guard = child_of(child_of(run.parent()));
+    let names: Vec<String> = tree(run.parent()).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names[1..3], ["cleave-guard", "script-guard"], "{names:?}");
+    sigkill(&[script_guard]);
+    run.assert_script_gone("the script's guard");
 }

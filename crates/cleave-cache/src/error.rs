@@ -67,6 +67,18 @@ pub enum CacheError {
         /// The path it would move to.
         new: String,
     },
+    /// A binary file holds a build path in a string too long to rewrite.
+    #[error(
+        "cache entry {key} cannot be restored at other paths: {file:?} holds a build path in a string of more than {max} bytes"
+    )]
+    LongString {
+        /// The entry.
+        key: String,
+        /// The binary file.
+        file: PathBuf,
+        /// The longest string relocated.
+        max: usize,
+    },
     /// A glob of a tree filter does not compile.
     #[error("invalid glob `{glob}`")]
     Glob {
@@ -128,7 +140,7 @@ impl CacheError {
             CacheError::Io { .. } => ErrorKind::Io,
             CacheError::Target { .. } => ErrorKind::Target,
             CacheError::Damaged { .. } | CacheError::Unsafe { .. } => ErrorKind::Damaged,
-            CacheError::TooLong { .. } => ErrorKind::Unusable,
+            CacheError::TooLong { .. } | CacheError::LongString { .. } => ErrorKind::Unusable,
             CacheError::Evicted { .. } => ErrorKind::Evicted,
             CacheError::Glob { .. } | CacheError::NotFound(_) | CacheError::Ambiguous { .. } => {
                 ErrorKind::Request

@@ -10,7 +10,7 @@
 //! have changed within one timestamp tick, and is hashed again.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -357,11 +357,7 @@ fn found_entry(
 }
 
 fn read_index(path: &Path) -> Option<Index> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let bytes = crate::foreign::read_regular(path, crate::foreign::limits::RECORD).ok()?;
     let mut rest = bytes.strip_prefix(INDEX_MAGIC)?;
     let mut take = |n: usize| -> Option<&[u8]> {
         let (head, tail) = rest.split_at_checked(n)?;

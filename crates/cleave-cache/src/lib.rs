@@ -17,12 +17,16 @@
 //!   display (this crate draws nothing);
 //! - [`remote`]: remote stores behind the local one, through OpenDAL;
 //! - [`helper`]: cache helpers, third-party tiers run as executables, and
-//!   [`portable`], the entry format they exchange.
+//!   [`portable`], the entry format they exchange;
+//! - [`foreign`]: every read of data from outside (a helper, a remote, a
+//!   shared directory) bounded in size, of regular files only, and what
+//!   of it is printed escaped.
 
 pub mod digest;
 mod error;
 pub mod filter;
 pub mod fingerprint;
+pub mod foreign;
 pub mod helper;
 pub mod key;
 pub mod lock;
@@ -31,6 +35,7 @@ pub mod portable;
 pub mod progress;
 mod relocate;
 pub mod remote;
+mod shared_dir;
 pub mod store;
 
 pub use digest::Digest;

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::CacheError;
+use crate::foreign::printable;
 use crate::key::Inputs;
 
 /// The small part of an entry: enough to list, explain and evict it.
@@ -70,6 +71,8 @@ impl EntryMeta {
             key: key.to_hex(),
             reason: format!("entry.json: {reason}"),
         };
+        // A parser's message may quote the text it read: escaped.
+        let damaged = |reason: String| damaged(printable(&reason).into_owned());
         let sealed: Sealed<'_> =
             serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
         if Digest::of(sealed.meta.get().as_bytes()) != sealed.seal {
@@ -83,6 +86,12 @@ impl EntryMeta {
         Ok(meta)
     }
 }
+
+/// The set-user-ID and set-group-ID bits: never kept for a file.
+pub const SET_ID: u32 = 0o6000;
+
+/// The longest root path: the system's `PATH_MAX`.
+const MAX_ROOT: usize = 4096;
 
 /// Every item of an entry, per tree, and where the trees were captured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -173,22 +182,39 @@ impl Manifest {
                 "does not match the digest entry.json records".into(),
             ));
         }
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| damaged(printable(&e.to_string()).into_owned()))?;
         manifest.check(&key)?;
         Ok(manifest)
     }
 
     /// Refuses absolute paths, `..` and other non-plain components,
     /// duplicate paths, and paths below a symlink of the same tree (writing
-    /// one would follow the link out of the target); and modes beyond
-    /// permission bits and modification times out of range.
+    /// one would follow the link out of the target); modes beyond
+    /// permission bits, files that would be set-user-ID or set-group-ID
+    /// (restored by a build that runs as root, they would run as root), and
+    /// modification times out of range; and roots that are not plain
+    /// absolute paths (a root's path is what a restore replaces in file
+    /// contents: an empty one would match between every two bytes).
     pub fn check(&self, key: &str) -> Result<(), CacheError> {
         let refuse = |path: &Path, reason| CacheError::Unsafe {
             key: key.to_string(),
             path: path.to_path_buf(),
             reason,
         };
+        for root in self.roots.values() {
+            let path = Path::new(root);
+            let plain = path
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            if !path.is_absolute() || path.parent().is_none() || !plain {
+                return Err(refuse(path, "is a root that is not a plain absolute path"));
+            }
+            if root.len() > MAX_ROOT || root.contains('\0') {
+                return Err(refuse(path, "is a root longer than a path may be"));
+            }
+        }
         for items in self.trees.values() {
             let mut seen = HashSet::new();
             let links: HashSet<&Path> = items
@@ -219,6 +245,9 @@ impl Manifest {
                 match item {
                     Item::File { mode, .. } | Item::Dir { mode, .. } if *mode > 0o7777 => {
                         return Err(refuse(path, "has a mode beyond permission bits"));
+                    }
+                    Item::File { mode, .. } if *mode & SET_ID != 0 => {
+                        return Err(refuse(path, "would be set-user-ID or set-group-ID"));
                     }
                     Item::File { mtime: time, .. } if mtime(*time).is_none() => {
                         return Err(refuse(path, "has a modification time out of range"));
@@ -287,6 +316,34 @@ mod tests {
             .check("k")
             .unwrap_err();
         assert!(err.to_string().contains("below a symlink"), "{err}");
+    }
+
+    #[test]
+    fn set_id_files_and_odd_roots_are_refused() {
+        let mut setuid = file("bin/su");
+        if let Item::File { mode, .. } = &mut setuid {
+            *mode = 0o4755;
+        }
+        let err = with(vec![setuid]).check("k").unwrap_err();
+        assert!(err.to_string().contains("set-user-ID"), "{err}");
+        // A set-group-ID directory is how a shared tree keeps its group.
+        with(vec![Item::Dir {
+            path: "shared".into(),
+            mode: 0o2775,
+        }])
+        .check("k")
+        .unwrap();
+        for root in ["", "/", "/.", "relative/x", "/a/../b"] {
+            let mut manifest = with(vec![]);
+            manifest.roots.insert("prefix".into(), root.into());
+            let err = manifest.check("k").unwrap_err();
+            assert!(err.to_string().contains("root"), "{root}: {err}");
+        }
+        let mut manifest = with(vec![]);
+        manifest
+            .roots
+            .insert("prefix".into(), "/tmp/stg/x_placehold".into());
+        manifest.check("k").unwrap();
     }
 
     #[test]

@@ -104,6 +104,39 @@ fn a_helper_is_sent_the_key_inputs_platform_and_a_portable_entry() {
     assert!(asked.get("entry").is_none() && asked.get("files").is_none());
 }
 
+#[test]
+fn the_store_s_records_are_not_written_through_links_planted_in_it() {
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(work.path().join("store")).unwrap();
+    let entry = put(&store, tree().path());
+    // Another user of the store makes the directories of its records
+    // links to theirs: where helpers put entries, what remotes hold, the
+    // counters.
+    let outside = work.path().join("outside");
+    for record in ["relocated", "remotes", "stats"] {
+        std::fs::create_dir_all(outside.join(record)).unwrap();
+        std::os::unix::fs::symlink(outside.join(record), store.root().join(record)).unwrap();
+    }
+    let helper = helper_script(
+        work.path(),
+        "cat > /dev/null; if [ \"$1\" = store ]; then echo '{\"relocated_to\": \"there\"}'; else echo '{\"found\": false}'; fi",
+    );
+    let shared = format!("file://{}", work.path().join("shared").display());
+    let url = cleave_cache::remote::RemoteUrl::parse(&shared).unwrap();
+    let mut remotes = Remotes::new(vec![cleave_cache::remote::RemoteConfig::new(url)], &store)
+        .with_helpers(vec![HelperConfig::new(helper)], "linux-64");
+    remotes.push(&entry, &mut |w| panic!("{w}"));
+    drop(remotes);
+    for record in ["relocated", "remotes", "stats"] {
+        let written: Vec<_> = std::fs::read_dir(outside.join(record)).unwrap().collect();
+        assert!(written.is_empty(), "{record}: {written:?}");
+    }
+    assert_eq!(
+        cleave_cache::remote::relocation(store.root(), &entry.meta().key),
+        None
+    );
+}
+
 /// A portable copy of an entry whose manifest is edited by `edit` and
 /// sealed again, as a hostile helper could hand back.
 fn hostile(edit: impl Fn(&mut serde_json::Value)) -> (tempfile::TempDir, Digest) {

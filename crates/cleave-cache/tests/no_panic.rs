@@ -18,71 +18,7 @@ use cleave_cache::{Digest, Inputs, Store};
 use serde_json::{Value, json};
 
 mod common;
-use common::{entry_dir, reseal};
-
-/// xorshift64: reproducible without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
-        &from[self.below(from.len())]
-    }
-}
-
-const TOKENS: &[&str] = &[
-    "null",
-    "-1",
-    "0",
-    "1e999",
-    "18446744073709551616",
-    "-9223372036854775808",
-    "4294967296",
-    "\"\"",
-    "\"..\"",
-    "\"/\"",
-    "\"a/../../b\"",
-    "[]",
-    "{}",
-    "[[[[[[[[",
-    "\"\\u0000\"",
-    "\"é\"",
-    "{\"type\":\"symlink\",\"path\":\"x\",\"target\":\"/\"}",
-    ",",
-    ":",
-    "\"",
-];
-
-fn mutate_bytes(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(out.len() + 1);
-        match rng.below(4) {
-            0 if !out.is_empty() => {
-                let end = (at + rng.below(16)).min(out.len());
-                out.drain(at.min(end)..end);
-            }
-            1 => {
-                let token = rng.pick(TOKENS);
-                out.splice(at..at, token.bytes());
-            }
-            2 => out.truncate(at),
-            _ if at < out.len() => out[at] ^= 1 << rng.below(8),
-            _ => {}
-        }
-    }
-    out
-}
+use common::{Rng, entry_dir, mutate_bytes, reseal};
 
 /// Values an item field might be given by an edit that keeps JSON valid.
 fn odd_value(rng: &mut Rng) -> Value {

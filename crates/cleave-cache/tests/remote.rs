@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cleave_cache::remote::{Mode, RemoteConfig, RemoteUrl, Remotes};
+use cleave_cache::remote::{Mode, RemoteConfig, RemoteError, RemoteUrl, Remotes};
 use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
 use cleave_cache::{Digest, Inputs, Store};
 
+mod common;
 mod services;
 
 /// A tree of `files` small files (and a few shared ones), as a staging
@@ -433,4 +434,65 @@ fn credentials_never_appear_in_warnings_or_stats() {
     );
     let printed = format!("{warnings:?} {:?} {remotes:?}", remotes.stats());
     assert!(!printed.contains("secret-password-42"), "{printed}");
+}
+
+/// An entry of one incompressible 4 MiB file, pushed to a shared
+/// directory: the directory, its URL and the entry's key.
+fn pushed_big() -> (tempfile::TempDir, String, Digest) {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().display());
+    let a = tempfile::tempdir().unwrap();
+    let store = Store::open(a.path()).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let mut noise = vec![0; 4 << 20];
+    blake3::Hasher::new().finalize_xof().fill(&mut noise);
+    std::fs::write(src.path().join("big"), &noise).unwrap();
+    let entry = put(&store, src.path(), "big");
+    remotes(&store, &[&url]).push(&entry, &mut no_warnings());
+    (shared, url, entry.meta().key)
+}
+
+/// What fetching `key` from `url` into `store` says: the error of a
+/// fetch by hand (with its causes), and the warning of a build's lookup.
+fn failed_fetch(store: &Store, url: &str, key: &Digest) -> (RemoteError, String) {
+    let error = remotes(store, &[url]).fetch_first(store, key).unwrap_err();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(e) = cause {
+        text = format!("{text}: {e}");
+        cause = e.source();
+    }
+    let mut warnings = Vec::new();
+    let found = remotes(store, &[url]).fetch(store, key, None, &mut |w| warnings.push(w));
+    assert!(found.is_none());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    (error, format!("{text}\n{}", warnings.remove(0)))
+}
+
+#[test]
+fn a_local_write_error_during_a_fetch_is_this_machine_s_not_damage() {
+    let (_shared, url, key) = pushed_big();
+    // The store's `tmp` is not a directory: nothing can be written.
+    let b = tempfile::tempdir().unwrap();
+    let store = Store::open(b.path()).unwrap();
+    std::fs::remove_dir(b.path().join("tmp")).unwrap();
+    std::fs::write(b.path().join("tmp"), b"in the way").unwrap();
+    let (error, said) = failed_fetch(&store, &url, &key);
+    assert!(matches!(error, RemoteError::Store(_)), "{error}");
+    assert!(!said.contains("damaged"), "{said}");
+    assert_eq!(said.matches("Not a directory").count(), 2, "{said}");
+}
+
+#[test]
+fn a_full_local_disk_during_a_fetch_is_reported_as_such() {
+    let (_shared, url, key) = pushed_big();
+    let b = tempfile::tempdir().unwrap();
+    let Some(_disk) = common::TinyDisk::mount(b.path(), "1m") else {
+        return;
+    };
+    let store = Store::open(b.path().join("store")).unwrap();
+    let (error, said) = failed_fetch(&store, &url, &key);
+    assert!(matches!(error, RemoteError::Store(_)), "{error}");
+    assert!(!said.contains("damaged"), "{said}");
+    assert_eq!(said.matches("No space left on device").count(), 2, "{said}");
 }

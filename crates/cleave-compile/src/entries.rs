@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use cleave_cache::foreign::{self, ForeignError};
 use cleave_cache::manifest::{Item, Manifest};
 use cleave_cache::store::{Capture, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs, Store};
@@ -76,6 +77,27 @@ pub struct Printed {
     pub stdout: Vec<u8>,
     /// Its standard error.
     pub stderr: Vec<u8>,
+}
+
+/// The most bytes of stdout, and of stderr, a compile's entry may give
+/// back: an entry from a helper or a remote is read, not trusted.
+const MAX_PRINTED: u64 = 64 << 20;
+
+impl Printed {
+    /// What a compile printed, as a restore left it in `dir` (`stdout`
+    /// and `stderr`, each absent when empty): `None` when either is not a
+    /// regular file or is larger than [`MAX_PRINTED`].
+    pub(crate) fn read(dir: &Path) -> Option<Printed> {
+        let read = |name: &str| match foreign::read_regular(&dir.join(name), MAX_PRINTED) {
+            Ok(bytes) => Some(bytes),
+            Err(ForeignError::Missing) => Some(Vec::new()),
+            Err(_) => None,
+        };
+        Some(Printed {
+            stdout: read("stdout")?,
+            stderr: read("stderr")?,
+        })
+    }
 }
 
 /// A hit put in place.
@@ -200,15 +222,17 @@ impl Entries {
                 &roots.pairs(),
             )
             .map_err(|e| self.not_restored(key, e))?;
+        // Read before anything is placed: an entry that printed more than a
+        // compile may is damaged, not half restored.
+        let Some(printed) = Printed::read(staging.dir()) else {
+            let _ = self.store.remove(key);
+            return Err(NotRestored::Miss(MissReason::Damaged));
+        };
         let err = |e| NotRestored::Error(e);
         staging.place("object", outputs.object).map_err(err)?;
         if let Some(deps) = outputs.deps {
             staging.place("deps", deps).map_err(err)?;
         }
-        let printed = Printed {
-            stdout: std::fs::read(staging.dir().join("stdout")).unwrap_or_default(),
-            stderr: std::fs::read(staging.dir().join("stderr")).unwrap_or_default(),
-        };
         Ok(Restored {
             printed,
             compile_us: entry.meta().extra["compile_us"].as_u64().unwrap_or(0),

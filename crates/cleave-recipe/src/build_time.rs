@@ -83,7 +83,7 @@ pub fn fill(text: &str, vars: &BTreeMap<String, String>) -> Result<String, FillE
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
+        let mut env = crate::jinja::bounded_environment();
         env.set_syntax(crate::jinja::syntax());
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_keep_trailing_newline(true);

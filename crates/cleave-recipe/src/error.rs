@@ -39,6 +39,26 @@ pub enum ProblemKind {
     /// YAML tags (`!!str`) are not part of the recipe format.
     #[error("YAML tags are not supported in recipes")]
     Tag,
+    /// Lists and mappings nested deeper than the reader allows.
+    #[error("lists and mappings nest more than {limit} deep here")]
+    TooDeep {
+        /// The deepest nesting read.
+        limit: usize,
+    },
+    /// Variant keys that multiply into more renders than a recipe may have.
+    #[error(
+        "rendering `{output}` would make at least {count} variants, more than the {limit} a recipe may have: {keys}"
+    )]
+    TooManyVariants {
+        /// The output being rendered.
+        output: String,
+        /// How many variants the recipe would have.
+        count: String,
+        /// The limit.
+        limit: u64,
+        /// The keys that multiplied, with their counts.
+        keys: String,
+    },
     /// A list or mapping used as a mapping key.
     #[error("mapping keys must be plain strings")]
     ComplexKey,
@@ -246,6 +266,8 @@ fn default_label(kind: &ProblemKind) -> &'static str {
         ProblemKind::Cycle { .. } => "part of the cycle",
         ProblemKind::DuplicateOutput { .. } => "second output with this name",
         ProblemKind::Unsupported { .. } => "not supported",
+        ProblemKind::TooDeep { .. } => "too deep",
+        ProblemKind::TooManyVariants { .. } => "this output",
         _ => "here",
     }
 }
@@ -271,6 +293,11 @@ impl Diagnostic for Problem {
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 }
+
+/// How many problems a report shows; the others are counted, not shown.
+/// Showing one costs a scan of the file up to it, so a file of thousands
+/// of errors (generated, or written to hurt) would take minutes to report.
+pub const SHOWN_PROBLEMS: usize = 100;
 
 /// Every problem found in a recipe, in source order.
 #[derive(Debug, Clone)]
@@ -326,10 +353,14 @@ impl fmt::Display for RecipeErrors {
             n => write!(f, "{name}: {n} errors")?,
         }
         match warnings {
-            0 => Ok(()),
-            1 => write!(f, ", 1 warning"),
-            n => write!(f, ", {n} warnings"),
+            0 => {}
+            1 => write!(f, ", 1 warning")?,
+            n => write!(f, ", {n} warnings")?,
         }
+        if self.problems.len() > SHOWN_PROBLEMS {
+            write!(f, " (the first {SHOWN_PROBLEMS} shown)")?;
+        }
+        Ok(())
     }
 }
 
@@ -337,7 +368,12 @@ impl std::error::Error for RecipeErrors {}
 
 impl Diagnostic for RecipeErrors {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+        Some(Box::new(
+            self.problems
+                .iter()
+                .take(SHOWN_PROBLEMS)
+                .map(|p| p as &dyn Diagnostic),
+        ))
     }
 }
 

@@ -36,6 +36,7 @@
 
 pub mod build_time;
 mod error;
+mod input;
 mod jinja;
 mod locate;
 pub mod model;
@@ -49,8 +50,10 @@ mod template;
 mod variant;
 mod yaml;
 
-pub use error::{Problem, ProblemKind, RecipeErrors};
-pub use parse::{IMPLICIT_CACHE_NAME, LoadError, Recipe, load, parse};
-pub use render::{RenderConfig, RenderedRecipe, render};
+pub use error::{Problem, ProblemKind, RecipeErrors, SHOWN_PROBLEMS};
+pub use input::{MAX_FILE_SIZE, ReadFileError, read_file};
+pub use parse::{IMPLICIT_CACHE_NAME, LoadError, Recipe, load, parse, recipe_dir};
+pub use render::{MAX_VARIANTS, RenderConfig, RenderedRecipe, render};
 pub use source::SourceFile;
 pub use variant::{VariantConfig, VariantPlatforms, VariantValue};
+pub use yaml::MAX_DEPTH;

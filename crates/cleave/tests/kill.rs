@@ -1,8 +1,10 @@
 //! `cleave build` killed at a random moment of a staging build, by SIGKILL
-//! to cleave alone or to its whole process group: no process of its
-//! script outlives it, the next build of the same recipe (same staging
-//! root, same cache) succeeds, its packages are byte for byte those of a
-//! clean build, and `cleave cache verify` finds nothing damaged.
+//! to cleave alone or to its whole process group, or during its script by
+//! SIGKILL to every process named `cleave` at once (`killall -9 cleave`):
+//! no process of its script outlives it, the next build of the same recipe
+//! (same staging root, same cache) succeeds, its packages are byte for
+//! byte those of a clean build, and `cleave cache verify` finds nothing
+//! damaged.
 //!
 //! The staging script appends to files in `$PREFIX` from the foreground
 //! and from a background job: a leftover of a killed build would add lines
@@ -53,10 +55,10 @@ struct Case {
 }
 
 impl Case {
-    fn new() -> Case {
+    fn new(recipe: &str) -> Case {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("recipe")).unwrap();
-        std::fs::write(tmp.path().join("recipe/recipe.yaml"), RECIPE).unwrap();
+        std::fs::write(tmp.path().join("recipe/recipe.yaml"), recipe).unwrap();
         Case { tmp }
     }
 
@@ -167,7 +169,7 @@ fn a_killed_build_leaves_nothing_running_and_the_next_one_matches_a_clean_build(
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(4);
-    let case = Case::new();
+    let case = Case::new(RECIPE);
     let started = Instant::now();
     let clean = case.build("cache-clean", "out-clean").output().unwrap();
     assert_success(&clean);
@@ -227,5 +229,150 @@ fn a_killed_build_leaves_nothing_running_and_the_next_one_matches_a_clean_build(
         "{trials} builds killed ({by_group} by process group), {during_script} while the staging \
          script ran; {rebuilt} next builds ran the staging script again, the others reused it; \
          every next build matched the clean build and left a clean cache"
+    );
+}
+
+/// A staging script that appends a line per 0.1 s, 40 in all, to a file it
+/// packages and to one beside the recipe that no build removes.
+const SLOW_RECIPE: &str = r#"schema_version: 1
+recipe:
+  name: slow
+  version: "1.0"
+outputs:
+  - staging:
+      name: slow-build
+    build:
+      script:
+        - echo "$$" >> "$RECIPE_DIR/../pids.log"
+        - mkdir -p $PREFIX/share/slow
+        - for i in $(seq 40); do echo "line $i" >> $PREFIX/share/slow/lines.txt; echo "line $i" >> "$RECIPE_DIR/../progress.log"; sleep 0.1; done
+  - package:
+      name: slow-data
+    inherit: slow-build
+    build:
+      noarch: generic
+"#;
+
+/// `root` and its descendants, with their names (`comm`), from `/proc`.
+fn tree(root: u32) -> Vec<(i32, String)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if let Some(ppid) = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            all.push((pid, ppid, stat[open + 1..close].to_string()));
+        }
+    }
+    let root = i32::try_from(root).unwrap();
+    let mut found: Vec<(i32, String)> = all
+        .iter()
+        .filter(|(pid, ..)| *pid == root)
+        .map(|(pid, _, name)| (*pid, name.clone()))
+        .collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i].0;
+        found.extend(
+            all.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, name)| (*pid, name.clone())),
+        );
+        i += 1;
+    }
+    found
+}
+
+/// Lines in `progress.log` so far.
+fn progress(case: &Case) -> usize {
+    std::fs::read_to_string(case.path("progress.log"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[test]
+fn killall_cleave_during_the_script_stops_it_and_the_next_build_is_right() {
+    let case = Case::new(SLOW_RECIPE);
+    let clean = case.build("cache-clean", "out-clean").output().unwrap();
+    assert_success(&clean);
+    let reference = case.packages("out-clean");
+    assert_eq!(reference.len(), 1, "{}", stderr(&clean));
+    case.take_pids();
+    std::fs::remove_file(case.path("progress.log")).unwrap();
+
+    let mut child = case
+        .build("cache", "out")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while progress(&case) < 3 {
+        assert!(Instant::now() < deadline, "the staging script never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // As `killall -9 cleave`: every process named `cleave` (of this build,
+    // not of the machine), stopped first so that all die at once.
+    let named: Vec<String> = tree(child.id())
+        .into_iter()
+        .filter(|(_, name)| name == "cleave")
+        .map(|(pid, _)| pid.to_string())
+        .collect();
+    assert!(!named.is_empty());
+    for signal in ["-STOP", "-KILL"] {
+        let _ = Command::new("kill")
+            .arg(signal)
+            .arg("--")
+            .args(&named)
+            .stderr(Stdio::null())
+            .status();
+    }
+    child.wait().unwrap();
+    // The file stops growing: two looks half a second apart agree, well
+    // before the 3.7 s the script had left to run.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut lines = progress(&case);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = progress(&case);
+        if now == lines {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed build's script still writes: {now} lines"
+        );
+        lines = now;
+    }
+    assert!(lines < 40, "the script finished before it was killed");
+    for pid in case.take_pids() {
+        assert!(
+            gone_within(pid, Duration::from_secs(5)),
+            "process {pid} of the killed build's script is still running"
+        );
+    }
+
+    let next = case.build("cache", "out").output().unwrap();
+    assert_success(&next);
+    assert!(
+        case.packages("out") == reference,
+        "the packages differ from a clean build's\n{}",
+        stderr(&next)
     );
 }

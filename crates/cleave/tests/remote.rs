@@ -77,6 +77,13 @@ fn machine_b_builds_nothing_with_a_redis_remote() {
 }
 
 #[test]
+fn a_plus_in_a_redis_password_is_a_plus() {
+    // RFC 3986 user info: `+` is itself, `%2B` is a `+` too.
+    let redis = services::redis_with_password("pa+ss+word");
+    two_machines(&format!("redis://:pa+ss%2Bword@127.0.0.1:{}/1", redis.port));
+}
+
+#[test]
 fn machine_b_builds_nothing_with_a_webdav_remote() {
     let dav = services::webdav();
     two_machines(&format!("webdav+http://127.0.0.1:{}/cleave", dav.port));

@@ -10,9 +10,10 @@
 //! dir. An archive is stored only after its tests passed, or under a key
 //! that says they did not run: an untested package never passes as tested.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cleave_cache::foreign::printable;
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
@@ -339,12 +340,21 @@ impl Builder {
                 continue;
             };
             let meta = found.meta();
-            let Some(file) = meta.extra["file"].as_str().map(PathBuf::from) else {
-                continue;
+            let subdir = if output.build.noarch.is_some() {
+                "noarch"
+            } else {
+                self.options.target_platform.as_str()
             };
-            let (Some(subdir), Some(file_name)) = (file.parent(), file.file_name()) else {
+            let file_name = format!("{what}{}", self.options.format.extension());
+            if let Err(reason) = holds_archive(&found, subdir, &file_name) {
+                // Sealed, so written as it is: dropped, or it would stand
+                // in the way of the package built now.
+                let _ = self.store.remove(&entry);
+                on_event(Event::Warning(&format!(
+                    "cache entry {entry} is refused: {reason}; building {what} again"
+                )));
                 continue;
-            };
+            }
             let dir = self.options.output_dir.join(subdir);
             // Restored beside its final name and renamed into place: a
             // damaged blob must not leave half a package in the channel.
@@ -373,19 +383,22 @@ impl Builder {
                     }
                 }
             }
-            let path = dir.join(file_name);
-            std::fs::rename(scratch.path().join(file_name), &path)
+            let path = dir.join(&file_name);
+            std::fs::rename(scratch.path().join(&file_name), &path)
                 .map_err(BuildError::io(format!("writing {}", path.display())))?;
             let size = std::fs::metadata(&path)
                 .map_err(BuildError::io(format!("reading {}", path.display())))?
                 .len();
             if let Some(s) = staged {
+                // Only compared with the staging build's paths: one that
+                // could not be one of them is dropped.
                 let claimed: Vec<PathBuf> = meta.extra["claimed"]
                     .as_array()
                     .map(|paths| {
                         paths
                             .iter()
                             .filter_map(|p| p.as_str().map(PathBuf::from))
+                            .filter(|p| p.components().all(|c| matches!(c, Component::Normal(_))))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -403,8 +416,7 @@ impl Builder {
             let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
             let mut package = self.published(output, &path, size, files, true)?;
             package.saved = recorded_time(&meta.extra);
-            self.siblings
-                .insert(file_name.to_string_lossy().into_owned(), *key);
+            self.siblings.insert(file_name, *key);
             on_event(Event::Reused {
                 what: &what,
                 key: &entry,
@@ -489,6 +501,30 @@ impl Builder {
             }),
         })?;
         Ok((entry_inputs.key(), Some(stored.entry)))
+    }
+}
+
+/// Whether a package entry holds exactly the archive the output's package
+/// is, `<subdir>/<file_name>`: what its metadata names (where the archive
+/// goes in the channel), and the only item of its tree, a regular file.
+/// Checked where it is read, before anything is written: an entry's seal
+/// says who wrote it, not that it is safe (`../../.ssh/authorized_keys`
+/// would be sealed as well).
+fn holds_archive(found: &Entry, subdir: &str, file_name: &str) -> Result<(), String> {
+    let expected = format!("{subdir}/{file_name}");
+    let named = found.meta().extra["file"].as_str().unwrap_or_default();
+    if named != expected {
+        return Err(format!(
+            "it names its package {:?}, not {expected:?}",
+            printable(named)
+        ));
+    }
+    let manifest = found.manifest().map_err(|e| e.to_string())?;
+    let trees: Vec<&str> = manifest.trees.keys().map(String::as_str).collect();
+    let items: Vec<&Item> = manifest.trees.values().flatten().collect();
+    match (trees.as_slice(), items.as_slice()) {
+        (["package"], [Item::File { path, .. }]) if path == Path::new(file_name) => Ok(()),
+        _ => Err(format!("it holds more or other than the file {file_name}")),
     }
 }
 

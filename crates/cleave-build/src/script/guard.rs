@@ -2,37 +2,55 @@
 //!
 //! Build directories are named by key, so the next build of the same key
 //! works in the same directories. A script that outlives a killed build
-//! (`kill -9` of cleave alone, Ctrl-C, its process group killed) would
-//! go on writing into them while the next build recreates and fills them:
-//! extra lines in a packaged log, `Directory not empty`. So every script,
-//! and every tool that writes into a build directory (`git`, `patch`),
-//! runs under a guard: the `cleave` binary started again as
-//! `cleave __guard PARENT LOCK -- PROGRAM ARGS...`, which
+//! (`kill -9` of cleave, `killall -9 cleave`, Ctrl-C, its process group
+//! killed) would go on writing into them while the next build recreates
+//! and fills them: extra lines in a packaged log, `Directory not empty`.
+//! So every script, and every tool that writes into a build directory
+//! (`git`, `patch`), runs under two guards, each the `cleave` binary
+//! started again:
 //!
-//! - asks the kernel for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`)
-//!   and checks that the parent is still the cleave that started it;
-//! - becomes a child subreaper, so that every descendant of the command
-//!   stays its descendant, even one that leaves the process group;
-//! - holds the build directory's run lock (`flock`) until it exits;
-//! - runs the command in a new process group, apart from its own and from
-//!   cleave's, so that a signal to cleave's group reaches neither the guard
-//!   nor the command directly;
-//! - when the command exits, or when cleave dies or signals it, kills the
-//!   command's group and every other descendant with SIGKILL, and reaps
-//!   them all before it exits, which releases the run lock.
+//! ```text
+//! cleave ─ cleave-guard ─ script-guard ─ bash build.sh ─ ...
+//! ```
+//!
+//! - `cleave __guard PARENT LOCK -- PROGRAM ARGS...`, the guard, renames
+//!   itself `cleave-guard` (so `killall cleave` leaves it alone), asks the
+//!   kernel for SIGTERM when cleave dies (`PR_SET_PDEATHSIG`, then checks
+//!   that cleave is still its parent: it may have died before), and starts
+//!   the script's guard. When cleave dies or signals it, it passes SIGTERM
+//!   on and waits until the script's guard is done.
+//! - `cleave __guard --leader PARENT LOCK -- PROGRAM ARGS...`, the
+//!   script's guard, renames itself `script-guard` (no `cleave` in it, so
+//!   not even `pkill cleave` matches), asks for SIGTERM when the guard
+//!   dies, becomes a child subreaper (every descendant of the command stays
+//!   its descendant, even one that leaves the process group), holds the
+//!   build directory's run lock (`flock`), and runs the command in a
+//!   process group of its own. When the command exits, or when the guard
+//!   dies or signals it, it kills the command's group and every other
+//!   descendant with SIGKILL and reaps them all before it exits, which
+//!   releases the run lock.
+//!
+//! So the script dies however cleave is killed: cleave alone (the guard
+//! passes it on), the guard alone (the script's guard sees its parent
+//! die), both at once as `killall -9 cleave` would do without the new
+//! names, or the script's guard alone (the guard, a subreaper too, is left
+//! with its orphans and kills them). Only the last lets go of the run lock
+//! before the guard has killed the orphans.
 //!
 //! A build takes the run lock before it recreates its directories
 //! ([`crate::layout::OutputDirs::recreate`]), so it waits until every
 //! process of a killed build is gone, and no leftover of it can write into
 //! the fresh directories.
 //!
-//! The guard is a process of its own rather than code in cleave because
-//! the parent-death signal has to be set in the process it protects
-//! against, between `fork` and `exec`, which safe Rust cannot do for a
-//! child; and because cleave itself may be killed with SIGKILL, which no
-//! handler sees.
+//! The guards are processes of their own rather than code in cleave
+//! because the parent-death signal has to be set in the process it
+//! protects against, between `fork` and `exec`, which safe Rust cannot do
+//! for a child; and because cleave itself may be killed with SIGKILL,
+//! which no handler sees. There are two because a process killed with
+//! SIGKILL cleans up nothing: each guard is the other's parent-death
+//! signal.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -101,6 +119,17 @@ impl Guarded<'_> {
 /// Exit status of a guard whose parent was gone before the command started.
 const PARENT_GONE: i32 = 125;
 
+/// The first argument after [`Guard::ARG`] that makes the script's guard.
+const LEADER_ARG: &str = "--leader";
+
+/// What `ps` and `killall` see of the guard: not `cleave`, so that
+/// `killall cleave` leaves it to pass the kill on.
+const GUARD_NAME: &CStr = c"cleave-guard";
+
+/// What `ps` and `killall` see of the script's guard: nothing with `cleave`
+/// in it, so that not even `pkill cleave` (a pattern) reaches it.
+const LEADER_NAME: &CStr = c"script-guard";
+
 /// Why the guard could not run a command.
 #[derive(Debug, thiserror::Error)]
 enum GuardError {
@@ -130,7 +159,11 @@ fn errno(what: &str) -> impl FnOnce(Errno) -> GuardError + '_ {
 /// exit status to exit with (a command killed by a signal makes the
 /// guard die of the same signal where it can).
 pub fn main(args: &[OsString]) -> i32 {
-    match supervise(args) {
+    let ended = match args.split_first() {
+        Some((first, rest)) if first == LEADER_ARG => Call::parse(rest).and_then(lead),
+        _ => Call::parse(args).and_then(guard),
+    };
+    match ended {
         Ok(Ended::Exited(code)) => code,
         Ok(Ended::Signaled(signal)) => die_of(signal),
         Err(err) => {
@@ -150,42 +183,116 @@ enum Ended {
     Signaled(i32),
 }
 
-fn supervise(args: &[OsString]) -> Result<Ended, GuardError> {
-    let [parent, lock, dashes, program, rest @ ..] = args else {
-        return Err(GuardError::Usage);
-    };
-    let parent: u32 = match parent.to_str().map(str::parse) {
-        Some(Ok(pid)) if dashes == "--" => pid,
-        _ => return Err(GuardError::Usage),
-    };
+/// `PARENT LOCK -- PROGRAM ARGS...`, as both guards take them.
+struct Call<'a> {
+    parent: u32,
+    lock: &'a OsString,
+    program: &'a OsString,
+    rest: &'a [OsString],
+}
+
+impl<'a> Call<'a> {
+    fn parse(args: &'a [OsString]) -> Result<Call<'a>, GuardError> {
+        let [parent, lock, dashes, program, rest @ ..] = args else {
+            return Err(GuardError::Usage);
+        };
+        match parent.to_str().map(str::parse) {
+            Some(Ok(parent)) if dashes == "--" => Ok(Call {
+                parent,
+                lock,
+                program,
+                rest,
+            }),
+            _ => Err(GuardError::Usage),
+        }
+    }
+}
+
+/// Renames the process, asks for SIGTERM when its parent dies, becomes a
+/// subreaper and installs the handlers; `None` when the parent is already
+/// gone (the signal would never come).
+fn watch_parent(name: &CStr, parent: u32) -> Result<Option<Signals>, GuardError> {
+    // Before anything else: the old name is the one `killall` looks for.
+    nix::sys::prctl::set_name(name).map_err(errno("renaming the process"))?;
     // Handlers first: a parent that dies from here on is seen.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])
+    let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])
         .map_err(os("installing signal handlers"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
         .map_err(errno("asking for the parent-death signal"))?;
     nix::sys::prctl::set_child_subreaper(true).map_err(errno("becoming a subreaper"))?;
-    if std::os::unix::process::parent_id() != parent {
+    Ok((std::os::unix::process::parent_id() == parent).then_some(signals))
+}
+
+/// The guard: runs the script's guard and, when cleave dies or signals it,
+/// has it kill the command and waits until it is done.
+fn guard(call: Call<'_>) -> Result<Ended, GuardError> {
+    let Some(mut signals) = watch_parent(GUARD_NAME, call.parent)? else {
         return Ok(Ended::Exited(PARENT_GONE));
+    };
+    // This very binary, even if the file was replaced since it started.
+    let leader = Command::new("/proc/self/exe")
+        .arg(Guard::ARG)
+        .arg(LEADER_ARG)
+        .arg(std::process::id().to_string())
+        .arg(call.lock)
+        .arg("--")
+        .arg(call.program)
+        .args(call.rest)
+        .process_group(0)
+        .spawn()
+        .map_err(os("starting the script's guard"))?;
+    let pid = Pid::from_raw(i32::try_from(leader.id()).unwrap_or(i32::MAX));
+    let mut ended = None;
+    let mut stopped_by = None;
+    while ended.is_none() {
+        for signal in signals.wait() {
+            if signal != SIGCHLD && stopped_by.is_none() {
+                // The script's guard kills the command and lets go of the
+                // run lock once all of it is reaped.
+                let _ = kill(pid, Signal::SIGTERM);
+                stopped_by = Some(signal);
+            }
+        }
+        ended = reap_exited(pid)?.or(ended);
     }
+    // Whatever the script's guard left: it was killed itself, say.
+    kill_all(pid);
+    Ok(match (stopped_by, ended) {
+        (Some(signal), _) => Ended::Signaled(signal),
+        (None, Some(ended)) => ended,
+        (None, None) => Ended::Exited(PARENT_GONE),
+    })
+}
+
+/// The script's guard: holds the run lock, runs the command, and kills it
+/// and all its descendants when it ends or the guard dies.
+fn lead(call: Call<'_>) -> Result<Ended, GuardError> {
+    let Some(mut signals) = watch_parent(LEADER_NAME, call.parent)? else {
+        return Ok(Ended::Exited(PARENT_GONE));
+    };
+    let lock = Path::new(call.lock);
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(lock)
-        .map_err(os(format!("opening {}", Path::new(lock).display())))?;
+        .map_err(os(format!("opening {}", lock.display())))?;
     // Free unless the processes of a killed build of the same directory
     // are still being reaped.
     lock_file
         .lock()
-        .map_err(os(format!("locking {}", Path::new(lock).display())))?;
-    if std::os::unix::process::parent_id() != parent {
+        .map_err(os(format!("locking {}", lock.display())))?;
+    if std::os::unix::process::parent_id() != call.parent {
         return Ok(Ended::Exited(PARENT_GONE));
     }
-    let child = Command::new(program)
-        .args(rest)
+    let child = Command::new(call.program)
+        .args(call.rest)
         .process_group(0)
         .spawn()
-        .map_err(os(format!("starting {}", Path::new(program).display())))?;
+        .map_err(os(format!(
+            "starting {}",
+            Path::new(call.program).display()
+        )))?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let mut ended = None;
     let mut stopped_by = None;
@@ -229,6 +336,9 @@ fn kill_all(group: Pid) {
     loop {
         let _ = killpg(group, Signal::SIGKILL);
         for child in children() {
+            // An orphaned group leader (the command, after the script's
+            // guard was killed) takes its group along.
+            let _ = killpg(child, Signal::SIGKILL);
             let _ = kill(child, Signal::SIGKILL);
         }
         // Blocks until one exits; a descendant orphaned meanwhile is a

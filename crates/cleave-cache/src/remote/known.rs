@@ -8,16 +8,20 @@
 //! store add to it without a lock; a line that does not parse is skipped.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
 
 use super::pack::Location;
 use crate::digest::Digest;
+use crate::foreign::limits;
+use crate::shared_dir::{SharedDir, SharedDirError};
 
 /// The record of one remote.
 #[derive(Debug)]
 pub struct Known {
-    path: PathBuf,
+    /// The store, whose files another user of it may have replaced: read
+    /// and written without following a link.
+    store: SharedDir,
+    /// The record, below the store.
+    path: String,
     blobs: Option<HashMap<Digest, Location>>,
 }
 
@@ -25,17 +29,27 @@ impl Known {
     /// The record of the remote shown as `url`, in the store at `store`.
     pub fn new(store: &std::path::Path, url: &str) -> Known {
         Known {
-            path: store
-                .join("remotes")
-                .join(Digest::of(url.as_bytes()).to_hex()),
+            store: SharedDir::new(store.to_path_buf()),
+            path: format!("remotes/{}", Digest::of(url.as_bytes()).to_hex()),
             blobs: None,
         }
     }
 
     fn load(&mut self) -> &mut HashMap<Digest, Location> {
         self.blobs.get_or_insert_with(|| {
-            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-            text.lines()
+            // Only a regular file, and at most the size of a record of
+            // some 400,000 blobs (a line is 150 bytes). A larger one starts
+            // afresh; anything else counts as empty.
+            let bytes = match self.store.read(&self.path, limits::RECORD) {
+                Ok(bytes) => bytes.unwrap_or_default(),
+                Err(SharedDirError::TooLarge(_)) => {
+                    let _ = self.store.remove(&self.path);
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            };
+            String::from_utf8_lossy(&bytes)
+                .lines()
                 .filter_map(parse)
                 .map(|l| (l.blob, l))
                 .collect()
@@ -69,16 +83,7 @@ impl Known {
         if lines.is_empty() {
             return;
         }
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
-            let _ = file.write_all(lines.as_bytes());
-        }
+        let _ = self.store.append(&self.path, lines.as_bytes());
     }
 }
 

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use crate::error::CacheError;
 
+mod backend;
+mod fetch;
 mod known;
 pub mod pack;
 mod reapi;
@@ -139,8 +141,18 @@ pub enum RemoteError {
         /// Why.
         reason: String,
     },
-    /// The local store could not take or give the entry.
-    #[error(transparent)]
+    /// An entry that no remote may take: its index would be larger than
+    /// any reader accepts.
+    #[error("entry {key} is not uploaded: {reason}")]
+    Unsendable {
+        /// The entry.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The local store could not take or give the entry: this machine's
+    /// problem (a full disk, say), not the remote's.
+    #[error("the local cache could not take or give the entry")]
     Store(#[from] CacheError),
 }
 

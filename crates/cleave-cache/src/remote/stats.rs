@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::shared_dir::SharedDir;
+
 /// What one remote did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TierStats {
@@ -68,14 +70,17 @@ pub struct SavedStats {
 }
 
 impl SavedStats {
-    fn path(store: &Path) -> std::path::PathBuf {
-        store.join("stats").join("remotes.json")
-    }
+    /// Where the counters are below the store.
+    const PATH: &str = "stats/remotes.json";
 
     /// The saved counters; none when there are none or they do not parse.
+    /// Another user of the store may have replaced the file: it is read
+    /// only as a regular file, not through a link, and bounded.
     pub fn load(store: &Path) -> SavedStats {
-        std::fs::read(Self::path(store))
+        SharedDir::new(store.to_path_buf())
+            .read(Self::PATH, crate::foreign::limits::RECORD)
             .ok()
+            .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
@@ -86,10 +91,13 @@ impl SavedStats {
         if build.iter().all(TierStats::is_idle) {
             return;
         }
-        let Ok((_lock, _)) = crate::lock::Lock::exclusive(&store.join("stats").join("lock"), || {})
-        else {
+        let dir = SharedDir::new(store.to_path_buf());
+        let Ok(lock) = dir.lock_file("stats/lock") else {
             return;
         };
+        if lock.lock().is_err() {
+            return;
+        }
         let mut saved = SavedStats::load(store);
         for tier in build {
             saved
@@ -99,13 +107,8 @@ impl SavedStats {
                 .add(tier);
         }
         saved.last = build.to_vec();
-        let path = Self::path(store);
-        if let Ok(text) = serde_json::to_vec_pretty(&saved)
-            && let Some(dir) = path.parent()
-            && let Ok(mut temp) = tempfile::NamedTempFile::new_in(dir)
-            && std::io::Write::write_all(&mut temp, &text).is_ok()
-        {
-            let _ = temp.persist(&path);
+        if let Ok(text) = serde_json::to_vec_pretty(&saved) {
+            let _ = dir.write(Self::PATH, &text);
         }
     }
 }

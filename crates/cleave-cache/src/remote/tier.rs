@@ -1,31 +1,29 @@
 //! One remote: its operator with timeouts and retries, and an entry's trip
 //! to it and back.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use opendal::layers::{RetryLayer, TimeoutLayer};
-use opendal::{ErrorKind as DalKind, Operator};
 use rayon::prelude::*;
 
+use super::backend::{Backend, Failure};
 use super::known::Known;
-use super::pack::{self, Index, Location, PackWriter};
+use super::pack::{self, Index, PackWriter};
 use super::reapi;
 use super::{Mode, RemoteConfig, RemoteError, TierStats, scrub};
 use crate::digest::Digest;
+use crate::foreign::{limits, printable};
 use crate::progress::{Operation, Reporter, Tracked};
-use crate::store::{Entry, EntryFiles, Incoming, Store};
-
-/// How many packs download at once.
-const PARALLEL_READS: usize = 4;
+use crate::store::{Entry, Store};
 
 /// One configured remote, as a build uses it.
 pub(super) struct Tier {
     pub(super) config: RemoteConfig,
-    op: Option<Operator>,
+    backend: Option<Backend>,
     /// The connection of a REAPI remote, which is no OpenDAL service.
-    reapi: Option<reapi::Session>,
-    known: Known,
+    pub(super) reapi: Option<reapi::Session>,
+    pub(super) known: Known,
     /// Set after the service failed to answer: not asked again.
     pub(super) disabled: bool,
     pub(super) stats: TierStats,
@@ -49,7 +47,7 @@ impl Tier {
         Tier {
             known: Known::new(store.root(), &shown),
             stats: TierStats::new(&shown),
-            op: None,
+            backend: None,
             reapi: None,
             disabled: false,
             reporter: None,
@@ -69,245 +67,100 @@ impl Tier {
         !self.disabled && self.config.mode == Mode::ReadWrite
     }
 
-    fn operator(&mut self) -> Result<Operator, RemoteError> {
-        if let Some(op) = &self.op {
-            return Ok(op.clone());
+    /// What the tier talks to, made when first needed: a service through
+    /// OpenDAL with the timeout and retries configured, or a shared
+    /// directory.
+    pub(super) fn backend(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<Backend, RemoteError> {
+        if let Some(backend) = &self.backend {
+            return Ok(backend.clone());
         }
-        // HTTP services need the process-wide transport; installing it
-        // twice keeps the first.
-        opendal::install_default();
-        let op = self
-            .config
-            .url
-            .operator()?
-            .layer(
-                TimeoutLayer::new()
-                    .with_timeout(self.config.timeout)
-                    .with_io_timeout(self.config.timeout),
-            )
-            .layer(
-                RetryLayer::new()
-                    .with_max_times(self.config.retries)
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_max_delay(Duration::from_secs(2))
-                    .with_jitter(),
-            );
-        self.op = Some(op.clone());
-        Ok(op)
+        let backend = match self.config.url.dir() {
+            Some(root) => Backend::Dir(crate::shared_dir::SharedDir::new(root)),
+            None => {
+                // HTTP services need the process-wide transport; installing
+                // it twice keeps the first.
+                opendal::install_default();
+                let op = self
+                    .config
+                    .url
+                    .operator()?
+                    .layer(
+                        TimeoutLayer::new()
+                            .with_timeout(self.config.timeout)
+                            .with_io_timeout(self.config.timeout),
+                    )
+                    .layer(
+                        RetryLayer::new()
+                            .with_max_times(self.config.retries)
+                            .with_min_delay(Duration::from_millis(100))
+                            .with_max_delay(Duration::from_secs(2))
+                            .with_jitter(),
+                    );
+                let _entered = runtime.enter();
+                let blocking = opendal::blocking::Operator::new(op.clone())
+                    .map_err(|e| self.service(format!("cannot read from it: {e}")))?;
+                Backend::Dal { op, blocking }
+            }
+        };
+        self.backend = Some(backend.clone());
+        Ok(backend)
+    }
+
+    /// A failure of the service, its text without secrets or control
+    /// characters.
+    pub(super) fn service(&self, reason: String) -> RemoteError {
+        let reason = scrub(&reason, &self.config.url.secrets());
+        RemoteError::Service {
+            remote: self.shown(),
+            reason: printable(&reason).into_owned(),
+        }
     }
 
     /// The most one call may wait, retries and backoff included: a
     /// service that never answers costs this, and no more.
-    fn deadline(&self) -> Duration {
+    pub(super) fn deadline(&self) -> Duration {
         let tries = self.config.retries as u32 + 1;
         self.config.timeout * tries + Duration::from_secs(2) * tries
     }
 
     /// Runs one request on the runtime, bounded by the deadline, counting
     /// it and the time spent waiting.
-    fn request<T>(
+    pub(super) fn request<T>(
         &mut self,
         runtime: &tokio::runtime::Runtime,
         what: &str,
-        call: impl std::future::IntoFuture<Output = opendal::Result<T>>,
-    ) -> Result<Option<T>, RemoteError> {
+        call: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
         let started = Instant::now();
         let deadline = self.deadline();
         let result = runtime.block_on(async { tokio::time::timeout(deadline, call).await });
         self.stats.requests += 1;
         self.stats.wait_ms += started.elapsed().as_millis() as u64;
-        let secrets = self.config.url.secrets();
         match result {
-            Ok(Ok(value)) => Ok(Some(value)),
-            // A range past the end is a truncated object: the caller
-            // finds less than it needs, as with a missing one.
-            Ok(Err(e)) if matches!(e.kind(), DalKind::NotFound | DalKind::RangeNotSatisfied) => {
-                Ok(None)
-            }
-            Ok(Err(e)) => Err(RemoteError::Service {
-                remote: self.shown(),
-                reason: scrub(&format!("{what}: {e}"), &secrets),
-            }),
-            Err(_) => Err(RemoteError::Service {
-                remote: self.shown(),
-                reason: format!("{what}: no answer within {} s", deadline.as_secs()),
-            }),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(Failure::Service(reason))) => Err(Failure::Service(format!("{what}: {reason}"))),
+            Ok(Err(too_large)) => Err(too_large),
+            Err(_) => Err(Failure::Service(format!(
+                "{what}: no answer within {} s",
+                deadline.as_secs()
+            ))),
         }
     }
 
-    /// Reads byte ranges of several objects at once: each one's bytes, or
-    /// `None` where the object is missing or shorter than the range.
-    fn read_ranges(
-        &mut self,
-        runtime: &tokio::runtime::Runtime,
-        op: &Operator,
-        ranges: &[(String, u64, u64)],
-    ) -> Result<Vec<Option<Vec<u8>>>, RemoteError> {
-        let started = Instant::now();
-        let deadline = self.deadline();
-        let results = runtime.block_on(async {
-            let handles: Vec<_> = ranges
-                .iter()
-                .cloned()
-                .map(|(path, start, end)| {
-                    let op = op.clone();
-                    tokio::spawn(async move {
-                        let read = async { op.read_with(&path).range(start..end).await };
-                        tokio::time::timeout(deadline, read).await
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(handles.len());
-            for handle in handles {
-                out.push(handle.await);
-            }
-            out
-        });
-        self.stats.requests += ranges.len() as u64;
-        self.stats.wait_ms += started.elapsed().as_millis() as u64;
-        let secrets = self.config.url.secrets();
-        results
-            .into_iter()
-            .map(|result| match result {
-                Ok(Ok(Ok(buffer))) => Ok(Some(buffer.to_vec())),
-                Ok(Ok(Err(e)))
-                    if matches!(e.kind(), DalKind::NotFound | DalKind::RangeNotSatisfied) =>
-                {
-                    Ok(None)
-                }
-                Ok(Ok(Err(e))) => Err(RemoteError::Service {
-                    remote: self.shown(),
-                    reason: scrub(&format!("reading a pack: {e}"), &secrets),
-                }),
-                Ok(Err(_)) => Err(RemoteError::Service {
-                    remote: self.shown(),
-                    reason: format!("reading a pack: no answer within {} s", deadline.as_secs()),
-                }),
-                Err(e) => Err(RemoteError::Service {
-                    remote: self.shown(),
-                    reason: format!("reading a pack: {e}"),
-                }),
-            })
-            .collect()
-    }
-
-    /// Looks `key` up and takes the entry into `store`: `None` when the
-    /// remote does not have it.
-    pub(super) fn fetch(
-        &mut self,
-        runtime: &tokio::runtime::Runtime,
-        store: &Store,
-        key: &Digest,
-    ) -> Result<Option<Entry>, RemoteError> {
-        let shown = self.shown();
-        let hex = key.to_hex();
-        let reporter = self.reporter.clone();
-        let tracked = Tracked::start(
-            reporter.as_ref(),
-            &Operation::Download {
-                remote: &shown,
-                key: &hex,
+    /// A failed request as the caller reports it: the service's failure,
+    /// or damage of the entry `key`.
+    pub(super) fn failed(&self, key: &Digest, failure: Failure) -> RemoteError {
+        match failure {
+            Failure::Service(reason) => self.service(reason),
+            Failure::TooLarge(reason) => RemoteError::Damaged {
+                remote: self.shown(),
+                key: key.to_hex(),
+                reason: printable(&reason).into_owned(),
             },
-            None,
-        );
-        if self.config.url.reapi().is_some() {
-            let session = self.reapi.get_or_insert_with(Default::default);
-            return session.fetch(runtime, &self.config, &mut self.stats, store, key);
         }
-        let op = self.operator()?;
-        let path = pack::index_path(key);
-        let Some(bytes) = self.request(runtime, "reading an index", op.read(&path))? else {
-            return Ok(None);
-        };
-        let bytes = bytes.to_vec();
-        self.stats.bytes_down += bytes.len() as u64;
-        let damaged = |reason: String| RemoteError::Damaged {
-            remote: shown.clone(),
-            key: key.to_hex(),
-            reason,
-        };
-        let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| damaged(format!("its index does not parse: {e}")))?;
-        if index.format != 1 {
-            return Err(damaged(format!("index format {} is not 1", index.format)));
-        }
-        let incoming = Incoming::check(
-            key,
-            EntryFiles {
-                entry: index.entry.into_bytes(),
-                files: index.files.into_bytes(),
-            },
-        )
-        .map_err(|e| damaged(e.to_string()))?;
-        let located: HashMap<Digest, &Location> = index.blobs.iter().map(|l| (l.blob, l)).collect();
-        // The blobs this store lacks, grouped by pack.
-        let mut wanted: BTreeMap<Digest, Vec<(&Location, u64)>> = BTreeMap::new();
-        let mut seen = HashSet::new();
-        for (blob, size) in incoming.manifest().blobs() {
-            if !seen.insert(blob) || store.has_blob(&blob) {
-                continue;
-            }
-            let location = located
-                .get(&blob)
-                .ok_or_else(|| damaged(format!("its index does not locate blob {blob}")))?;
-            wanted
-                .entry(location.pack)
-                .or_default()
-                .push((location, size));
-        }
-        // Packs travel a few at a time (each up to `pack_size`), and each
-        // is unpacked on every core while the next ones download.
-        let packs: Vec<(Digest, Vec<(&Location, u64)>)> = wanted.into_iter().collect();
-        tracked.total(
-            packs
-                .iter()
-                .flat_map(|(_, blobs)| blobs.iter().map(|(l, _)| l.length))
-                .sum(),
-        );
-        for batch in packs.chunks(PARALLEL_READS) {
-            let ranges: Vec<(String, u64, u64)> = batch
-                .iter()
-                .map(|(pack, blobs)| {
-                    let start = blobs.iter().map(|(l, _)| l.offset).min().unwrap_or(0);
-                    let end = blobs
-                        .iter()
-                        .map(|(l, _)| l.offset.saturating_add(l.length))
-                        .max()
-                        .unwrap_or(0);
-                    (pack::pack_path(pack), start, end)
-                })
-                .collect();
-            let buffers = self.read_ranges(runtime, &op, &ranges)?;
-            for (((pack, blobs), (_, start, end)), buffer) in batch.iter().zip(&ranges).zip(buffers)
-            {
-                let Some(buffer) = buffer else {
-                    return Err(damaged(format!("pack {pack} is missing or truncated")));
-                };
-                self.stats.bytes_down += buffer.len() as u64;
-                if buffer.len() as u64 != end - start {
-                    return Err(damaged(format!("pack {pack} is truncated")));
-                }
-                blobs
-                    .par_iter()
-                    .map(|(l, size)| {
-                        let from = (l.offset - start) as usize;
-                        let frame = &buffer[from..from + l.length as usize];
-                        let bytes = pack::decompress(frame, *size).ok_or_else(|| {
-                            format!("blob {} in pack {pack} does not decompress", l.blob)
-                        })?;
-                        store
-                            .add_blob(key, &l.blob, &bytes)
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect::<Result<Vec<()>, String>>()
-                    .map_err(damaged)?;
-                tracked.advance(blobs.iter().map(|(l, _)| l.length).sum());
-            }
-        }
-        let entry = store.admit(incoming)?;
-        self.known.record(&index.blobs);
-        self.stats.hits += 1;
-        Ok(Some(entry))
     }
 
     /// Uploads `entry` unless the remote has it: new blobs in packs, then
@@ -337,15 +190,20 @@ impl Tier {
             }
             return pushed;
         }
-        let op = self.operator()?;
+        let backend = self.backend(runtime)?;
         let key = entry.meta().key;
         let index_path = pack::index_path(&key);
-        if !replace
-            && self
-                .request(runtime, "looking an index up", op.stat(&index_path))?
-                .is_some()
-        {
-            return Ok(Pushed::AlreadyThere);
+        if !replace {
+            let there = self
+                .request(
+                    runtime,
+                    "looking an index up",
+                    backend.exists(index_path.clone()),
+                )
+                .map_err(|f| self.failed(&key, f))?;
+            if there {
+                return Ok(Pushed::AlreadyThere);
+            }
         }
         let files = entry.files()?;
         let manifest = entry.manifest()?;
@@ -366,9 +224,10 @@ impl Tier {
             let present = match checked.get(&location.pack) {
                 Some(present) => *present,
                 None => {
-                    let path = pack::pack_path(&location.pack);
-                    let stat = op.stat(&path);
-                    let present = self.request(runtime, "looking a pack up", stat)?.is_some();
+                    let stat = backend.exists(pack::pack_path(&location.pack));
+                    let present = self
+                        .request(runtime, "looking a pack up", stat)
+                        .map_err(|f| self.failed(&key, f))?;
                     if !present {
                         self.known.forget_pack(&location.pack);
                     }
@@ -402,11 +261,9 @@ impl Tier {
             }
             let (pack, bytes, packed) = writer.finish();
             let size = bytes.len() as u64;
-            self.request(
-                runtime,
-                "writing a pack",
-                op.write(&pack::pack_path(&pack), bytes),
-            )?;
+            let write = backend.write(pack::pack_path(&pack), bytes);
+            self.request(runtime, "writing a pack", write)
+                .map_err(|f| self.failed(&key, f))?;
             self.stats.bytes_up += size;
             tracked.advance(chunk.iter().map(|(_, size)| size).sum());
             self.known.record(&packed);
@@ -423,7 +280,18 @@ impl Tier {
             reason: format!("writing an index: {e}"),
         })?;
         let size = bytes.len() as u64;
-        self.request(runtime, "writing an index", op.write(&index_path, bytes))?;
+        if size > limits::INDEX {
+            return Err(RemoteError::Unsendable {
+                key: key.to_hex(),
+                reason: format!(
+                    "its index would have {size} bytes, more than the {} a remote index may have",
+                    limits::INDEX
+                ),
+            });
+        }
+        let write = backend.write(index_path, bytes);
+        self.request(runtime, "writing an index", write)
+            .map_err(|f| self.failed(&key, f))?;
         self.stats.bytes_up += size;
         self.stats.uploads += 1;
         Ok(Pushed::Uploaded)

@@ -1,10 +1,12 @@
 //! The remotes of one build, in priority order, behind the local store.
 
+use super::backend::chain;
 use super::tier::{Pushed, Tier};
 use super::{RemoteConfig, RemoteError, TierStats, stats::SavedStats};
 use crate::digest::Digest;
 use crate::helper::{Helper, HelperConfig, HelperError};
 use crate::key::Inputs;
+use crate::shared_dir::SharedDir;
 use crate::store::{Entry, Store};
 
 /// The remotes of one process, in the order they are asked.
@@ -249,11 +251,17 @@ impl Remotes {
 }
 
 /// A process's counters join those kept in the store when its remotes go,
-/// whether its build succeeded or not.
+/// whether its build succeeded or not. The runtime is let go without
+/// waiting: a request given up at its deadline may still sit in a blocking
+/// thread (a shared directory on a dead network mount), and must not hold
+/// the process.
 impl Drop for Remotes {
     fn drop(&mut self) {
         if self.recorded {
             SavedStats::record(&self.store_root, &self.levels());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -283,28 +291,36 @@ fn helper_failed(
     cost: &str,
 ) {
     helper.stats.errors += 1;
+    // With its causes: a full disk says so.
+    let text = chain(error);
     if error.is_broken() {
         helper.disable();
         warn(format!(
-            "{error}; {cost}, and the helper is not run again in this build"
+            "{text}; {cost}, and the helper is not run again in this build"
         ));
     } else {
-        warn(format!("{error}; {cost}"));
+        warn(format!("{text}; {cost}"));
     }
 }
 
 /// Where a helper said it put an entry, kept beside the store for
-/// `cleave cache info`. Best effort: the entry is stored either way.
-fn record_relocation(root: &std::path::Path, entry: &Entry, helper: &str, to: &std::path::Path) {
-    let dir = root.join("relocated");
-    let _ = std::fs::create_dir_all(&dir);
+/// `cleave cache info`, in `relocated/<key>`: written and read without
+/// following a link another user of the store may have put there. Best
+/// effort: the entry is stored either way.
+fn record_relocation(root: &std::path::Path, entry: &Entry, helper: &str, to: &str) {
     let text = serde_json::json!({ "helper": helper, "relocated_to": to });
-    let _ = std::fs::write(dir.join(entry.meta().key.to_hex()), text.to_string());
+    let path = format!("relocated/{}", entry.meta().key.to_hex());
+    let _ = SharedDir::new(root.to_path_buf()).write(&path, text.to_string().as_bytes());
 }
 
-/// Where helpers said they put the entry `key`, if one did.
+/// Where helpers said they put the entry `key`, if one did: the helper
+/// and the place, as text to be shown (escaped when printed, see
+/// [`crate::foreign::printable`]).
 pub fn relocation(root: &std::path::Path, key: &Digest) -> Option<(String, String)> {
-    let text = std::fs::read(root.join("relocated").join(key.to_hex())).ok()?;
+    let path = format!("relocated/{}", key.to_hex());
+    let text = SharedDir::new(root.to_path_buf())
+        .read(&path, crate::foreign::limits::RECORD)
+        .ok()??;
     let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
     Some((
         value["helper"].as_str()?.to_string(),
@@ -315,12 +331,13 @@ pub fn relocation(root: &std::path::Path, key: &Digest) -> Option<(String, Strin
 /// Counts a failure and says what it costs.
 fn failed(tier: &mut Tier, error: &RemoteError, warn: &mut dyn FnMut(String), cost: &str) {
     tier.stats.errors += 1;
+    let text = chain(error);
     if error.is_service() {
         tier.disabled = true;
         warn(format!(
-            "{error}; {cost}, and the remote is not used again in this build"
+            "{text}; {cost}, and the remote is not used again in this build"
         ));
     } else {
-        warn(format!("{error}; {cost}"));
+        warn(format!("{text}; {cost}"));
     }
 }

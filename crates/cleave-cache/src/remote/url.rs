@@ -42,7 +42,8 @@ enum Settings {
     S3(HashMap<String, String>),
     Redis(HashMap<String, String>),
     Webdav(HashMap<String, String>),
-    Fs(HashMap<String, String>),
+    /// A shared directory: cleave's own tier (see `dir.rs`), not OpenDAL's.
+    Dir(std::path::PathBuf),
     Gcs(HashMap<String, String>),
     Azblob(HashMap<String, String>),
     Ghac(HashMap<String, String>),
@@ -172,7 +173,10 @@ impl RemoteUrl {
                 if path.is_empty() {
                     return Err(bad("a file URL names a directory"));
                 }
-                Settings::Fs(map)
+                let dir = url
+                    .to_file_path()
+                    .map_err(|()| bad("a file URL names a local directory: file:///DIR"))?;
+                Settings::Dir(dir)
             }
             "gcs" | "gs" => {
                 if host.is_empty() {
@@ -252,7 +256,7 @@ impl RemoteUrl {
             Settings::S3(_) => "s3",
             Settings::Redis(_) => "redis",
             Settings::Webdav(_) => "webdav",
-            Settings::Fs(_) => "file",
+            Settings::Dir(_) => "file",
             Settings::Gcs(_) => "gcs",
             Settings::Azblob(_) => "azblob",
             Settings::Ghac(_) => "gha",
@@ -269,13 +273,27 @@ impl RemoteUrl {
         }
     }
 
-    /// An OpenDAL operator for the service (no request is made yet).
+    /// The directory of a `file://` remote.
+    pub(super) fn dir(&self) -> Option<std::path::PathBuf> {
+        match &self.settings {
+            Settings::Dir(dir) => Some(dir.clone()),
+            _ => None,
+        }
+    }
+
+    /// An OpenDAL operator for the service (no request is made yet); a
+    /// shared directory has none.
     pub(super) fn operator(&self) -> Result<Operator, RemoteError> {
         let built = match &self.settings {
             Settings::S3(m) => Operator::from_iter::<services::S3>(m.clone()),
             Settings::Redis(m) => Operator::from_iter::<services::Redis>(m.clone()),
             Settings::Webdav(m) => Operator::from_iter::<services::Webdav>(m.clone()),
-            Settings::Fs(m) => Operator::from_iter::<services::Fs>(m.clone()),
+            Settings::Dir(_) => {
+                return Err(RemoteError::Url {
+                    url: self.shown.clone(),
+                    reason: "a shared directory is not a service".into(),
+                });
+            }
             Settings::Gcs(m) => Operator::from_iter::<services::Gcs>(m.clone()),
             Settings::Azblob(m) => Operator::from_iter::<services::Azblob>(m.clone()),
             Settings::Ghac(m) => Operator::from_iter::<services::Ghac>(m.clone()),
@@ -295,10 +313,10 @@ impl RemoteUrl {
     /// Values that must never be printed.
     pub(super) fn secrets(&self) -> Vec<String> {
         let map = match &self.settings {
+            Settings::Dir(_) => return Vec::new(),
             Settings::S3(m)
             | Settings::Redis(m)
             | Settings::Webdav(m)
-            | Settings::Fs(m)
             | Settings::Gcs(m)
             | Settings::Azblob(m)
             | Settings::Ghac(m) => m,
@@ -332,10 +350,12 @@ fn user_info(url: &url::Url, map: &mut HashMap<String, String>) {
     }
 }
 
+/// A URL's user info decoded as RFC 3986 says: `%XX` escapes only. A `+`
+/// is a plus (it means a space in form data, which user info is not).
 fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map_or_else(|| text.to_string(), |(_, v)| v.into_owned())
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A URL as it may be printed when it does not parse: user info and query
@@ -395,6 +415,14 @@ mod tests {
             s3.without_password().contains("endpoint="),
             "the endpoint is kept"
         );
+    }
+
+    #[test]
+    fn a_plus_in_a_password_is_a_plus() {
+        let url = RemoteUrl::parse("redis://user:pa+ss%2Bw%40rd@127.0.0.1:6379/0").unwrap();
+        assert_eq!(url.secrets(), ["pa+ss+w@rd"]);
+        let dir = RemoteUrl::parse("file:///srv/my%20cache").unwrap();
+        assert_eq!(dir.dir().unwrap(), std::path::Path::new("/srv/my cache"));
     }
 
     #[test]

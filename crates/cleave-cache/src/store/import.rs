@@ -7,13 +7,14 @@
 //! records and pass [`Manifest::check`], and every blob must hash to its
 //! digest before it is written into the store.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
-use super::io::{digest_of, open_regular, remove_any};
-use super::{Entry, Store};
+use super::io::{digest_of, remove_any};
+use super::{CHUNK, Entry, Store};
 use crate::digest::Digest;
 use crate::error::CacheError;
+use crate::foreign::open_regular;
 use crate::manifest::{EntryMeta, Manifest};
 
 /// An entry's two files as bytes, exactly as stored.
@@ -107,24 +108,55 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Writes a blob that arrived from elsewhere, after checking that its
-    /// bytes are the digest's. A mismatch is [`CacheError::Damaged`] for
-    /// the entry `key` that named it.
-    pub fn add_blob(&self, key: &Digest, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
-        if Digest::of(bytes) != *digest {
-            return Err(CacheError::Damaged {
-                key: key.to_hex(),
-                reason: format!("blob {digest} does not match its digest"),
-            });
-        }
+    /// Writes a blob that arrives from elsewhere, read from `source`: hashed
+    /// and counted on its way into a temporary file, never held whole, and
+    /// renamed into place only when it has the manifest's `size` and the
+    /// bytes of `digest`. Reading stops one byte past `size`, so a source
+    /// that never ends costs that much.
+    ///
+    /// Another size or other bytes, or a source that cannot be read, is
+    /// [`CacheError::Damaged`] for the entry `key` that named the blob; a
+    /// failure to write it here (a full disk) is [`CacheError::Io`], with
+    /// the system's error: this machine's problem, not the entry's.
+    pub fn add_blob_from(
+        &self,
+        key: &Digest,
+        digest: &Digest,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> Result<(), CacheError> {
+        let damaged = |reason: String| CacheError::Damaged {
+            key: key.to_hex(),
+            reason: format!("blob {digest} {reason}"),
+        };
         let _lock = self.shared_lock()?;
         let dest = self.blob_path(digest);
         let io = || CacheError::io(format!("storing {}", dest.display()));
+        let mut temp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(io())?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0; CHUNK.min(usize::try_from(size).unwrap_or(CHUNK) + 1)];
+        let mut left = size.saturating_add(1);
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match source.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(damaged(format!("cannot be read: {e}"))),
+            };
+            hasher.update(&buf[..n]);
+            temp.write_all(&buf[..n]).map_err(io())?;
+            left -= n as u64;
+        }
+        if left != 1 {
+            return Err(damaged("is not the size the manifest gives".into()));
+        }
+        if Digest::from(hasher.finalize()) != *digest {
+            return Err(damaged("does not match its digest".into()));
+        }
         if let Some(shard) = dest.parent() {
             std::fs::create_dir_all(shard).map_err(io())?;
         }
-        let mut temp = tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(io())?;
-        temp.write_all(bytes).map_err(io())?;
         if let Err(e) = temp.persist(&dest) {
             remove_any(&dest).map_err(io())?;
             e.file.persist(&dest).map_err(|e| io()(e.error))?;

@@ -1,37 +1,18 @@
-//! The store's file operations: opening a file without following a link or
-//! blocking on a named pipe, writing one durably, removing whatever is in
-//! the way.
+//! The store's file operations: hashing a file, writing one durably,
+//! removing whatever is in the way.
 //!
 //! Everything below the store's root may have been put there by someone
-//! else, so nothing is opened before its type is known: opening a FIFO for
+//! else, so files are read through [`crate::foreign`]: opening a FIFO for
 //! reading waits for a writer forever, and a symlink may lead out of the
 //! store.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::CHUNK;
 use crate::digest::Digest;
 use crate::error::CacheError;
-
-/// Opens `path` for reading if it is a regular file; `Ok(None)` if it is
-/// something else (a directory, a link, a pipe, a device). `O_NONBLOCK`
-/// makes opening a FIFO return at once; for a regular file it changes
-/// nothing. `O_NOFOLLOW` refuses a link instead of following it.
-pub(crate) fn open_regular(path: &Path) -> std::io::Result<Option<File>> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(file.metadata()?.is_file().then_some(file))
-}
 
 /// The digest of an open file's contents from where it stands.
 pub(crate) fn digest_of(file: &mut File) -> std::io::Result<Digest> {

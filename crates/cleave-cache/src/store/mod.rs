@@ -17,7 +17,6 @@
 //! are not synced one by one: a blob lost to a power cut is caught by the
 //! digest check on restore, and the entry is rebuilt.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -25,6 +24,7 @@ use std::time::SystemTime;
 use crate::digest::Digest;
 use crate::error::CacheError;
 use crate::fingerprint::Fingerprinter;
+use crate::foreign::{self, ForeignError, limits};
 use crate::lock::Lock;
 use crate::manifest::{EntryMeta, Manifest};
 
@@ -241,7 +241,8 @@ impl Store {
     }
 }
 
-/// The bytes of one of an entry's files. A file missing from an entry
+/// The bytes of one of an entry's files, `entry.json` or `files.json`, of
+/// at most the size its format allows. A file missing from an entry
 /// directory that is there is damage; a missing directory means the entry
 /// is gone (evicted, if it was there before); any other error is this
 /// machine's.
@@ -253,30 +254,25 @@ fn read_entry_file(path: &Path, key: &Digest) -> Result<Vec<u8>, CacheError> {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let read = io::open_regular(path).and_then(|file| match file {
-        Some(mut file) => {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)?;
-            Ok(Some(bytes))
-        }
-        None => Ok(None),
-    });
-    match read {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(damaged(format!("{name} is not a regular file"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match path.parent().map(std::fs::symlink_metadata) {
-                Some(Ok(_)) => Err(damaged(format!("{name} is missing"))),
-                _ => Err(CacheError::Evicted { key: key.to_hex() }),
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+    let limit = if name == "entry.json" {
+        limits::ENTRY_JSON
+    } else {
+        limits::FILES_JSON
+    };
+    match foreign::read_regular(path, limit) {
+        Ok(bytes) => Ok(bytes),
+        Err(ForeignError::Missing) => match path.parent().map(std::fs::symlink_metadata) {
+            Some(Ok(_)) => Err(damaged(format!("{name} is missing"))),
+            _ => Err(CacheError::Evicted { key: key.to_hex() }),
+        },
+        Err(ForeignError::Io(e)) if e.kind() == std::io::ErrorKind::NotADirectory => {
             Err(damaged("the entry is not a directory".into()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+        Err(ForeignError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
             Err(damaged(format!("{name}: {e}")))
         }
-        Err(e) => Err(CacheError::io(format!("reading {}", path.display()))(e)),
+        Err(ForeignError::Io(e)) => Err(CacheError::io(format!("reading {}", path.display()))(e)),
+        Err(e) => Err(damaged(format!("{name} {e}"))),
     }
 }
 

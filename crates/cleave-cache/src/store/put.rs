@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::entry::Pin;
-use super::io::{open_regular, remove_any, sync_dir, touch, write_synced};
+use super::io::{remove_any, sync_dir, touch, write_synced};
 use super::{CHUNK, Entry, Select, Store, unix_now};
 use crate::digest::Digest;
 use crate::error::CacheError;
+use crate::foreign::open_regular;
 use crate::key::Inputs;
-use crate::manifest::{EntryMeta, Item, Manifest};
+use crate::manifest::{EntryMeta, Item, Manifest, SET_ID};
 use crate::relocate::Scanner;
 
 /// What to keep: named trees, and paths to look for inside files.
@@ -194,6 +195,9 @@ impl Store {
         let path = dir.join(&rel);
         let mode = meta.permissions().mode() & 0o7777;
         let kind = meta.file_type();
+        // A file's set-ID bits are not kept: no entry may restore one (see
+        // `Manifest::check`).
+        let file_mode = mode & !SET_ID;
         if kind.is_symlink() {
             let target = std::fs::read_link(&path)
                 .map_err(CacheError::io(format!("reading {}", path.display())))?;
@@ -213,7 +217,7 @@ impl Store {
             path: rel,
             blob: blob.digest,
             size: blob.size,
-            mode,
+            mode: file_mode,
             mtime: (meta.mtime(), meta.mtime_nsec().clamp(0, 999_999_999) as u32),
             roots: blob
                 .found

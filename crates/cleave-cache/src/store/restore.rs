@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::error::{CacheError, ErrorKind};
 use crate::manifest::{Item, Manifest, mtime};
 use crate::progress::{Operation, Reporter, Tracked};
-use crate::relocate::{self, Replacement};
+use crate::relocate::{self, Replacement, StreamError};
 
 /// Where to restore one tree of an entry.
 #[derive(Debug, Clone, Copy)]
@@ -286,7 +286,7 @@ impl Store {
         let mismatch = || damaged("does not match its digest");
         // Only a missing blob or one with other contents is damage; a blob
         // this process cannot read is this machine's problem.
-        let mut input = match io::open_regular(&source) {
+        let mut input = match crate::foreign::open_regular(&source) {
             Ok(Some(file)) => file,
             Ok(None) => return Err(damaged("is not a regular file")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -306,25 +306,41 @@ impl Store {
             .open(dest)
             .map_err(target_io())?;
         let size = if !replacements.is_empty() {
-            let mut data = Vec::new();
-            input.read_to_end(&mut data).map_err(blob_io())?;
-            if Digest::of(&data) != *blob {
-                return Err(mismatch());
-            }
-            let data = if file.binary {
-                let mut data = data;
-                relocate::binary(&mut data, replacements).map_err(|r| CacheError::TooLong {
+            // Rewritten as it is read, never held whole: a blob from a
+            // remote or helper may be of any size its manifest gave.
+            let mut hasher = blake3::Hasher::new();
+            let mut writer = std::io::BufWriter::with_capacity(CHUNK, &output);
+            let written = relocate::stream(
+                &mut input,
+                &mut writer,
+                replacements,
+                file.binary,
+                CHUNK,
+                &mut |bytes| {
+                    hasher.update(bytes);
+                },
+            )
+            .map_err(|e| match e {
+                StreamError::Read(e) => blob_io()(e),
+                StreamError::Write(e) => target_io()(e),
+                StreamError::TooLong(i) => CacheError::TooLong {
                     key: key.to_string(),
                     file: rel.to_path_buf(),
-                    old: String::from_utf8_lossy(&r.old).into_owned(),
-                    new: String::from_utf8_lossy(&r.new).into_owned(),
-                })?;
-                data
-            } else {
-                relocate::text(&data, replacements)
-            };
-            output.write_all(&data).map_err(target_io())?;
-            data.len() as u64
+                    old: String::from_utf8_lossy(&replacements[i].old).into_owned(),
+                    new: String::from_utf8_lossy(&replacements[i].new).into_owned(),
+                },
+                StreamError::LongString => CacheError::LongString {
+                    key: key.to_string(),
+                    file: rel.to_path_buf(),
+                    max: relocate::MAX_STRING,
+                },
+            })?;
+            writer.flush().map_err(target_io())?;
+            drop(writer);
+            if Digest::from(hasher.finalize()) != *blob {
+                return Err(mismatch());
+            }
+            written
         } else if reflink_copy::reflink_file(&input, &output).is_ok() {
             // A reflink shares the blob's extents copy-on-write: a later
             // write to the restored file cannot reach the store. Verify by

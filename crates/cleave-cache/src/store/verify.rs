@@ -86,7 +86,7 @@ impl Store {
             .into_par_iter()
             .filter_map(|digest| {
                 let path = self.blob_path(&digest);
-                let state = match io::open_regular(&path) {
+                let state = match crate::foreign::open_regular(&path) {
                     Ok(Some(mut file)) => match io::digest_of(&mut file) {
                         Ok(found) if found == digest => return None,
                         Ok(_) => BlobState::Mismatch,

@@ -100,3 +100,69 @@ impl Drop for TinyDisk {
             .status();
     }
 }
+
+/// xorshift64: reproducible without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+        &from[self.below(from.len())]
+    }
+}
+
+const TOKENS: &[&str] = &[
+    "null",
+    "-1",
+    "0",
+    "1e999",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "4294967296",
+    "\"\"",
+    "\"..\"",
+    "\"/\"",
+    "\"a/../../b\"",
+    "[]",
+    "{}",
+    "[[[[[[[[",
+    "\"\\u0000\"",
+    "\"é\"",
+    "{\"type\":\"symlink\",\"path\":\"x\",\"target\":\"/\"}",
+    ",",
+    ":",
+    "\"",
+];
+
+/// One to four edits of `bytes`: a range cut, a token of JSON (or a
+/// hostile value) put in, the end cut off, a bit flipped.
+pub fn mutate_bytes(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(4) {
+            0 if !out.is_empty() => {
+                let end = (at + rng.below(16)).min(out.len());
+                out.drain(at.min(end)..end);
+            }
+            1 => {
+                let token = rng.pick(TOKENS);
+                out.splice(at..at, token.bytes());
+            }
+            2 => out.truncate(at),
+            _ if at < out.len() => out[at] ^= 1 << rng.below(8),
+            _ => {}
+        }
+    }
+    out
+}

@@ -106,9 +106,18 @@ pub fn s3_env(name: &str) -> Option<String> {
 
 /// A Redis server that keeps nothing on disk.
 pub fn redis() -> Service {
+    redis_with(&[])
+}
+
+/// A Redis server that keeps nothing on disk and asks for `password`.
+pub fn redis_with_password(password: &str) -> Service {
+    redis_with(&["--requirepass", password])
+}
+
+fn redis_with(more: &[&str]) -> Service {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let args = [
+    let mut args = [
         "--bind",
         "127.0.0.1",
         "--port",
@@ -118,7 +127,9 @@ pub fn redis() -> Service {
         "--appendonly",
         "no",
     ]
-    .map(String::from);
+    .map(String::from)
+    .to_vec();
+    args.extend(more.iter().map(|a| a.to_string()));
     start("redis-server", &args, dir, port)
 }
 

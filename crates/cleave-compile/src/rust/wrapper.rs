@@ -580,13 +580,16 @@ impl Call<'_> {
         else {
             return Err(None);
         };
-        if !outputs
-            .iter()
-            .all(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        {
+        let printed = Printed::read(&staging.printed());
+        let (true, Some(printed)) = (
+            outputs
+                .iter()
+                .all(|e| e.file_type().is_ok_and(|t| t.is_file())),
+            printed,
+        ) else {
             let _ = store.remove(result);
             return Err(Some(MissReason::Damaged));
-        }
+        };
         let placed = outputs.iter().try_for_each(|entry| {
             let from = entry.path();
             std::fs::File::options()
@@ -598,10 +601,7 @@ impl Call<'_> {
         if placed.is_err() {
             return Err(None);
         }
-        replay(&Printed {
-            stdout: std::fs::read(staging.printed().join("stdout")).unwrap_or_default(),
-            stderr: std::fs::read(staging.printed().join("stderr")).unwrap_or_default(),
-        });
+        replay(&printed);
         Ok(entry.meta().extra["compile_us"].as_u64().unwrap_or(0))
     }
 }

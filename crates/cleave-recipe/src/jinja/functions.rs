@@ -296,7 +296,7 @@ fn version_to_buildstring(value: Value) -> String {
 fn load_from_file(state: &State, path: String) -> Result<Value, Error> {
     let scope = Scope::from_state(state)?;
     let beside = scope.recipe_dir().join(&path);
-    let full = if beside.is_file() {
+    let full = if beside.exists() {
         beside
     } else {
         std::path::PathBuf::from(&path)
@@ -307,7 +307,12 @@ fn load_from_file(state: &State, path: String) -> Result<Value, Error> {
             format!("load_from_file(`{path}`): {reason}"),
         )
     };
-    let text = std::fs::read_to_string(&full).map_err(|e| failed(e.to_string()))?;
+    let text = crate::input::read_file(&full).map_err(|e| {
+        failed(match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        })
+    })?;
     let extension = Path::new(&path)
         .extension()
         .and_then(|e| e.to_str())

@@ -134,11 +134,30 @@ struct ScopeState {
 
 const SCOPE_KEY: &str = "__cleave_scope";
 
+/// How many steps (minijinja's fuel: instructions) one evaluation of a
+/// template may take. A recipe's templates take a few dozen; the bound
+/// keeps a loop from running for ever and, since a value grows by at most
+/// one level per step, keeps every value shallow enough for the code that
+/// walks it recursively (printing, comparing, dropping).
+pub(crate) const FUEL: u64 = 10_000;
+
+/// How deeply macros may call each other (minijinja's own limit is 500,
+/// which a debug build's stack does not hold).
+pub(crate) const RECURSION_LIMIT: usize = 64;
+
+/// A template environment with [`FUEL`] and [`RECURSION_LIMIT`] set.
+pub(crate) fn bounded_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
+    env
+}
+
 /// The shared template environment: `${{ }}` syntax, strict undefined.
 pub(crate) fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
+        let mut env = bounded_environment();
         env.set_syntax(syntax());
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
@@ -568,7 +587,11 @@ pub(crate) fn template_problem(
     let stdlib = detail
         .strip_prefix("no stdlib for language `")
         .and_then(|rest| rest.split('`').next());
-    let hint = if detail.contains("'max_pin'") || detail.contains("'min_pin'") {
+    let hint = if err.kind() == ErrorKind::OutOfFuel {
+        Some(format!(
+            "one template may take {FUEL} steps (a recipe's take a few dozen): does a loop run too long?"
+        ))
+    } else if detail.contains("'max_pin'") || detail.contains("'min_pin'") {
         Some("conda-build's `min_pin`/`max_pin` are `lower_bound`/`upper_bound` here".to_string())
     } else {
         stdlib.map(|lang| {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use miette::SourceSpan;
 
 use crate::error::{Problem, ProblemKind, RecipeErrors, unknown_keys};
+use crate::input::ReadFileError;
 use crate::source::SourceFile;
 use crate::yaml::{self, Key, Node, NodeKind};
 
@@ -92,30 +93,27 @@ pub fn load(path: &Path) -> Result<Recipe, LoadError> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
-        path: file.clone(),
-        source,
-    })?;
-    let recipe_dir = file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let text = crate::input::read_file(&file)?;
+    let recipe_dir = recipe_dir(&file);
     let source = SourceFile::new(file.display().to_string(), text);
     Ok(parse(source, recipe_dir)?)
+}
+
+/// The directory of the recipe file `file`: its parent, or `.` for a bare
+/// file name (whose parent is the empty path, which no later step can use).
+pub fn recipe_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Failure to read or parse a recipe file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The file could not be read.
-    #[error("cannot read recipe {}", path.display())]
-    Read {
-        /// The file tried.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read (see [`crate::read_file`]).
+    #[error("cannot read recipe")]
+    Read(#[from] ReadFileError),
     /// The file has errors.
     #[error(transparent)]
     Invalid(#[from] RecipeErrors),

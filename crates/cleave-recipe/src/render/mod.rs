@@ -12,6 +12,7 @@
 //! conda-build and rattler-build (see [`used`]), so the same recipe and
 //! variant file give the same build strings with every tool.
 
+mod limit;
 mod names;
 mod outputs;
 mod requirements;
@@ -32,6 +33,9 @@ use crate::read::Reader;
 use crate::template::Renderer;
 use crate::variant::{VariantConfig, VariantValue};
 use crate::yaml::Node;
+
+pub use limit::MAX_VARIANTS;
+use limit::{Budget, Factors};
 
 /// Platform and variants to render for.
 #[derive(Debug, Clone)]
@@ -93,6 +97,7 @@ pub fn render(recipe: &Recipe, config: &RenderConfig) -> Result<RenderedRecipe, 
         stack: Vec::new(),
         outputs: Vec::new(),
         problems: Vec::new(),
+        budget: Budget::default(),
     };
     driver.name_units();
     driver.resolve_inherits();
@@ -160,6 +165,8 @@ struct Driver<'a> {
     stack: Vec<usize>,
     outputs: Vec<RenderedOutput>,
     problems: Vec<Problem>,
+    /// The renders so far, against [`MAX_VARIANTS`].
+    budget: Budget,
 }
 
 impl Driver<'_> {
@@ -189,6 +196,10 @@ impl Driver<'_> {
 
     fn visit(&mut self, unit: usize) {
         if self.done[unit].is_some() {
+            return;
+        }
+        if self.budget.exceeded() {
+            self.done[unit] = Some(Vec::new());
             return;
         }
         if self.unit(unit).node.as_map().is_none_or(<[_]>::is_empty) {
@@ -276,9 +287,21 @@ impl Driver<'_> {
         inherit: Option<Inherit>,
         instances: &mut Vec<Instance>,
     ) {
-        let mut work = vec![start];
-        while let Some(assignment) = work.pop() {
-            match self.attempt(unit, &assignment, inherited, inherit.clone()) {
+        let mut work = vec![(start, Factors::default())];
+        while let Some((assignment, factors)) = work.pop() {
+            if self.budget.exceeded() {
+                // Passed while a sibling this output needs was rendered.
+                self.done[unit] = Some(Vec::new());
+                return;
+            }
+            let attempt = self.attempt(unit, &assignment, inherited, inherit.clone());
+            if !matches!(attempt, Attempt::Need(_))
+                && let Some(problem) = self.budget.count(&self.label(unit), &factors)
+            {
+                self.over_limit(unit, problem);
+                return;
+            }
+            match attempt {
                 Attempt::Done(done) => {
                     let (output, instance, warnings) = *done;
                     self.problems.extend(warnings);
@@ -305,10 +328,15 @@ impl Driver<'_> {
                 }
                 Attempt::Need(Need::Key(key)) => {
                     let choices = self.shared.variants.choices(&key, &assignment);
+                    let factors = factors.with(&key, choices.len());
+                    if let Some(problem) = self.budget.promise(&self.label(unit), &factors) {
+                        self.over_limit(unit, problem);
+                        return;
+                    }
                     for value in choices.into_iter().rev() {
                         let mut next = assignment.clone();
                         next.insert(key.clone(), value);
-                        work.push(next);
+                        work.push((next, factors.clone()));
                     }
                 }
                 Attempt::Need(Need::Output(name)) => {
@@ -319,10 +347,21 @@ impl Driver<'_> {
                     if self.done[unit].is_some() {
                         return;
                     }
-                    work.push(assignment);
+                    work.push((assignment, factors));
                 }
             }
         }
+    }
+
+    /// Stops rendering at `unit`: the recipe has too many variants.
+    fn over_limit(&mut self, unit: usize, problem: ProblemKind) {
+        let span = self.unit(unit).name_span;
+        self.problems
+            .push(Problem::new(&self.recipe.source, problem, span).with_help(
+                "variant keys multiply unless they are zipped: zip the keys whose values go \
+                 together (`zip_keys`), or give the variant files fewer values",
+            ));
+        self.done[unit] = Some(Vec::new());
     }
 
     /// The package unit that can be called `name`.

@@ -6,6 +6,7 @@
 //! undefined and counts as false, as it does for conda-build and
 //! rattler-build, so conda-forge's global pinning reads the same here.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use minijinja::value::{Object, Value};
@@ -88,9 +89,11 @@ fn document(source: &SourceFile) -> Result<Option<Node>, RecipeErrors> {
 }
 
 /// Blanks lines whose selector is false and every comment, keeping each
-/// byte's offset.
+/// byte's offset. Each distinct selector is evaluated once: a file repeats
+/// a few of them on thousands of lines.
 fn apply_line_selectors(text: &str, platforms: VariantPlatforms) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut truth: HashMap<&str, bool> = HashMap::new();
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
         let ending = &line[body.len()..];
@@ -100,7 +103,9 @@ fn apply_line_selectors(text: &str, platforms: VariantPlatforms) -> String {
         };
         let comment = body[hash + 1..].trim();
         let keep = match comment.strip_prefix('[').and_then(|c| c.strip_suffix(']')) {
-            Some(expr) => selector_is_true(&legacy_expression(expr), platforms),
+            Some(expr) => *truth
+                .entry(expr)
+                .or_insert_with(|| selector_is_true(&legacy_expression(expr), platforms)),
             None => true,
         };
         if keep {
@@ -149,7 +154,7 @@ fn render_template(text: &str, platforms: VariantPlatforms) -> Result<String, St
 fn lenient_environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
+        let mut env = crate::jinja::bounded_environment();
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.add_function("environ_get", |name: String, default: Option<String>| {
             std::env::var(name).ok().or(default).unwrap_or_default()

@@ -154,6 +154,8 @@ impl VariantConfig {
             })
             .unwrap_or(values.len());
         let mut out: Vec<VariantValue> = Vec::new();
+        // Values seen, so that a long list is deduplicated in linear time.
+        let mut seen = std::collections::HashSet::new();
         for (i, value) in values.iter().enumerate().take(limit) {
             let consistent = zip.is_none_or(|zip| {
                 zip.keys
@@ -163,7 +165,7 @@ impl VariantConfig {
                         _ => true,
                     })
             });
-            if consistent && !out.contains(value) {
+            if consistent && seen.insert(value) {
                 out.push(value.clone());
             }
         }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use cleave_build::engine::Builder;
+use cleave_cache::foreign::printable;
 use cleave_cache::key::Change;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{EntryInfo, GcPolicy};
@@ -47,8 +48,13 @@ pub(crate) fn run(command: CacheCommand) -> miette::Result<Status> {
             let pruned = files::prune(&settings.compile_dir().join("files")).into_diagnostic()?;
             let mut out = std::io::stdout().lock();
             for e in &report.removed {
-                writeln!(out, "removed {} {}", short(&e.meta.key), e.meta.name)
-                    .into_diagnostic()?;
+                writeln!(
+                    out,
+                    "removed {} {}",
+                    short(&e.meta.key),
+                    printable(&e.meta.name)
+                )
+                .into_diagnostic()?;
             }
             if report.unreadable > 0 {
                 writeln!(out, "removed {} unreadable entries", report.unreadable)
@@ -147,7 +153,7 @@ fn list(store: &Store, only: Option<&str>) -> miette::Result<Status> {
             "{:<16}  {:<8}  {:<24}  {:>8}  {:>10}  {:<20}  {}",
             short(&e.meta.key),
             kind(e),
-            e.meta.name,
+            printable(&e.meta.name),
             e.meta.items,
             human_size(e.meta.size),
             time(e.meta.created),
@@ -176,13 +182,19 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
     let m = &entry.meta;
     writeln!(out, "key:       {}", m.key).into_diagnostic()?;
     writeln!(out, "kind:      {}", kind(&entry)).into_diagnostic()?;
-    writeln!(out, "name:      {}", m.name).into_diagnostic()?;
+    writeln!(out, "name:      {}", printable(&m.name)).into_diagnostic()?;
     if let Some(file) = m.extra["file"].as_str() {
-        writeln!(out, "package:   {file}").into_diagnostic()?;
+        writeln!(out, "package:   {}", printable(file)).into_diagnostic()?;
     }
     writeln!(out, "created:   {}", time(m.created)).into_diagnostic()?;
     if let Some((helper, to)) = cleave_cache::remote::relocation(store.root(), &m.key) {
-        writeln!(out, "helper:    {helper} keeps it at {to}").into_diagnostic()?;
+        writeln!(
+            out,
+            "helper:    {} keeps it at {}",
+            printable(&helper),
+            printable(&to)
+        )
+        .into_diagnostic()?;
     }
     writeln!(out, "last used: {}", time(entry.last_used)).into_diagnostic()?;
     writeln!(
@@ -196,7 +208,8 @@ fn info(store: &Store, key: &str) -> miette::Result<Status> {
         let count = |f: fn(&Item) -> bool| items.iter().filter(|i| f(i)).count();
         writeln!(
             out,
-            "tree {tree}: {} files, {} links, {} directories",
+            "tree {}: {} files, {} links, {} directories",
+            printable(tree),
             count(|i| matches!(i, Item::File { .. })),
             count(|i| matches!(i, Item::Symlink { .. })),
             count(|i| matches!(i, Item::Dir { .. })),
@@ -268,7 +281,9 @@ fn explain(setup: &SetupArgs, cwd: &Path) -> miette::Result<Status> {
 }
 
 fn write_changes(out: &mut impl Write, prev: &EntryInfo, changes: &[Change]) -> miette::Result<()> {
-    let w = |out: &mut dyn Write, text: String| writeln!(out, "{text}").into_diagnostic();
+    // The older entry's inputs may be another machine's: escaped.
+    let w =
+        |out: &mut dyn Write, text: String| writeln!(out, "{}", printable(&text)).into_diagnostic();
     w(
         out,
         format!(
@@ -301,15 +316,18 @@ fn write_changes(out: &mut impl Write, prev: &EntryInfo, changes: &[Change]) -> 
     Ok(())
 }
 
+/// One input, as an entry (maybe another machine's) holds it: escaped,
+/// a value of several lines one line each.
 fn write_input(out: &mut impl Write, name: &str, value: &str) -> miette::Result<()> {
+    let name = printable(name);
     if value.contains('\n') {
         writeln!(out, "  {name}:").into_diagnostic()?;
         for line in value.lines() {
-            writeln!(out, "      {line}").into_diagnostic()?;
+            writeln!(out, "      {}", printable(line)).into_diagnostic()?;
         }
         Ok(())
     } else {
-        writeln!(out, "  {name}: {value}").into_diagnostic()
+        writeln!(out, "  {name}: {}", printable(value)).into_diagnostic()
     }
 }
 
@@ -329,8 +347,8 @@ fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
             out,
             "{} {}: {}",
             &p.key[..16.min(p.key.len())],
-            p.name.as_deref().unwrap_or("?"),
-            p.reason
+            printable(p.name.as_deref().unwrap_or("?")),
+            printable(&p.reason)
         )
         .into_diagnostic()?;
     }
@@ -508,7 +526,7 @@ fn write_stats(
     writeln!(out, "  compile failed    {:>8}", sum.failed)?;
     write!(out, "  errors            {:>8}", sum.errors)?;
     match &sum.last_error {
-        Some(e) => writeln!(out, "  (last: {e})")?,
+        Some(e) => writeln!(out, "  (last: {})", printable(e))?,
         None => writeln!(out)?,
     }
     if sum.skipped > 0 {
@@ -540,7 +558,8 @@ fn write_stats(
         for (remote, t) in &sum.remotes {
             writeln!(
                 out,
-                "    {remote}: {} requests, {} uploads, {} down, {} up, {} errors, {:.1} s waiting",
+                "    {}: {} requests, {} uploads, {} down, {} up, {} errors, {:.1} s waiting",
+                printable(remote),
                 t.requests,
                 t.uploads,
                 human_size(t.bytes_down),

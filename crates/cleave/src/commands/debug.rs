@@ -38,13 +38,13 @@ fn shell(dir: &Path) -> miette::Result<Status> {
     } else {
         build_dir.to_path_buf()
     };
-    eprintln!(
+    crate::output::printer().line(&format!(
         "cleave: a shell with the variables of {} in {}; `bash {}` runs the script again, \
          `exit` leaves",
         env_file.display(),
         cwd.display(),
         build_dir.join("build.sh").display()
-    );
+    ));
     let status = Command::new("bash")
         .arg("--noprofile")
         .arg("--rcfile")

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use cleave_recipe::{
-    LoadError, RenderConfig, RenderedRecipe, SourceFile, VariantConfig, VariantPlatforms,
+    LoadError, RenderConfig, RenderedRecipe, SHOWN_PROBLEMS, SourceFile, VariantConfig,
+    VariantPlatforms,
 };
 use miette::{Context, IntoDiagnostic};
 use rattler_conda_types::Subdir;
@@ -47,14 +48,14 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
             super::print_report(&miette::Report::new(errors));
             return Ok(None);
         }
-        Err(err @ LoadError::Read { .. }) => return Err(err).into_diagnostic(),
+        Err(err @ LoadError::Read(_)) => return Err(err).into_diagnostic(),
     };
-    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = cleave_recipe::recipe_dir(&file);
     let platforms = VariantPlatforms {
         target: config.target_platform,
         build: config.build_platform,
     };
-    match load_variants(args, dir, platforms)? {
+    match load_variants(args, &dir, platforms)? {
         Ok(variants) => config.variants = variants,
         Err(errors) => {
             super::print_report(&miette::Report::new(errors));
@@ -63,8 +64,17 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
     }
     match cleave_recipe::render(&recipe, &config) {
         Ok(mut rendered) => {
-            for warning in &rendered.warnings {
-                crate::output::printer().warning(&miette::Report::new(warning.clone()));
+            let printer = crate::output::printer();
+            for warning in rendered.warnings.iter().take(SHOWN_PROBLEMS) {
+                printer.warning(&miette::Report::new(warning.clone()));
+            }
+            if let Some(more) = rendered.warnings.len().checked_sub(SHOWN_PROBLEMS)
+                && more > 0
+            {
+                printer.warning(&miette::miette!(
+                    severity = miette::Severity::Warning,
+                    "{more} more warnings not shown"
+                ));
             }
             // Scripts and `patch` run in the work dir: relative recipe
             // paths would not resolve there.
@@ -120,7 +130,8 @@ pub(crate) fn locate(rendered: &Rendered, err: &BuildError) -> Option<Location> 
 
 /// The variant file next to the recipe (`variants.yaml`, or else
 /// conda-build's `conda_build_config.yaml`, as rattler-build picks it), then
-/// each `--variant-config` in order.
+/// each `--variant-config` in order. A file beside the recipe that is not a
+/// regular file (a FIFO, a directory) is an error, not skipped.
 fn load_variants(
     args: &RecipeArgs,
     dir: &Path,
@@ -129,15 +140,15 @@ fn load_variants(
     let beside = ["variants.yaml", "conda_build_config.yaml"]
         .iter()
         .map(|name| dir.join(name))
-        .find(|path| path.is_file());
+        .find(|path| path.exists());
     let files = beside
         .into_iter()
         .chain(args.variant_config.iter().cloned());
     let mut config = VariantConfig::default();
     for path in files {
-        let text = std::fs::read_to_string(&path)
+        let text = cleave_recipe::read_file(&path)
             .into_diagnostic()
-            .wrap_err_with(|| format!("cannot read variant config {}", path.display()))?;
+            .wrap_err("cannot read a variant config")?;
         let source = SourceFile::new(path.display().to_string(), text);
         match VariantConfig::parse(&source, platforms) {
             Ok(file) => config.merge(file),

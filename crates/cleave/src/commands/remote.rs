@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use cleave_cache::foreign::printable;
 use cleave_cache::remote::{RemoteConfig, RemoteUrl, Remotes, TierStats, saved_stats};
 use cleave_cache::{Digest, Store};
 use miette::{IntoDiagnostic, miette};
@@ -38,7 +39,13 @@ pub(crate) fn push(store: &Store, key: Option<&str>, to: &str) -> miette::Result
         };
         if remotes.push_first(&entry).into_diagnostic()? {
             sent += 1;
-            writeln!(out, "pushed {} {}", short(&key), entry.meta().name).into_diagnostic()?;
+            writeln!(
+                out,
+                "pushed {} {}",
+                short(&key),
+                printable(&entry.meta().name)
+            )
+            .into_diagnostic()?;
         } else {
             there += 1;
         }
@@ -77,7 +84,7 @@ pub(crate) fn pull(store: &Store, key: &str, from: &str) -> miette::Result<Statu
         std::io::stdout(),
         "pulled {} {}: {} entries, {} downloaded in {} requests",
         short(&key),
-        entry.meta().name,
+        printable(&entry.meta().name),
         entry.meta().items,
         human_size(stats.bytes_down),
         stats.requests
@@ -102,7 +109,7 @@ pub(crate) fn export(store: &Store, key: &str, dest: &std::path::Path) -> miette
         std::io::stdout(),
         "exported {} {} to {}: {} files",
         short(&key),
-        entry.meta().name,
+        printable(&entry.meta().name),
         dest.display(),
         files.len()
     )
@@ -117,7 +124,7 @@ pub(crate) fn import(store: &Store, path: &std::path::Path) -> miette::Result<St
         std::io::stdout(),
         "imported {} {}: {} entries, {}",
         short(&entry.meta().key),
-        entry.meta().name,
+        printable(&entry.meta().name),
         entry.meta().items,
         human_size(entry.meta().size)
     )
@@ -159,7 +166,7 @@ fn table_row(out: &mut impl Write, s: &TierStats) -> miette::Result<()> {
     writeln!(
         out,
         "  {}: {} hits, {} misses, {} errors, {} uploads; {} down, {} up in {} requests; {:.1} s waiting",
-        s.remote,
+        printable(&s.remote),
         s.hits,
         s.misses,
         s.errors,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cleave_build::engine::{Event, Reporter};
+use cleave_cache::foreign::printable;
 use cleave_compile::{rust, stats};
 
 use super::progress::{Activities, spawn_ticker};
@@ -303,15 +304,17 @@ impl Inner {
                 remote,
                 bytes,
             } => p.line(&format!(
-                "   fetched: {what} from {remote} ({}) into the local cache",
+                "   fetched: {what} from {} ({}) into the local cache",
+                printable(remote),
                 human_size(*bytes)
             )),
-            Event::Warning(text) => warn(text),
+            // Warnings quote helpers, remotes and entries: foreign text.
+            Event::Warning(text) => warn(&printable(text)),
             Event::Unclaimed { staging, files } => {
                 let list: Vec<String> = files
                     .iter()
                     .take(20)
-                    .map(|f| format!("   {}", f.display()))
+                    .map(|f| format!("   {}", printable(&f.to_string_lossy())))
                     .collect();
                 warn(&format!(
                     "{} file(s) of staging `{staging}` are in no package:\n{}",
@@ -323,7 +326,13 @@ impl Inner {
                 let list: Vec<String> = files
                     .iter()
                     .take(20)
-                    .map(|(f, takers)| format!("   {} ({})", f.display(), takers.join(", ")))
+                    .map(|(f, takers)| {
+                        format!(
+                            "   {} ({})",
+                            printable(&f.to_string_lossy()),
+                            takers.join(", ")
+                        )
+                    })
                     .collect();
                 warn(&format!(
                     "{} file(s) of staging `{staging}` are in more than one package:\n{}",

@@ -45,9 +45,18 @@ impl Machines {
 
     /// [`Machines::cleave`] with more environment variables.
     pub fn cleave_with(&self, machine: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(machine, args, env)
+            .output()
+            .expect("run cleave")
+    }
+
+    /// The command [`Machines::cleave_with`] runs, for a caller that runs
+    /// it its own way.
+    pub fn command(&self, machine: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
         let home = self.path(&format!("home-{machine}"));
         std::fs::create_dir_all(&home).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_cleave"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cleave"));
+        command
             .args(args)
             .arg("--cache-dir")
             .arg(self.path(&format!("cache-{machine}")))
@@ -57,9 +66,8 @@ impl Machines {
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .current_dir(self.tmp.path())
-            .output()
-            .expect("run cleave")
+            .current_dir(self.tmp.path());
+        command
     }
 
     /// `cleave build` on machine `machine` into `out-MACHINE`.
@@ -67,22 +75,27 @@ impl Machines {
         self.build_with(machine, extra, &[])
     }
 
-    /// [`Machines::build`] with more environment variables.
-    pub fn build_with(&self, machine: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
-        let out = self.path(&format!("out-{machine}"));
-        let recipe = self.recipe.display().to_string();
-        let out = out.display().to_string();
-        let stg = self.path("stg").display().to_string();
-        let mut args = vec![
+    /// The arguments of [`Machines::build`].
+    pub fn build_args(&self, machine: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "build",
             "--recipe",
-            &recipe,
+            &self.recipe.display().to_string(),
             "--output-dir",
-            &out,
+            &self.path(&format!("out-{machine}")).display().to_string(),
             "--staging-root",
-            &stg,
-        ];
-        args.extend_from_slice(extra);
+            &self.path("stg").display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// [`Machines::build`] with more environment variables.
+    pub fn build_with(&self, machine: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let args = self.build_args(machine, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.cleave_with(machine, &args, env)
     }
 

@@ -215,7 +215,7 @@ async fn download(
             }
             let written = tokio::task::spawn_blocking(move || {
                 for ((_, blob), bytes) in job.iter().zip(bytes) {
-                    store.add_blob(&key, blob, &bytes)?;
+                    store.add_blob_from(&key, blob, bytes.len() as u64, &mut bytes.as_slice())?;
                 }
                 Ok::<(), crate::CacheError>(())
             })

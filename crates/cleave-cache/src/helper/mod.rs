@@ -9,25 +9,25 @@
 //! not the answer costs a warning and is not run again in this process.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::foreign::{limits, printable};
 use crate::key::Inputs;
 use crate::portable::{self, FileInfo};
 use crate::remote::TierStats;
 use crate::store::{Entry, Store};
 
+pub mod answer;
+mod process;
+
+use answer::Lookup;
+
 /// The protocol version cleave speaks.
 pub const PROTOCOL: u32 = 1;
-
-/// The most a helper may print on stdout.
-const MAX_ANSWER: u64 = 1024 * 1024;
 
 /// One configured helper.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,27 +67,6 @@ struct Request<'a> {
     /// its key (a compile manifest that grew).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     replace: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LookupAnswer {
-    found: bool,
-    entry: Option<PathBuf>,
-    mode: Option<Mode>,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum Mode {
-    Copy,
-    InPlace,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoreAnswer {
-    relocated_to: Option<PathBuf>,
 }
 
 /// A helper as a build uses it.
@@ -182,19 +161,16 @@ impl Helper {
             replace: false,
         };
         let answer = self.run("lookup", &request, self.config.lookup_timeout)?;
-        let answer: LookupAnswer = serde_json::from_slice(&answer)
-            .map_err(|e| self.broken(format!("lookup answered something else: {e}")))?;
-        let (true, Some(path)) = (answer.found, answer.entry) else {
-            if answer.found {
-                return Err(self.broken("lookup found an entry but named none".into()));
+        let path = match answer::lookup(&answer).map_err(|reason| self.broken(reason))? {
+            Lookup::Missing => {
+                self.stats.misses += 1;
+                return Ok(None);
             }
-            self.stats.misses += 1;
-            return Ok(None);
+            // Both modes read the entry where it is, once, into the store:
+            // for `copy` that read is cleave's own copy, for `in-place`
+            // nothing outlives the build either.
+            Lookup::Found { entry, .. } => entry,
         };
-        // Both modes read the entry where it is, once, into the store: for
-        // `copy` that read is cleave's own copy, for `in-place` nothing
-        // outlives the build either.
-        let _ = answer.mode.unwrap_or(Mode::Copy);
         let entry =
             portable::import(store, &path, Some(key)).map_err(|source| HelperError::Entry {
                 helper: self.shown(),
@@ -209,7 +185,7 @@ impl Helper {
     /// that exists until it exits. With `replace`, the entry takes the
     /// place of one the helper may hold under its key. Returns where it
     /// says the entry went.
-    pub fn store(&mut self, entry: &Entry, replace: bool) -> Result<Option<PathBuf>, HelperError> {
+    pub fn store(&mut self, entry: &Entry, replace: bool) -> Result<Option<String>, HelperError> {
         let scratch = tempfile::tempdir()
             .map_err(|e| self.broken(format!("making a scratch directory: {e}")))?;
         let dir = scratch.path().join("entry");
@@ -230,11 +206,10 @@ impl Helper {
             replace,
         };
         let answer = self.run("store", &request, self.config.store_timeout)?;
-        let answer: StoreAnswer = serde_json::from_slice(&answer)
-            .map_err(|e| self.broken(format!("store answered something else: {e}")))?;
+        let relocated_to = answer::store(&answer).map_err(|reason| self.broken(reason))?;
         self.stats.uploads += 1;
         self.stats.bytes_up += meta.size;
-        Ok(answer.relocated_to)
+        Ok(relocated_to)
     }
 
     /// Runs `HELPER VERB` with `request` on stdin: its stdout, or why not.
@@ -258,82 +233,18 @@ impl Helper {
         timeout: Duration,
     ) -> Result<Vec<u8>, HelperError> {
         let input = serde_json::to_vec(request).map_err(|e| self.broken(e.to_string()))?;
-        // Its own process group, so that a timeout stops what it started.
-        let mut child = Command::new(&self.config.path)
-            .arg(verb)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| self.broken(format!("cannot run it: {e}")))?;
-        let mut stdin = child.stdin.take();
-        let writer = std::thread::spawn(move || {
-            if let Some(stdin) = stdin.as_mut() {
-                let _ = stdin.write_all(&input);
-            }
-        });
-        let stdout = child.stdout.take();
-        let reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            if let Some(stdout) = stdout {
-                let _ = stdout.take(MAX_ANSWER + 1).read_to_end(&mut out);
-            }
-            out
-        });
-        let stderr = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            if let Some(stderr) = stderr {
-                let _ = stderr.take(64 * 1024).read_to_end(&mut out);
-            }
-            out
-        });
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Ok(None) | Err(_) => {
-                    kill_group(child.id());
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(self.broken(format!(
-                        "`{verb}` did not finish within {:.1} s; stopped",
-                        timeout.as_secs_f64()
-                    )));
-                }
-            }
-        };
-        let _ = writer.join();
-        let out = reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
-        if !status.success() {
-            let tail: String = String::from_utf8_lossy(&err)
-                .lines()
-                .rev()
-                .take(3)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" / ");
-            return Err(self.broken(format!("`{verb}` failed ({status}): {tail}")));
+        let finished = process::run(&self.config.path, verb, input, limits::ANSWER, timeout)
+            .map_err(|e| self.broken(format!("`{verb}` {e}")))?;
+        if !finished.status.success() {
+            let text = String::from_utf8_lossy(&finished.stderr);
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(self.broken(format!(
+                "`{verb}` failed ({}): {}",
+                finished.status,
+                printable(&tail.join(" / "))
+            )));
         }
-        if out.len() as u64 > MAX_ANSWER {
-            return Err(self.broken(format!("`{verb}` printed more than 1 MiB")));
-        }
-        Ok(out)
+        Ok(finished.stdout)
     }
-}
-
-/// Stops a helper's process group. A group that is gone already is fine.
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }

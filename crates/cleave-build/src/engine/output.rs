@@ -76,6 +76,7 @@ impl Builder {
             (&build, &host),
         )?;
         let key = inputs.key();
+        tracing::debug!(output = %what, key = %key.to_hex(), "cache key");
         let id = key_id(&name, &key, &what)?;
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let label = format!("package {what}");

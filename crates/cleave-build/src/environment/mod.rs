@@ -176,11 +176,68 @@ impl Environments {
             .map_err(|e| BuildError::Solve {
                 what: what.to_string(),
                 env: kind.as_str(),
-                reason: e.to_string(),
+                reason: format!("{e}\n{}", self.searched(specs, platform, &available)),
             })?;
         let mut records = solved.records;
         records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
         Ok(records)
+    }
+
+    /// What a failed solve searched: the channels and subdirs asked, and
+    /// the versions each requested name has there, so that a typo, a
+    /// missing channel and a too-strict bound look different.
+    fn searched(
+        &self,
+        specs: &[MatchSpec],
+        platform: Subdir,
+        available: &[Vec<RepoDataRecord>],
+    ) -> String {
+        const SHOWN: usize = 12;
+        let channels: Vec<String> = self
+            .channels
+            .iter()
+            .map(|c| c.base_url.to_string())
+            .collect();
+        let mut text = format!(
+            "channels asked ({platform} and noarch): {}\nversions found:",
+            if channels.is_empty() {
+                "none".to_string()
+            } else {
+                channels.join(", ")
+            }
+        );
+        for spec in specs {
+            let Some(name) = spec.name.as_exact() else {
+                continue;
+            };
+            let mut versions: Vec<&rattler_conda_types::Version> = available
+                .iter()
+                .flatten()
+                .filter(|r| &r.package_record.name == name)
+                .map(|r| r.package_record.version.version())
+                .collect();
+            versions.sort();
+            versions.dedup();
+            let listed = if versions.is_empty() {
+                "none".to_string()
+            } else {
+                let skipped = versions.len().saturating_sub(SHOWN);
+                let last: Vec<String> = versions[skipped..]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if skipped > 0 {
+                    format!("{} (and {skipped} older)", last.join(", "))
+                } else {
+                    last.join(", ")
+                }
+            };
+            text.push_str(&format!(
+                "\n  {} (asked `{spec}`): {listed}",
+                name.as_normalized()
+            ));
+        }
+        text
     }
 
     /// Installs `records` into `prefix` (created when missing).

@@ -2,6 +2,7 @@
 
 pub(crate) mod build;
 pub(crate) mod cache;
+mod changes;
 pub(crate) mod compile;
 pub(crate) mod debug;
 pub(crate) mod recipe;

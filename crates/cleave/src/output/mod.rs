@@ -132,6 +132,9 @@ impl Printer {
                     .color(color)
                     .terminal_links(links)
                     .unicode(true)
+                    // Paths in messages (a kept work dir) stay whole, to
+                    // be copied.
+                    .wrap_lines(false)
                     .build(),
             )
         }));

@@ -275,6 +275,17 @@ fn github_actions_get_groups_annotations_and_a_step_summary() {
         .unwrap_or_else(|| panic!("no annotation in {text}"));
     assert!(error.contains("recipe.yaml,line=10,col=5,"), "{error}");
     assert!(error.contains("exit code 3"), "{error}");
+
+    // A recipe error: an annotation at the offending key.
+    let bad = recipe_dir(&SLOW.replace("  noarch: generic", "  noarch: generic\n  scrip: oops"));
+    let failed = run(cleave_build(bad.path(), &[], &[]).env("GITHUB_ACTIONS", "true"));
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    let text = stderr(&failed);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("::error file=") && l.contains("recipe.yaml,line=10,col=3,")),
+        "{text}"
+    );
 }
 
 #[test]

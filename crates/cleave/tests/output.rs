@@ -283,7 +283,7 @@ fn github_actions_get_groups_annotations_and_a_step_summary() {
     let text = stderr(&failed);
     assert!(
         text.lines()
-            .any(|l| l.starts_with("::error file=") && l.contains("recipe.yaml,line=10,col=3,")),
+            .any(|l| l.starts_with("::error file=") && l.contains("recipe.yaml,line=9,col=3,")),
         "{text}"
     );
 }

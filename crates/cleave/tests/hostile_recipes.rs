@@ -44,11 +44,12 @@ fn render_with(mut command: Command, dir: &Path) -> Output {
     }
 }
 
-/// The report with miette's wrapping at 80 columns undone.
+/// The report with miette's wrapping at 80 columns undone, in either
+/// drawing style (Unicode or ASCII, as the terminal's locale chooses).
 fn unwrap(report: &str) -> String {
     report
-        .replace('│', " ")
         .split_whitespace()
+        .filter(|word| !matches!(*word, "│" | "|"))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -139,7 +139,7 @@ fn a_fifo_where_an_entry_or_an_index_should_be_is_refused_not_waited_on() {
     let printed = stderr(&b);
     assert_success(&b);
     assert!(
-        printed.contains("neither a directory nor a file"),
+        printed.contains("neither a directory nor a regular file"),
         "{printed}"
     );
     assert!(took < Duration::from_secs(60), "{took:?}");

@@ -356,7 +356,7 @@ fn a_failed_build_can_be_entered_again() {
     let kept = text
         .lines()
         .find_map(|l| {
-            l.trim_start_matches(['│', ' '])
+            l.trim_start_matches(['│', '|', ' '])
                 .strip_prefix("or: cleave debug shell --work-dir ")
         })
         .unwrap_or_else(|| panic!("no debug shell hint in {text}"))

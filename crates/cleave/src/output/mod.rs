@@ -131,7 +131,6 @@ impl Printer {
                 miette::MietteHandlerOpts::new()
                     .color(color)
                     .terminal_links(links)
-                    .unicode(true)
                     // Paths in messages (a kept work dir) stay whole, to
                     // be copied.
                     .wrap_lines(false)

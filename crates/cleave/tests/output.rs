@@ -446,6 +446,17 @@ tests:
         .unwrap_or_default();
     assert!(tail.contains("second-test-says-why"), "{text}");
     assert!(!tail.contains("first test fine"), "{text}");
+
+    // On GitHub its annotation names the test, and points at no other
+    // output's script.
+    let failed = run(cleave_build(tmp.path(), &[], &[]).env("GITHUB_ACTIONS", "true"));
+    let text = stderr(&failed);
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no annotation in {text}"));
+    assert!(error.contains("test 2 of tested-twice"), "{error}");
+    assert!(!error.contains("line=8"), "{error}");
 }
 
 #[test]

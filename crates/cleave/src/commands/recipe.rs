@@ -117,6 +117,9 @@ pub(crate) fn locate(rendered: &Rendered, err: &BuildError) -> Option<Location> 
         .map(|o| o.name())
         .filter(|n| what.starts_with(&format!("{n}-")) || what.contains(&format!("`{n}`")))
         .max_by_key(|n| n.len());
+    // A test's script (`test 2 of NAME`) or an output not found: no place
+    // rather than another output's.
+    output?;
     let span = rendered
         .parsed
         .locate(output, section, key, value.as_deref())?;

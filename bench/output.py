@@ -49,7 +49,10 @@ def run(cmd, env, terminal):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2)
-    runs = parser.parse_args().runs
+    parser.add_argument("--warm-only", action="store_true", help="skip the cold builds")
+    args = parser.parse_args()
+    runs = args.runs
+    scenarios = ("warm",) if args.warm_only else ("cold", "warm")
     bench = Bench("cleave-bench-output-")
     work = bench.work
     recipe = work / "zstd"
@@ -67,7 +70,7 @@ def main():
         return run(cmd, env, mode.endswith("terminal"))
 
     results = {}
-    for _ in range(runs):
+    for _ in range(runs if "cold" in scenarios else 0):
         for mode in MODES:
             results.setdefault(("cold", mode), []).append(build(mode, "--no-cache"))
     build("-q")  # fills the cache
@@ -78,7 +81,7 @@ def main():
     print(f"\nmedian of {runs} runs\n")
     print("| scenario | output | wall | vs -q | shown |")
     print("|---|---|---:|---:|---:|")
-    for scenario in ("cold", "warm"):
+    for scenario in scenarios:
         quiet = statistics.median([r[0] for r in results[(scenario, "-q")]])
         for mode in MODES:
             rows = results[(scenario, mode)]

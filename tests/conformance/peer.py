@@ -1,8 +1,8 @@
 """The peer's side of the conformance test (crates/cleave/tests/conformance.rs).
 
 Usage:
-  peer.py render [--variant-config FILE] RECIPE_DIR...
-                                 renders each recipe with py-rattler-build
+  peer.py render [--variant-config FILE] [--variant KEY=VALUE[,VALUE]]...
+                 RECIPE_DIR...   renders each recipe with py-rattler-build
   peer.py normalize              normalises the JSON list of match specs on
                                  stdin, as `render` normalises the peer's
 
@@ -10,7 +10,8 @@ Usage:
 RECIPE_DIR/ci_support_linux_64.yaml as the variant config when it exists,
 or FILE for every recipe when `--variant-config` is given (variants.yaml
 and conda_build_config.yaml next to the recipe are found by the peer
-itself), all recipes in this one process. It prints one JSON list,
+itself), with each `--variant` override as the peer's `--variant` flag
+applies it, all recipes in this one process. It prints one JSON list,
 one entry per RECIPE_DIR in order:
 
   {"recipe": DIR, "error": null | "why the peer rejected it",
@@ -163,7 +164,7 @@ def package(output):
     }
 
 
-def peer_render(recipe_dir, variant_config=None):
+def peer_render(recipe_dir, variant_config=None, overrides=None):
     """The peer's render of one recipe: (JSON list, None) or (None, error)."""
     recipe = os.path.join(recipe_dir, "recipe.yaml")
     ci_support = variant_config or os.path.join(recipe_dir, "ci_support_linux_64.yaml")
@@ -178,6 +179,7 @@ def peer_render(recipe_dir, variant_config=None):
             rattler_build.build_recipes(
                 [recipe],
                 variant_config=variants,
+                variant_overrides=overrides or None,
                 render_only=True,
                 target_platform="linux-64",
                 build_platform="linux-64",
@@ -198,7 +200,7 @@ def peer_render(recipe_dir, variant_config=None):
         return None, f"the peer printed no JSON ({err}): {text[:200]!r}"
 
 
-def render(recipe_dirs, variant_config=None):
+def render(recipe_dirs, variant_config=None, overrides=None):
     results = []
     if variant_config is not None:
         variant_config = os.path.abspath(variant_config)
@@ -210,7 +212,7 @@ def render(recipe_dirs, variant_config=None):
         os.chdir(scratch)
         try:
             for recipe_dir in recipe_dirs:
-                outputs, error = peer_render(recipe_dir, variant_config)
+                outputs, error = peer_render(recipe_dir, variant_config, overrides)
                 results.append(
                     {
                         "recipe": recipe_dir,
@@ -226,11 +228,20 @@ def render(recipe_dirs, variant_config=None):
 def main():
     # build_recipes is deprecated in 0.73, and still the call that renders.
     warnings.simplefilter("ignore")
-    if len(sys.argv) >= 4 and sys.argv[1:3] == ["render", "--variant-config"]:
-        json.dump(render(sys.argv[4:], sys.argv[3]), sys.stdout)
-    elif len(sys.argv) >= 2 and sys.argv[1] == "render":
-        json.dump(render(sys.argv[2:]), sys.stdout)
-    elif len(sys.argv) == 2 and sys.argv[1] == "normalize":
+    args = sys.argv[1:]
+    if args[:1] == ["render"]:
+        args = args[1:]
+        variant_config = None
+        overrides = {}
+        while args[:1] in (["--variant-config"], ["--variant"]) and len(args) >= 2:
+            if args[0] == "--variant-config":
+                variant_config = args[1]
+            else:
+                key, _, values = args[1].partition("=")
+                overrides[key] = [v.strip() for v in values.split(",")]
+            args = args[2:]
+        json.dump(render(args, variant_config, overrides), sys.stdout)
+    elif args == ["normalize"]:
         json.dump([normalize(s) for s in json.load(sys.stdin)], sys.stdout)
     else:
         sys.exit(__doc__)

@@ -2,6 +2,10 @@
 
 Usage: channel.py [--channel DIR]... CHANNEL_DIR PREFIX [SPEC...] [-- COMMAND...]
 
+CHANNEL_DIR (and a --channel) may also be an http(s) URL, a channel that a
+server or bucket serves: then its packages are not extracted (step 1) and
+SPEC... must be given.
+
 1. Every package in the channel is extracted by conda-package-handling, and
    its info/index.json and info/paths.json must describe the files that came
    out of it (sha256 and size of each; for a softlink, the digest of the file
@@ -75,7 +79,7 @@ def check_archive(path: pathlib.Path) -> dict:
 
 async def install(channels: list, prefix: pathlib.Path, specs: list) -> list:
     records = await rattler.solve(
-        sources=[rattler.Channel(c.as_uri()) for c in channels],
+        sources=[rattler.Channel(c if isinstance(c, str) else c.as_uri()) for c in channels],
         specs=specs,
         platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
         virtual_packages=rattler.VirtualPackage.detect(),
@@ -93,12 +97,15 @@ def main() -> None:
     if "--" in args:
         cut = args.index("--")
         args, command = args[:cut], args[cut + 1 :]
+    def source(text):
+        return text if "://" in text else pathlib.Path(text).resolve()
+
     extra = []
     while args[:1] == ["--channel"]:
-        extra.append(pathlib.Path(args[1]).resolve())
+        extra.append(source(args[1]))
         args = args[2:]
-    channel, prefix, specs = pathlib.Path(args[0]).resolve(), pathlib.Path(args[1]), args[2:]
-    archives = sorted(
+    channel, prefix, specs = source(args[0]), pathlib.Path(args[1]), args[2:]
+    archives = [] if isinstance(channel, str) else sorted(
         p for p in channel.glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))
     )
     packages = [check_archive(p) for p in archives]

@@ -15,10 +15,11 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    /// The build script exited with an error.
-    #[error("the build script of {what} failed{}", code.map(|c| format!(" with exit code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
+    /// A build or test script exited with an error.
+    #[error("{what} failed{}", code.map(|c| format!(" with exit code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
     ScriptFailed {
-        /// The output or staging build.
+        /// Which script: `the build script of NAME`, `the test script of
+        /// NAME (test N)`.
         what: String,
         /// The exit code, `None` when killed by a signal.
         code: Option<i32>,
@@ -202,14 +203,12 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    /// The output directory could not be indexed.
-    #[error("cannot index channel {}: {reason}", dir.display())]
-    Index {
-        /// The channel directory.
-        dir: PathBuf,
-        /// The indexer's message.
-        reason: String,
-    },
+    /// A package could not be put into, or listed in, the output channel.
+    #[error(transparent)]
+    OutputChannel(#[from] cleave_channel::ChannelError),
+    /// The tests a package file stores cannot be read.
+    #[error(transparent)]
+    StoredTests(#[from] crate::check::package_tests::stored::StoredError),
     /// A channel could not be read.
     #[error("cannot read channel `{channel}`: {reason}")]
     Channel {
@@ -270,6 +269,17 @@ pub enum BuildError {
         what: String,
         /// What is wrong.
         problems: Vec<String>,
+    },
+    /// A package's tests failed: it was kept out of the output channel.
+    #[error("the tests of {what} failed; the package is not in the channel, it is at {}", path.display())]
+    Broken {
+        /// The package.
+        what: String,
+        /// Where the package is now (`<output>/broken/<file>`).
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: Box<BuildError>,
     },
     /// Activation scripts of an environment failed.
     #[error("cannot activate the environment {}: {reason}", prefix.display())]

@@ -29,7 +29,7 @@ use crate::package::licenses::LicensePatterns;
 /// The version of what cleave writes into a package: bumped when the same
 /// inputs would give other package bytes, so that no older package is
 /// reused.
-const PACKAGE_FORMAT: &str = "cleave-package-1";
+const PACKAGE_FORMAT: &str = "cleave-package-2";
 
 /// What a key depends on besides the section itself.
 pub struct KeyContext<'a> {
@@ -55,6 +55,10 @@ pub fn inputs(staging: &StagingCache, ctx: &KeyContext<'_>) -> Result<Inputs, Bu
     let what = format!("staging `{}`", staging.name);
     let mut inputs = Inputs::new();
     inputs.insert("name", &staging.name);
+    // The script sees it as PKG_VERSION.
+    if let Some(version) = &staging.version {
+        inputs.insert("version", version);
+    }
     inputs.insert("script", json(&staging.script));
     if let ScriptContent::File(file) = &staging.script.content {
         inputs.insert("script.file", file_digest(ctx.recipe_dir, file, &what)?);

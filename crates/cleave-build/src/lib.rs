@@ -15,7 +15,6 @@
 //!   writes the `.conda` / `.tar.bz2` archive with its `info/`;
 //! - [`check`]: preflight checks of an output's settings, linking checks of
 //!   its ELF files, and the package's tests;
-//! - [`channel`]: `repodata.json` for the output channel;
 //! - [`engine`]: all of the above for every output of a rendered recipe.
 //!
 //! - [`keys`]: the inputs of the cache keys of staging builds and package
@@ -24,7 +23,6 @@
 //! The staging cache's storage is cleave-cache's: this crate only decides
 //! what goes into a key and which directories are captured and restored.
 
-pub mod channel;
 pub mod check;
 pub mod engine;
 pub mod environment;

@@ -63,13 +63,17 @@ fn build(root: &Path, channel: &Path, format: PackageFormat) -> PathBuf {
         prefix: &dirs.host_prefix,
         build_prefix: &dirs.build_prefix,
         from_host: &[],
+        inherited_libraries: &Default::default(),
         entries: &entries,
         moved: &Default::default(),
         link: None,
         recipe_file: &recipe_file,
+        recipe_dir: root,
+        work_dir: &dirs.work,
         rendered: "rendered: true\n".into(),
         timestamp: jiff::Timestamp::from_second(1_700_000_000).unwrap(),
         licenses: &[],
+        channels: &["https://conda.anaconda.org/conda-forge/".to_string()],
     };
     let written = write(&contents, channel, &dirs.root.join("pkg"), format).unwrap();
     assert_eq!(written.paths.len(), 6);
@@ -149,6 +153,32 @@ fn conda_package_has_metadata_placeholders_and_relative_links() {
     assert_eq!(index["subdir"], "linux-64");
     assert_eq!(index["depends"], serde_json::json!(["libc >=2"]));
     assert_eq!(index["timestamp"], 1_700_000_000_000i64);
+    // Absent fields are left out, as rattler-build writes them: no nulls.
+    let about: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(extracted.join("info/about.json")).unwrap())
+            .unwrap();
+    for (file, json) in [("index.json", &index), ("about.json", &about)] {
+        let nulls: Vec<&String> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(nulls.is_empty(), "{file} has nulls: {nulls:?}");
+    }
+    assert!(index.get("constrains").is_none(), "{index}");
+    assert_eq!(
+        about["channels"],
+        serde_json::json!(["https://conda.anaconda.org/conda-forge/"])
+    );
+    assert_eq!(about["summary"], "demo");
+    assert!(about.get("license_file").is_none(), "{about}");
+    // The tests travel with the package, even when there are none.
+    assert_eq!(
+        std::fs::read_to_string(extracted.join("info/tests/tests.yaml")).unwrap(),
+        "[]\n"
+    );
     let run_exports = std::fs::read_to_string(extracted.join("info/run_exports.json")).unwrap();
     assert!(
         run_exports.contains("libdemo >=1.0,<2.0a0"),

@@ -22,10 +22,14 @@ fn main() -> ExitCode {
         Some("__parent") => return parent(&args[1..]),
         _ => {}
     }
-    let tests: [(&str, fn()); 8] = [
+    let tests: [(&str, fn()); 9] = [
         (
             "output_goes_to_the_log_and_the_environment_is_exactly_the_given_one",
             output_goes_to_the_log_and_the_environment_is_exactly_the_given_one,
+        ),
+        (
+            "an_unset_variable_is_empty_and_a_pipeline_counts_at_its_end",
+            an_unset_variable_is_empty_and_a_pipeline_counts_at_its_end,
         ),
         (
             "a_failing_command_stops_the_script_and_reports_the_tail",
@@ -136,7 +140,30 @@ fn output_goes_to_the_log_and_the_environment_is_exactly_the_given_one() {
     run(&script, &mut |line| seen.push(line.to_string())).unwrap();
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("hello") && log.contains("home=unset"), "{log}");
-    assert_eq!(seen.len(), 2);
+    // Each command is traced too (`set -x`), as rattler-build does.
+    let (traces, lines): (Vec<&String>, Vec<&String>) =
+        seen.iter().partition(|l| l.starts_with("+ "));
+    assert_eq!((traces.len(), lines.len()), (2, 2), "{seen:?}");
+}
+
+fn an_unset_variable_is_empty_and_a_pipeline_counts_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, lock, guard) = (
+        dir.path().join("build.log"),
+        dir.path().join("run.lock"),
+        guard(),
+    );
+    // conda-forge's scripts pass ${VERBOSE_AT}, which nothing sets.
+    let script = script_in(
+        dir.path(),
+        &log,
+        &lock,
+        &guard,
+        "echo \"[${VERBOSE_AT}]\"\nfalse | true\necho done",
+    );
+    run(&script, &mut |_| {}).unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("[]") && log.contains("done"), "{log}");
 }
 
 fn a_failing_command_stops_the_script_and_reports_the_tail() {

@@ -3,6 +3,8 @@
 //! The model modules describe each section with these helpers; a problem is
 //! recorded and reading goes on, so one pass reports everything wrong.
 
+use std::path::Path;
+
 use miette::SourceSpan;
 
 use crate::error::{Problem, ProblemKind, unknown_keys};
@@ -13,6 +15,8 @@ use crate::yaml::{Node, NodeKind};
 pub(crate) struct Reader<'a> {
     pub(crate) source: &'a SourceFile,
     pub(crate) problems: Vec<Problem>,
+    /// The recipe's directory, where a script may name a file.
+    pub(crate) recipe_dir: Option<&'a Path>,
 }
 
 /// A text value and where it was written.
@@ -27,6 +31,15 @@ impl<'a> Reader<'a> {
         Self {
             source,
             problems: Vec::new(),
+            recipe_dir: None,
+        }
+    }
+
+    /// A reader that finds the script files `recipe_dir` holds.
+    pub(crate) fn in_dir(source: &'a SourceFile, recipe_dir: &'a Path) -> Self {
+        Self {
+            recipe_dir: Some(recipe_dir),
+            ..Self::new(source)
         }
     }
 

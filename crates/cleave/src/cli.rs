@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::ArgPredicate;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// Build conda packages from recipe.yaml: build once, split into many packages.
@@ -66,10 +67,17 @@ pub(crate) enum LogStyle {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Render a recipe: every output, per used variant, in build order.
+    /// Render recipes: every output, per used variant, in build order.
     Render(RenderArgs),
-    /// Build every output of a recipe into a local channel.
-    Build(BuildArgs),
+    /// Build every output of one or more recipes into a local channel.
+    Build(Box<BuildArgs>),
+    /// Copy packages into a channel and index it, in one step: a directory,
+    /// an S3-compatible bucket, or a package server (quetz, prefix.dev,
+    /// anaconda.org, Artifactory).
+    Publish(PublishArgs),
+    /// Run the tests a package file carries (in `info/tests/`, as cleave
+    /// and rattler-build write them), each in a fresh environment.
+    Test(TestArgs),
     /// Inspect and maintain the cache: staging builds, packages, compiles.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -80,6 +88,44 @@ pub(crate) enum Command {
     /// `CC="cleave cc gcc"`. Recipe builds do this for every compiler
     /// call without being asked.
     Cc(CcArgs),
+}
+
+/// Arguments of `cleave publish`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PublishArgs {
+    /// The channel: a directory or `file://` URL,
+    /// `s3://BUCKET/CHANNEL?endpoint=URL&region=R` (credentials as for S3
+    /// remotes), `quetz://HOST/CHANNEL` (`quetz+http://` for plain http),
+    /// `prefix://HOST/CHANNEL` or `https://prefix.dev/CHANNEL`,
+    /// `https://anaconda.org/OWNER[/CHANNEL]`, `artifactory://HOST/CHANNEL`.
+    /// API keys come from QUETZ_API_KEY, PREFIX_API_KEY, ANACONDA_API_KEY,
+    /// ARTIFACTORY_TOKEN (or ARTIFACTORY_USERNAME and ARTIFACTORY_PASSWORD),
+    /// else from rattler's authentication storage.
+    #[arg(long, value_name = "URL")]
+    pub(crate) to: String,
+    /// Replace a different package of the same file name in the channel
+    /// (by default that is an error: a published package does not change).
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The package files (`.conda` or `.tar.bz2`).
+    #[arg(required = true, value_name = "PKG")]
+    pub(crate) packages: Vec<PathBuf>,
+}
+
+/// Arguments of `cleave test`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestArgs {
+    /// The package file (`.conda` or `.tar.bz2`), made by cleave or by
+    /// rattler-build.
+    #[arg(long, short = 'p', value_name = "PKG")]
+    pub(crate) package_file: PathBuf,
+    /// Channels the test environments solve from, after the package
+    /// itself: a local directory, a file:// or http(s) URL, or a channel
+    /// name.
+    #[arg(long = "channel", short = 'c')]
+    pub(crate) channels: Vec<String>,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
 }
 
 /// Arguments of `cleave cc`.
@@ -141,7 +187,7 @@ pub(crate) enum CacheCommand {
     },
     /// Show the key inputs of a recipe's staging builds and what changed
     /// since the last entry of the same name.
-    Explain(SetupArgs),
+    Explain(Box<SetupArgs>),
     /// Check every entry's blobs against their digests.
     Verify {
         /// Remove the damaged entries.
@@ -217,19 +263,56 @@ pub(crate) struct StoreArgs {
     pub(crate) cache_dir: Option<PathBuf>,
 }
 
-/// Which recipe, for which platform and variants.
+/// Which recipes, for which platform and variants.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RecipeArgs {
-    /// The recipe directory, or a recipe file.
-    #[arg(long, short = 'r', default_value = ".")]
-    pub(crate) recipe: PathBuf,
+    /// A recipe directory (holding `recipe.yaml`) or a recipe file; give it
+    /// more than once for several recipes, built in the order their
+    /// requirements ask for.
+    #[arg(
+        long = "recipe",
+        short = 'r',
+        default_value = ".",
+        default_value_if("recipe_dir", ArgPredicate::IsPresent, None),
+        help_heading = "Inputs"
+    )]
+    pub(crate) recipes: Vec<PathBuf>,
+    /// A directory of recipes: every directory below it holding a
+    /// `recipe.yaml`, at any depth, skipping hidden directories and what
+    /// `.gitignore` or `.ignore` files exclude (as rattler-build finds
+    /// them).
+    #[arg(long, help_heading = "Inputs")]
+    pub(crate) recipe_dir: Option<PathBuf>,
     /// Variant config files, applied in order after `variants.yaml` next to
-    /// the recipe.
-    #[arg(long = "variant-config", short = 'm')]
+    /// each recipe.
+    #[arg(long = "variant-config", short = 'm', help_heading = "Variants")]
     pub(crate) variant_config: Vec<PathBuf>,
+    /// Replaces a variant key's values after the variant files, e.g.
+    /// `--variant python=3.12` or `--variant python=3.12,3.11` for two
+    /// variants; give it once per key.
+    #[arg(
+        long = "variant",
+        value_name = "KEY=VALUE[,VALUE]...",
+        value_parser = parse_variant,
+        help_heading = "Variants"
+    )]
+    pub(crate) variants: Vec<(String, Vec<String>)>,
     /// Platform to render for, e.g. linux-64 or osx-arm64 (default: this machine).
-    #[arg(long)]
+    #[arg(long, help_heading = "Variants")]
     pub(crate) target_platform: Option<String>,
+}
+
+/// `KEY=VALUE[,VALUE]...` of `--variant`, split as rattler-build splits it.
+fn parse_variant(text: &str) -> Result<(String, Vec<String>), String> {
+    let (key, values) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE: no `=`"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("`{text}` names no key"));
+    }
+    let values = values.split(',').map(|v| v.trim().to_string()).collect();
+    Ok((key.to_string(), values))
 }
 
 /// Arguments of `cleave render`.
@@ -256,21 +339,21 @@ pub(crate) struct SetupArgs {
     pub(crate) recipe: RecipeArgs,
     /// Channels to solve from, after the output directory: a local
     /// directory, a file:// or http(s) URL, or a channel name.
-    #[arg(long = "channel", short = 'c')]
+    #[arg(long = "channel", short = 'c', help_heading = "Inputs")]
     pub(crate) channels: Vec<String>,
     /// The output channel; packages land in its subdirectories.
-    #[arg(long, default_value = "output")]
+    #[arg(long, default_value = "output", help_heading = "Outputs")]
     pub(crate) output_dir: PathBuf,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Cache")]
     pub(crate) store: StoreArgs,
     /// Where every build runs (staging builds and package outputs), in
     /// directories named by key (default: `build.staging-root` of
     /// cleave.toml, else cleave-staging in the temp dir). Keep it the same
     /// on every machine sharing a cache, so that restored build trees
     /// continue without recompiling and packages are the same bytes.
-    #[arg(long, visible_alias = "build-dir")]
+    #[arg(long, visible_alias = "build-dir", help_heading = "Cache")]
     pub(crate) staging_root: Option<PathBuf>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Cache")]
     pub(crate) remotes: RemoteArgs,
 }
 
@@ -305,29 +388,65 @@ pub(crate) struct RemoteArgs {
 pub(crate) struct BuildArgs {
     #[command(flatten)]
     pub(crate) setup: SetupArgs,
+    /// Build only what this package needs (its build and host requirements
+    /// among the outputs, transitively) and the package itself.
+    #[arg(long, value_name = "NAME", help_heading = "Inputs")]
+    pub(crate) up_to: Option<String>,
+    /// Archive format of the packages.
+    #[arg(long, value_enum, default_value_t = PackageFormatArg::Conda, help_heading = "Outputs")]
+    pub(crate) package_format: PackageFormatArg,
+    /// Skip an output whose package (name, version and build string) is
+    /// already in the output channel (`local`, what the flag alone means)
+    /// or in any channel given (`all`).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = SkipExistingArg::None,
+        default_missing_value = "local",
+        num_args = 0..=1,
+        help_heading = "Outputs"
+    )]
+    pub(crate) skip_existing: SkipExistingArg,
+    /// Go on after a failed output: only what depends on it is not built.
+    /// The exit status is still 1.
+    #[arg(long, visible_alias = "continue-on-failure", help_heading = "Outputs")]
+    pub(crate) keep_going: bool,
     /// Fail when a staging build leaves files that no output takes.
-    #[arg(long)]
+    #[arg(long, help_heading = "Outputs")]
     pub(crate) error_unclaimed_files: bool,
     /// Fail when two outputs take the same staging file.
-    #[arg(long)]
+    #[arg(long, help_heading = "Outputs")]
     pub(crate) error_overlapping_files: bool,
-    /// Whether to run the packages' tests.
-    #[arg(long, value_enum, default_value_t = TestArg::Native)]
-    pub(crate) test: TestArg,
-    /// Archive format of the packages.
-    #[arg(long, value_enum, default_value_t = PackageFormatArg::Conda)]
-    pub(crate) package_format: PackageFormatArg,
     /// Keep the build directories after a successful build.
-    #[arg(long)]
+    #[arg(long, help_heading = "Cache")]
     pub(crate) keep_build: bool,
     /// Run every staging build and keep none of them: no cache lookup, and
     /// nothing stored in the cache directory (the compile cache is off too).
-    #[arg(long)]
+    #[arg(long, help_heading = "Cache")]
     pub(crate) no_cache: bool,
     /// Whether scripts' C and C++ compiler calls go through the compile
     /// cache (default: `build.compile-cache` of cleave.toml, else on).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Cache")]
     pub(crate) compile_cache: Option<Switch>,
+    /// Whether to run the packages' tests. A package whose tests fail goes
+    /// to `OUTPUT/broken/`, never into the channel.
+    #[arg(long, value_enum, default_value_t = TestArg::Native, help_heading = "Tests")]
+    pub(crate) test: TestArg,
+    /// After the build, publish the packages it built or reused to this
+    /// channel, as `cleave publish --to URL` does.
+    #[arg(long, value_name = "URL", help_heading = "Publishing")]
+    pub(crate) publish_to: Option<String>,
+}
+
+/// `--skip-existing`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SkipExistingArg {
+    /// Build every output.
+    None,
+    /// Skip what the output channel has.
+    Local,
+    /// Skip what the output channel or any `-c` channel has.
+    All,
 }
 
 /// `on` or `off`.

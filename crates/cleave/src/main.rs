@@ -44,7 +44,9 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
         Command::Render(args) => commands::render::run(args),
-        Command::Build(args) => commands::build::run(args),
+        Command::Build(args) => commands::build::run(*args),
+        Command::Publish(args) => commands::publish::run(args),
+        Command::Test(args) => commands::test::run(args),
         Command::Cache(command) => commands::cache::run(command),
         Command::Debug(command) => commands::debug::run(command),
     };

@@ -650,6 +650,67 @@ fn the_missing_dso_allowlist_permits_a_library() {
 }
 
 #[test]
+fn an_inheriting_output_may_link_the_staging_builds_host_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    // libdep goes into the output channel the staging build solves from.
+    let first = build(
+        &recipe("linking"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    );
+    assert_success(&first);
+    let output = build(&recipe("staging-linking"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    assert!(
+        !stderr(&output).contains("overlinking"),
+        "{}",
+        stderr(&output)
+    );
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert_eq!(paths(&checked, "uses-dep-staged"), ["bin/uses-dep"]);
+    assert_eq!(
+        strings(&index(&checked, "uses-dep-staged")["depends"]),
+        ["libdep >=1.0,<2.0a0"]
+    );
+    // `files: []`, and a list whose selectors all miss, take nothing.
+    for name in ["staged-nothing", "staged-nothing-here"] {
+        assert_eq!(paths(&checked, name), [] as [&str; 0], "{name}");
+    }
+}
+
+#[test]
+fn an_inheriting_output_linking_what_its_run_exports_leave_out_still_overlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = build(
+        &recipe("linking"),
+        tmp.path(),
+        "out",
+        &["--test", "skip"],
+        &[],
+    );
+    assert_success(&first);
+    let copy = edited_recipe(
+        tmp.path(),
+        "staging-linking",
+        &[(
+            "    inherit: compile\n    build:\n      files:\n        - bin/**",
+            "    inherit:\n      from: compile\n      run_exports: false\n    build:\n      files:\n        - bin/**",
+        )],
+    );
+    let output = build(&copy, tmp.path(), "out", &[], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let stderr = flat(&stderr(&output));
+    assert!(
+        stderr.contains(
+            "bin/uses-dep links libdep.so.1 of `libdep` of the inherited staging build's host environment, which is not a run dependency"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_staging_name_that_is_a_path_is_refused_before_anything_is_made() {
     let tmp = tempfile::tempdir().unwrap();
     let escaped = tmp.path().join("escaped");
@@ -679,6 +740,86 @@ outputs:
     assert!(stderr.contains("invalid staging name"), "{stderr}");
     assert!(stderr.contains("cannot contain `/`"), "{stderr}");
     assert!(!escaped.exists());
+}
+
+/// What py-rattler-build finds of the tests `packages` store (and, with
+/// `run`, whether it runs them from `channel`); `None` without it.
+fn peer_package_tests(packages: &[&Path], channel: &Path, run: bool) -> Option<serde_json::Value> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/oracle/package_tests.py"));
+    if run {
+        cmd.arg("--run");
+    }
+    cmd.arg("--channel").arg(channel).args(packages);
+    let output = cmd.output().expect("run python3");
+    if output.status.code() == Some(3) {
+        common::skip_unless_required(
+            "CLEAVE_REQUIRE_CONFORMANCE",
+            &format!("py-rattler-build is not installed: {}", stderr(&output)),
+        );
+        return None;
+    }
+    assert!(output.status.success(), "{}", stderr(&output));
+    Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+#[test]
+fn rattler_build_finds_and_runs_the_tests_a_package_carries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = build(&recipe("stored-tests"), tmp.path(), "out", &[], &[]);
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("stored-tests: 4 tests passed"),
+        "{}",
+        stderr(&output)
+    );
+    let package = std::fs::read_dir(tmp.path().join("out/noarch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "conda"))
+        .expect("the package");
+    // The recipe file a test copies is installed with the package.
+    let checked = oracle(&tmp.path().join("out"), &tmp.path().join("env"), &[], &[]);
+    assert!(
+        paths(&checked, "stored-tests")
+            .contains(&"etc/conda/test-files/stored-tests/1/expected.txt".to_string()),
+        "{:?}",
+        paths(&checked, "stored-tests")
+    );
+    let Some(found) = peer_package_tests(&[&package], &tmp.path().join("out"), true) else {
+        return;
+    };
+    let found = &found[0];
+    let tests = found["tests"].as_array().unwrap();
+    let types: Vec<&str> = tests.iter().map(|t| t["type"].as_str().unwrap()).collect();
+    // package_contents is checked at build time, not stored.
+    assert_eq!(types, ["CommandsTest"; 3], "{found}");
+    assert_eq!(
+        tests[0]["script"]["content"],
+        "test \"$(cat $PREFIX/share/stored-tests/greeting.txt)\" = hello"
+    );
+    assert_eq!(
+        tests[1]["script"]["cwd"],
+        "etc/conda/test-files/stored-tests/1"
+    );
+    assert_eq!(
+        tests[1]["files"]["recipe"],
+        serde_json::json!(["expected.txt"])
+    );
+    assert!(
+        tests[2]["script"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("grep -q hello"),
+        "the script file's text: {found}"
+    );
+    let results: Vec<bool> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["success"].as_bool().unwrap())
+        .collect();
+    assert_eq!(results, [true, true, true], "{found}");
 }
 
 /// `text` with every run of whitespace made one space.

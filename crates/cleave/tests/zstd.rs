@@ -223,13 +223,19 @@ fn zstd_is_built_once_split_into_four_packages_and_a_source_edit_compiles_one_fi
         paths(&checked, "libzstd"),
         sorted(&["lib/libzstd.so", "lib/libzstd.so.1", "lib/libzstd.so.1.5.4"])
     );
+    // The source its test compiles travels with it, as rattler-build
+    // stores a test's files.
     assert_eq!(
         paths(&checked, "libzstd-static"),
-        sorted(&["lib/libzstd.a"])
+        sorted(&[
+            "etc/conda/test-files/libzstd-static/0/test/roundtrip.c",
+            "lib/libzstd.a"
+        ])
     );
     assert_eq!(
         paths(&checked, "libzstd-dev"),
         sorted(&[
+            "etc/conda/test-files/libzstd-dev/0/test/roundtrip.c",
             "include/zdict.h",
             "include/zstd.h",
             "include/zstd_errors.h",

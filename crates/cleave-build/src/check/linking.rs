@@ -35,7 +35,7 @@
 //! `libstdcxx` and `libgcc` packages, so linking the machine's copy is
 //! overlinking.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -139,6 +139,30 @@ pub struct LinkCheck<'a> {
     pub depends: &'a [String],
     /// Names of the run requirements the output's own host run exports added.
     pub from_host: &'a [String],
+    /// The shared libraries of the host environment of the staging build
+    /// the output inherits, by file name, with the package that ships each
+    /// ([`library_names`]): that environment is not installed when the
+    /// output is packaged, yet its binaries link it.
+    pub inherited: &'a BTreeMap<String, String>,
+}
+
+/// The shared libraries the packages installed in `prefix` ship, by file
+/// name, with each one's package name: what a staging build's host
+/// environment provides the binaries it builds, kept for the outputs that
+/// inherit them (rattler-build's library name map).
+pub fn library_names(prefix: &Path) -> Result<BTreeMap<String, String>, LinkingError> {
+    let mut names = BTreeMap::new();
+    for record in records(prefix, |_| true)? {
+        let package = record.repodata_record.package_record.name.as_normalized();
+        for file in record.files.iter().filter(|f| is_shared_library(f)) {
+            if let Some(name) = file.file_name() {
+                names
+                    .entry(name.to_string_lossy().into_owned())
+                    .or_insert_with(|| package.to_string());
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// Runs the checks; returns the findings to report as warnings, or fails
@@ -192,6 +216,17 @@ pub fn check(c: &LinkCheck<'_>) -> Result<Vec<String>, LinkingError> {
                     continue;
                 }
             }
+            // Not in the output's own host environment: the inherited
+            // staging build's may ship it.
+            let inherited = match (&library, owner) {
+                (Library::InPrefix(rel), None) => rel.file_name(),
+                (Library::NotFound(name), None) => Some(std::ffi::OsStr::new(name.as_str())),
+                _ => None,
+            }
+            .and_then(|name| c.inherited.get(name.to_string_lossy().as_ref()));
+            if inherited.is_some_and(|package| run.contains(package)) {
+                continue;
+            }
             let system_name = match &library {
                 Library::NotFound(name) => Some(std::ffi::OsStr::new(name.as_str())),
                 Library::Outside(path) => path.file_name(),
@@ -209,18 +244,21 @@ pub fn check(c: &LinkCheck<'_>) -> Result<Vec<String>, LinkingError> {
                 continue;
             }
             let file = entry.relative_path.display();
-            overlinking.push(match (&library, owner) {
-                (_, Some(index)) => format!(
+            overlinking.push(match (&library, owner, inherited) {
+                (_, Some(index), _) => format!(
                     "{file} links {library} of host package `{}`, which is not a run dependency",
                     host.packages[index].name
                 ),
-                (Library::InPrefix(_), None) => format!(
+                (_, None, Some(package)) => format!(
+                    "{file} links {library} of `{package}` of the inherited staging build's host environment, which is not a run dependency"
+                ),
+                (Library::InPrefix(_), None, None) => format!(
                     "{file} links {library}, a file of the host prefix that neither this package nor a host package ships"
                 ),
-                (Library::Outside(_), None) => {
+                (Library::Outside(_), None, None) => {
                     format!("{file} links {library}, outside the host prefix")
                 }
-                (Library::NotFound(_), None) => format!(
+                (Library::NotFound(_), None, None) => format!(
                     "{file} links {library}, which is in none of its RPATH/RUNPATH directories in the host prefix and is no system library"
                 ),
             });

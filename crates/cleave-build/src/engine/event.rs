@@ -7,6 +7,7 @@ use cleave_cache::Digest;
 
 use super::BuiltPackage;
 use crate::environment::EnvKind;
+use crate::error::BuildError;
 
 /// Something the build did, for the caller's progress display.
 #[derive(Debug)]
@@ -166,6 +167,29 @@ pub enum Event<'a> {
         what: &'a str,
         /// How many tests it has.
         count: usize,
+    },
+    /// A staging build or package output failed; with `keep_going` the
+    /// build goes on with what does not need it.
+    Failed {
+        /// `name-version-build`, `staging `name`` or the recipe file.
+        what: &'a str,
+        /// Why.
+        error: BuildError,
+    },
+    /// A package output is not built: its package is in a channel already.
+    Skipped {
+        /// `name-version-build`.
+        what: &'a str,
+        /// The channel that has it.
+        channel: &'a str,
+    },
+    /// A package output or staging build is not built because something
+    /// it needs failed.
+    NotBuilt {
+        /// `name-version-build` or `staging `name``.
+        what: &'a str,
+        /// The failed output it needs.
+        because: &'a str,
     },
     /// A package's tests passed.
     Tested {

@@ -17,7 +17,7 @@
 //! After each package the output directory is re-indexed, so the next
 //! output of the recipe can depend on it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,14 +46,18 @@ use crate::source::SourceCache;
 mod compile_env;
 mod event;
 mod output;
+pub mod plan;
 mod reporter;
+mod run;
 mod script_env;
 mod staging;
 
 pub use compile_env::CompileCache;
 pub use event::Event;
+pub use plan::{Plan, PlanError, PlannedRecipe, Step};
 pub(crate) use reporter::{InstallForward, RepodataForward};
 pub use reporter::{Reporter, Silent};
+pub use run::{BuildReport, Outcome, OutputReport};
 use staging::StagingResult;
 
 /// A cache error with its causes, for a warning on one line: the store's
@@ -135,6 +139,23 @@ pub struct BuildOptions {
     pub helpers: Vec<HelperConfig>,
     /// Runs scripts and tools so that none outlives the build.
     pub guard: Guard,
+    /// Go on after a failed output with what does not need it.
+    pub keep_going: bool,
+    /// Which outputs are skipped because their package exists.
+    pub skip_existing: SkipExisting,
+}
+
+/// Which outputs are not built because their package exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SkipExisting {
+    /// Build every output.
+    #[default]
+    None,
+    /// Skip an output whose package (name, version, build string) is in the
+    /// output channel.
+    Local,
+    /// Skip it when the output channel or any other channel has it.
+    All,
 }
 
 /// Whether the staging cache is kept between builds.
@@ -203,11 +224,15 @@ pub struct Builder {
     /// The scratch store's directory with the cache off, removed on drop.
     _scratch: Option<tempfile::TempDir>,
     output_channel: Channel,
-    staged: HashMap<(String, String), StagingResult>,
+    /// The recipe whose output is being built, by its place in the plan.
+    current: usize,
+    /// Finished staging builds by recipe, name and variant hash.
+    staged: HashMap<(usize, String, String), StagingResult>,
     /// The packages built or reused so far, by archive file name, with
     /// their output keys: later keys name them by key (see [`crate::keys`]).
     siblings: HashMap<String, Digest>,
-    claims: Claims,
+    /// Which staging files each recipe's packages took.
+    claims: BTreeMap<usize, Claims>,
     /// Locks of the staging builds in use, held until the build ends.
     locks: Vec<Lock>,
     /// The store entries of the staging builds in use, by key.
@@ -231,7 +256,7 @@ impl Builder {
         let output_dir = std::fs::canonicalize(&options.output_dir).map_err(BuildError::io(
             format!("reading {}", options.output_dir.display()),
         ))?;
-        crate::channel::index_channel(&output_dir, &[options.target_platform])?;
+        cleave_channel::index::index_channel(&output_dir, &[options.target_platform.as_str()])?;
         let output_channel =
             Channel::try_from_directory(&output_dir).map_err(|e| BuildError::Channel {
                 channel: output_dir.display().to_string(),
@@ -299,9 +324,10 @@ impl Builder {
             compile_levels,
             _scratch: scratch,
             output_channel,
+            current: 0,
             staged: HashMap::new(),
             siblings: HashMap::new(),
-            claims: Claims::default(),
+            claims: BTreeMap::new(),
             locks: Vec::new(),
             entries: HashMap::new(),
             scratch: None,
@@ -319,104 +345,6 @@ impl Builder {
         self.envs.set_reporter(reporter.clone());
         self.reporter = reporter;
         self
-    }
-
-    /// Builds every output of `recipe` in order; `recipe_file` goes into
-    /// each package's `info/recipe/`.
-    pub fn build(
-        &mut self,
-        recipe: &RenderedRecipe,
-        recipe_file: &Path,
-    ) -> Result<Vec<BuiltPackage>, BuildError> {
-        let reporter = self.reporter.clone();
-        let on_event = &mut |event: Event<'_>| reporter.event(event);
-        let inherited: BTreeSet<(&str, &str)> = recipe
-            .outputs
-            .iter()
-            .filter_map(|o| match o {
-                RenderedOutput::Package(p) => p
-                    .inherit
-                    .as_ref()
-                    .map(|i| (i.from.as_str(), i.hash.as_str())),
-                RenderedOutput::Staging(_) => None,
-            })
-            .collect();
-        // Every output's settings, before the first one builds.
-        for output in &recipe.outputs {
-            if let RenderedOutput::Package(package) = output {
-                crate::check::preflight::check(package)?;
-            }
-        }
-        let mut built = Vec::new();
-        let result = (|| {
-            for output in &recipe.outputs {
-                match output {
-                    RenderedOutput::Staging(staging) => {
-                        on_event(Event::Started {
-                            kind: "staging",
-                            what: &staging.name,
-                        });
-                        if !inherited.contains(&(staging.name.as_str(), staging.hash.as_str())) {
-                            on_event(Event::Warning(&format!(
-                                "staging `{}` is inherited by no output; it is built, and all its files are unclaimed",
-                                staging.name
-                            )));
-                        }
-                        self.build_staging(staging, &recipe.recipe_dir, on_event)?;
-                    }
-                    RenderedOutput::Package(package) => {
-                        let id = format!(
-                            "{}-{}-{}",
-                            package.name.as_normalized(),
-                            package.version,
-                            package.build.string
-                        );
-                        on_event(Event::Started {
-                            kind: "package",
-                            what: &id,
-                        });
-                        let started = Instant::now();
-                        let mut package =
-                            self.build_package(package, recipe, recipe_file, on_event)?;
-                        package.duration = started.elapsed();
-                        built.push(package);
-                    }
-                }
-            }
-            self.claims.report(
-                self.options.error_unclaimed,
-                self.options.error_overlapping,
-                on_event,
-            )
-        })();
-        if result.is_ok() && !self.options.keep_build {
-            // Only what this build made: the build root may be a directory
-            // the user also keeps other things in.
-            for dir in &self.made {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-        self.locks.clear();
-        self.entries.clear();
-        result?;
-        if let (Some(max), CacheMode::ReadWrite) =
-            (self.options.max_cache_size, self.options.cache_mode)
-        {
-            match self.trim(max) {
-                Ok(report) if !report.removed.is_empty() => on_event(Event::Evicted {
-                    entries: report.removed.len(),
-                    bytes: report.freed,
-                }),
-                Ok(_) => {}
-                // The packages are built: a cache that cannot be trimmed
-                // now is trimmed by a later build or `cleave cache gc`.
-                Err(e) => on_event(Event::Warning(&format!(
-                    "trimming the cache: {}",
-                    causes(&e)
-                ))),
-            }
-        }
-        Ok(built)
     }
 
     /// The keys of the recipe's staging builds and package outputs, in

@@ -18,14 +18,15 @@ use cleave_cache::lock::Lock;
 use cleave_cache::manifest::Item;
 use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
 use cleave_cache::{CacheError, Digest, ErrorKind, Inputs};
+use cleave_channel::local::{Overwrite, Transfer};
 use cleave_recipe::RenderedRecipe;
 use cleave_recipe::model::PackageOutput;
-use rattler_conda_types::RepoDataRecord;
+use rattler_conda_types::{Channel, RepoDataRecord};
 
-use super::script_env::ScriptVars;
+use super::script_env::{PackageVars, ScriptVars};
 use super::staging::{StagingResult, Trees, key_id};
 use super::{Builder, BuiltPackage, Event, TestMode, causes, recorded_time};
-use crate::check::package_tests::{TestContext, run_tests};
+use crate::check::package_tests::{Subject, TestContext, TestEnv, run_tests};
 use crate::environment::EnvKind;
 use crate::environment::run_exports::{Inherited, for_output};
 use crate::error::BuildError;
@@ -57,7 +58,7 @@ impl Builder {
         let staged = match &output.inherit {
             Some(inherit) => Some(
                 self.staged
-                    .get(&(inherit.from.clone(), inherit.hash.clone()))
+                    .get(&(self.current, inherit.from.clone(), inherit.hash.clone()))
                     .cloned()
                     .ok_or_else(|| BuildError::MissingStaging {
                         what: what.clone(),
@@ -129,12 +130,16 @@ impl Builder {
             &what,
         ))?;
         let vars = ScriptVars {
-            name: &name,
-            version: Some(output.version.to_string()),
-            build_number: Some(output.build.number),
-            build_string: Some(&output.build.string),
-            hash: output.build.string.split('_').next().unwrap_or_default(),
+            package: Some(PackageVars {
+                name: &name,
+                version: output.version.to_string(),
+                build_number: output.build.number,
+                build_string: &output.build.string,
+                hash: output.build.string.split('_').next().unwrap_or_default(),
+            }),
+            recipe_version: None,
             variant: &output.variant,
+            noarch_python: output.build.noarch == Some(cleave_recipe::model::NoArch::Python),
         };
         self.run_script(
             &output.build.script,
@@ -147,7 +152,7 @@ impl Builder {
 
         let entries: Vec<NewEntry> = package_entries(
             &dirs.host_prefix,
-            &output.build.files,
+            output.build.files.as_ref(),
             &output.build.always_include_files,
         )?;
         // The staging files this package took, kept with its entry so that
@@ -161,8 +166,12 @@ impl Builder {
                     .filter(|e| from_staging.contains(&e.path))
                     .map(|e| e.path.clone())
                     .collect();
-                self.claims
-                    .record(&s.staging.name, &staging_files, &name, taken.iter());
+                self.claims.entry(self.current).or_default().record(
+                    &s.staging.name,
+                    &staging_files,
+                    &name,
+                    taken.iter(),
+                );
                 taken
             }
             None => Vec::new(),
@@ -190,6 +199,8 @@ impl Builder {
         });
         let requirements = for_output(output, &build, &host, inherited, &what)?;
         let rendered = rendered_yaml(output)?;
+        let channels = crate::package::metadata::about_channels(&self.options.channels);
+        let no_libraries = std::collections::BTreeMap::new();
         let contents = PackageContents {
             output,
             target: self.options.target_platform,
@@ -198,22 +209,55 @@ impl Builder {
             prefix: &dirs.host_prefix,
             build_prefix: &dirs.build_prefix,
             from_host: &requirements.from_host,
+            inherited_libraries: staged.as_ref().map_or(&no_libraries, |s| &s.libraries),
             entries: &python.entries,
             moved: &python.moved,
             link: python.link.as_ref(),
             recipe_file,
+            recipe_dir: &recipe.recipe_dir,
+            work_dir: &dirs.work,
             rendered,
             timestamp: self.options.timestamp,
             licenses: &license_files.files,
+            channels: &channels,
         };
-        let written: WrittenPackage = write(
+        // A package with tests to run is written into a channel of its own
+        // and goes into the output channel only once they pass: a solve
+        // from the output channel never sees a package that failed them.
+        let testing = self.options.test == TestMode::Native && !output.tests.is_empty();
+        let pending = dirs.root.join("pending");
+        if pending.exists() {
+            std::fs::remove_dir_all(&pending)
+                .map_err(BuildError::io(format!("clearing {}", pending.display())))?;
+        }
+        let mut written: WrittenPackage = write(
             &contents,
-            &self.options.output_dir,
+            if testing {
+                &pending
+            } else {
+                &self.options.output_dir
+            },
             &dirs.root.join("package"),
             self.options.format,
         )?;
         for warning in &written.warnings {
             on_event(Event::Warning(&format!("{what}: {warning}")));
+        }
+        if testing {
+            on_event(Event::Testing {
+                what: &name,
+                count: output.tests.len(),
+            });
+            let count = self.test_pending(output, recipe, &dirs, &written, &pending, on_event)?;
+            on_event(Event::Tested { what: &name, count });
+            let file = cleave_channel::package::inspect(&written.path)?;
+            let added = cleave_channel::local::add(
+                &self.options.output_dir,
+                &file,
+                Transfer::Move,
+                Overwrite::Replace,
+            )?;
+            written.path = added.path;
         }
         let package = self.published(
             output,
@@ -224,25 +268,6 @@ impl Builder {
         )?;
         on_event(Event::Packaged(&package));
 
-        if self.options.test == TestMode::Native && !output.tests.is_empty() {
-            let ctx = TestContext {
-                output,
-                paths: &written.paths,
-                dir: &dirs.root.join("test"),
-                recipe_dir: &recipe.recipe_dir,
-                work_dir: &dirs.work,
-                guard: self.options.guard.with_lock(&dirs.run_lock),
-                target: self.options.target_platform,
-                build_platform: self.options.build_platform,
-                base_env: &self.options.base_env,
-            };
-            on_event(Event::Testing {
-                what: &name,
-                count: output.tests.len(),
-            });
-            let count = run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line)))?;
-            on_event(Event::Tested { what: &name, count });
-        }
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
         let built = (&written, &claimed[..], started.elapsed());
@@ -262,6 +287,75 @@ impl Builder {
             ))),
         }
         Ok(package)
+    }
+
+    /// Runs the tests of the package written into the channel `pending`;
+    /// a failure moves it to `<output>/broken/`, out of every channel.
+    fn test_pending(
+        &mut self,
+        output: &PackageOutput,
+        recipe: &RenderedRecipe,
+        dirs: &OutputDirs,
+        written: &WrittenPackage,
+        pending: &Path,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<usize, BuildError> {
+        let subdir = written
+            .path
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        cleave_channel::index::index_channel(pending, &[subdir.as_str()])?;
+        let channel = Channel::try_from_directory(pending).map_err(|e| BuildError::Channel {
+            channel: pending.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        // The same directory served an earlier output of this staging
+        // build: what was read of it then is stale.
+        self.envs
+            .channel_changed(&channel, &[self.options.target_platform]);
+        let subject = Subject::of(output);
+        let ctx = TestContext {
+            output,
+            paths: &written.paths,
+            recipe_dir: &recipe.recipe_dir,
+            work_dir: &dirs.work,
+            env: TestEnv {
+                subject: &subject,
+                dir: &dirs.root.join("test"),
+                guard: self.options.guard.with_lock(&dirs.run_lock),
+                target: self.options.target_platform,
+                build_platform: self.options.build_platform,
+                base_env: &self.options.base_env,
+                channels: std::slice::from_ref(&channel),
+            },
+        };
+        match run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line))) {
+            Ok(count) => Ok(count),
+            Err(failure) => {
+                let broken = self.options.output_dir.join("broken");
+                let file = written.path.file_name().unwrap_or_default();
+                let path = broken.join(file);
+                std::fs::create_dir_all(&broken)
+                    .and_then(|()| std::fs::rename(&written.path, &path))
+                    .map_err(BuildError::io(format!(
+                        "moving {} to {}",
+                        written.path.display(),
+                        broken.display()
+                    )))?;
+                Err(BuildError::Broken {
+                    what: format!(
+                        "{}-{}-{}",
+                        output.name.as_normalized(),
+                        output.version,
+                        output.build.string
+                    ),
+                    path,
+                    source: Box::new(failure),
+                })
+            }
+        }
     }
 
     /// The key a package output's entry has (with whether its tests run)
@@ -361,7 +455,7 @@ impl Builder {
             // damaged blob must not leave half a package in the channel.
             std::fs::create_dir_all(&dir)
                 .map_err(BuildError::io(format!("creating {}", dir.display())))?;
-            let scratch = crate::channel::PartialDir::new(&dir)
+            let scratch = cleave_channel::partial::PartialDir::new(&dir)
                 .map_err(BuildError::io(format!("restoring into {}", dir.display())))?;
             let target = Target {
                 tree: "package",
@@ -411,8 +505,12 @@ impl Builder {
                     .filter(|item| !matches!(item, Item::Dir { .. }))
                     .map(|item| item.path().to_path_buf())
                     .collect();
-                self.claims
-                    .record(&s.staging.name, &staging_files, name, claimed.iter());
+                self.claims.entry(self.current).or_default().record(
+                    &s.staging.name,
+                    &staging_files,
+                    name,
+                    claimed.iter(),
+                );
             }
             let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
             let mut package = self.published(output, &path, size, files, true)?;
@@ -438,7 +536,10 @@ impl Builder {
         files: usize,
         reused: bool,
     ) -> Result<BuiltPackage, BuildError> {
-        crate::channel::index_channel(&self.options.output_dir, &[self.options.target_platform])?;
+        cleave_channel::index::index_channel(
+            &self.options.output_dir,
+            &[self.options.target_platform.as_str()],
+        )?;
         self.envs
             .channel_changed(&self.output_channel, &[self.options.target_platform]);
         let subdir = path

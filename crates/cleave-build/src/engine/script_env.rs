@@ -11,7 +11,7 @@ use crate::check::package_tests::{fill_build_names, script_text};
 use crate::environment::activated;
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
-use crate::script::{ScriptRun, run};
+use crate::script::{ScriptRun, env, run};
 
 impl Builder {
     pub(super) fn run_script(
@@ -52,7 +52,7 @@ impl Builder {
                 log: &dirs.log,
                 work_dir: dirs.work.clone(),
                 guard: self.options.guard.with_lock(&dirs.run_lock),
-                what: what.to_string(),
+                what: format!("the build script of {what}"),
             },
             &mut |line| on_event(Event::Line(line)),
         );
@@ -75,27 +75,20 @@ impl Builder {
         let o = &self.options;
         let mut env = o.base_env.clone();
         let path = |p: &Path| p.display().to_string();
-        let shlib = match o.target_platform.as_str() {
-            s if s.starts_with("osx") => ".dylib",
-            s if s.starts_with("win") => ".dll",
-            _ => ".so",
-        };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        env.extend(env::os_vars(
+            &dirs.host_prefix,
+            &dirs.work,
+            o.target_platform,
+            o.build_platform,
+        ));
+        env.extend(env::platform_vars(o.target_platform, o.build_platform));
         let fixed = [
             ("PREFIX", path(&dirs.host_prefix)),
+            ("CONDA_DEFAULT_ENV", path(&dirs.host_prefix)),
             ("BUILD_PREFIX", path(&dirs.build_prefix)),
             ("SRC_DIR", path(&dirs.work)),
             ("RECIPE_DIR", path(recipe_dir)),
             ("BUILD_DIR", path(&dirs.root)),
-            ("PKG_NAME", vars.name.to_string()),
-            ("PKG_HASH", vars.hash.to_string()),
-            ("CPU_COUNT", cpus.to_string()),
-            ("target_platform", o.target_platform.to_string()),
-            ("host_platform", o.target_platform.to_string()),
-            ("build_platform", o.build_platform.to_string()),
-            ("SUBDIR", o.target_platform.to_string()),
-            ("ARCH", arch_name(o.target_platform)),
-            ("SHLIB_EXT", shlib.to_string()),
             (
                 "PYTHON",
                 path(&python_path(&dirs.host_prefix, o.target_platform)),
@@ -103,30 +96,53 @@ impl Builder {
             ("CONDA_BUILD", "1".to_string()),
             ("CONDA_BUILD_STATE", "BUILD".to_string()),
             (
-                "CONDA_BUILD_CROSS_COMPILATION",
-                u8::from(o.target_platform != o.build_platform).to_string(),
+                "SOURCE_DATE_EPOCH",
+                o.timestamp.as_second().max(0).to_string(),
             ),
         ];
         env.extend(fixed.into_iter().map(|(k, v)| (k.to_string(), v)));
-        if let Some(version) = &vars.version {
-            env.insert("PKG_VERSION".into(), version.clone());
+        // A staging build belongs to no package: as with rattler-build, it
+        // gets no package's name or build string. It gets the recipe's
+        // version, which is the same for every output that inherits it and
+        // part of its key.
+        match &vars.package {
+            Some(package) => {
+                env.insert("PKG_NAME".into(), package.name.to_string());
+                env.insert("PKG_VERSION".into(), package.version.clone());
+                env.insert("PKG_BUILDNUM".into(), package.build_number.to_string());
+                env.insert("PKG_BUILD_STRING".into(), package.build_string.to_string());
+                env.insert("PKG_HASH".into(), package.hash.to_string());
+            }
+            None => {
+                if let Some(version) = vars.recipe_version {
+                    env.insert("PKG_VERSION".into(), version.to_string());
+                }
+            }
         }
-        if let Some(number) = vars.build_number {
-            env.insert("PKG_BUILDNUM".into(), number.to_string());
-        }
-        if let Some(build_string) = vars.build_string {
-            env.insert("PKG_BUILD_STRING".into(), build_string.to_string());
+        if vars.noarch_python {
+            env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
         }
         if let Some((version, stdlib)) = host_python(&dirs.host_prefix) {
+            env.insert(
+                "PY3K".into(),
+                u8::from(version.starts_with("3.")).to_string(),
+            );
             env.insert("PY_VER".into(), version);
             env.insert("SP_DIR".into(), path(&stdlib.join("site-packages")));
             env.insert("STDLIB_DIR".into(), path(&stdlib));
         }
+        if let Some(numpy) = vars.variant.get("numpy") {
+            env.insert("NPY_VER".into(), two_parts(numpy));
+            env.insert("NPY_DISTUTILS_APPEND_FLAGS".into(), "1".into());
+        }
+        if let Some(r) = vars.variant.get("r_base") {
+            env.insert("R_VER".into(), r.clone());
+            env.insert("R".into(), path(&dirs.host_prefix.join("bin/R")));
+            env.insert("R_USER".into(), path(&dirs.host_prefix.join("Libs/R")));
+        }
         env.extend(crate::package::python::build_env(&dirs.root));
-        for (key, value) in vars.variant {
-            if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                env.entry(key.clone()).or_insert_with(|| value.clone());
-            }
+        for (key, value) in env::variant_vars(vars.variant) {
+            env.entry(key).or_insert(value);
         }
         for secret in &script.secrets {
             if let Ok(value) = std::env::var(secret) {
@@ -150,14 +166,9 @@ impl Builder {
     }
 }
 
-/// conda-build's `ARCH`: `64` and `32` for x86, else the architecture.
-fn arch_name(platform: Subdir) -> String {
-    match platform.arch() {
-        Some(rattler_conda_types::Arch::X86_64) => "64".into(),
-        Some(rattler_conda_types::Arch::X86) => "32".into(),
-        Some(arch) => arch.as_str().into(),
-        None => String::new(),
-    }
+/// The first two parts of a version (`1.26.4` → `1.26`).
+fn two_parts(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
 /// Where the host environment's python is (or would be).
@@ -185,12 +196,22 @@ fn host_python(prefix: &Path) -> Option<(String, PathBuf)> {
         })
 }
 
-/// Package identity as the script sees it.
+/// What a script sees of the build it runs for.
 pub(super) struct ScriptVars<'a> {
-    pub(super) name: &'a str,
-    pub(super) version: Option<String>,
-    pub(super) build_number: Option<u64>,
-    pub(super) build_string: Option<&'a str>,
-    pub(super) hash: &'a str,
+    /// The package being built; `None` for a staging build.
+    pub(super) package: Option<PackageVars<'a>>,
+    /// A staging build's recipe version.
+    pub(super) recipe_version: Option<&'a str>,
     pub(super) variant: &'a BTreeMap<String, String>,
+    /// A `noarch: python` package: python writes no bytecode.
+    pub(super) noarch_python: bool,
+}
+
+/// Package identity as the script sees it.
+pub(super) struct PackageVars<'a> {
+    pub(super) name: &'a str,
+    pub(super) version: String,
+    pub(super) build_number: u64,
+    pub(super) build_string: &'a str,
+    pub(super) hash: &'a str,
 }

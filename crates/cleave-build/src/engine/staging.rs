@@ -1,6 +1,7 @@
 //! Staging builds: looked up by key, run and stored on a miss, and put
 //! back for each output that inherits them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -71,11 +72,36 @@ pub(super) fn key_id(name: &str, key: &Digest, what: &str) -> Result<String, Bui
 pub(super) struct StagingResult {
     pub(super) build: Vec<RepoDataRecord>,
     pub(super) host: Vec<RepoDataRecord>,
+    /// The shared libraries of the host environment by file name, with
+    /// their packages: the linking checks of inheriting outputs, whose
+    /// prefix does not hold that environment, need them.
+    pub(super) libraries: BTreeMap<String, String>,
     pub(super) staging: StagingCache,
     pub(super) recipe_dir: PathBuf,
     pub(super) inputs: Inputs,
     pub(super) key: Digest,
     pub(super) dirs: OutputDirs,
+}
+
+/// What running a staging build found: its environments, with their run
+/// exports, and the libraries of its host environment.
+pub(super) struct Ran {
+    build: Vec<RepoDataRecord>,
+    host: Vec<RepoDataRecord>,
+    libraries: BTreeMap<String, String>,
+}
+
+/// The library map a staging entry keeps (file name to package name);
+/// anything that is not one is none.
+fn libraries_from_entry(value: &serde_json::Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The run exports of each record that has them, by package name.
@@ -173,6 +199,7 @@ impl Builder {
         let mut result = StagingResult {
             build: Vec::new(),
             host: Vec::new(),
+            libraries: BTreeMap::new(),
             staging: staging.clone(),
             recipe_dir: recipe_dir.to_path_buf(),
             inputs,
@@ -201,6 +228,7 @@ impl Builder {
                 exports_from_entry(&mut build, &kept["build"]);
                 exports_from_entry(&mut host, &kept["host"]);
                 let saved = recorded_time(&entry.meta().extra);
+                result.libraries = libraries_from_entry(&entry.meta().extra["libraries"]);
                 self.entries.insert(key, entry);
                 on_event(Event::StagingCached {
                     staging: &staging.name,
@@ -211,14 +239,20 @@ impl Builder {
                 result.host = host;
             }
             None => {
-                let (build, host) = self.run_staging(&result, build, host, scratch, on_event)?;
-                result.build = build;
-                result.host = host;
+                let ran = self.run_staging(&result, build, host, scratch, on_event)?;
+                result.build = ran.build;
+                result.host = ran.host;
+                result.libraries = ran.libraries;
             }
         }
-        self.claims.staging(&staging.name);
-        self.staged
-            .insert((staging.name.clone(), staging.hash.clone()), result);
+        self.claims
+            .entry(self.current)
+            .or_default()
+            .staging(&staging.name);
+        self.staged.insert(
+            (self.current, staging.name.clone(), staging.hash.clone()),
+            result,
+        );
         Ok(())
     }
 
@@ -232,12 +266,19 @@ impl Builder {
         host: Vec<RepoDataRecord>,
         scratch: bool,
         on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(Vec<RepoDataRecord>, Vec<RepoDataRecord>), BuildError> {
+    ) -> Result<Ran, BuildError> {
         let started = Instant::now();
         let staging = &s.staging;
         let what = format!("staging `{}`", staging.name);
         let dirs = &s.dirs;
         let (build, host) = self.prepare(dirs, build, host, &what, on_event)?;
+        let libraries =
+            crate::check::linking::library_names(&dirs.host_prefix).map_err(|source| {
+                BuildError::Linking {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
         self.envs.runtime().block_on(fetch_all(
             &staging.sources,
             &s.recipe_dir,
@@ -247,12 +288,10 @@ impl Builder {
             &what,
         ))?;
         let vars = ScriptVars {
-            name: &staging.name,
-            version: None,
-            build_number: None,
-            build_string: None,
-            hash: &staging.hash,
+            package: None,
+            recipe_version: staging.version.as_deref(),
             variant: &staging.variant,
+            noarch_python: false,
         };
         self.run_script(&staging.script, &vars, dirs, &s.recipe_dir, &what, on_event)?;
         // `include_files` (the seeds' `cache:`) narrows what the entry keeps.
@@ -292,6 +331,7 @@ impl Builder {
             },
             // What a later hit saves.
             "seconds": started.elapsed().as_secs_f64(),
+            "libraries": libraries,
         });
         let capture = Capture {
             name: &staging.name,
@@ -348,7 +388,11 @@ impl Builder {
             }
         };
         self.entries.insert(s.key, entry);
-        Ok((build, host))
+        Ok(Ran {
+            build,
+            host,
+            libraries,
+        })
     }
 
     /// Puts the staging files into `dirs` (the output's environments are

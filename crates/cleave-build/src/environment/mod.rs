@@ -15,7 +15,9 @@ use std::sync::Arc;
 use cleave_recipe::model::{Dependency, PackageOutput};
 use rattler::install::Installer;
 use rattler_cache::package_cache::PackageCache;
-use rattler_conda_types::{Channel, GenericVirtualPackage, MatchSpec, RepoDataRecord, Subdir};
+use rattler_conda_types::{
+    Channel, GenericVirtualPackage, MatchSpec, PackageName, RepoDataRecord, Subdir,
+};
 use rattler_repodata_gateway::{CacheClearMode, Gateway, SubdirSelection};
 use rattler_shell::activation::{ActivationVariables, Activator, PathModificationBehavior};
 use rattler_shell::shell::Bash;
@@ -133,14 +135,29 @@ impl Environments {
         what: &str,
         kind: EnvKind,
     ) -> Result<Vec<RepoDataRecord>, BuildError> {
+        self.solve_from(&[], specs, platform, what, kind)
+    }
+
+    /// [`Environments::solve`] with `first` searched before the build's
+    /// channels: a package's tests find it in a channel of its own before
+    /// it goes into the output channel.
+    pub fn solve_from(
+        &self,
+        first: &[Channel],
+        specs: &[MatchSpec],
+        platform: Subdir,
+        what: &str,
+        kind: EnvKind,
+    ) -> Result<Vec<RepoDataRecord>, BuildError> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
         tracing::debug!(%what, env = kind.as_str(), specs = ?specs.iter().map(ToString::to_string).collect::<Vec<_>>(), "solving");
+        let channels: Vec<Channel> = first.iter().chain(&self.channels).cloned().collect();
         let mut query = self
             .gateway
             .query(
-                self.channels.iter().cloned(),
+                channels.iter().cloned(),
                 [platform, Subdir::NoArch],
                 specs.iter().cloned(),
             )
@@ -153,8 +170,7 @@ impl Environments {
             .runtime
             .block_on(query)
             .map_err(|e| BuildError::Channel {
-                channel: self
-                    .channels
+                channel: channels
                     .iter()
                     .map(|c| c.base_url.to_string())
                     .collect::<Vec<_>>()
@@ -176,7 +192,10 @@ impl Environments {
             .map_err(|e| BuildError::Solve {
                 what: what.to_string(),
                 env: kind.as_str(),
-                reason: format!("{e}\n{}", self.searched(specs, platform, &available)),
+                reason: format!(
+                    "{e}\n{}",
+                    Self::searched(&channels, specs, platform, &available)
+                ),
             })?;
         let mut records = solved.records;
         records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
@@ -187,17 +206,13 @@ impl Environments {
     /// the versions each requested name has there, so that a typo, a
     /// missing channel and a too-strict bound look different.
     fn searched(
-        &self,
+        channels: &[Channel],
         specs: &[MatchSpec],
         platform: Subdir,
         available: &[Vec<RepoDataRecord>],
     ) -> String {
         const SHOWN: usize = 12;
-        let channels: Vec<String> = self
-            .channels
-            .iter()
-            .map(|c| c.base_url.to_string())
-            .collect();
+        let channels: Vec<String> = channels.iter().map(|c| c.base_url.to_string()).collect();
         let mut text = format!(
             "channels asked ({platform} and noarch): {}\nversions found:",
             if channels.is_empty() {
@@ -238,6 +253,46 @@ impl Environments {
             ));
         }
         text
+    }
+
+    /// The packages of `names` that `channels` hold for `platform` (and
+    /// `noarch`), as `name-version-build`, each with the first channel
+    /// holding it.
+    pub fn existing(
+        &self,
+        channels: &[Channel],
+        names: &[PackageName],
+        platform: Subdir,
+    ) -> Result<BTreeMap<String, String>, BuildError> {
+        let mut found = BTreeMap::new();
+        if names.is_empty() || channels.is_empty() {
+            return Ok(found);
+        }
+        let specs = names.iter().cloned().map(MatchSpec::from);
+        let query = self
+            .gateway
+            .query(channels.iter().cloned(), [platform, Subdir::NoArch], specs)
+            .recursive(false)
+            .execute();
+        let output = self
+            .runtime
+            .block_on(query)
+            .map_err(|e| BuildError::Channel {
+                channel: channels
+                    .iter()
+                    .map(|c| c.base_url.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: error_chain(&e),
+            })?;
+        for record in output.repodata.iter().flat_map(|r| r.iter()) {
+            let p = &record.package_record;
+            let id = format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build);
+            found
+                .entry(id)
+                .or_insert_with(|| record.channel.clone().unwrap_or_default());
+        }
+        Ok(found)
     }
 
     /// Installs `records` into `prefix` (created when missing).

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use cleave_recipe::model::FileSelection;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use rattler_conda_types::PrefixRecord;
 
 use crate::error::BuildError;
@@ -188,10 +188,10 @@ pub(crate) fn storable_tree(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), 
 /// bookkeeping (`conda-meta/`) is never taken.
 pub fn package_entries(
     prefix: &Path,
-    files: &FileSelection,
+    files: Option<&FileSelection>,
     always_include: &[String],
 ) -> Result<Vec<NewEntry>, BuildError> {
-    let selector = Selector::new(files)?;
+    let selector = Selector::for_files(files)?;
     let always = glob_set(always_include)?;
     let owned = owned_files(prefix)?;
     let mut out = unowned(prefix, &owned)?;
@@ -213,18 +213,52 @@ pub fn package_entries(
             out.push(NewEntry { path, kind });
         }
     }
+    out.retain(|e| !never_packaged(&e.path));
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     Ok(out)
+}
+
+/// Files no package takes, as rattler-build (and conda-build before it)
+/// leaves them out: libtool's `.la` archives (build-time metadata with
+/// absolute paths, not needed to run), `.pyo` files, `share/info/dir`
+/// (an index every info-page package would write), and `.DS_Store`,
+/// `conda-meta` and `CACHEDIR.TAG` anywhere.
+pub(crate) fn never_packaged(path: &Path) -> bool {
+    let ext = path.extension().unwrap_or_default();
+    ext == "la"
+        || ext == "pyo"
+        || path.starts_with("share/info/dir")
+        || path.components().any(|c| {
+            let name = c.as_os_str();
+            name == ".DS_Store" || name == "conda-meta" || name == "CACHEDIR.TAG"
+        })
 }
 
 /// A compiled `files:` selection.
 pub struct Selector {
     include: Option<GlobSet>,
     exclude: GlobSet,
+    /// Takes nothing at all (`files: []`).
+    none: bool,
 }
 
 impl Selector {
+    /// The selection of an output's `build.files`: everything when absent,
+    /// nothing when given without a glob (`files: []`, or selectors that
+    /// all missed), else include minus exclude.
+    pub fn for_files(files: Option<&FileSelection>) -> Result<Self, BuildError> {
+        match files {
+            None => Selector::new(&FileSelection::default()),
+            Some(selection) if selection.is_all() => Ok(Selector {
+                include: None,
+                exclude: GlobSet::empty(),
+                none: true,
+            }),
+            Some(selection) => Selector::new(selection),
+        }
+    }
+
     /// Compiles the include and exclude globs; no include globs means all.
     pub fn new(selection: &FileSelection) -> Result<Self, BuildError> {
         let include = if selection.include.is_empty() {
@@ -235,27 +269,43 @@ impl Selector {
         Ok(Selector {
             include,
             exclude: glob_set(&selection.exclude)?,
+            none: false,
         })
     }
 
     /// True if the selection takes `path` (relative to the prefix).
     pub fn takes(&self, path: &Path) -> bool {
-        self.include.as_ref().is_none_or(|set| set.is_match(path)) && !self.exclude.is_match(path)
+        !self.none
+            && self.include.as_ref().is_none_or(|set| set.is_match(path))
+            && !self.exclude.is_match(path)
     }
 }
 
+/// Globs of paths, read as rattler-build reads its glob lists: `P` takes
+/// the path `P` and everything below it (`include` takes the headers),
+/// `P/` only what is below it, a leading `./` is dropped and `.` takes
+/// everything.
 pub(crate) fn glob_set(globs: &[String]) -> Result<GlobSet, BuildError> {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
-        // A trailing slash means "everything below".
-        let pattern = match glob.strip_suffix('/') {
-            Some(dir) => format!("{dir}/**"),
-            None => glob.clone(),
-        };
-        let compiled = Glob::new(&pattern).map_err(|source| BuildError::Glob {
+        let invalid = |source| BuildError::Glob {
             glob: glob.clone(),
             source,
-        })?;
+        };
+        // The glob as written must parse, for an error that names it.
+        Glob::new(glob).map_err(invalid)?;
+        let stripped = glob.strip_prefix("./").unwrap_or(glob);
+        let pattern = if stripped.is_empty() || stripped == "." {
+            "**".to_string()
+        } else if stripped.ends_with('/') {
+            format!("{stripped}**")
+        } else {
+            format!("{stripped}{{,/**}}")
+        };
+        let compiled = GlobBuilder::new(&pattern)
+            .empty_alternates(true)
+            .build()
+            .map_err(invalid)?;
         builder.add(compiled);
     }
     builder.build().map_err(|source| BuildError::Glob {
@@ -352,18 +402,46 @@ mod tests {
             "share/dep/gone.txt".into(),
             "include/*".into(),
         ];
-        let got: Vec<String> = package_entries(p, &files, &always)
+        let got: Vec<String> = package_entries(p, Some(&files), &always)
             .unwrap()
             .iter()
             .map(|e| e.path.display().to_string())
             .collect();
         assert_eq!(got, ["include/x.h", "share/dep/a.txt", "share/new.txt"]);
-        let plain: Vec<String> = package_entries(p, &FileSelection::default(), &[])
+        let plain: Vec<String> = package_entries(p, None, &[])
             .unwrap()
             .iter()
             .map(|e| e.path.display().to_string())
             .collect();
         assert_eq!(plain, ["include/x.h", "share/new.txt"]);
+        // `files: []` takes nothing but what always_include_files names.
+        let none: Vec<String> = package_entries(p, Some(&FileSelection::default()), &always)
+            .unwrap()
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(none, ["include/x.h", "share/dep/a.txt"]);
+    }
+
+    #[test]
+    fn libtool_archives_and_indexes_are_never_packaged() {
+        for path in [
+            "lib/libyaml.la",
+            "lib/python3.12/x.pyo",
+            "share/info/dir",
+            "share/doc/.DS_Store",
+            "lib/conda-meta/x.json",
+        ] {
+            assert!(never_packaged(Path::new(path)), "{path}");
+        }
+        for path in [
+            "lib/libyaml.so",
+            "share/info/yaml.info",
+            "lib/la/x",
+            "bin/la",
+        ] {
+            assert!(!never_packaged(Path::new(path)), "{path}");
+        }
     }
 
     #[test]
@@ -379,5 +457,26 @@ mod tests {
         assert!(!selector.takes(Path::new("bin/foo")));
         let all = Selector::new(&FileSelection::default()).unwrap();
         assert!(all.takes(Path::new("anything/at/all")));
+    }
+
+    #[test]
+    fn a_glob_without_a_slash_takes_a_directory_too() {
+        let selector = Selector::new(&FileSelection {
+            include: vec!["include".into(), "./share/doc/x".into(), "lib/*.so".into()],
+            exclude: Vec::new(),
+        })
+        .unwrap();
+        assert!(selector.takes(Path::new("include")));
+        assert!(selector.takes(Path::new("include/lzma/base.h")));
+        assert!(selector.takes(Path::new("share/doc/x/README")));
+        assert!(selector.takes(Path::new("lib/libz.so")));
+        assert!(!selector.takes(Path::new("includes/x.h")));
+        assert!(!selector.takes(Path::new("lib/libz.so.1")));
+        let dot = Selector::new(&FileSelection {
+            include: vec![".".into()],
+            exclude: Vec::new(),
+        })
+        .unwrap();
+        assert!(dot.takes(Path::new("bin/x")));
     }
 }

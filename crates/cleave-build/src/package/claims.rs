@@ -63,10 +63,12 @@ impl Claims {
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), BuildError> {
         for (staging, claims) in &self.by_staging {
+            // What no package ever takes is left by rule, not unclaimed.
             let unclaimed: Vec<&PathBuf> = claims
                 .files
                 .iter()
                 .filter(|f| !claims.takers.contains_key(*f))
+                .filter(|f| !crate::package::capture::never_packaged(f))
                 .collect();
             let overlapping: Vec<(&PathBuf, &Vec<String>)> =
                 claims.takers.iter().filter(|(_, t)| t.len() > 1).collect();

@@ -10,13 +10,14 @@
 //! The linking checks ([`crate::check::linking`]) run on that tree, and the
 //! license files go to `info/licenses/`. The archive is written to a
 //! temporary file next to its final name and renamed into place (see
-//! [`crate::channel`]), so an interrupted build never leaves a half-written
+//! [`cleave_channel::partial`]), so an interrupted build never leaves a half-written
 //! package in the channel, and a failed check leaves none.
 
 pub mod capture;
 pub(crate) mod claims;
 mod file_rules;
 pub mod licenses;
+pub(crate) mod metadata;
 mod prefix_detection;
 pub mod python;
 pub mod relink;
@@ -24,11 +25,10 @@ pub mod relink;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use cleave_recipe::model::{NoArch, PackageOutput};
+use cleave_recipe::model::PackageOutput;
 use rattler_conda_types::Subdir;
 use rattler_conda_types::compression_level::CompressionLevel;
-use rattler_conda_types::package::{LinkJson, PathType, PathsEntry, PathsJson};
-use serde_json::json;
+use rattler_conda_types::package::{LinkJson, PathType, PathsEntry};
 
 use crate::check::linking::{self, LinkCheck};
 use crate::error::BuildError;
@@ -76,6 +76,9 @@ pub struct PackageContents<'a> {
     /// Names of the run dependencies the output's own host run exports
     /// added, for the overdepending check.
     pub from_host: &'a [String],
+    /// The libraries of the inherited staging build's host environment, by
+    /// file name, with their packages (see [`linking::library_names`]).
+    pub inherited_libraries: &'a BTreeMap<String, String>,
     /// The files to package, relative to the prefix.
     pub entries: &'a [NewEntry],
     /// The archive path of each entry that is not at its prefix path
@@ -85,6 +88,11 @@ pub struct PackageContents<'a> {
     pub link: Option<&'a LinkJson>,
     /// The recipe file, copied into `info/recipe/`.
     pub recipe_file: &'a Path,
+    /// The recipe directory, where the tests' script files and
+    /// `files.recipe` are.
+    pub recipe_dir: &'a Path,
+    /// The work dir after the build, where the tests' `files.source` are.
+    pub work_dir: &'a Path,
     /// The rendered output as YAML, for `info/recipe/rendered_recipe.yaml`.
     pub rendered: String,
     /// Build time; fixed by `SOURCE_DATE_EPOCH` for reproducible packages.
@@ -93,6 +101,8 @@ pub struct PackageContents<'a> {
     /// `info/`, they are not listed in paths.json: they are metadata, not
     /// files to install.
     pub licenses: &'a [LicenseFile],
+    /// The channels the build solved from, as `about.json` lists them.
+    pub channels: &'a [String],
 }
 
 /// A written package.
@@ -120,7 +130,7 @@ impl PackageContents<'_> {
         )
     }
 
-    fn subdir(&self) -> &'static str {
+    pub(crate) fn subdir(&self) -> &'static str {
         if self.output.build.noarch.is_some() {
             "noarch"
         } else {
@@ -170,6 +180,17 @@ pub fn write(
         paths.push(record);
         warnings.extend(relinked);
     }
+    // The tests travel with the package; the files they copy are package
+    // files, installed with it, as rattler-build makes them.
+    let test_files = crate::check::package_tests::stored::write(
+        contents.output,
+        contents.recipe_dir,
+        contents.work_dir,
+        &mut tree,
+    )?;
+    for rel in test_files {
+        paths.push(describe_test_file(scratch, &rel, &rules, &prefix_text)?);
+    }
     // After every entry is in place: a link may point at a file that comes
     // later in the list.
     for record in paths
@@ -188,13 +209,14 @@ pub fn write(
         target: contents.target,
         depends: &contents.depends,
         from_host: contents.from_host,
+        inherited: contents.inherited_libraries,
     })
     .map_err(|source| BuildError::Linking {
         what: contents.identifier(),
         source,
     })?;
     warnings.extend(linking);
-    write_info(contents, &paths, scratch)?;
+    metadata::write_info(contents, &paths, scratch)?;
     crate::package::licenses::copy(contents.licenses, &scratch.join("info/licenses"))
         .map_err(BuildError::license(&contents.identifier()))?;
 
@@ -216,7 +238,7 @@ pub fn write(
         path: final_path.clone(),
         source,
     };
-    let mut file = crate::channel::partial_file(&dir).map_err(failed)?;
+    let mut file = cleave_channel::partial::partial_file(&dir).map_err(failed)?;
     match format {
         PackageFormat::Conda => rattler_package_streaming::write::write_conda_package(
             &mut file,
@@ -346,6 +368,36 @@ fn copy_entry(
     Ok((record, warnings))
 }
 
+/// The paths.json entry of a test file written into the scratch tree.
+fn describe_test_file(
+    scratch: &Path,
+    rel: &Path,
+    rules: &Rules,
+    prefix_text: &str,
+) -> Result<PathsEntry, BuildError> {
+    let path = scratch.join(rel);
+    let meta = std::fs::symlink_metadata(&path)
+        .map_err(BuildError::io(format!("inspecting {}", path.display())))?;
+    let mut record = PathsEntry {
+        relative_path: rel.to_path_buf(),
+        no_link: false,
+        path_type: PathType::HardLink,
+        prefix_placeholder: None,
+        sha256: None,
+        size_in_bytes: None,
+    };
+    if meta.file_type().is_symlink() {
+        record.path_type = PathType::SoftLink;
+        return Ok(record);
+    }
+    let bytes =
+        std::fs::read(&path).map_err(BuildError::io(format!("reading {}", path.display())))?;
+    record.prefix_placeholder = rules.prefix.placeholder(rel, &bytes, prefix_text);
+    record.sha256 = Some(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(&bytes));
+    record.size_in_bytes = Some(bytes.len() as u64);
+    Ok(record)
+}
+
 /// Fills in `sha256` and `size_in_bytes` of a softlink, as rattler-build
 /// does: the digest of the file the link resolves to inside the package, or
 /// of empty content when it resolves to nothing there (dangling, a
@@ -427,136 +479,6 @@ fn relative_link(prefix: &Path, link: &Path, target: &Path) -> Option<PathBuf> {
         relative.push(".");
     }
     Some(relative)
-}
-
-fn write_info(
-    contents: &PackageContents<'_>,
-    paths: &[PathsEntry],
-    scratch: &Path,
-) -> Result<(), BuildError> {
-    let output = contents.output;
-    let info = scratch.join("info");
-    let write_json = |name: &str, value: &serde_json::Value| -> Result<(), BuildError> {
-        let path = info.join(name);
-        let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
-        text.push('\n');
-        std::fs::write(&path, text).map_err(BuildError::io(format!("writing {}", path.display())))
-    };
-    let noarch = output.build.noarch.map(|n| match n {
-        NoArch::Generic => "generic",
-        NoArch::Python => "python",
-    });
-    let mut index = json!({
-        "name": output.name.as_normalized(),
-        "version": output.version.to_string(),
-        "build": output.build.string,
-        "build_number": output.build.number,
-        "depends": contents.depends,
-        "constrains": contents.constrains,
-        "license": output.about.license,
-        "license_family": output.about.license_family,
-        "subdir": contents.subdir(),
-        "timestamp": contents.timestamp.as_millisecond(),
-    });
-    let track_features = output
-        .build
-        .variant
-        .track_features(output.name.as_normalized());
-    if !track_features.is_empty() {
-        // One string, as conda writes it; solvers count the features.
-        index["track_features"] = json!(track_features.join(" "));
-    }
-    if let Some(path) = &output.build.python.site_packages_path {
-        index["python_site_packages_path"] = json!(path);
-    }
-    match noarch {
-        Some(kind) => index["noarch"] = json!(kind),
-        None => {
-            let target = contents.target;
-            index["platform"] = json!(target.only_platform());
-            index["arch"] = json!(target.arch().map(|a| a.as_str()));
-            // An abi3 package is built per platform and installed like a
-            // noarch python one, as rattler-build marks it.
-            if output.build.python.version_independent {
-                index["noarch"] = json!("python");
-            }
-        }
-    }
-    write_json("index.json", &index)?;
-
-    // Empty directories travel in the archive but are not listed: conda
-    // clients install only what paths.json lists, and rattler's installer
-    // rejects directory entries.
-    let listed: Vec<PathsEntry> = paths
-        .iter()
-        .filter(|p| p.path_type != PathType::Directory)
-        .cloned()
-        .collect();
-    let paths_json = PathsJson {
-        paths: listed.clone(),
-        paths_version: 1,
-    };
-    write_json(
-        "paths.json",
-        &serde_json::to_value(&paths_json).expect("paths.json serializes"),
-    )?;
-
-    let about = &output.about;
-    write_json(
-        "about.json",
-        &json!({
-            "home": about.homepage,
-            "dev_url": about.repository,
-            "doc_url": about.documentation,
-            "license": about.license,
-            "license_family": about.license_family,
-            "license_file": about.license_file,
-            "summary": about.summary,
-            "description": about.description,
-            "extra": output.extra,
-        }),
-    )?;
-    let run_exports = &output.requirements.run_exports;
-    if !run_exports.is_empty() {
-        let list = |deps: &[cleave_recipe::model::Dependency]| {
-            deps.iter().map(|d| d.to_string()).collect::<Vec<_>>()
-        };
-        write_json(
-            "run_exports.json",
-            &json!({
-                "weak": list(&run_exports.weak),
-                "strong": list(&run_exports.strong),
-                "noarch": list(&run_exports.noarch),
-                "weak_constrains": list(&run_exports.weak_constraints),
-                "strong_constrains": list(&run_exports.strong_constraints),
-            }),
-        )?;
-    }
-    if let Some(link) = contents.link {
-        write_json("link.json", &json!(link))?;
-    }
-    write_json("hash_input.json", &json!(output.variant))?;
-
-    let mut files = String::new();
-    let mut sorted: Vec<&PathsEntry> = listed.iter().collect();
-    sorted.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
-    for entry in sorted {
-        files.push_str(&entry.relative_path.to_string_lossy());
-        files.push('\n');
-    }
-    let path = info.join("files");
-    std::fs::write(&path, files).map_err(BuildError::io(format!("writing {}", path.display())))?;
-
-    let recipe_dir = info.join("recipe");
-    let recipe_copy = recipe_dir.join("recipe.yaml");
-    std::fs::copy(contents.recipe_file, &recipe_copy).map_err(BuildError::io(format!(
-        "copying {}",
-        contents.recipe_file.display()
-    )))?;
-    let rendered = recipe_dir.join("rendered_recipe.yaml");
-    std::fs::write(&rendered, &contents.rendered)
-        .map_err(BuildError::io(format!("writing {}", rendered.display())))?;
-    Ok(())
 }
 
 /// Every file below `root/rel`, relative to `root`.

@@ -10,6 +10,7 @@
 //! `source build_env.sh && bash build.sh` (or `cleave debug shell`).
 //! Secret variables are named there, not written.
 
+pub mod env;
 pub mod guard;
 
 use std::collections::BTreeMap;
@@ -38,17 +39,24 @@ pub struct ScriptRun<'a> {
     pub log: &'a Path,
     /// Kept for the error message, so the user can look around.
     pub work_dir: PathBuf,
-    /// What is being built, for messages.
+    /// Which script it is, for messages: `the build script of NAME`.
     pub what: String,
     /// The guard of the build directory the script works in.
     pub guard: Guarded<'a>,
 }
 
+/// The shell options every script runs with: rattler-build's (and
+/// conda-build's). A failing command stops the script, each command is
+/// traced into the log; a reference to an unset variable is empty and a
+/// failure inside a pipeline counts only at its end, as conda-forge's
+/// scripts expect (`make ${VERBOSE_AT}`).
+pub const PREAMBLE: &str = "set -e\nset -x\n";
+
 /// Writes the script next to the log and runs it; lines go to the log and to
 /// `echo` (the caller's progress display).
 pub fn run(script: &ScriptRun<'_>, echo: &mut dyn FnMut(&str)) -> Result<(), BuildError> {
     let io = |source| BuildError::Io {
-        context: format!("running the script of {}", script.what),
+        context: format!("running {}", script.what),
         source,
     };
     let file = script.log.with_extension("sh");
@@ -56,7 +64,7 @@ pub fn run(script: &ScriptRun<'_>, echo: &mut dyn FnMut(&str)) -> Result<(), Bui
     std::fs::write(
         &file,
         format!(
-            "cd {}\nset -euo pipefail\n{}\n",
+            "cd {}\n{PREAMBLE}{}\n",
             shell_quote(&script.cwd.to_string_lossy()),
             script.text
         ),

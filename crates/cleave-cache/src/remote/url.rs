@@ -75,6 +75,16 @@ impl RemoteUrl {
         &self.handed
     }
 
+    /// An OpenDAL operator for the service (no request is made yet) and
+    /// the values its messages must never show: for a caller that writes
+    /// to the service itself, as publishing a channel into a bucket does.
+    pub fn service(&self) -> Result<(Operator, Vec<String>), RemoteError> {
+        // HTTP services need the process-wide transport; installing it
+        // twice keeps the first.
+        opendal::install_default();
+        Ok((self.operator()?, self.secrets()))
+    }
+
     /// Parses a remote URL, with credentials from the process's
     /// environment. The error names the URL without credentials.
     pub fn parse(text: &str) -> Result<RemoteUrl, RemoteError> {

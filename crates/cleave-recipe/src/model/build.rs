@@ -19,9 +19,12 @@ pub struct Build {
     pub noarch: Option<NoArch>,
     /// The script; empty for an output that only repackages inherited files.
     pub script: Script,
-    /// Which new files of `$PREFIX` the package takes.
-    #[serde(skip_serializing_if = "FileSelection::is_all")]
-    pub files: FileSelection,
+    /// Which new files of `$PREFIX` the package takes: every one when
+    /// absent; given, only those it matches, so `files: []` (or a list
+    /// whose every selector misses) takes none, as rattler-build 0.76 reads
+    /// it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileSelection>,
     /// Files packaged even if they were in the prefix before the build.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub always_include_files: Vec<String>,
@@ -364,8 +367,8 @@ impl Build {
             script,
             files: node
                 .get("files")
-                .map(|n| FileSelection::read(r, n))
-                .unwrap_or_default(),
+                .filter(|n| !n.is_null())
+                .map(|n| FileSelection::read(r, n)),
             always_include_files: node
                 .get("always_include_files")
                 .map(|n| r.globs(n))

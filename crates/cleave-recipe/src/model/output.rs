@@ -49,6 +49,10 @@ pub struct StagingCache {
     pub implicit: bool,
     /// Hash of the used variant; tells the instances of one staging apart.
     pub hash: String,
+    /// The recipe's version (`recipe.version`), which its script sees as
+    /// `PKG_VERSION`; the same for every output that inherits it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The variant keys the staging build uses.
     pub variant: BTreeMap<String, String>,
     /// Sources fetched into its work dir.

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::path::{Component, Path};
 
 use serde::Serialize;
 
@@ -56,13 +57,24 @@ impl Script {
         }
     }
 
+    /// Reads a script as rattler-build does: a single line (`script:
+    /// build_lib`, or a list of one item) that names a file next to the
+    /// recipe (`build_lib.sh`, or the name itself when it has an extension)
+    /// is that file; otherwise it is a command. `content:` is always
+    /// commands, `file:` always a file.
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node) -> Script {
         match &node.kind {
-            NodeKind::Scalar(s) if looks_like_file(&s.value) => Script::file(s.value.trim()),
-            NodeKind::Scalar(_) | NodeKind::Seq(_) => Script {
-                content: ScriptContent::Commands(commands(r, node)),
-                ..Script::default()
-            },
+            NodeKind::Scalar(_) | NodeKind::Seq(_) => {
+                let commands = commands(r, node);
+                let file = match commands.as_slice() {
+                    [line] => script_file(r.recipe_dir, line),
+                    _ => None,
+                };
+                Script {
+                    content: file.map_or(ScriptContent::Commands(commands), ScriptContent::File),
+                    ..Script::default()
+                }
+            }
             NodeKind::Map(_) => {
                 let keys = ["interpreter", "env", "secrets", "cwd", "content", "file"];
                 let Some(node) = r.map(node, "script", &keys) else {
@@ -84,7 +96,11 @@ impl Script {
                     (Some(content), None) => ScriptContent::Commands(commands(r, content)),
                     (None, Some(_)) => r
                         .opt_string(node, "file")
-                        .map(|f| ScriptContent::File(f.value))
+                        .map(|f| {
+                            ScriptContent::File(
+                                script_file(r.recipe_dir, &f.value).unwrap_or(f.value),
+                            )
+                        })
                         .unwrap_or_default(),
                     (None, None) => ScriptContent::default(),
                 };
@@ -107,13 +123,40 @@ impl Script {
     }
 }
 
-/// A one-line script that names a script file rather than a command.
-fn looks_like_file(text: &str) -> bool {
-    let text = text.trim();
-    !text.contains(char::is_whitespace)
-        && [".sh", ".bash", ".bat", ".ps1", ".py"]
-            .iter()
-            .any(|ext| text.ends_with(ext))
+/// The script file a one-line script names, relative to the recipe dir,
+/// found as rattler-build finds it: the line itself when it has an
+/// extension, else the line with `.sh`, when that is a file in the recipe
+/// dir. Without a recipe dir (a recipe read from text alone), a line that
+/// ends in a script extension and has no space is taken for a file.
+///
+/// Only files below the recipe dir are found: an absolute path or one
+/// leaving the directory stays a command, as the shell runs it.
+fn script_file(recipe_dir: Option<&Path>, line: &str) -> Option<String> {
+    if line.trim().is_empty() || line.contains('\n') {
+        return None;
+    }
+    let path = Path::new(line);
+    let inside = path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !inside {
+        return None;
+    }
+    let candidate = if path.extension().is_some() {
+        path.to_path_buf()
+    } else {
+        path.with_extension("sh")
+    };
+    let Some(dir) = recipe_dir else {
+        let named = !line.contains(char::is_whitespace)
+            && [".sh", ".bash", ".bat", ".ps1", ".py"]
+                .iter()
+                .any(|ext| line.ends_with(ext));
+        return named.then(|| line.to_string());
+    };
+    dir.join(&candidate)
+        .is_file()
+        .then(|| candidate.to_string_lossy().into_owned())
 }
 
 fn commands(r: &mut Reader<'_>, node: &Node) -> Vec<String> {

@@ -27,6 +27,8 @@ pub struct Recipe {
     pub(crate) recipe_dir: PathBuf,
     pub(crate) context: Vec<(String, Node)>,
     pub(crate) units: Vec<Unit>,
+    /// Whether the recipe has `outputs:`.
+    pub(crate) multi_output: bool,
     pub(crate) warnings: Vec<Problem>,
 }
 
@@ -152,6 +154,7 @@ pub fn parse(source: SourceFile, recipe_dir: PathBuf) -> Result<Recipe, RecipeEr
         },
         None => Vec::new(),
     };
+    let multi_output = root.get("outputs").is_some();
     let units = match root.get("outputs") {
         Some(outputs) => p.multi_output(&root, outputs),
         None => p.single_output(&root),
@@ -162,6 +165,7 @@ pub fn parse(source: SourceFile, recipe_dir: PathBuf) -> Result<Recipe, RecipeEr
         recipe_dir,
         context,
         units,
+        multi_output,
         warnings,
     };
     if problems.is_empty() {

@@ -52,7 +52,7 @@ impl Parser<'_> {
         }
         self.keys(cache, "cache", &["source", "requirements", "build"]);
         self.staging_sections(cache);
-        let mut entries = vec![implicit_name_entry(key)];
+        let mut entries = vec![with_recipe_version(implicit_name_entry(key), root)];
         entries.extend(merged_list(root, cache, "source"));
         for section in ["requirements", "build"] {
             if let Some(e) = entry(cache, section) {
@@ -244,7 +244,10 @@ impl Parser<'_> {
                 );
             }
         }
-        let mut entries: Vec<(Key, Node)> = entry(item, "staging").into_iter().collect();
+        let mut entries: Vec<(Key, Node)> = entry(item, "staging")
+            .map(|e| with_recipe_version(e, root))
+            .into_iter()
+            .collect();
         entries.extend(merged_list(root, item, "source"));
         for section in ["requirements", "build"] {
             if let Some(e) = entry(item, section) {
@@ -318,7 +321,7 @@ impl Parser<'_> {
         );
         self.keys(package, "package", &["name", "version"]);
         let build = item.get("build").map(|b| without(b, LEGACY_BUILD_KEYS));
-        let mut entries = vec![staging_name_entry(key, name)];
+        let mut entries = vec![with_recipe_version(staging_name_entry(key, name), root)];
         entries.extend(merged_list(root, item, "source"));
         if let Some(e) = entry(item, "requirements") {
             entries.push(e);
@@ -349,11 +352,7 @@ impl Parser<'_> {
     ) -> Unit {
         self.keys(item, "an output", PACKAGE_OUTPUT_KEYS);
         let package = item.get("package").expect("checked by caller");
-        let recipe_version = root
-            .get("recipe")
-            .and_then(|r| r.get("version"))
-            .map(|v| (root.get("recipe").and_then(|r| r.key("version")), v))
-            .or_else(|| root.get("version").map(|v| (root.key("version"), v)));
+        let recipe_version = recipe_version(root);
         self.package_fields(package, Some(key), recipe_version.is_none());
         let needs_cache = item.get("build").and_then(|b| b.get("needs-cache"));
         let inherit = match (item.get("inherit"), needs_cache) {
@@ -551,4 +550,35 @@ fn legacy_staging(item: &Node) -> bool {
             .and_then(|b| b.get("cache-only"))
             .and_then(Node::as_str)
             .is_some_and(|v| matches!(v.trim(), "true" | "True"))
+}
+
+/// The recipe-level version and the key it is written under:
+/// `recipe.version`, or the older top-level `version`.
+fn recipe_version(root: &Node) -> Option<(Option<&Key>, &Node)> {
+    root.get("recipe")
+        .and_then(|r| r.get("version"))
+        .map(|v| (root.get("recipe").and_then(|r| r.key("version")), v))
+        .or_else(|| root.get("version").map(|v| (root.key("version"), v)))
+}
+
+/// A staging output's `staging:` entry with the recipe's version added, so
+/// that it is rendered with the rest (its script sees it as `PKG_VERSION`).
+fn with_recipe_version((key, staging): (Key, Node), root: &Node) -> (Key, Node) {
+    let Some((version_key, version)) = recipe_version(root) else {
+        return (key, staging);
+    };
+    let Some(entries) = staging.as_map() else {
+        return (key, staging);
+    };
+    let mut entries = entries.to_vec();
+    entries.retain(|(k, _)| k.name != "version");
+    entries.push((
+        version_key.cloned().unwrap_or(Key {
+            name: "version".into(),
+            span: version.span,
+        }),
+        version.clone(),
+    ));
+    let span = staging.span;
+    (key, map_node(entries, span))
 }

@@ -480,7 +480,7 @@ impl Driver<'_> {
             .map(str::to_string)
             .unwrap_or_else(|| format!("{}_{build_number}", hash.tag()));
 
-        let mut reader = Reader::new(&self.recipe.source);
+        let mut reader = Reader::in_dir(&self.recipe.source, &self.recipe.recipe_dir);
         let output = if unit.staging {
             RenderedOutput::Staging(Box::new(self.read_staging(
                 &mut reader,

@@ -70,10 +70,16 @@ impl Driver<'_> {
                 name_node.span,
             );
         }
+        let version = node
+            .get("staging")
+            .and_then(|s| s.get("version"))
+            .and_then(|v| r.string(v))
+            .map(|v| v.value);
         StagingCache {
             name,
             implicit: unit.implicit,
             hash: hash.to_string(),
+            version,
             variant: display_variant(used),
             sources: node
                 .get("source")
@@ -158,9 +164,12 @@ impl Driver<'_> {
             &build_string,
         );
 
+        // As rattler-build: only a single-output recipe runs `build.sh`
+        // by default; an output of a multi-output recipe runs the script
+        // it names (or the top-level one it starts from), else none.
         let script = match node.get("build").and_then(|b| b.get("script")) {
             Some(script) => Script::read(r, script),
-            None if inherit.is_some() => Script::default(),
+            None if inherit.is_some() || self.recipe.multi_output => Script::default(),
             None => self.default_script(),
         };
         let build = match node.get("build") {

@@ -79,6 +79,19 @@ impl VariantConfig {
         }
     }
 
+    /// Replaces the values of `key` with `values`, as rattler-build's
+    /// `--variant KEY=VALUE,...` does after reading the variant files: each
+    /// value is text (`5` is `"5"` in the build string hash, as the peer
+    /// hashes it), and a zipped group must still have equally many values
+    /// per key ([`VariantConfig::validate`]).
+    pub fn set(&mut self, key: &str, values: &[String]) {
+        let values = values
+            .iter()
+            .map(|v| VariantValue::Str(v.clone()))
+            .collect();
+        self.values.insert(normalize_key(key), values);
+    }
+
     /// Checks that every zipped group whose keys all have values has
     /// equally many of them. A group with a key no file sets (a
     /// platform-specific key, on another platform) is zipped up to its
@@ -238,6 +251,18 @@ mod tests {
         assert_eq!(strings(c.choices("a", &BTreeMap::new())), ["3"]);
         assert_eq!(strings(c.choices("b", &BTreeMap::new())), ["1", "2"]);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_set_key_replaces_the_files_values_as_text() {
+        let mut c = config("variants.yaml", "python-version: ['3.11']\nn: [1]\n");
+        c.set("python_version", &["3.12".into(), "3.13".into()]);
+        c.set("n", &["5".into()]);
+        assert_eq!(
+            strings(c.choices("python-version", &BTreeMap::new())),
+            ["3.12", "3.13"]
+        );
+        assert_eq!(c.values("n"), [VariantValue::Str("5".into())]);
     }
 
     #[test]

@@ -1,19 +1,24 @@
 //! `cleave build`: every output of a recipe into a local channel.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cleave_build::engine::{BuildOptions, Builder, CacheMode, CompileCache, TestMode};
+use cleave_build::BuildError;
+use cleave_build::engine::{
+    BuildOptions, Builder, CacheMode, CompileCache, Event, Plan, PlannedRecipe, Reporter,
+    SkipExisting, TestMode,
+};
 use cleave_build::package::PackageFormat;
 use cleave_build::script::guard::Guard;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
 
-use super::recipe::Rendered;
+use cleave_recipe::RenderConfig;
+
 use crate::Status;
-use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, Switch, TestArg};
+use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, SkipExistingArg, Switch, TestArg};
 use crate::config::{Overrides, Settings, compile_dir};
 use crate::output::{self, BuildReporter, Summary};
 
@@ -21,22 +26,49 @@ use crate::output::{self, BuildReporter, Summary};
 /// left out so builds do not depend on the shell they were started from.
 const PASSED_VARIABLES: &[&str] = &[
     "PATH",
-    "HOME",
-    "USER",
-    "LANG",
-    "LC_ALL",
-    "TERM",
     "TMPDIR",
     "SOURCE_DATE_EPOCH",
+    // What rattler-build passes on too: certificates, the SSH agent, the
+    // display and proxies (see docs/recipe.md).
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "SSH_AUTH_SOCK",
+    "DISPLAY",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
 ];
 
 pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
     let started = Instant::now();
-    let Some(rendered) = super::recipe::render(&args.setup.recipe)? else {
+    let Some(rendered) = super::recipe::render_all(&args.setup.recipe)? else {
         return Ok(Status::Failure);
     };
+    let config = rendered
+        .first()
+        .map(|r| r.config.clone())
+        .ok_or_else(|| miette!("no recipe to build"))?;
+    // The rendered recipes stay: their spans place a failure.
+    let recipes = rendered
+        .iter()
+        .map(|r| PlannedRecipe {
+            recipe: r.recipe.clone(),
+            file: r.file.clone(),
+        })
+        .collect();
+    let plan = match Plan::new(recipes, args.up_to.as_deref()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            super::print_report(&miette::Report::from_err(err));
+            return Ok(Status::Failure);
+        }
+    };
     let cwd = std::env::current_dir().into_diagnostic()?;
-    let mut options = options(&args.setup, &rendered, &cwd)?;
+    let mut options = options(&args.setup, &config, &cwd)?;
     options.format = match args.package_format {
         PackageFormatArg::Conda => PackageFormat::Conda,
         PackageFormatArg::TarBz2 => PackageFormat::TarBz2,
@@ -48,6 +80,12 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
     options.keep_build = args.keep_build;
     options.error_unclaimed = args.error_unclaimed_files;
     options.error_overlapping = args.error_overlapping_files;
+    options.keep_going = args.keep_going;
+    options.skip_existing = match args.skip_existing {
+        SkipExistingArg::None => SkipExisting::None,
+        SkipExistingArg::Local => SkipExisting::Local,
+        SkipExistingArg::All => SkipExisting::All,
+    };
     if let Some(switch) = args.compile_cache {
         options.compile_cache.enabled = matches!(switch, Switch::On);
     }
@@ -62,37 +100,51 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
         .enabled
         .then(|| compile_dir(&options.cache_dir));
     let reporter = BuildReporter::new(printer, compile);
-    let built = Builder::new(options).and_then(|builder| {
-        builder
-            .with_reporter(Arc::new(reporter.clone()))
-            .build(&rendered.recipe, &rendered.file)
+    let mut builder = match Builder::new(options) {
+        Ok(builder) => builder.with_reporter(Arc::new(reporter.clone())),
+        Err(err) => {
+            reporter.finish();
+            printer.error(&report(err), None);
+            return Ok(Status::Failure);
+        }
+    };
+    let built = builder.build(&plan, &mut |event| match event {
+        // The report places the error in its recipe.
+        Event::Failed { what, error } => {
+            let location = super::recipe::locate(&rendered, &error);
+            reporter.failed(what);
+            printer.error(&report(error), location.as_ref());
+        }
+        other => reporter.event(other),
     });
     let steps = reporter.finish();
-    match built {
-        Ok(built) => {
-            Summary {
-                built: &built,
-                steps: &steps,
-                output_dir: &output_dir,
-                total: started.elapsed(),
-            }
-            .print(printer)
-            .into_diagnostic()?;
-            Ok(Status::Success)
-        }
-        Err(err) => {
-            let location = super::recipe::locate(&rendered, &err);
-            printer.error(&report(err), location.as_ref());
-            Ok(Status::Failure)
+    Summary {
+        report: &built,
+        steps: &steps,
+        output_dir: &output_dir,
+        total: started.elapsed(),
+    }
+    .print(printer)
+    .into_diagnostic()?;
+    let mut status = if built.succeeded() {
+        Status::Success
+    } else {
+        Status::Failure
+    };
+    if let Some(url) = &args.publish_to {
+        let files: Vec<PathBuf> = built.packages().map(|p| p.path.clone()).collect();
+        if !files.is_empty() && !super::publish::publish(url, &files, false)? {
+            status = Status::Failure;
         }
     }
+    Ok(status)
 }
 
 /// Build options from the settings every command that solves shares:
 /// `cleave build` and `cleave cache explain` must compute the same keys.
 pub(crate) fn options(
     setup: &SetupArgs,
-    rendered: &Rendered,
+    config: &RenderConfig,
     cwd: &Path,
 ) -> miette::Result<BuildOptions> {
     let settings = Settings::load(
@@ -119,12 +171,9 @@ pub(crate) fn options(
         test: TestMode::Native,
         keep_build: false,
         timestamp: timestamp()?,
-        target_platform: rendered.config.target_platform,
-        build_platform: rendered.config.build_platform,
-        base_env: PASSED_VARIABLES
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect::<BTreeMap<_, _>>(),
+        target_platform: config.target_platform,
+        build_platform: config.build_platform,
+        base_env: passed_variables(),
         staging_root: settings.staging_root,
         error_unclaimed: false,
         error_overlapping: false,
@@ -143,21 +192,45 @@ pub(crate) fn options(
                 .into_diagnostic()
                 .wrap_err("cannot find cleave's own executable to guard build scripts")?,
         ),
+        keep_going: false,
+        skip_existing: SkipExisting::None,
     })
 }
 
+/// The variables of cleave's environment that scripts get.
+pub(crate) fn passed_variables() -> BTreeMap<String, String> {
+    PASSED_VARIABLES
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
 /// A build error with the details a user acts on.
-fn report(err: cleave_build::BuildError) -> miette::Report {
+pub(crate) fn report(err: BuildError) -> miette::Report {
     match err {
-        cleave_build::BuildError::ScriptFailed {
-            ref tail,
-            ref log,
-            ref work_dir,
+        BuildError::ScriptFailed { .. } => miette!("{err}\n\n{}", script_details(&err)),
+        BuildError::Broken { ref source, .. } => match **source {
+            BuildError::ScriptFailed { .. } => {
+                miette!("{err}\n\n{source}\n\n{}", script_details(source))
+            }
+            _ => miette!("{err}\n\n{source}"),
+        },
+        other => miette::Report::from_err(other),
+    }
+}
+
+/// The log tail, log file and work dir of a failed script.
+fn script_details(err: &BuildError) -> String {
+    match err {
+        BuildError::ScriptFailed {
+            tail,
+            log,
+            work_dir,
             ..
         } => {
             let dir = log.parent().unwrap_or(work_dir);
-            miette!(
-                "{err}\n\nlast lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}\n\
+            format!(
+                "last lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}\n\
                  to run it again by hand: cd {} && source {} && bash {}\n\
                  or: cleave debug shell --work-dir {}",
                 log.display(),
@@ -172,7 +245,7 @@ fn report(err: cleave_build::BuildError) -> miette::Report {
                 dir.display(),
             )
         }
-        other => miette::Report::from_err(other),
+        _ => String::new(),
     }
 }
 
@@ -198,7 +271,7 @@ fn timestamp() -> miette::Result<jiff::Timestamp> {
 }
 
 /// A local directory (which must be a channel), a URL, or a channel name.
-fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
+pub(crate) fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
     let looks_like_path = text.starts_with('.') || text.starts_with('/') || text.starts_with('~');
     if looks_like_path || cwd.join(text).is_dir() {
         let dir = cwd.join(text);

@@ -238,12 +238,18 @@ fn kind(entry: &EntryInfo) -> &'static str {
 }
 
 fn explain(setup: &SetupArgs, cwd: &Path) -> miette::Result<Status> {
-    let Some(rendered) = super::recipe::render(&setup.recipe)? else {
+    let Some(rendered) = super::recipe::render_all(&setup.recipe)? else {
         return Ok(Status::Failure);
     };
-    let options = options(setup, &rendered, cwd)?;
+    let Some(first) = rendered.first() else {
+        return Ok(Status::Success);
+    };
+    let options = options(setup, &first.config, cwd)?;
     let mut builder = Builder::new(options).into_diagnostic()?;
-    let keys = builder.keys(&rendered.recipe);
+    let keys: Vec<_> = rendered
+        .iter()
+        .flat_map(|r| builder.keys(&r.recipe))
+        .collect();
     let store = builder.store();
     let mut out = std::io::stdout().lock();
     for k in &keys {

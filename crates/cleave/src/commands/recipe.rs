@@ -1,5 +1,5 @@
-//! Loading and rendering a recipe with its variant files, shared by the
-//! commands that take `--recipe`.
+//! Finding, loading and rendering recipes with their variant files, shared
+//! by the commands that take `--recipe` and `--recipe-dir`.
 
 use std::path::{Path, PathBuf};
 
@@ -27,9 +27,80 @@ pub(crate) struct Rendered {
     pub(crate) parsed: cleave_recipe::Recipe,
 }
 
-/// Loads and renders the recipe. Recipe and variant errors are printed and
+/// Loads and renders every recipe `args` name, in the order given (the
+/// recipes of `--recipe-dir` sorted by path after those of `--recipe`,
+/// each once). Recipe and variant errors are printed, every recipe's, and
 /// give `None`; other failures (unreadable files, bad flags) are errors.
-pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
+pub(crate) fn render_all(args: &RecipeArgs) -> miette::Result<Option<Vec<Rendered>>> {
+    let mut files = Vec::new();
+    for recipe in &args.recipes {
+        files.push(recipe_file(recipe)?);
+    }
+    if let Some(dir) = &args.recipe_dir {
+        let found = discover(dir)?;
+        if found.is_empty() {
+            return Err(miette::miette!(
+                "--recipe-dir {}: no directory below it holds a recipe.yaml",
+                dir.display()
+            ));
+        }
+        files.extend(found);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    let mut rendered = Vec::new();
+    let mut broken = false;
+    for file in files {
+        match render(args, file)? {
+            Some(r) => rendered.push(r),
+            None => broken = true,
+        }
+    }
+    Ok((!broken).then_some(rendered))
+}
+
+/// `recipe.yaml` of a recipe directory, or the file itself.
+fn recipe_file(path: &Path) -> miette::Result<PathBuf> {
+    if path.is_dir() {
+        let file = path.join("recipe.yaml");
+        // Anything there is the recipe: reading it refuses what is not a
+        // regular file, saying what it is.
+        if std::fs::symlink_metadata(&file).is_err() {
+            return Err(miette::miette!("{} holds no recipe.yaml", path.display()));
+        }
+        Ok(file)
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+/// The `recipe.yaml` files below `dir`, as rattler-build finds them for
+/// `--recipe-dir`: every directory at any depth (`dir` itself included)
+/// holding one, hidden directories and what `.gitignore` and `.ignore`
+/// files exclude skipped, sorted by path.
+fn discover(dir: &Path) -> miette::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(miette::miette!(
+            "--recipe-dir {} is not a directory",
+            dir.display()
+        ));
+    }
+    let mut found = Vec::new();
+    for entry in ignore::WalkBuilder::new(dir).build() {
+        let entry = entry
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading {}", dir.display()))?;
+        let file = entry.path().join("recipe.yaml");
+        if entry.file_type().is_some_and(|t| t.is_dir()) && file.is_file() {
+            found.push(file);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Loads and renders one recipe file.
+fn render(args: &RecipeArgs, file: PathBuf) -> miette::Result<Option<Rendered>> {
     let mut config = RenderConfig::native();
     if let Some(platform) = &args.target_platform {
         config.target_platform = platform
@@ -37,11 +108,6 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
             .into_diagnostic()
             .wrap_err_with(|| format!("invalid --target-platform `{platform}`"))?;
     }
-    let file = if args.recipe.is_dir() {
-        args.recipe.join("recipe.yaml")
-    } else {
-        args.recipe.clone()
-    };
     let recipe = match cleave_recipe::load(&file) {
         Ok(recipe) => recipe,
         Err(LoadError::Invalid(errors)) => {
@@ -93,39 +159,41 @@ pub(crate) fn render(args: &RecipeArgs) -> miette::Result<Option<Rendered>> {
     }
 }
 
-/// Where in the recipe a build error points, for an annotation: the
-/// failed script's `build.script`, the missing `path` source.
-pub(crate) fn locate(rendered: &Rendered, err: &BuildError) -> Option<Location> {
-    let (what, section, key, value) = match err {
-        BuildError::ScriptFailed { what, .. } => (what, "build", "script", None),
-        BuildError::MissingSource { what, path } => (
-            what,
-            "source",
-            "path",
-            path.strip_prefix(&rendered.recipe.recipe_dir)
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned()),
+/// Where in its recipe a build error points, for an annotation: the
+/// failed script's `build.script`, the missing `path` source. With
+/// several recipes, the one whose output the error names.
+pub(crate) fn locate(rendered: &[Rendered], err: &BuildError) -> Option<Location> {
+    let (what, section, key, path) = match err {
+        // A test script's (`the test script of test 2 of NAME`) is not
+        // the recipe's `build.script`: it keeps no prefix to strip.
+        BuildError::ScriptFailed { what, .. } => (
+            what.strip_prefix("the build script of ")?,
+            "build",
+            "script",
+            None,
         ),
+        BuildError::MissingSource { what, path } => (what.as_str(), "source", "path", Some(path)),
         _ => return None,
     };
     // `what` is `name-version-build` or "staging `name`": the longest
-    // output name it starts with or quotes.
-    let output = rendered
-        .recipe
-        .outputs
+    // output name it starts with or quotes, in whichever recipe has it;
+    // an output not found gets no place rather than another output's.
+    let (recipe, output) = rendered
         .iter()
-        .map(|o| o.name())
-        .filter(|n| what.starts_with(&format!("{n}-")) || what.contains(&format!("`{n}`")))
-        .max_by_key(|n| n.len());
-    // A test's script (`test 2 of NAME`) or an output not found: no place
-    // rather than another output's.
-    output?;
-    let span = rendered
+        .flat_map(|r| r.recipe.outputs.iter().map(move |o| (r, o.name())))
+        .filter(|(_, n)| what.starts_with(&format!("{n}-")) || what.contains(&format!("`{n}`")))
+        .max_by_key(|(_, n)| n.len())?;
+    let value = path.and_then(|p| {
+        p.strip_prefix(&recipe.recipe.recipe_dir)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    });
+    let span = recipe
         .parsed
-        .locate(output, section, key, value.as_deref())?;
-    let (line, col) = rendered.parsed.source().line_col(span.offset());
+        .locate(Some(output), section, key, value.as_deref())?;
+    let (line, col) = recipe.parsed.source().line_col(span.offset());
     Some(Location {
-        file: rendered.file.display().to_string(),
+        file: recipe.file.display().to_string(),
         line,
         col,
     })
@@ -133,7 +201,8 @@ pub(crate) fn locate(rendered: &Rendered, err: &BuildError) -> Option<Location> 
 
 /// The variant file next to the recipe (`variants.yaml`, or else
 /// conda-build's `conda_build_config.yaml`, as rattler-build picks it), then
-/// each `--variant-config` in order. A file beside the recipe that is not a
+/// each `--variant-config` in order, then the `--variant` overrides (the
+/// last one given for a key wins). A file beside the recipe that is not a
 /// regular file (a FIFO, a directory) is an error, not skipped.
 fn load_variants(
     args: &RecipeArgs,
@@ -157,6 +226,9 @@ fn load_variants(
             Ok(file) => config.merge(file),
             Err(errors) => return Ok(Err(errors)),
         }
+    }
+    for (key, values) in &args.variants {
+        config.set(key, values);
     }
     Ok(config.validate().map(|()| config))
 }

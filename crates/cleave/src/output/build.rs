@@ -78,6 +78,30 @@ impl BuildReporter {
         BuildReporter { inner }
     }
 
+    /// A step failed; its error goes out on its own, as a report placed
+    /// in its recipe (see `Printer::error`).
+    pub(crate) fn failed(&self, what: &str) {
+        let inner = &self.inner;
+        {
+            let mut state = inner.state();
+            if let Some(id) = state.current.take() {
+                inner.activities.finish(id);
+            }
+            mark_failed(&mut state, what);
+        }
+        let p = inner.printer;
+        if p.quiet() {
+            return;
+        }
+        match p.style {
+            LogStyle::Json => p.line(
+                &serde_json::json!({"type": "failed", "what": what, "time": p.elapsed()})
+                    .to_string(),
+            ),
+            _ => p.line(&failed_line(what)),
+        }
+    }
+
     /// Closes the last step (and its group) and hands over the steps.
     pub(crate) fn finish(&self) -> Vec<Step> {
         let inner = &self.inner;
@@ -198,6 +222,28 @@ impl Inner {
                 if let Some(s) = open_step(&mut state) {
                     s.fetched = Some(remote.to_string());
                 }
+            }
+            Event::Failed { what, .. } => {
+                end(&mut state);
+                mark_failed(&mut state, what);
+            }
+            Event::Skipped { what, .. } | Event::NotBuilt { what, .. } => {
+                end(&mut state);
+                self.close_step(&mut state);
+                state.steps.push(Step {
+                    kind: "package",
+                    what: what.to_string(),
+                    started: Instant::now(),
+                    duration: Some(Duration::ZERO),
+                    result: if matches!(event, Event::Skipped { .. }) {
+                        StepResult::Skipped
+                    } else {
+                        StepResult::NotBuilt
+                    },
+                    saved: None,
+                    fetched: None,
+                    compile: CompileCounts::default(),
+                });
             }
             _ => {}
         }
@@ -358,8 +404,41 @@ impl Inner {
             Event::Line(line) => p.line(&format!("   │ {line}")),
             Event::Packaged(pkg) => p.line(&format!("   wrote {}", pkg.path.display())),
             Event::Tested { what, count } => p.line(&format!("   {what}: {count} tests passed")),
+            Event::Failed { what, error } => {
+                p.line(&failed_line(what));
+                p.line(&format!("   {}", printable(&error.to_string())));
+            }
+            Event::Skipped { what, channel } => p.line(&format!(
+                "── skipped {what}: it is in {} already",
+                printable(channel)
+            )),
+            Event::NotBuilt { what, because } => {
+                p.line(&format!("── not built: {what}, because {because} failed"))
+            }
             _ => {}
         }
+    }
+}
+
+/// The line that says a step failed (its report follows).
+fn failed_line(what: &str) -> String {
+    console::style(format!("   failed: {what}"))
+        .red()
+        .bold()
+        .for_stderr()
+        .to_string()
+}
+
+/// Marks the step `what` names as failed: a package step is named as its
+/// failure is, a staging step by its bare name.
+fn mark_failed(state: &mut State, what: &str) {
+    if let Some(step) = state
+        .steps
+        .iter_mut()
+        .rev()
+        .find(|s| s.what == what || format!("staging `{}`", s.what) == what)
+    {
+        step.result = StepResult::Failed;
     }
 }
 

@@ -103,6 +103,15 @@ pub(super) fn record(printer: &Printer, event: &Event<'_>) -> Value {
         }),
         Event::Testing { what, count } => json!({"type": "testing", "what": what, "count": count}),
         Event::Tested { what, count } => json!({"type": "tested", "what": what, "count": count}),
+        Event::Failed { what, error } => {
+            json!({"type": "failed", "what": what, "message": error.to_string()})
+        }
+        Event::Skipped { what, channel } => {
+            json!({"type": "skipped", "what": what, "channel": channel})
+        }
+        Event::NotBuilt { what, because } => {
+            json!({"type": "not_built", "what": what, "because": because})
+        }
     };
     value["time"] = printer.elapsed().into();
     value

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cleave_build::engine::BuiltPackage;
+use cleave_build::engine::{BuildReport, Outcome};
 
 use super::{Printer, github, human_duration};
 use crate::cli::LogStyle;
@@ -49,6 +49,12 @@ pub(crate) enum StepResult {
     Cached,
     /// A package taken from the cache.
     Reused,
+    /// It failed.
+    Failed,
+    /// A package a channel has already: not built.
+    Skipped,
+    /// Not built: something it needs failed.
+    NotBuilt,
 }
 
 /// One staging build or package output of the build.
@@ -72,7 +78,8 @@ pub(crate) struct Step {
 
 /// What the summary shows.
 pub(crate) struct Summary<'a> {
-    pub(crate) built: &'a [BuiltPackage],
+    /// Each package output and what became of it.
+    pub(crate) report: &'a BuildReport,
     pub(crate) steps: &'a [Step],
     pub(crate) output_dir: &'a Path,
     pub(crate) total: Duration,
@@ -132,8 +139,10 @@ impl Summary<'_> {
     /// Prints the summary in `printer`'s style: the table on stdout, and
     /// a record (JSON) or a step summary (GitHub).
     pub(crate) fn print(&self, printer: &Printer) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        std::io::Write::write_all(&mut out, self.table().as_bytes())?;
+        if !self.report.outputs.is_empty() {
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, self.table().as_bytes())?;
+        }
         match printer.style {
             LogStyle::Json => printer.line(&self.json(printer).to_string()),
             LogStyle::Github => github::append_step_summary(printer, &self.markdown()),
@@ -144,18 +153,49 @@ impl Summary<'_> {
 
     fn table(&self) -> String {
         let rows: Vec<[String; 8]> = self
-            .built
+            .report
+            .outputs
             .iter()
-            .map(|p| {
+            .map(|o| {
+                let (subdir, state, size, files, time) = match &o.outcome {
+                    Outcome::Built(p) => (
+                        p.subdir.clone(),
+                        if p.reused { "reused" } else { "built" },
+                        human_size(p.size),
+                        p.files.to_string(),
+                        human_duration(p.duration),
+                    ),
+                    Outcome::Skipped { .. } => (
+                        String::new(),
+                        "skipped",
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ),
+                    Outcome::Failed => (
+                        String::new(),
+                        "failed",
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ),
+                    Outcome::NotBuilt { .. } => (
+                        String::new(),
+                        "not built",
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ),
+                };
                 [
-                    p.name.clone(),
-                    p.version.clone(),
-                    p.build.clone(),
-                    p.subdir.clone(),
-                    if p.reused { "reused" } else { "built" }.to_string(),
-                    human_size(p.size),
-                    p.files.to_string(),
-                    human_duration(p.duration),
+                    o.name.clone(),
+                    o.version.clone(),
+                    o.build.clone(),
+                    subdir,
+                    state.to_string(),
+                    size,
+                    files,
+                    time,
                 ]
             })
             .collect();
@@ -188,14 +228,32 @@ impl Summary<'_> {
         for row in &rows {
             let _ = writeln!(text, "{}", line(row));
         }
-        let reused = self.built.iter().filter(|p| p.reused).count();
+        let count =
+            |f: fn(&Outcome) -> bool| self.report.outputs.iter().filter(|o| f(&o.outcome)).count();
+        let built = count(|o| matches!(o, Outcome::Built(p) if !p.reused));
+        let reused = count(|o| matches!(o, Outcome::Built(p) if p.reused));
+        let packages = built + reused;
+        let mut others = String::new();
+        for (n, what) in [
+            (
+                count(|o| matches!(o, Outcome::Skipped { .. })),
+                "skipped: already in a channel",
+            ),
+            (count(|o| matches!(o, Outcome::Failed)), "failed"),
+            (
+                count(|o| matches!(o, Outcome::NotBuilt { .. })),
+                "not built",
+            ),
+        ] {
+            if n > 0 {
+                let _ = write!(others, "; {n} {what}");
+            }
+        }
         let _ = writeln!(
             text,
-            "\n{} package{} in {} ({} built, {reused} reused from the cache) in {}",
-            self.built.len(),
-            if self.built.len() == 1 { "" } else { "s" },
+            "\n{packages} package{} in {} ({built} built, {reused} reused from the cache{others}) in {}",
+            if packages == 1 { "" } else { "s" },
             self.output_dir.display(),
-            self.built.len() - reused,
             human_duration(self.total),
         );
         let (saved, parts) = self.savings();
@@ -220,12 +278,25 @@ impl Summary<'_> {
             "seconds": secs(self.total),
             "saved_seconds": secs(saved),
             "output_dir": self.output_dir,
-            "packages": self.built.iter().map(|p| serde_json::json!({
+            "packages": self.report.packages().map(|p| serde_json::json!({
                 "name": p.name, "version": p.version, "build": p.build,
                 "subdir": p.subdir, "path": p.path, "size": p.size, "files": p.files,
                 "reused": p.reused, "seconds": secs(p.duration),
                 "saved_seconds": p.saved.map(secs),
             })).collect::<Vec<_>>(),
+            "outputs": self.report.outputs.iter().map(|o| {
+                let (result, why) = match &o.outcome {
+                    Outcome::Built(p) => (if p.reused { "reused" } else { "built" }, None),
+                    Outcome::Skipped { channel } => ("skipped", Some(channel)),
+                    Outcome::Failed => ("failed", None),
+                    Outcome::NotBuilt { because } => ("not_built", Some(because)),
+                };
+                serde_json::json!({
+                    "name": o.name, "version": o.version, "build": o.build,
+                    "result": result, "because": why,
+                })
+            }).collect::<Vec<_>>(),
+            "failures": self.report.failures,
             "steps": self.steps.iter().map(|s| serde_json::json!({
                 "kind": s.kind, "what": s.what,
                 "result": result_name(s.result),
@@ -246,12 +317,16 @@ impl Summary<'_> {
     fn markdown(&self) -> String {
         let mut md = String::new();
         let (saved, parts) = self.savings();
+        let packages = self.report.packages().count();
         let _ = writeln!(
             md,
-            "### cleave build: {} package{} in {}\n",
-            self.built.len(),
-            if self.built.len() == 1 { "" } else { "s" },
-            human_duration(self.total)
+            "### cleave build: {packages} package{} in {}{}\n",
+            if packages == 1 { "" } else { "s" },
+            human_duration(self.total),
+            match self.report.failures {
+                0 => String::new(),
+                n => format!(", {n} failed"),
+            }
         );
         let _ = writeln!(
             md,
@@ -261,8 +336,8 @@ impl Summary<'_> {
         let cell = |text: &str| text.replace('|', "\\|");
         for step in self.steps {
             let package = self
-                .built
-                .iter()
+                .report
+                .packages()
                 .find(|p| step.what == format!("{}-{}-{}", p.name, p.version, p.build));
             let result = match &step.fetched {
                 Some(remote) => format!("{} (from {remote})", result_name(step.result)),
@@ -303,5 +378,8 @@ fn result_name(result: StepResult) -> &'static str {
         StepResult::Built => "built",
         StepResult::Cached => "cached",
         StepResult::Reused => "reused",
+        StepResult::Failed => "failed",
+        StepResult::Skipped => "skipped",
+        StepResult::NotBuilt => "not built",
     }
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod machines;
+pub mod quetz;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -60,9 +60,15 @@ fn a_staging_build_with_compiler_and_stdlib_gives_each_output_their_run_exports(
 
     let checked = install(tmp.path(), "env", &["libhello-dev"], &[]);
     assert_eq!(paths(&checked, "libhello"), ["lib/libhello.so.1"]);
+    // The file its test compiles travels with the package, as rattler-build
+    // stores it.
     assert_eq!(
         paths(&checked, "libhello-dev"),
-        ["include/hello.h", "lib/libhello.so"]
+        [
+            "etc/conda/test-files/libhello-dev/0/main.c",
+            "include/hello.h",
+            "lib/libhello.so"
+        ]
     );
     let lib_build = build_string(&checked, "libhello");
     assert_eq!(depends(&checked, "libhello"), TOOLCHAIN_DEPENDS);

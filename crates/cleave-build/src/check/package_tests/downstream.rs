@@ -5,32 +5,33 @@
 //! the new build. cleave checks the part of that which needs nothing but
 //! the channels: one environment holding the downstream spec and exactly
 //! the package under test (name, version and build string) must solve,
-//! from the output channel and the other channels, and install into a
+//! from the package's own channel, the output channel and the other
+//! channels, and install into a
 //! fresh prefix. A failure names the solver's (or installer's)
 //! explanation. The downstream package's own tests do not run.
 
 use std::path::Path;
 
-use super::{TestContext, itself, language::spec};
+use super::{TestEnv, language::spec};
 use crate::environment::{EnvKind, Environments};
 use crate::error::BuildError;
 
 /// Solves and installs `downstream` with the package under test into
 /// `dir/test_env`.
 pub(super) fn check(
-    ctx: &TestContext<'_>,
+    ctx: &TestEnv<'_>,
     envs: &Environments,
     downstream: &str,
     dir: &Path,
     what: &str,
 ) -> Result<(), BuildError> {
-    let own = ctx.output.name.as_normalized();
-    let specs = vec![itself(ctx.output)?, spec(downstream)?];
+    let own = &ctx.subject.name;
+    let specs = vec![ctx.subject.spec()?, spec(downstream)?];
     let failed = |problem: String| BuildError::TestFailed {
         what: format!("{what}: downstream {downstream}"),
         problems: vec![problem],
     };
-    let records = match envs.solve(&specs, ctx.target, what, EnvKind::Test) {
+    let records = match envs.solve_from(ctx.channels, &specs, ctx.target, what, EnvKind::Test) {
         Ok(records) => records,
         Err(BuildError::Solve { reason, .. }) => {
             return Err(failed(format!(

@@ -104,7 +104,7 @@ pub(super) fn spec(text: &str) -> Result<MatchSpec, BuildError> {
 }
 
 /// `text` as one bash word.
-fn shell_quote(text: &str) -> String {
+pub(super) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 

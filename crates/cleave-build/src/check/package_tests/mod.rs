@@ -4,39 +4,80 @@
 //!   ([`contents`]).
 //! - `script` tests, and the `python`, `perl`, `r` and `ruby` tests made
 //!   into scripts by [`language`], run in a fresh environment, solved from
-//!   the output channel and the other channels, holding the package (by
-//!   exact version and build) and the test's own requirements.
+//!   a channel holding only the package under test (it goes into the
+//!   output channel only once its tests passed), the output channel and
+//!   the other channels, holding the package (by exact version and build)
+//!   and the test's own requirements.
 //! - `downstream` tests check that the named package installs together
 //!   with this one ([`downstream`]).
+//!
+//! The package carries its tests as [`stored`] writes them.
 
 mod contents;
 mod downstream;
 mod language;
+mod package_file;
+pub mod stored;
+
+pub use package_file::{PackageFileTests, Progress, test_package_file};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cleave_recipe::model::{Dependency, PackageOutput, Script, ScriptContent, Test};
-use rattler_conda_types::{MatchSpec, ParseStrictness, Subdir};
+use rattler_conda_types::{Channel, MatchSpec, ParseStrictness, Subdir};
 
 use crate::environment::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::script::guard::Guarded;
-use crate::script::{ScriptRun, run};
+use crate::script::{ScriptRun, env, run};
 
-/// What a test run needs beyond the test itself.
-pub struct TestContext<'a> {
+/// The package a test runs against: its exact identity, and the variant
+/// it was built for, which its test scripts see.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The package name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its build string.
+    pub build: String,
+    /// Its build number.
+    pub build_number: u64,
+    /// The variant keys and values it was built with.
+    pub variant: BTreeMap<String, String>,
+}
+
+impl Subject {
+    /// The package a recipe output makes.
+    pub fn of(output: &PackageOutput) -> Subject {
+        Subject {
+            name: output.name.as_normalized().to_string(),
+            version: output.version.to_string(),
+            build: output.build.string.clone(),
+            build_number: output.build.number,
+            variant: output.variant.clone(),
+        }
+    }
+
+    /// The spec of exactly this package.
+    fn spec(&self) -> Result<MatchSpec, BuildError> {
+        let text = format!("{} =={} {}", self.name, self.version, self.build);
+        MatchSpec::from_str(&text, ParseStrictness::Lenient).map_err(|e| BuildError::Io {
+            context: format!("the spec of {}", self.name),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+}
+
+/// Where and how a package's tests run, whether they come from its
+/// recipe or from the package itself.
+pub struct TestEnv<'a> {
     /// The package under test.
-    pub output: &'a PackageOutput,
-    /// Paths in the written archive.
-    pub paths: &'a [PathBuf],
+    pub subject: &'a Subject,
     /// A directory the tests may use; recreated.
     pub dir: &'a Path,
-    /// The recipe directory, for `files.recipe`.
-    pub recipe_dir: &'a Path,
-    /// The work dir of the build, for `files.source`.
-    pub work_dir: &'a Path,
-    /// Runs the test scripts so that none outlives the build.
+    /// Runs the test scripts so that none outlives cleave.
     pub guard: Guarded<'a>,
     /// The platform the package is for.
     pub target: Subdir,
@@ -44,6 +85,23 @@ pub struct TestContext<'a> {
     pub build_platform: Subdir,
     /// Variables every script gets (PATH and the like).
     pub base_env: &'a BTreeMap<String, String>,
+    /// Channels searched before the others: the one holding the package
+    /// under test.
+    pub channels: &'a [Channel],
+}
+
+/// What a test run of a recipe's output needs beyond the test itself.
+pub struct TestContext<'a> {
+    /// The package under test.
+    pub output: &'a PackageOutput,
+    /// Paths in the written archive.
+    pub paths: &'a [PathBuf],
+    /// The recipe directory, for `files.recipe`.
+    pub recipe_dir: &'a Path,
+    /// The work dir of the build, for `files.source`.
+    pub work_dir: &'a Path,
+    /// Where and how the tests run.
+    pub env: TestEnv<'a>,
 }
 
 /// Runs every test of the output, in order; the first failure stops.
@@ -57,16 +115,16 @@ pub fn run_tests(
         let label = format!("test {} of {what}", index + 1);
         if let Some(runs) = language::runs(test) {
             for (n, lang) in runs?.into_iter().enumerate() {
-                let dir = fresh(ctx.dir, &format!("test-{index}-{n}"))?;
+                let dir = fresh(ctx.env.dir, &format!("test-{index}-{n}"))?;
                 let env = EnvRun {
                     dir: &dir,
                     run: lang.specs,
                     build: Vec::new(),
                     text: lang.script,
-                    script: &Script::default(),
+                    settings: Settings::default(),
                     what: format!("test {} of {what} ({})", index + 1, lang.label),
                 };
-                run_in_env(ctx, envs, env, echo)?;
+                run_in_env(&ctx.env, envs, env, echo)?;
             }
             continue;
         }
@@ -79,13 +137,7 @@ pub fn run_tests(
                 requirements,
                 files,
             } => {
-                if let Some(interpreter) = script.interpreter.as_deref().filter(|i| *i != "bash") {
-                    return Err(BuildError::Unsupported {
-                        what: label,
-                        feature: format!("script interpreter `{interpreter}`"),
-                    });
-                }
-                let dir = fresh(ctx.dir, &format!("test-{index}"))?;
+                let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
                 copy_matching(ctx.recipe_dir, &files.recipe, &dir.join("work"))?;
                 copy_matching(ctx.work_dir, &files.source, &dir.join("work"))?;
                 let env = EnvRun {
@@ -93,14 +145,20 @@ pub fn run_tests(
                     run: plain_specs(&requirements.run),
                     build: plain_specs(&requirements.build),
                     text: script_text(script, ctx.recipe_dir, what)?,
-                    script,
+                    settings: Settings {
+                        interpreter: script.interpreter.as_deref(),
+                        env: &script.env,
+                        secrets: &script.secrets,
+                        cwd: Cwd::Work(script.cwd.as_deref()),
+                        fill_names: matches!(script.content, ScriptContent::Commands(_)),
+                    },
                     what: label,
                 };
-                run_in_env(ctx, envs, env, echo)?;
+                run_in_env(&ctx.env, envs, env, echo)?;
             }
             Test::Downstream(spec) => {
-                let dir = fresh(ctx.dir, &format!("test-{index}"))?;
-                downstream::check(ctx, envs, spec, &dir, &label)?;
+                let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
+                downstream::check(&ctx.env, envs, spec, &dir, &label)?;
             }
             Test::Python { .. } | Test::Perl { .. } | Test::R { .. } | Test::Ruby { .. } => {}
         }
@@ -154,20 +212,6 @@ pub fn fill_build_names(
     }
 }
 
-/// The spec of exactly the package under test.
-fn itself(output: &PackageOutput) -> Result<MatchSpec, BuildError> {
-    let text = format!(
-        "{} =={} {}",
-        output.name.as_normalized(),
-        output.version,
-        output.build.string
-    );
-    MatchSpec::from_str(&text, ParseStrictness::Lenient).map_err(|e| BuildError::Io {
-        context: format!("the spec of {}", output.name.as_normalized()),
-        source: std::io::Error::other(e.to_string()),
-    })
-}
-
 /// One script in one test environment.
 struct EnvRun<'a> {
     /// The test's directory (made by [`fresh`]).
@@ -178,24 +222,66 @@ struct EnvRun<'a> {
     build: Vec<MatchSpec>,
     /// The script.
     text: String,
-    /// Its settings (`env`, `secrets`, `cwd`).
-    script: &'a Script,
+    /// Its variables and directory.
+    settings: Settings<'a>,
     /// The test, for messages.
     what: String,
 }
 
+/// A test script's interpreter, variables, secrets and directory.
+struct Settings<'a> {
+    /// `bash` when absent.
+    interpreter: Option<&'a str>,
+    /// Variables of the script.
+    env: &'a BTreeMap<String, String>,
+    /// Names of variables passed through from cleave's environment.
+    secrets: &'a [String],
+    /// Where it runs.
+    cwd: Cwd<'a>,
+    /// Whether the names left for the build (`${{ PREFIX }}`) are filled
+    /// in: for a recipe's inline script, not for a script file or the
+    /// text a package stores.
+    fill_names: bool,
+}
+
+/// Where a test script runs.
+enum Cwd<'a> {
+    /// The test's `work/` (with the files it copied), or a directory
+    /// below it.
+    Work(Option<&'a str>),
+    /// A directory below the test environment's prefix: where a package
+    /// carries the files of its script tests.
+    Prefix(&'a Path),
+}
+
+/// No variables of its own.
+static NO_VARIABLES: BTreeMap<String, String> = BTreeMap::new();
+
+impl Default for Settings<'_> {
+    /// An inline script of generated commands, run in `work/`.
+    fn default() -> Self {
+        Settings {
+            interpreter: None,
+            env: &NO_VARIABLES,
+            secrets: &[],
+            cwd: Cwd::Work(None),
+            fill_names: false,
+        }
+    }
+}
+
 fn run_in_env(
-    ctx: &TestContext<'_>,
+    ctx: &TestEnv<'_>,
     envs: &Environments,
     test: EnvRun<'_>,
     echo: &mut dyn FnMut(&str),
 ) -> Result<(), BuildError> {
-    let output = ctx.output;
+    let subject = ctx.subject;
     let what = test.what;
-    let mut specs = vec![itself(output)?];
+    let mut specs = vec![subject.spec()?];
     specs.extend(test.run);
     let prefix = test.dir.join("test_env");
-    let records = envs.solve(&specs, ctx.target, &what, EnvKind::Test)?;
+    let records = envs.solve_from(ctx.channels, &specs, ctx.target, &what, EnvKind::Test)?;
     envs.install(&prefix, records, ctx.target, &what, EnvKind::Test)?;
     let mut prefixes = vec![prefix.clone()];
     if !test.build.is_empty() {
@@ -210,39 +296,108 @@ fn run_in_env(
         )?;
         prefixes.insert(0, build_prefix);
     }
+    // What rattler-build gives a test script: the system's variables, the
+    // platforms, the variant and the package's identity.
     let mut base = ctx.base_env.clone();
+    base.extend(env::os_vars(
+        &prefix,
+        test.dir,
+        ctx.target,
+        ctx.build_platform,
+    ));
+    base.extend(env::platform_vars(ctx.target, ctx.build_platform));
+    base.extend(env::variant_vars(&subject.variant));
+    base.insert("CONDA_BUILD_STATE".into(), "TEST".into());
     base.insert("PREFIX".into(), prefix.display().to_string());
     base.insert("CONDA_PREFIX".into(), prefix.display().to_string());
-    base.insert("PKG_NAME".into(), output.name.as_normalized().to_string());
-    base.insert("PKG_VERSION".into(), output.version.to_string());
-    base.insert("PKG_BUILDNUM".into(), output.build.number.to_string());
-    for secret in &test.script.secrets {
+    base.insert("PKG_NAME".into(), subject.name.clone());
+    base.insert("PKG_VERSION".into(), subject.version.clone());
+    base.insert("PKG_BUILDNUM".into(), subject.build_number.to_string());
+    base.insert("PKG_BUILD_NUMBER".into(), subject.build_number.to_string());
+    base.insert("PKG_BUILD_STRING".into(), subject.build.clone());
+    let settings = &test.settings;
+    for secret in settings.secrets {
         if let Ok(value) = std::env::var(secret) {
             base.insert(secret.clone(), value);
         }
     }
-    base.extend(test.script.env.clone());
+    base.extend(settings.env.clone());
     let refs: Vec<&Path> = prefixes.iter().map(PathBuf::as_path).collect();
     let env = activated(&refs, ctx.target, base)?;
-    let text = fill_build_names(test.script, test.text, &env, &what)?;
+    let text = if settings.fill_names {
+        cleave_recipe::build_time::fill(&test.text, &env).map_err(|source| {
+            BuildError::Template {
+                what: what.clone(),
+                source,
+            }
+        })?
+    } else {
+        test.text
+    };
+    let text = interpreted(settings.interpreter, text, test.dir, &what)?;
     let work = test.dir.join("work");
-    let cwd = match &test.script.cwd {
-        Some(cwd) => work.join(cwd),
-        None => work.clone(),
+    let cwd = match settings.cwd {
+        Cwd::Work(Some(cwd)) => work.join(cwd),
+        Cwd::Work(None) => work.clone(),
+        Cwd::Prefix(cwd) => prefix.join(cwd),
     };
     run(
         &ScriptRun {
             text,
             cwd: &cwd,
             env,
-            secrets: &test.script.secrets,
+            secrets: settings.secrets,
             log: &test.dir.join("test.log"),
             work_dir: test.dir.to_path_buf(),
             guard: ctx.guard,
-            what,
+            what: format!("the test script of {what}"),
         },
         echo,
     )
+}
+
+/// The program that runs a script file for each interpreter a test
+/// script may name (rattler-build's names) and the file's extension;
+/// `Some(None)` for bash, which runs the text itself; `None` for a name
+/// cleave does not know.
+fn interpreter_command(interpreter: &str) -> Option<Option<(&'static str, &'static str)>> {
+    Some(match interpreter {
+        "bash" | "sh" => None,
+        "python" => Some(("python", "py")),
+        "perl" => Some(("perl", "pl")),
+        "ruby" => Some(("ruby", "rb")),
+        "rscript" => Some(("Rscript", "R")),
+        "nodejs" => Some(("node", "js")),
+        _ => return None,
+    })
+}
+
+/// The bash text that runs `text` with `interpreter`: `text` itself for
+/// bash, else the interpreter (found on the test environment's PATH, so
+/// the test must require it) given `text` as a file in `dir`.
+fn interpreted(
+    interpreter: Option<&str>,
+    text: String,
+    dir: &Path,
+    what: &str,
+) -> Result<String, BuildError> {
+    let interpreter = interpreter.unwrap_or("bash");
+    match interpreter_command(interpreter) {
+        None => Err(BuildError::Unsupported {
+            what: what.to_string(),
+            feature: format!("script interpreter `{interpreter}`"),
+        }),
+        Some(None) => Ok(text),
+        Some(Some((program, extension))) => {
+            let file = dir.join(format!("test-script.{extension}"));
+            std::fs::write(&file, text)
+                .map_err(BuildError::io(format!("writing {}", file.display())))?;
+            Ok(format!(
+                "{program} {}",
+                language::shell_quote(&file.display().to_string())
+            ))
+        }
+    }
 }
 
 /// The plain specs of a requirement list (tests cannot pin_compatible).

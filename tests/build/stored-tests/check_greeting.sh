@@ -1,0 +1,2 @@
+#!/bin/bash
+grep -q hello "$PREFIX/share/stored-tests/greeting.txt"

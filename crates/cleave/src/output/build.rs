@@ -408,6 +408,10 @@ impl Inner {
                 p.line(&failed_line(what));
                 p.line(&format!("   {}", printable(&error.to_string())));
             }
+            // Outside the group of the step before them.
+            Event::Skipped { .. } | Event::NotBuilt { .. } if github && self.close_group() => {
+                self.human(event)
+            }
             Event::Skipped { what, channel } => p.line(&format!(
                 "── skipped {what}: it is in {} already",
                 printable(channel)
@@ -417,6 +421,18 @@ impl Inner {
             }
             _ => {}
         }
+    }
+}
+
+impl Inner {
+    /// Ends the open GitHub group; whether one was open.
+    fn close_group(&self) -> bool {
+        let mut state = self.state();
+        let open = std::mem::take(&mut state.group_open);
+        if open {
+            github::end_group(self.printer);
+        }
+        open
     }
 }
 

@@ -222,6 +222,8 @@ impl Summary<'_> {
                 })
                 .collect::<Vec<_>>()
                 .join("  ")
+                .trim_end()
+                .to_string()
         };
         let mut text = String::new();
         let _ = writeln!(text, "{}", line(&header.map(String::from)));

@@ -114,6 +114,7 @@ fn script_in<'a>(
             ),
             ("GREETING".to_string(), "hello".to_string()),
         ]),
+        secrets: &[],
         log,
         work_dir: dir.to_path_buf(),
         what: "demo".into(),

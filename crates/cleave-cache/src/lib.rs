@@ -13,6 +13,8 @@
 //!   verified restore with path relocation, verify and LRU gc;
 //! - [`manifest`]: an entry's items, checked before anything is written;
 //! - [`lock`]: process locks released by the kernel on exit;
+//! - [`progress`]: the progress of restores and transfers, for a caller's
+//!   display (this crate draws nothing);
 //! - [`remote`]: remote stores behind the local one, through OpenDAL;
 //! - [`helper`]: cache helpers, third-party tiers run as executables, and
 //!   [`portable`], the entry format they exchange;
@@ -30,6 +32,7 @@ pub mod key;
 pub mod lock;
 pub mod manifest;
 pub mod portable;
+pub mod progress;
 mod relocate;
 pub mod remote;
 mod shared_dir;

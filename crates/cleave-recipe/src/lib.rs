@@ -38,6 +38,7 @@ pub mod build_time;
 mod error;
 mod input;
 mod jinja;
+mod locate;
 pub mod model;
 mod parse;
 mod platform;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::builder::ArgPredicate;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// Build conda packages from recipe.yaml: build once, split into many packages.
 #[derive(Debug, Parser)]
@@ -11,6 +11,58 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+}
+
+/// What cleave shows, for every command (before or after its name).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct GlobalArgs {
+    /// Show more: `-v` adds steps and debug logs, `-vv` traces (for a
+    /// filter of your own, set CLEAVE_LOG or RUST_LOG, e.g.
+    /// `cleave_cache=trace`).
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+    /// Show less: errors and the summary only (no script output, no
+    /// progress).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) quiet: u8,
+    /// When to use colours: `auto` colours a terminal unless NO_COLOR is
+    /// set (CLICOLOR_FORCE colours anything).
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
+    pub(crate) color: ColorArg,
+    /// How to show progress and logs: `fancy` (progress bars in a
+    /// terminal, plain lines elsewhere), `plain`, `json` (one object per
+    /// line) or `github` (groups, annotations and a step summary; the
+    /// default when GITHUB_ACTIONS=true).
+    #[arg(long, value_enum, global = true, env = "CLEAVE_LOG_STYLE")]
+    pub(crate) log_style: Option<LogStyle>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorArg {
+    /// Colours on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `--log-style`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogStyle {
+    /// Progress bars and colours in a terminal; plain lines elsewhere.
+    Fancy,
+    /// Plain lines, with a line every so often for a long step.
+    Plain,
+    /// One JSON object per line on stderr.
+    Json,
+    /// Plain lines in `::group::`s, errors and warnings as annotations,
+    /// a summary in `$GITHUB_STEP_SUMMARY`.
+    Github,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +81,9 @@ pub(crate) enum Command {
     /// Inspect and maintain the cache: staging builds, packages, compiles.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Look into a failed build.
+    #[command(subcommand)]
+    Debug(DebugCommand),
     /// Run a C or C++ compiler through the compile cache, as ccache does:
     /// `CC="cleave cc gcc"`. Recipe builds do this for every compiler
     /// call without being asked.
@@ -82,6 +137,19 @@ pub(crate) struct CcArgs {
     /// Its arguments, passed on unchanged.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) args: Vec<std::ffi::OsString>,
+}
+
+/// `cleave debug ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DebugCommand {
+    /// An interactive bash in the environment a failed build script saw:
+    /// `build_env.sh` sourced, in the script's directory.
+    Shell {
+        /// The kept build directory or work directory a failed build
+        /// printed (the one holding `build_env.sh`, or below it).
+        #[arg(long)]
+        work_dir: PathBuf,
+    },
 }
 
 /// `cleave cache ...`.

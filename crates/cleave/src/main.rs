@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod output;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
     }
     let cli = Cli::parse_from(argv);
+    output::init(&cli.global);
     let result = match cli.command {
         Command::Cc(args) => {
             let code = commands::compile::run(args.compiler, args.args);
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Cache(command) => commands::cache::run(command),
+        Command::Debug(command) => commands::debug::run(command),
     };
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,

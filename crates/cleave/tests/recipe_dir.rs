@@ -281,7 +281,8 @@ fn build_help_groups_its_flags_under_headings() {
             "Outputs:",
             "Cache:",
             "Tests:",
-            "Publishing:"
+            "Publishing:",
+            "Global options:"
         ],
         "{text}"
     );

@@ -1,6 +1,7 @@
 //! What a build reports while it runs, for the caller's progress display.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cleave_cache::Digest;
 
@@ -17,6 +18,33 @@ pub enum Event<'a> {
         kind: &'static str,
         /// Its name (and build string for packages).
         what: &'a str,
+    },
+    /// An environment is being solved (its repodata read first).
+    Solving {
+        /// The output or staging build.
+        what: &'a str,
+        /// Build, host or test.
+        kind: EnvKind,
+    },
+    /// An environment was solved.
+    Solved {
+        /// The output or staging build.
+        what: &'a str,
+        /// Build, host or test.
+        kind: EnvKind,
+        /// How many packages it holds.
+        packages: usize,
+        /// How long reading repodata and solving took.
+        duration: Duration,
+    },
+    /// An environment is being installed.
+    Installing {
+        /// The output or staging build.
+        what: &'a str,
+        /// Build, host or test.
+        kind: EnvKind,
+        /// How many packages it holds.
+        packages: usize,
     },
     /// An environment was solved and installed.
     Environment {
@@ -38,6 +66,8 @@ pub enum Event<'a> {
         staging: &'a str,
         /// Its key.
         key: &'a Digest,
+        /// How long the build that made the entry took, when it says.
+        saved: Option<Duration>,
     },
     /// The staging build ran and its result is stored.
     StagingStored {
@@ -49,6 +79,8 @@ pub enum Event<'a> {
         items: usize,
         /// Bytes of file contents.
         bytes: u64,
+        /// How long the build took (environments, sources, script).
+        duration: Duration,
     },
     /// Another process builds the same staging build or package; this one
     /// waits.
@@ -65,6 +97,8 @@ pub enum Event<'a> {
         what: &'a str,
         /// Its key.
         key: &'a Digest,
+        /// How long the build that made the entry took, when it says.
+        saved: Option<Duration>,
     },
     /// A package output was built and its archive stored in the cache.
     PackageStored {
@@ -106,10 +140,34 @@ pub enum Event<'a> {
         /// Bytes freed.
         bytes: u64,
     },
+    /// A build script starts.
+    ScriptStarted {
+        /// The output or staging build.
+        what: &'a str,
+        /// The build directory: the script (`build.sh`), the variables it
+        /// sees (`build_env.sh`) and its log (`build.log`).
+        dir: &'a Path,
+    },
+    /// A build script ended.
+    ScriptFinished {
+        /// The output or staging build.
+        what: &'a str,
+        /// How long it ran.
+        duration: Duration,
+        /// Whether it exited with 0.
+        success: bool,
+    },
     /// A line of script output.
     Line(&'a str),
     /// A package was written and indexed.
     Packaged(&'a BuiltPackage),
+    /// A package's tests start.
+    Testing {
+        /// The package.
+        what: &'a str,
+        /// How many tests it has.
+        count: usize,
+    },
     /// A staging build or package output failed; with `keep_going` the
     /// build goes on with what does not need it.
     Failed {

@@ -19,6 +19,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cleave_cache::fingerprint::Fingerprinter;
 use cleave_cache::helper::HelperConfig;
@@ -45,6 +47,7 @@ mod compile_env;
 mod event;
 mod output;
 pub mod plan;
+mod reporter;
 mod run;
 mod script_env;
 mod staging;
@@ -52,6 +55,8 @@ mod staging;
 pub use compile_env::CompileCache;
 pub use event::Event;
 pub use plan::{Plan, PlanError, PlannedRecipe, Step};
+pub(crate) use reporter::{InstallForward, RepodataForward};
+pub use reporter::{Reporter, Silent};
 pub use run::{BuildReport, Outcome, OutputReport};
 use staging::StagingResult;
 
@@ -66,6 +71,17 @@ fn causes(error: &CacheError) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The time a stored entry says its build took (`seconds` of its extra
+/// data), for what the cache saved. The entry may come from a remote: a
+/// value that is no plausible duration is ignored.
+fn recorded_time(extra: &serde_json::Value) -> Option<Duration> {
+    const YEAR: f64 = 365.0 * 24.0 * 3600.0;
+    extra["seconds"]
+        .as_f64()
+        .filter(|s| s.is_finite() && (0.0..YEAR).contains(s))
+        .map(Duration::from_secs_f64)
 }
 
 /// Whether to run the packages' tests.
@@ -174,6 +190,11 @@ pub struct BuiltPackage {
     pub files: usize,
     /// Taken from the cache rather than built.
     pub reused: bool,
+    /// How long it took here: its build, or its reuse.
+    pub duration: Duration,
+    /// With `reused`, how long the build that made the entry took, when
+    /// the entry says: the time the cache saved.
+    pub saved: Option<Duration>,
 }
 
 /// The cache key of a staging build or package output and what it was
@@ -221,6 +242,8 @@ pub struct Builder {
     scratch: Option<(tempfile::TempDir, Store)>,
     /// Build directories made so far, removed after a successful build.
     made: Vec<PathBuf>,
+    /// Where events and progress go.
+    reporter: Arc<dyn Reporter>,
 }
 
 impl Builder {
@@ -309,7 +332,19 @@ impl Builder {
             entries: HashMap::new(),
             scratch: None,
             made: Vec::new(),
+            reporter: Arc::new(Silent),
         })
+    }
+
+    /// Reports events and progress to `reporter` (nothing is reported by
+    /// default).
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        if let Some(cache) = reporter.cache() {
+            self.remotes.set_reporter(cache);
+        }
+        self.envs.set_reporter(reporter.clone());
+        self.reporter = reporter;
+        self
     }
 
     /// The keys of the recipe's staging builds and package outputs, in
@@ -459,6 +494,13 @@ impl Builder {
                 EnvKind::Build => (&dirs.build_prefix, self.options.build_platform),
                 _ => (&dirs.host_prefix, self.options.target_platform),
             };
+            if !records.is_empty() {
+                on_event(Event::Installing {
+                    what,
+                    kind,
+                    packages: records.len(),
+                });
+            }
             self.envs
                 .install(prefix, records.clone(), platform, what, kind)?;
             fill_from_prefix(records, prefix);
@@ -488,6 +530,18 @@ impl Builder {
                 Dependency::PinCompatible(_) => None,
             })
             .collect();
-        self.envs.solve(&specs, platform, what, kind)
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.reporter.event(Event::Solving { what, kind });
+        let started = Instant::now();
+        let records = self.envs.solve(&specs, platform, what, kind)?;
+        self.reporter.event(Event::Solved {
+            what,
+            kind,
+            packages: records.len(),
+            duration: started.elapsed(),
+        });
+        Ok(records)
     }
 }

@@ -11,6 +11,7 @@
 //! that says they did not run: an untested package never passes as tested.
 
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use cleave_cache::foreign::printable;
 use cleave_cache::lock::Lock;
@@ -24,7 +25,7 @@ use rattler_conda_types::{Channel, RepoDataRecord};
 
 use super::script_env::{PackageVars, ScriptVars};
 use super::staging::{StagingResult, Trees, key_id};
-use super::{Builder, BuiltPackage, Event, TestMode, causes};
+use super::{Builder, BuiltPackage, Event, TestMode, causes, recorded_time};
 use crate::check::package_tests::{Subject, TestContext, TestEnv, run_tests};
 use crate::environment::EnvKind;
 use crate::environment::run_exports::{Inherited, for_output};
@@ -51,6 +52,7 @@ impl Builder {
         recipe_file: &Path,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<BuiltPackage, BuildError> {
+        let started = Instant::now();
         let name = output.name.as_normalized().to_string();
         let what = format!("{name}-{}-{}", output.version, output.build.string);
         let staged = match &output.inherit {
@@ -75,6 +77,7 @@ impl Builder {
             (&build, &host),
         )?;
         let key = inputs.key();
+        tracing::debug!(output = %what, key = %key.to_hex(), "cache key");
         let id = key_id(&name, &key, &what)?;
         let lock_path = self.options.staging_root.join(format!("{id}.lock"));
         let label = format!("package {what}");
@@ -241,6 +244,10 @@ impl Builder {
             on_event(Event::Warning(&format!("{what}: {warning}")));
         }
         if testing {
+            on_event(Event::Testing {
+                what: &name,
+                count: output.tests.len(),
+            });
             let count = self.test_pending(output, recipe, &dirs, &written, &pending, on_event)?;
             on_event(Event::Tested { what: &name, count });
             let file = cleave_channel::package::inspect(&written.path)?;
@@ -263,7 +270,8 @@ impl Builder {
 
         // The package is in the channel: a cache that cannot take it (a
         // full disk) costs a rebuild next time, not this build.
-        match self.store_package(&name, &key, &inputs, tested, &written, &claimed) {
+        let built = (&written, &claimed[..], started.elapsed());
+        match self.store_package(&name, &key, &inputs, tested, built) {
             Ok((entry_key, stored)) => {
                 on_event(Event::PackageStored {
                     what: &what,
@@ -505,11 +513,13 @@ impl Builder {
                 );
             }
             let files = meta.extra["files"].as_u64().unwrap_or_default() as usize;
-            let package = self.published(output, &path, size, files, true)?;
+            let mut package = self.published(output, &path, size, files, true)?;
+            package.saved = recorded_time(&meta.extra);
             self.siblings.insert(file_name, *key);
             on_event(Event::Reused {
                 what: &what,
                 key: &entry,
+                saved: package.saved,
             });
             return Ok(Some(package));
         }
@@ -546,6 +556,8 @@ impl Builder {
             size,
             files,
             reused,
+            duration: Duration::ZERO,
+            saved: None,
         })
     }
 
@@ -557,8 +569,7 @@ impl Builder {
         key: &Digest,
         inputs: &Inputs,
         tested: bool,
-        written: &WrittenPackage,
-        claimed: &[PathBuf],
+        (written, claimed, took): (&WrittenPackage, &[PathBuf], Duration),
     ) -> Result<(Digest, Option<Entry>), CacheError> {
         let entry_inputs = entry_inputs(inputs, tested);
         let (Some(dir), Some(file_name)) = (written.path.parent(), written.path.file_name()) else {
@@ -587,6 +598,8 @@ impl Builder {
                 "file": format!("{subdir}/{}", file_name.to_string_lossy()),
                 "files": written.paths.len(),
                 "claimed": claimed,
+                // What a later reuse saves.
+                "seconds": took.as_secs_f64(),
             }),
         })?;
         Ok((entry_inputs.key(), Some(stored.entry)))

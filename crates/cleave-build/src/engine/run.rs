@@ -9,6 +9,7 @@
 //! and so is a staging build whose inheriting outputs are all skipped.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use cleave_recipe::model::RenderedOutput;
 use rattler_conda_types::PackageName;
@@ -279,8 +280,11 @@ impl Builder {
                     kind: "package",
                     what: &id,
                 });
-                self.build_package(package, &planned.recipe, &planned.file, on_event)
-                    .map(Some)
+                let started = Instant::now();
+                let mut built =
+                    self.build_package(package, &planned.recipe, &planned.file, on_event)?;
+                built.duration = started.elapsed();
+                Ok(Some(built))
             }
         }
     }

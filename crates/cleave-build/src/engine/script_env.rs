@@ -38,18 +38,30 @@ impl Builder {
             Some(cwd) => dirs.work.join(cwd),
             None => dirs.work.clone(),
         };
-        run(
+        on_event(Event::ScriptStarted {
+            what,
+            dir: &dirs.root,
+        });
+        let started = std::time::Instant::now();
+        let ran = run(
             &ScriptRun {
                 text,
                 cwd: &cwd,
                 env,
+                secrets: &script.secrets,
                 log: &dirs.log,
                 work_dir: dirs.work.clone(),
                 guard: self.options.guard.with_lock(&dirs.run_lock),
                 what: format!("the build script of {what}"),
             },
             &mut |line| on_event(Event::Line(line)),
-        )
+        );
+        on_event(Event::ScriptFinished {
+            what,
+            duration: started.elapsed(),
+            success: ran.is_ok(),
+        });
+        ran
     }
 
     /// The variables a build script sees, with build and host activated.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use cleave_cache::lock::Lock;
 use cleave_cache::manifest::{Item, Manifest};
@@ -12,7 +13,7 @@ use cleave_recipe::model::{FileSelection, PackageOutput, StagingCache, Test};
 use rattler_conda_types::RepoDataRecord;
 
 use super::script_env::ScriptVars;
-use super::{Builder, Event, causes};
+use super::{Builder, Event, causes, recorded_time};
 use crate::environment::EnvKind;
 use crate::error::BuildError;
 use crate::layout::OutputDirs;
@@ -226,11 +227,13 @@ impl Builder {
                 let kept = &entry.meta().extra["run_exports"];
                 exports_from_entry(&mut build, &kept["build"]);
                 exports_from_entry(&mut host, &kept["host"]);
+                let saved = recorded_time(&entry.meta().extra);
                 result.libraries = libraries_from_entry(&entry.meta().extra["libraries"]);
                 self.entries.insert(key, entry);
                 on_event(Event::StagingCached {
                     staging: &staging.name,
                     key: &key,
+                    saved,
                 });
                 result.build = build;
                 result.host = host;
@@ -264,6 +267,7 @@ impl Builder {
         scratch: bool,
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Ran, BuildError> {
+        let started = Instant::now();
         let staging = &s.staging;
         let what = format!("staging `{}`", staging.name);
         let dirs = &s.dirs;
@@ -325,6 +329,8 @@ impl Builder {
                 "build": exports_of(&build),
                 "host": exports_of(&host),
             },
+            // What a later hit saves.
+            "seconds": started.elapsed().as_secs_f64(),
             "libraries": libraries,
         });
         let capture = Capture {
@@ -371,6 +377,7 @@ impl Builder {
                     key: &s.key,
                     items: stored.entry.meta().items,
                     bytes: stored.entry.meta().size,
+                    duration: started.elapsed(),
                 });
                 stored.entry
             }
@@ -437,7 +444,10 @@ impl Builder {
             ("prefix", dirs.host_prefix.as_path()),
             ("root", dirs.root.as_path()),
         ];
-        let first = self.staged_entry(&s.key)?.restore(targets, &roots);
+        let progress = self.reporter.cache();
+        let first =
+            self.staged_entry(&s.key)?
+                .restore_reporting(targets, &roots, progress.as_ref());
         let mut restored = match first {
             Ok(restored) => restored,
             Err(e) => {
@@ -493,7 +503,7 @@ impl Builder {
                     on_event,
                 )?;
                 self.staged_entry(&s.key)?
-                    .restore(targets, &roots)
+                    .restore_reporting(targets, &roots, progress.as_ref())
                     .map_err(|source| BuildError::Restore {
                         staging: s.staging.name.clone(),
                         what: what.to_string(),

@@ -10,6 +10,7 @@ pub mod run_exports;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::Path;
+use std::sync::Arc;
 
 use cleave_recipe::model::{Dependency, PackageOutput};
 use rattler::install::Installer;
@@ -56,6 +57,10 @@ pub struct Environments {
     virtual_packages: Vec<GenericVirtualPackage>,
     package_cache: PackageCache,
     client: reqwest::Client,
+    /// Where download and install progress goes.
+    install_reporter: Option<Arc<dyn rattler::install::Reporter>>,
+    /// Where repodata download progress goes.
+    repodata_reporter: Option<Arc<dyn rattler_repodata_gateway::Reporter>>,
 }
 
 impl Environments {
@@ -89,7 +94,15 @@ impl Environments {
             virtual_packages,
             package_cache: PackageCache::new(cache_dir.join("pkgs")),
             client,
+            install_reporter: None,
+            repodata_reporter: None,
         })
+    }
+
+    /// Reports repodata downloads and installs to `reporter`.
+    pub fn set_reporter(&mut self, reporter: Arc<dyn crate::engine::Reporter>) {
+        self.install_reporter = reporter.install();
+        self.repodata_reporter = reporter.repodata();
     }
 
     /// The async runtime, for the other async steps of a build.
@@ -139,16 +152,20 @@ impl Environments {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
+        tracing::debug!(%what, env = kind.as_str(), specs = ?specs.iter().map(ToString::to_string).collect::<Vec<_>>(), "solving");
         let channels: Vec<Channel> = first.iter().chain(&self.channels).cloned().collect();
-        let query = self
+        let mut query = self
             .gateway
             .query(
                 channels.iter().cloned(),
                 [platform, Subdir::NoArch],
                 specs.iter().cloned(),
             )
-            .recursive(true)
-            .execute();
+            .recursive(true);
+        if let Some(reporter) = &self.repodata_reporter {
+            query = query.with_reporter(crate::engine::RepodataForward(reporter.clone()));
+        }
+        let query = query.execute();
         let output = self
             .runtime
             .block_on(query)
@@ -175,11 +192,67 @@ impl Environments {
             .map_err(|e| BuildError::Solve {
                 what: what.to_string(),
                 env: kind.as_str(),
-                reason: e.to_string(),
+                reason: format!(
+                    "{e}\n{}",
+                    Self::searched(&channels, specs, platform, &available)
+                ),
             })?;
         let mut records = solved.records;
         records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
         Ok(records)
+    }
+
+    /// What a failed solve searched: the channels and subdirs asked, and
+    /// the versions each requested name has there, so that a typo, a
+    /// missing channel and a too-strict bound look different.
+    fn searched(
+        channels: &[Channel],
+        specs: &[MatchSpec],
+        platform: Subdir,
+        available: &[Vec<RepoDataRecord>],
+    ) -> String {
+        const SHOWN: usize = 12;
+        let channels: Vec<String> = channels.iter().map(|c| c.base_url.to_string()).collect();
+        let mut text = format!(
+            "channels asked ({platform} and noarch): {}\nversions found:",
+            if channels.is_empty() {
+                "none".to_string()
+            } else {
+                channels.join(", ")
+            }
+        );
+        for spec in specs {
+            let Some(name) = spec.name.as_exact() else {
+                continue;
+            };
+            let mut versions: Vec<&rattler_conda_types::Version> = available
+                .iter()
+                .flatten()
+                .filter(|r| &r.package_record.name == name)
+                .map(|r| r.package_record.version.version())
+                .collect();
+            versions.sort();
+            versions.dedup();
+            let listed = if versions.is_empty() {
+                "none".to_string()
+            } else {
+                let skipped = versions.len().saturating_sub(SHOWN);
+                let last: Vec<String> = versions[skipped..]
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if skipped > 0 {
+                    format!("{} (and {skipped} older)", last.join(", "))
+                } else {
+                    last.join(", ")
+                }
+            };
+            text.push_str(&format!(
+                "\n  {} (asked `{spec}`): {listed}",
+                name.as_normalized()
+            ));
+        }
+        text
     }
 
     /// The packages of `names` that `channels` hold for `platform` (and
@@ -236,11 +309,14 @@ impl Environments {
         if records.is_empty() {
             return Ok(());
         }
-        let installer = Installer::new()
+        let mut installer = Installer::new()
             .with_package_cache(self.package_cache.clone())
             .with_download_client(self.client.clone())
             .with_target_platform(platform)
             .with_execute_link_scripts(true);
+        if let Some(reporter) = &self.install_reporter {
+            installer = installer.with_reporter(crate::engine::InstallForward(reporter.clone()));
+        }
         self.runtime
             .block_on(installer.install(prefix, records))
             .map(drop)

@@ -3,6 +3,12 @@
 //! The script runs under the build directory's [`crate::script::guard`]: its
 //! processes are one group that is killed when the script ends, and when
 //! cleave dies, so nothing it started writes on after it.
+//!
+//! Beside the log go the script (`build.sh` for `build.log`) and every
+//! variable it sees, shell-quoted (`build_env.sh`, rattler-build's name),
+//! so that a failed build can be run again by hand:
+//! `source build_env.sh && bash build.sh` (or `cleave debug shell`).
+//! Secret variables are named there, not written.
 
 pub mod env;
 pub mod guard;
@@ -27,6 +33,8 @@ pub struct ScriptRun<'a> {
     pub cwd: &'a Path,
     /// The complete environment (nothing is inherited).
     pub env: BTreeMap<String, String>,
+    /// Variables of `env` whose values must not be written to disk.
+    pub secrets: &'a [String],
     /// Where the output goes.
     pub log: &'a Path,
     /// Kept for the error message, so the user can look around.
@@ -52,7 +60,21 @@ pub fn run(script: &ScriptRun<'_>, echo: &mut dyn FnMut(&str)) -> Result<(), Bui
         source,
     };
     let file = script.log.with_extension("sh");
-    std::fs::write(&file, format!("{PREAMBLE}{}\n", script.text)).map_err(io)?;
+    // Starting in its own directory, the script also runs so by hand.
+    std::fs::write(
+        &file,
+        format!(
+            "cd {}\n{PREAMBLE}{}\n",
+            shell_quote(&script.cwd.to_string_lossy()),
+            script.text
+        ),
+    )
+    .map_err(io)?;
+    std::fs::write(
+        env_file(script.log),
+        env_script(&script.env, script.secrets),
+    )
+    .map_err(io)?;
     let mut log = std::fs::File::create(script.log).map_err(io)?;
     let mut child = script
         .guard
@@ -107,4 +129,48 @@ pub fn run(script: &ScriptRun<'_>, echo: &mut dyn FnMut(&str)) -> Result<(), Bui
             work_dir: script.work_dir.clone(),
         })
     }
+}
+
+/// Where the variables of the script logging to `log` are written:
+/// `build_env.sh` beside `build.log`.
+pub fn env_file(log: &Path) -> PathBuf {
+    let stem = log
+        .file_stem()
+        .map_or_else(|| "build".into(), |s| s.to_string_lossy());
+    log.with_file_name(format!("{stem}_env.sh"))
+}
+
+/// A bash script exporting `env`: the values are shell-quoted, so any byte
+/// but NUL survives; `secrets` are exported from the caller's environment
+/// instead of written down.
+fn env_script(env: &BTreeMap<String, String>, secrets: &[String]) -> String {
+    let mut text = String::from(
+        "# Every variable the build script saw, activation included. Reproduce the\n\
+         # build with: source build_env.sh && bash build.sh\n",
+    );
+    for (name, value) in env {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            text.push_str(&format!(
+                "# not a shell name, left out: {}\n",
+                shell_quote(name)
+            ));
+        } else if secrets.contains(name) {
+            text.push_str(&format!(
+                "# {name} is a secret of the recipe: set it yourself\nexport {name}\n"
+            ));
+        } else {
+            text.push_str(&format!("export {name}={}\n", shell_quote(value)));
+        }
+    }
+    text
+}
+
+/// `text` in single quotes, for bash: nothing in it is expanded.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }

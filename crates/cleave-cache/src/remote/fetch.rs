@@ -25,6 +25,7 @@ use super::tier::Tier;
 use crate::digest::Digest;
 use crate::error::{CacheError, ErrorKind};
 use crate::foreign::{limits, printable};
+use crate::progress::{Operation, Tracked};
 use crate::store::{Entry, EntryFiles, Incoming, Store};
 
 /// How many packs download at once.
@@ -53,6 +54,17 @@ impl Tier {
         store: &Store,
         key: &Digest,
     ) -> Result<Option<Entry>, RemoteError> {
+        let shown = self.shown();
+        let hex = key.to_hex();
+        let reporter = self.reporter.clone();
+        let tracked = Tracked::start(
+            reporter.as_ref(),
+            &Operation::Download {
+                remote: &shown,
+                key: &hex,
+            },
+            None,
+        );
         if self.config.url.reapi().is_some() {
             let session = self.reapi.get_or_insert_with(Default::default);
             return session.fetch(runtime, &self.config, &mut self.stats, store, key);
@@ -66,7 +78,6 @@ impl Tier {
             return Ok(None);
         };
         self.stats.bytes_down += bytes.len() as u64;
-        let shown = self.shown();
         let damaged = |reason: String| RemoteError::Damaged {
             remote: shown.clone(),
             key: key.to_hex(),
@@ -95,7 +106,8 @@ impl Tier {
             .filter(|(blob, _)| seen.insert(*blob) && !store.has_blob(blob))
             .collect();
         let reads = pack::plan(&locations, wanted).map_err(damaged)?;
-        match self.take_packs(&backend, store, key, &reads) {
+        tracked.total(reads.iter().map(|r| r.end - r.start).sum());
+        match self.take_packs(&backend, store, key, &reads, &tracked) {
             Ok(()) => {}
             Err(PackFailure::Service(reason)) => return Err(self.service(reason)),
             Err(PackFailure::Damaged(reason)) => return Err(damaged(reason)),
@@ -120,6 +132,7 @@ impl Tier {
         store: &Store,
         key: &Digest,
         reads: &[PackRead],
+        tracked: &Tracked<'_>,
     ) -> Result<(), PackFailure> {
         if reads.is_empty() {
             return Ok(());
@@ -138,6 +151,7 @@ impl Tier {
                             break;
                         };
                         let (bytes, result) = take_pack(backend, store, key, read, deadline);
+                        tracked.advance(bytes);
                         if result.is_err() {
                             stop.store(true, Ordering::Relaxed);
                         }

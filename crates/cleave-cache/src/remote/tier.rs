@@ -14,6 +14,7 @@ use super::reapi;
 use super::{Mode, RemoteConfig, RemoteError, TierStats, scrub};
 use crate::digest::Digest;
 use crate::foreign::{limits, printable};
+use crate::progress::{Operation, Reporter, Tracked};
 use crate::store::{Entry, Store};
 
 /// One configured remote, as a build uses it.
@@ -26,6 +27,8 @@ pub(super) struct Tier {
     /// Set after the service failed to answer: not asked again.
     pub(super) disabled: bool,
     pub(super) stats: TierStats,
+    /// Where the progress of transfers goes.
+    pub(super) reporter: Option<std::sync::Arc<dyn Reporter>>,
 }
 
 /// What a push did.
@@ -47,6 +50,7 @@ impl Tier {
             backend: None,
             reapi: None,
             disabled: false,
+            reporter: None,
             config,
         }
     }
@@ -168,6 +172,16 @@ impl Tier {
         entry: &Entry,
         replace: bool,
     ) -> Result<Pushed, RemoteError> {
+        let shown = self.shown();
+        let reporter = self.reporter.clone();
+        let tracked = Tracked::start(
+            reporter.as_ref(),
+            &Operation::Upload {
+                remote: &shown,
+                name: &entry.meta().name,
+            },
+            None,
+        );
         if self.config.url.reapi().is_some() {
             let session = self.reapi.get_or_insert_with(Default::default);
             let pushed = session.push(runtime, &self.config, &mut self.stats, entry, replace);
@@ -202,7 +216,6 @@ impl Tier {
         let mut locations = Vec::new();
         let mut checked: HashMap<Digest, bool> = HashMap::new();
         let mut new = Vec::new();
-        let shown = self.shown();
         for (blob, size) in blobs {
             let Some(location) = self.known.get(&blob) else {
                 new.push((blob, size));
@@ -228,6 +241,7 @@ impl Tier {
                 new.push((blob, size));
             }
         }
+        tracked.total(new.iter().map(|(_, size)| size).sum());
         // Packs upload while the next is compressed, at most
         // PARALLEL_WRITES at once (each held whole until it is sent).
         let mut writes: VecDeque<PackWrite> = VecDeque::new();
@@ -261,6 +275,7 @@ impl Tier {
                 tokio::time::timeout(deadline, write).await
             });
             writes.push_back(PackWrite { size, packed, task });
+            tracked.advance(chunk.iter().map(|(_, size)| size).sum());
         }
         while let Some(oldest) = writes.pop_front() {
             locations.extend(self.written(runtime, &key, oldest, &mut writes)?);

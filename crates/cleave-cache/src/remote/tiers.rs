@@ -63,6 +63,13 @@ impl Remotes {
         self
     }
 
+    /// Reports the progress of every transfer to `reporter`.
+    pub fn set_reporter(&mut self, reporter: std::sync::Arc<dyn crate::progress::Reporter>) {
+        for tier in &mut self.tiers {
+            tier.reporter = Some(reporter.clone());
+        }
+    }
+
     /// True when no remote or helper is configured.
     pub fn is_empty(&self) -> bool {
         self.tiers.is_empty() && self.helpers.is_empty()

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -13,6 +14,7 @@ use super::{CHUNK, Entry, Select, Store};
 use crate::digest::Digest;
 use crate::error::{CacheError, ErrorKind};
 use crate::manifest::{Item, Manifest, mtime};
+use crate::progress::{Operation, Reporter, Tracked};
 use crate::relocate::{self, Replacement, StreamError};
 
 /// Where to restore one tree of an entry.
@@ -62,6 +64,16 @@ impl Entry {
         targets: &[Target<'_>],
         roots: &[(&str, &Path)],
     ) -> Result<Restored, CacheError> {
+        self.restore_reporting(targets, roots, None)
+    }
+
+    /// [`Entry::restore`], reporting the bytes written to `reporter`.
+    pub fn restore_reporting(
+        &self,
+        targets: &[Target<'_>],
+        roots: &[(&str, &Path)],
+        reporter: Option<&Arc<dyn Reporter>>,
+    ) -> Result<Restored, CacheError> {
         let store = &self.store;
         let key = &self.meta.key;
         let _lock = store.shared_lock()?;
@@ -72,7 +84,7 @@ impl Entry {
                 store.discard(key, None);
             }
         })?;
-        self.restore_manifest(&manifest, targets, roots)
+        self.restore_manifest(&manifest, targets, roots, reporter)
             .inspect_err(|e| {
                 if e.kind() == ErrorKind::Damaged {
                     store.discard(key, Some(&manifest));
@@ -85,6 +97,7 @@ impl Entry {
         manifest: &Manifest,
         targets: &[Target<'_>],
         roots: &[(&str, &Path)],
+        reporter: Option<&Arc<dyn Reporter>>,
     ) -> Result<Restored, CacheError> {
         let store = &self.store;
         let key = &self.meta.key;
@@ -137,9 +150,24 @@ impl Entry {
             }
         }
 
+        let total: u64 = chosen
+            .iter()
+            .flatten()
+            .map(|item| match item {
+                Item::File { size, .. } => *size,
+                _ => 0,
+            })
+            .sum();
+        let tracked = Tracked::start(
+            reporter,
+            &Operation::Restore {
+                name: &self.meta.name,
+            },
+            Some(total),
+        );
         let mut restored = Restored::default();
         for (target, items) in targets.iter().zip(&chosen) {
-            let done = store.restore_tree(&hex, items, target.dir, &replacements)?;
+            let done = store.restore_tree(&hex, items, target.dir, &replacements, &tracked)?;
             restored.bytes = restored.bytes.saturating_add(done.bytes);
             restored.relocated += done.relocated;
             restored.trees.insert(target.tree.to_string(), done.paths);
@@ -156,6 +184,7 @@ impl Store {
         items: &[&Item],
         dir: &Path,
         replacements: &[(String, Replacement)],
+        tracked: &Tracked<'_>,
     ) -> Result<TreeDone, CacheError> {
         std::fs::create_dir_all(dir)
             .map_err(CacheError::target(format!("creating {}", dir.display())))?;
@@ -198,7 +227,10 @@ impl Store {
                     };
                     Some(
                         self.restore_file(key, &file, &dir.join(path), &wanted)
-                            .map(|bytes| (bytes, !wanted.is_empty())),
+                            .map(|bytes| {
+                                tracked.advance(bytes);
+                                (bytes, !wanted.is_empty())
+                            }),
                     )
                 }
                 _ => None,

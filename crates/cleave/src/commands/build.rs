@@ -1,17 +1,17 @@
 //! `cleave build`: every output of a recipe into a local channel.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use cleave_build::BuildError;
 use cleave_build::engine::{
-    BuildOptions, BuildReport, Builder, CacheMode, CompileCache, Event, Outcome, Plan,
-    PlannedRecipe, SkipExisting, TestMode,
+    BuildOptions, Builder, CacheMode, CompileCache, Event, Plan, PlannedRecipe, Reporter,
+    SkipExisting, TestMode,
 };
 use cleave_build::package::PackageFormat;
 use cleave_build::script::guard::Guard;
-use cleave_cache::foreign::printable;
 use miette::{Context, IntoDiagnostic, miette};
 use rattler_conda_types::{Channel, ChannelConfig};
 
@@ -19,7 +19,8 @@ use cleave_recipe::RenderConfig;
 
 use crate::Status;
 use crate::cli::{BuildArgs, PackageFormatArg, SetupArgs, SkipExistingArg, Switch, TestArg};
-use crate::config::{Overrides, Settings};
+use crate::config::{Overrides, Settings, compile_dir};
+use crate::output::{self, BuildReporter, Summary};
 
 /// Variables passed from the caller to build scripts; everything else is
 /// left out so builds do not depend on the shell they were started from.
@@ -43,6 +44,7 @@ const PASSED_VARIABLES: &[&str] = &[
 ];
 
 pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
+    let started = Instant::now();
     let Some(rendered) = super::recipe::render_all(&args.setup.recipe)? else {
         return Ok(Status::Failure);
     };
@@ -50,11 +52,12 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
         .first()
         .map(|r| r.config.clone())
         .ok_or_else(|| miette!("no recipe to build"))?;
+    // The rendered recipes stay: their spans place a failure.
     let recipes = rendered
-        .into_iter()
+        .iter()
         .map(|r| PlannedRecipe {
-            recipe: r.recipe,
-            file: r.file,
+            recipe: r.recipe.clone(),
+            file: r.file.clone(),
         })
         .collect();
     let plan = match Plan::new(recipes, args.up_to.as_deref()) {
@@ -91,15 +94,38 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
         options.compile_cache.enabled = false;
     }
     let output_dir = options.output_dir.clone();
+    let printer = output::printer();
+    let compile = options
+        .compile_cache
+        .enabled
+        .then(|| compile_dir(&options.cache_dir));
+    let reporter = BuildReporter::new(printer, compile);
     let mut builder = match Builder::new(options) {
-        Ok(builder) => builder,
+        Ok(builder) => builder.with_reporter(Arc::new(reporter.clone())),
         Err(err) => {
-            super::print_report(&report(err));
+            reporter.finish();
+            printer.error(&report(err), None);
             return Ok(Status::Failure);
         }
     };
-    let built = builder.build(&plan, &mut show_progress);
-    print_summary(&built, &output_dir).into_diagnostic()?;
+    let built = builder.build(&plan, &mut |event| match event {
+        // The report places the error in its recipe.
+        Event::Failed { what, error } => {
+            let location = super::recipe::locate(&rendered, &error);
+            reporter.failed(what);
+            printer.error(&report(error), location.as_ref());
+        }
+        other => reporter.event(other),
+    });
+    let steps = reporter.finish();
+    Summary {
+        report: &built,
+        steps: &steps,
+        output_dir: &output_dir,
+        total: started.elapsed(),
+    }
+    .print(printer)
+    .into_diagnostic()?;
     let mut status = if built.succeeded() {
         Status::Success
     } else {
@@ -201,11 +227,24 @@ fn script_details(err: &BuildError) -> String {
             log,
             work_dir,
             ..
-        } => format!(
-            "last lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}",
-            log.display(),
-            work_dir.display()
-        ),
+        } => {
+            let dir = log.parent().unwrap_or(work_dir);
+            format!(
+                "last lines of the log:\n{tail}\n\nfull log: {}\nwork dir kept at: {}\n\
+                 to run it again by hand: cd {} && source {} && bash {}\n\
+                 or: cleave debug shell --work-dir {}",
+                log.display(),
+                work_dir.display(),
+                dir.display(),
+                cleave_build::script::env_file(log)
+                    .file_name()
+                    .map_or_else(Default::default, |n| n.to_string_lossy()),
+                log.with_extension("sh")
+                    .file_name()
+                    .map_or_else(Default::default, |n| n.to_string_lossy()),
+                dir.display(),
+            )
+        }
         _ => String::new(),
     }
 }
@@ -251,196 +290,6 @@ pub(crate) fn parse_channel(text: &str, cwd: &Path) -> miette::Result<Channel> {
     Channel::from_str(text, &config)
         .into_diagnostic()
         .wrap_err_with(|| format!("invalid channel `{text}`"))
-}
-
-/// What the build is doing, on stderr.
-fn show_progress(event: Event<'_>) {
-    if let Event::Failed { what, error } = event {
-        let _ = writeln!(std::io::stderr().lock(), "   failed: {what}");
-        super::print_report(&report(error));
-        return;
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = match &event {
-        Event::Started { kind, what } => writeln!(err, "── {kind} {what}"),
-        Event::Environment { kind, packages } => {
-            writeln!(err, "   {} environment: {packages} packages", kind.as_str())
-        }
-        Event::Restored { from, bytes } => {
-            writeln!(err, "   restored staging `{from}` ({})", human_size(*bytes))
-        }
-        Event::StagingCached { staging, key } => writeln!(
-            err,
-            "   cached: staging `{staging}` (key {}) is in the cache; its script does not run",
-            short(key)
-        ),
-        Event::StagingStored {
-            staging,
-            key,
-            items,
-            bytes,
-        } => writeln!(
-            err,
-            "   stored staging `{staging}` (key {}): {items} entries, {}",
-            short(key),
-            human_size(*bytes)
-        ),
-        Event::Waiting { what, lock } => writeln!(
-            err,
-            "   waiting: another build holds {what} ({})",
-            lock.display()
-        ),
-        Event::Reused { what, key } => writeln!(
-            err,
-            "   reused: {what} (key {}) is in the cache; nothing runs",
-            short(key)
-        ),
-        Event::PackageStored { what, key } => {
-            writeln!(err, "   stored {what} (key {})", short(key))
-        }
-        Event::Fetched {
-            what,
-            remote,
-            bytes,
-        } => writeln!(
-            err,
-            "   fetched: {what} from {} ({}) into the local cache",
-            printable(remote),
-            human_size(*bytes)
-        ),
-        // Warnings quote helpers, remotes and entries.
-        Event::Warning(text) => writeln!(err, "warning: {}", printable(text)),
-        Event::Unclaimed { staging, files } => {
-            let _ = writeln!(
-                err,
-                "warning: {} file(s) of staging `{staging}` are in no package:",
-                files.len()
-            );
-            files
-                .iter()
-                .take(20)
-                .try_for_each(|f| writeln!(err, "   {}", printable(&f.to_string_lossy())))
-        }
-        Event::Overlapping { staging, files } => {
-            let _ = writeln!(
-                err,
-                "warning: {} file(s) of staging `{staging}` are in more than one package:",
-                files.len()
-            );
-            files.iter().take(20).try_for_each(|(f, takers)| {
-                writeln!(
-                    err,
-                    "   {} ({})",
-                    printable(&f.to_string_lossy()),
-                    takers.join(", ")
-                )
-            })
-        }
-        Event::Evicted { entries, bytes } => writeln!(
-            err,
-            "   cache: evicted {entries} least recently used entries ({})",
-            human_size(*bytes)
-        ),
-        Event::Line(line) => writeln!(err, "   │ {line}"),
-        Event::Packaged(p) => writeln!(err, "   wrote {}", p.path.display()),
-        Event::Tested { what, count } => writeln!(err, "   {what}: {count} tests passed"),
-        Event::Skipped { what, channel } => {
-            writeln!(err, "── skipped {what}: it is in {channel} already")
-        }
-        Event::NotBuilt { what, because } => {
-            writeln!(err, "── not built: {what}, because {because} failed")
-        }
-        // Printed above, with its report.
-        Event::Failed { .. } => Ok(()),
-    };
-}
-
-fn print_summary(report: &BuildReport, output_dir: &Path) -> std::io::Result<()> {
-    if report.outputs.is_empty() {
-        return Ok(());
-    }
-    let mut out = std::io::stdout().lock();
-    let rows: Vec<[String; 7]> = report
-        .outputs
-        .iter()
-        .map(|o| {
-            let (subdir, state, size, files) = match &o.outcome {
-                Outcome::Built(p) => (
-                    p.subdir.clone(),
-                    if p.reused { "reused" } else { "built" },
-                    human_size(p.size),
-                    p.files.to_string(),
-                ),
-                Outcome::Skipped { .. } => (String::new(), "skipped", String::new(), String::new()),
-                Outcome::Failed => (String::new(), "failed", String::new(), String::new()),
-                Outcome::NotBuilt { .. } => {
-                    (String::new(), "not built", String::new(), String::new())
-                }
-            };
-            [
-                o.name.clone(),
-                o.version.clone(),
-                o.build.clone(),
-                subdir,
-                state.to_string(),
-                size,
-                files,
-            ]
-        })
-        .collect();
-    let header = ["package", "version", "build", "subdir", "", "size", "files"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i >= 5 {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    writeln!(out, "{}", line(&header.map(String::from)))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row))?;
-    }
-    let count = |f: fn(&Outcome) -> bool| report.outputs.iter().filter(|o| f(&o.outcome)).count();
-    let built = count(|o| matches!(o, Outcome::Built(p) if !p.reused));
-    let reused = count(|o| matches!(o, Outcome::Built(p) if p.reused));
-    let packages = built + reused;
-    let mut text = format!(
-        "\n{packages} package{} in {} ({built} built, {reused} reused from the cache",
-        if packages == 1 { "" } else { "s" },
-        output_dir.display(),
-    );
-    for (n, what) in [
-        (
-            count(|o| matches!(o, Outcome::Skipped { .. })),
-            "skipped: already in a channel",
-        ),
-        (count(|o| matches!(o, Outcome::Failed)), "failed"),
-        (
-            count(|o| matches!(o, Outcome::NotBuilt { .. })),
-            "not built",
-        ),
-    ] {
-        if n > 0 {
-            text.push_str(&format!("; {n} {what}"));
-        }
-    }
-    writeln!(out, "{text})")
 }
 
 /// The first 16 hex digits of a key, as `cache list` shows them.

@@ -15,6 +15,7 @@ use cleave_compile::{entries, files, rust, stats};
 use miette::{IntoDiagnostic, WrapErr};
 
 use super::build::{human_size, options, short};
+use super::changes;
 use crate::Status;
 use crate::cli::{CacheCommand, SetupArgs, StoreArgs};
 use crate::config::{Overrides, Settings, parse_age, parse_size};
@@ -315,7 +316,10 @@ fn write_changes(out: &mut impl Write, prev: &EntryInfo, changes: &[Change]) -> 
                 }
             }
             Change::Changed { name, old, new } => {
-                w(out, format!("  ~ {name}: {} -> {}", brief(old), brief(new)))?
+                for (path, old, new) in value_changes(name, old, new) {
+                    let side = |v: Option<String>| v.unwrap_or_else(|| "(none)".into());
+                    w(out, format!("  ~ {path}: {} -> {}", side(old), side(new)))?;
+                }
             }
         }
     }
@@ -387,6 +391,43 @@ fn verify(store: &Store, remove: bool) -> miette::Result<Status> {
 }
 
 /// Long values (JSON of a script) cut to one line.
+/// How an input changed: field by field when both values are JSON
+/// objects or lists (a whole output), else the two values, each cut where
+/// it is long but from where they first differ, so the cut never hides
+/// the difference.
+fn value_changes(name: &str, old: &str, new: &str) -> Vec<changes::FieldChange> {
+    let parse = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .filter(|v| v.is_object() || v.is_array())
+    };
+    if let (Some(a), Some(b)) = (parse(old), parse(new)) {
+        let found = changes::field_changes(name, &a, &b);
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    let common = old
+        .char_indices()
+        .zip(new.chars())
+        .find(|((_, a), b)| a != b)
+        .map_or(old.len().min(new.len()), |((i, _), _)| i);
+    // Start a little before the first difference, on a character.
+    let start = old[..common]
+        .char_indices()
+        .rev()
+        .nth(20)
+        .map_or(0, |(i, _)| i);
+    let cut = |text: &str| {
+        if start == 0 {
+            brief(text)
+        } else {
+            format!("…{}", brief(&text[start..]))
+        }
+    };
+    vec![(name.to_string(), Some(cut(old)), Some(cut(new)))]
+}
+
 fn brief(value: &str) -> String {
     const MAX: usize = 100;
     if value.chars().count() <= MAX {

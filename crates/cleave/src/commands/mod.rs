@@ -2,16 +2,17 @@
 
 pub(crate) mod build;
 pub(crate) mod cache;
+mod changes;
 pub(crate) mod compile;
+pub(crate) mod debug;
 pub(crate) mod publish;
 pub(crate) mod recipe;
 pub(crate) mod remote;
 pub(crate) mod render;
 pub(crate) mod test;
 
-use std::io::Write;
-
-/// Writes a diagnostic with its source snippet to stderr.
+/// Writes a diagnostic with its source snippet to stderr, in the run's
+/// log style (an annotation on GitHub, a record in JSON).
 pub(crate) fn print_report(report: &miette::Report) {
-    let _ = writeln!(std::io::stderr().lock(), "{report:?}");
+    crate::output::printer().error(report, None);
 }

@@ -10,7 +10,10 @@ use cleave_recipe::{
 use miette::{Context, IntoDiagnostic};
 use rattler_conda_types::Subdir;
 
+use cleave_build::BuildError;
+
 use crate::cli::RecipeArgs;
+use crate::output::Location;
 
 /// A rendered recipe and the file it came from.
 pub(crate) struct Rendered {
@@ -20,6 +23,8 @@ pub(crate) struct Rendered {
     pub(crate) file: PathBuf,
     /// What it was rendered for.
     pub(crate) config: RenderConfig,
+    /// The parsed recipe, whose spans place an error found while building.
+    pub(crate) parsed: cleave_recipe::Recipe,
 }
 
 /// Loads and renders every recipe `args` name, in the order given (the
@@ -124,25 +129,27 @@ fn render(args: &RecipeArgs, file: PathBuf) -> miette::Result<Option<Rendered>> 
         }
     }
     match cleave_recipe::render(&recipe, &config) {
-        Ok(mut recipe) => {
-            for warning in recipe.warnings.iter().take(SHOWN_PROBLEMS) {
-                super::print_report(&miette::Report::new(warning.clone()));
+        Ok(mut rendered) => {
+            let printer = crate::output::printer();
+            for warning in rendered.warnings.iter().take(SHOWN_PROBLEMS) {
+                printer.warning(&miette::Report::new(warning.clone()));
             }
-            if let Some(more) = recipe.warnings.len().checked_sub(SHOWN_PROBLEMS)
+            if let Some(more) = rendered.warnings.len().checked_sub(SHOWN_PROBLEMS)
                 && more > 0
             {
-                super::print_report(&miette::miette!(
+                printer.warning(&miette::miette!(
                     severity = miette::Severity::Warning,
                     "{more} more warnings not shown"
                 ));
             }
             // Scripts and `patch` run in the work dir: relative recipe
             // paths would not resolve there.
-            recipe.recipe_dir = std::path::absolute(&recipe.recipe_dir).into_diagnostic()?;
+            rendered.recipe_dir = std::path::absolute(&rendered.recipe_dir).into_diagnostic()?;
             Ok(Some(Rendered {
-                recipe,
+                recipe: rendered,
                 file,
                 config,
+                parsed: recipe,
             }))
         }
         Err(errors) => {
@@ -150,6 +157,46 @@ fn render(args: &RecipeArgs, file: PathBuf) -> miette::Result<Option<Rendered>> 
             Ok(None)
         }
     }
+}
+
+/// Where in its recipe a build error points, for an annotation: the
+/// failed script's `build.script`, the missing `path` source. With
+/// several recipes, the one whose output the error names.
+pub(crate) fn locate(rendered: &[Rendered], err: &BuildError) -> Option<Location> {
+    let (what, section, key, path) = match err {
+        // A test script's (`the test script of test 2 of NAME`) is not
+        // the recipe's `build.script`: it keeps no prefix to strip.
+        BuildError::ScriptFailed { what, .. } => (
+            what.strip_prefix("the build script of ")?,
+            "build",
+            "script",
+            None,
+        ),
+        BuildError::MissingSource { what, path } => (what.as_str(), "source", "path", Some(path)),
+        _ => return None,
+    };
+    // `what` is `name-version-build` or "staging `name`": the longest
+    // output name it starts with or quotes, in whichever recipe has it;
+    // an output not found gets no place rather than another output's.
+    let (recipe, output) = rendered
+        .iter()
+        .flat_map(|r| r.recipe.outputs.iter().map(move |o| (r, o.name())))
+        .filter(|(_, n)| what.starts_with(&format!("{n}-")) || what.contains(&format!("`{n}`")))
+        .max_by_key(|(_, n)| n.len())?;
+    let value = path.and_then(|p| {
+        p.strip_prefix(&recipe.recipe.recipe_dir)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    });
+    let span = recipe
+        .parsed
+        .locate(Some(output), section, key, value.as_deref())?;
+    let (line, col) = recipe.parsed.source().line_col(span.offset());
+    Some(Location {
+        file: recipe.file.display().to_string(),
+        line,
+        col,
+    })
 }
 
 /// The variant file next to the recipe (`variants.yaml`, or else

@@ -245,7 +245,7 @@ fn language_tests_run_with_their_interpreter_once_per_python_version() {
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
     assert!(text.contains("Can't locate NoSuchModule.pm"), "{text}");
-    assert!(text.contains("polyglot-probe (test 2, perl)"), "{text}");
+    assert!(text.contains("test 2 of polyglot-probe (perl)"), "{text}");
 }
 
 #[test]

@@ -83,7 +83,7 @@ pub(super) fn check_contents(
         Ok(())
     } else {
         Err(BuildError::TestFailed {
-            what: format!("{what} (test {}: package_contents)", index + 1),
+            what: format!("test {} of {what} (package_contents)", index + 1),
             problems,
         })
     }

@@ -112,7 +112,7 @@ pub fn run_tests(
 ) -> Result<usize, BuildError> {
     let what = ctx.output.name.as_normalized();
     for (index, test) in ctx.output.tests.iter().enumerate() {
-        let label = format!("{what} (test {})", index + 1);
+        let label = format!("test {} of {what}", index + 1);
         if let Some(runs) = language::runs(test) {
             for (n, lang) in runs?.into_iter().enumerate() {
                 let dir = fresh(ctx.env.dir, &format!("test-{index}-{n}"))?;
@@ -122,7 +122,7 @@ pub fn run_tests(
                     build: Vec::new(),
                     text: lang.script,
                     settings: Settings::default(),
-                    what: format!("{what} (test {}, {})", index + 1, lang.label),
+                    what: format!("test {} of {what} ({})", index + 1, lang.label),
                 };
                 run_in_env(&ctx.env, envs, env, echo)?;
             }
@@ -346,6 +346,7 @@ fn run_in_env(
             text,
             cwd: &cwd,
             env,
+            secrets: settings.secrets,
             log: &test.dir.join("test.log"),
             work_dir: test.dir.to_path_buf(),
             guard: ctx.guard,

@@ -151,13 +151,15 @@ fn compiled(tmp: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The size in "stored staging `NAME` (key ...): N entries, SIZE".
+/// The size in "stored staging `NAME` (key ...): N entries, SIZE; built in T".
 fn stored_size(stderr: &str, staging: &str) -> String {
     let line = stderr
         .lines()
         .find(|l| l.contains(&format!("stored staging `{staging}`")))
         .unwrap_or_else(|| panic!("{staging} not stored:\n{stderr}"));
-    line.rsplit(", ").next().unwrap().trim().to_string()
+    let size = line.rsplit(", ").next().unwrap();
+    // The line may go on with the staging build's time after a `;`.
+    size.split(';').next().unwrap().trim().to_string()
 }
 
 /// The sizes in "restored staging `NAME` (SIZE)", one per output.

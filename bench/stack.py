@@ -263,7 +263,8 @@ def bench(corpus, work, tools):
 
     def peer(step, skip):
         start = time.time()
-        recipes = sorted(str(p) for p in stacks["peer"].iterdir())
+        # The peer takes recipe files, not their directories.
+        recipes = sorted(str(p / "recipe.yaml") for p in stacks["peer"].iterdir())
         seconds, _ = run(
             [sys.executable, "-W", "ignore", peer_script, json.dumps(recipes), variants,
              channel, outs["peer"], skip],

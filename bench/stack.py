@@ -171,7 +171,7 @@ def bump_build_number(recipe_dir):
     recipe = recipe_dir / "recipe.yaml"
     text = recipe.read_text()
     bumped, n = re.subn(
-        r"^(\s*build_num\s*=\s*)(\d+)",
+        r"^(\s*build_num\s*[:=]\s*)(\d+)",
         lambda m: f"{m.group(1)}{int(m.group(2)) + 1}",
         text,
         count=1,

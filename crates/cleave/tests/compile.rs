@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::{RecipeCopy, assert_success, oracle, repo, stderr, walk};
+use common::{RecipeCopy, assert_success, oracle, repo, stderr, wait_all, walk};
 
 #[path = "../../cleave-cache/tests/services/mod.rs"]
 mod services;
@@ -309,9 +309,11 @@ fn two_builds_at_once_on_one_store_both_succeed_and_leave_sound_entries() {
             .spawn()
             .unwrap()
     };
-    let a = spawn(&parts.recipe.recipe, "out-a", "stg-a");
-    let b = spawn(&other.recipe, "out-b", "stg-b");
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let [a, b] = <[Output; 2]>::try_from(wait_all(vec![
+        spawn(&parts.recipe.recipe, "out-a", "stg-a"),
+        spawn(&other.recipe, "out-b", "stg-b"),
+    ]))
+    .unwrap();
     assert_success(&a);
     assert_success(&b);
     assert_eq!(parts.tool_output("out-a"), "parts 20 12 9\n");

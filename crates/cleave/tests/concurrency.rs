@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod common;
-use common::{assert_success, stderr};
+use common::{assert_success, stderr, wait_all};
 
 const STAGED: &str = r##"schema_version: 1
 recipe:
@@ -120,10 +120,8 @@ impl Case {
                 outs.push(out);
             }
         }
-        let finished = children
-            .into_iter()
-            .map(|(what, child)| (what, child.wait_with_output().unwrap()))
-            .collect();
+        let (whats, children): (Vec<String>, Vec<Child>) = children.into_iter().unzip();
+        let finished = whats.into_iter().zip(wait_all(children)).collect();
         outs.sort();
         outs.dedup();
         (finished, outs)

@@ -3,11 +3,11 @@
 //! line and column), never with a crash, a hang or memory run out.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 mod common;
-use common::stderr;
+use common::{output_within, stderr};
 
 /// How long a render may take before the test calls it hung; every case
 /// here ends in well under a second.
@@ -19,29 +19,14 @@ fn render(dir: &Path) -> Output {
 }
 
 fn render_with(mut command: Command, dir: &Path) -> Output {
-    let child = command
-        .arg("render")
-        .arg("-r")
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cleave");
-    let pid = child.id();
-    // Output is read while waiting, so a long report cannot fill the pipe
-    // and stall cleave.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(HUNG) {
-        Ok(output) => output.expect("output"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("cleave render {} hung", dir.display());
-        }
-    }
+    output_within(
+        HUNG,
+        command
+            .arg("render")
+            .arg("-r")
+            .arg(dir)
+            .env("NO_COLOR", "1"),
+    )
 }
 
 /// The report with miette's wrapping at 80 columns undone, in either

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 mod common;
 use common::quetz::Quetz;
-use common::{assert_success, oracle, repo, stderr};
+use common::{assert_success, oracle, repo, stderr, wait_all};
 
 #[path = "../../cleave-cache/tests/services/mod.rs"]
 mod services;
@@ -210,8 +210,7 @@ fn two_publishers_at_once_to_a_bucket_both_end_up_listed() {
                     .output_spawned()
             })
             .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
+        for output in wait_all(children) {
             assert_success(&output);
         }
         let served = format!(

@@ -319,20 +319,7 @@ fn a_removal_killed_half_way_or_a_directory_at_a_blob_path_does_not_block_builds
 /// Runs `cmd`, failing the test if it takes more than a minute (it is
 /// killed then): for commands that must not block.
 fn output_within_a_minute(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("{cmd:?} blocked");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    output_within(Duration::from_secs(60), &mut cmd)
 }
 
 #[test]
@@ -548,10 +535,7 @@ fn builds_survive_a_concurrent_gc_and_clean() {
             .unwrap()
         })
         .collect();
-    let outputs: Vec<Output> = builds
-        .into_iter()
-        .map(|b| b.wait_with_output().unwrap())
-        .collect();
+    let outputs = wait_all(builds);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(trims.join().unwrap() > 2);
     for (i, output) in outputs.iter().enumerate() {

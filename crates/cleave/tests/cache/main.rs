@@ -14,8 +14,8 @@ mod common;
 mod faults;
 
 use common::{
-    RecipeCopy, TinyDisk, assert_success, copy_dir, index, oracle, paths, repo, stderr, strings,
-    walk,
+    RecipeCopy, TinyDisk, assert_success, copy_dir, index, oracle, output_within, paths, repo,
+    stderr, strings, wait_all, walk,
 };
 
 /// A copy of `tests/cache/NAME` in a fresh temporary directory.
@@ -433,10 +433,7 @@ fn two_builds_started_together_run_the_staging_script_once() {
         .spawn()
         .unwrap()
     };
-    let a = spawn("out-a");
-    let b = spawn("out-b");
-    let a = a.wait_with_output().unwrap();
-    let b = b.wait_with_output().unwrap();
+    let [a, b] = <[Output; 2]>::try_from(wait_all(vec![spawn("out-a"), spawn("out-b")])).unwrap();
     assert_success(&a);
     assert_success(&b);
     assert_eq!(case.runs(), 1);

@@ -6,7 +6,8 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -38,6 +39,44 @@ pub fn assert_success(output: &Output) {
         "cleave failed:\n{}",
         stderr(output)
     );
+}
+
+/// Waits for processes that run together, reading all their pipes at
+/// once: waiting for one while the others' pipes are not read deadlocks
+/// as soon as one of them fills a pipe (64 KiB of script trace) and the
+/// one waited for needs it to go on (it holds a lock the other waits for).
+pub fn wait_all(children: Vec<Child>) -> Vec<Output> {
+    let readers: Vec<_> = children
+        .into_iter()
+        .map(|child| std::thread::spawn(move || child.wait_with_output()))
+        .collect();
+    readers
+        .into_iter()
+        .map(|reader| reader.join().unwrap().unwrap())
+        .collect()
+}
+
+/// Runs `command` to its end, reading its pipes while it runs (a long
+/// report cannot fill one and stall it), and kills it when it has not
+/// ended after `limit`: for commands that must not block.
+pub fn output_within(limit: Duration, command: &mut Command) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("the command's output"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{command:?} did not end within {limit:?}");
+        }
+    }
 }
 
 /// What a run printed on stderr, as text.

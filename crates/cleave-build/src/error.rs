@@ -19,7 +19,7 @@ pub enum BuildError {
     #[error("{what} failed{}", code.map(|c| format!(" with exit code {c}")).unwrap_or_else(|| " (killed by a signal)".into()))]
     ScriptFailed {
         /// Which script: `the build script of NAME`, `the test script of
-        /// NAME (test N)`.
+        /// test N of NAME`.
         what: String,
         /// The exit code, `None` when killed by a signal.
         code: Option<i32>,

@@ -74,7 +74,7 @@ fn assert_stored_tests_ran(output: &Output) {
     assert!(printed.contains(": 3 tests passed"), "{printed}");
     for n in 1..=3 {
         assert!(
-            printed.contains(&format!("passed: stored-tests (test {n})")),
+            printed.contains(&format!("passed: test {n} of stored-tests")),
             "{printed}"
         );
     }
@@ -91,6 +91,58 @@ fn cleave_runs_the_tests_its_own_package_carries() {
     let alone = tmp.path().join(package.file_name().unwrap());
     std::fs::rename(&package, &alone).unwrap();
     assert_stored_tests_ran(&test(&alone, tmp.path()));
+}
+
+/// `cleave test` reports as a build does: in JSON lines its tests are
+/// named `test N of NAME` as a build's are, each passed test is a record,
+/// and `-q` hides the scripts' output but keeps the result.
+#[test]
+fn cleave_test_reports_in_the_log_styles_of_a_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_success(&build(&repo().join("tests/build/stored-tests"), tmp.path()));
+    let package = package_in(&tmp.path().join("out/noarch"));
+    let run = |global: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cleave"))
+            .args(global)
+            .arg("test")
+            .arg("--package-file")
+            .arg(&package)
+            .arg("--cache-dir")
+            .arg(tmp.path().join("cache"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let json = run(&["--log-style", "json"]);
+    assert_success(&json);
+    let records: Vec<serde_json::Value> = stderr(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of_type = |t: &str| -> Vec<&serde_json::Value> {
+        records.iter().filter(|r| r["type"] == t).collect()
+    };
+    assert_eq!(of_type("started")[0]["kind"], "test", "{records:?}");
+    let passed: Vec<&str> = of_type("test_passed")
+        .iter()
+        .map(|r| r["test"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        passed,
+        [
+            "test 1 of stored-tests",
+            "test 2 of stored-tests",
+            "test 3 of stored-tests"
+        ]
+    );
+    assert!(!of_type("line").is_empty(), "{records:?}");
+    assert_eq!(of_type("result")[0]["tests"], 3, "{records:?}");
+
+    let quiet = run(&["-q"]);
+    assert_success(&quiet);
+    let printed = stderr(&quiet);
+    assert!(printed.contains(": 3 tests passed"), "{printed}");
+    assert!(!printed.contains("grep -q hello"), "{printed}");
 }
 
 /// An empty channel in `dir`.
@@ -300,7 +352,7 @@ fn a_downstream_test_solves_the_downstream_package_with_this_one() {
     let output = test_with(&package, tmp.path(), &[&apps]);
     assert_success(&output);
     assert!(
-        stderr(&output).contains("passed: ds-lib (test 1)"),
+        stderr(&output).contains("passed: test 1 of ds-lib"),
         "{}",
         stderr(&output)
     );
@@ -331,7 +383,7 @@ fn a_failing_test_exits_1_with_its_log_tail() {
     let printed = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{printed}");
     assert!(
-        printed.contains("the test script of fails-its-test (test 1) failed with exit code 1"),
+        printed.contains("the test script of test 1 of fails-its-test failed with exit code 1"),
         "{printed}"
     );
     let tail = printed

@@ -191,6 +191,11 @@ pub enum Event<'a> {
         /// The failed output it needs.
         because: &'a str,
     },
+    /// One test of a package passed.
+    TestPassed {
+        /// `test N of NAME`.
+        test: &'a str,
+    },
     /// A package's tests passed.
     Tested {
         /// The package.

@@ -331,7 +331,7 @@ impl Builder {
                 channels: std::slice::from_ref(&channel),
             },
         };
-        match run_tests(&ctx, &self.envs, &mut |line| on_event(Event::Line(line))) {
+        match run_tests(&ctx, &self.envs, on_event) {
             Ok(count) => Ok(count),
             Err(failure) => {
                 let broken = self.options.output_dir.join("broken");

@@ -1,15 +1,16 @@
 //! `cleave test --package-file`: runs the tests a package carries.
 
-use std::io::Write;
+use std::sync::Arc;
 
-use cleave_build::check::package_tests::{PackageFileTests, Progress, test_package_file};
+use cleave_build::check::package_tests::{PackageFileTests, test_package_file};
 use cleave_build::script::guard::Guard;
 use miette::{IntoDiagnostic, WrapErr};
 use rattler_conda_types::Subdir;
 
 use crate::Status;
-use crate::cli::TestArgs;
+use crate::cli::{LogStyle, TestArgs};
 use crate::config::{Overrides, Settings};
+use crate::output::{self, BuildReporter};
 
 pub(crate) fn run(args: TestArgs) -> miette::Result<Status> {
     let cwd = std::env::current_dir().into_diagnostic()?;
@@ -48,35 +49,36 @@ pub(crate) fn run(args: TestArgs) -> miette::Result<Status> {
         platform: Subdir::current().unwrap_or(Subdir::Linux64),
     };
     let name = args.package_file.display().to_string();
-    let result = test_package_file(&options, &mut |progress| {
-        let mut err = std::io::stderr().lock();
-        let _ = match progress {
-            Progress::Line(line) => writeln!(err, "   │ {line}"),
-            Progress::Passed(what) => writeln!(err, "   passed: {what}"),
-        };
-    });
-    let mut out = std::io::stderr().lock();
+    let printer = output::printer();
+    let reporter = BuildReporter::new(printer, None);
+    let result = test_package_file(&options, Arc::new(reporter.clone()));
     match result {
-        Ok(0) => {
-            writeln!(out, "{name} carries no tests").into_diagnostic()?;
-            Ok(Status::Success)
-        }
         Ok(count) => {
+            reporter.finish();
             let plural = if count == 1 { "" } else { "s" };
-            writeln!(out, "{name}: {count} test{plural} passed").into_diagnostic()?;
+            printer.line(&match printer.style {
+                LogStyle::Json => serde_json::json!({
+                    "type": "result",
+                    "package": name,
+                    "tests": count,
+                })
+                .to_string(),
+                _ if count == 0 => format!("{name} carries no tests"),
+                _ => format!("{name}: {count} test{plural} passed"),
+            });
             Ok(Status::Success)
         }
         Err(err) => {
-            drop(out);
+            reporter.failed(&name);
+            reporter.finish();
             super::print_report(&super::build::report(err));
             // Kept only when a test environment was made: its log is there.
             if dir.path().join("test").exists() {
                 let kept = dir.keep();
-                let _ = writeln!(
-                    std::io::stderr().lock(),
+                printer.line(&format!(
                     "the test environments are kept in {}",
                     kept.display()
-                );
+                ));
             }
             Ok(Status::Failure)
         }

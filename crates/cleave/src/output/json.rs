@@ -102,6 +102,7 @@ pub(super) fn record(printer: &Printer, event: &Event<'_>) -> Value {
             "subdir": p.subdir, "path": p.path, "size": p.size, "files": p.files,
         }),
         Event::Testing { what, count } => json!({"type": "testing", "what": what, "count": count}),
+        Event::TestPassed { test } => json!({"type": "test_passed", "test": test}),
         Event::Tested { what, count } => json!({"type": "tested", "what": what, "count": count}),
         Event::Failed { what, error } => {
             json!({"type": "failed", "what": what, "message": error.to_string()})

@@ -19,7 +19,7 @@ mod language;
 mod package_file;
 pub mod stored;
 
-pub use package_file::{PackageFileTests, Progress, test_package_file};
+pub use package_file::{PackageFileTests, test_package_file};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use cleave_recipe::model::{Dependency, PackageOutput, Script, ScriptContent, Test};
 use rattler_conda_types::{Channel, MatchSpec, ParseStrictness, Subdir};
 
+use crate::engine::Event;
 use crate::environment::{EnvKind, Environments, activated};
 use crate::error::BuildError;
 use crate::script::guard::Guarded;
@@ -105,65 +106,83 @@ pub struct TestContext<'a> {
 }
 
 /// Runs every test of the output, in order; the first failure stops.
+/// Reports each line the tests print and each test that passed.
 pub fn run_tests(
     ctx: &TestContext<'_>,
     envs: &Environments,
-    echo: &mut dyn FnMut(&str),
+    on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<usize, BuildError> {
     let what = ctx.output.name.as_normalized();
     for (index, test) in ctx.output.tests.iter().enumerate() {
         let label = format!("test {} of {what}", index + 1);
-        if let Some(runs) = language::runs(test) {
-            for (n, lang) in runs?.into_iter().enumerate() {
-                let dir = fresh(ctx.env.dir, &format!("test-{index}-{n}"))?;
-                let env = EnvRun {
-                    dir: &dir,
-                    run: lang.specs,
-                    build: Vec::new(),
-                    text: lang.script,
-                    settings: Settings::default(),
-                    what: format!("test {} of {what} ({})", index + 1, lang.label),
-                };
-                run_in_env(&ctx.env, envs, env, echo)?;
-            }
-            continue;
-        }
-        match test {
-            Test::PackageContents(contents) => {
-                contents::check_contents(contents, ctx.paths, what, index)?
-            }
-            Test::Script {
-                script,
-                requirements,
-                files,
-            } => {
-                let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
-                copy_matching(ctx.recipe_dir, &files.recipe, &dir.join("work"))?;
-                copy_matching(ctx.work_dir, &files.source, &dir.join("work"))?;
-                let env = EnvRun {
-                    dir: &dir,
-                    run: plain_specs(&requirements.run),
-                    build: plain_specs(&requirements.build),
-                    text: script_text(script, ctx.recipe_dir, what)?,
-                    settings: Settings {
-                        interpreter: script.interpreter.as_deref(),
-                        env: &script.env,
-                        secrets: &script.secrets,
-                        cwd: Cwd::Work(script.cwd.as_deref()),
-                        fill_names: matches!(script.content, ScriptContent::Commands(_)),
-                    },
-                    what: label,
-                };
-                run_in_env(&ctx.env, envs, env, echo)?;
-            }
-            Test::Downstream(spec) => {
-                let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
-                downstream::check(&ctx.env, envs, spec, &dir, &label)?;
-            }
-            Test::Python { .. } | Test::Perl { .. } | Test::R { .. } | Test::Ruby { .. } => {}
-        }
+        run_test(ctx, envs, test, index, &label, &mut |line| {
+            on_event(Event::Line(line))
+        })?;
+        on_event(Event::TestPassed { test: &label });
     }
     Ok(ctx.output.tests.len())
+}
+
+/// Runs test `index` of the output.
+fn run_test(
+    ctx: &TestContext<'_>,
+    envs: &Environments,
+    test: &Test,
+    index: usize,
+    label: &str,
+    echo: &mut dyn FnMut(&str),
+) -> Result<(), BuildError> {
+    let what = ctx.output.name.as_normalized();
+    if let Some(runs) = language::runs(test) {
+        for (n, lang) in runs?.into_iter().enumerate() {
+            let dir = fresh(ctx.env.dir, &format!("test-{index}-{n}"))?;
+            let env = EnvRun {
+                dir: &dir,
+                run: lang.specs,
+                build: Vec::new(),
+                text: lang.script,
+                settings: Settings::default(),
+                what: format!("{label} ({})", lang.label),
+            };
+            run_in_env(&ctx.env, envs, env, echo)?;
+        }
+        return Ok(());
+    }
+    match test {
+        Test::PackageContents(contents) => {
+            contents::check_contents(contents, ctx.paths, what, index)?
+        }
+        Test::Script {
+            script,
+            requirements,
+            files,
+        } => {
+            let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
+            copy_matching(ctx.recipe_dir, &files.recipe, &dir.join("work"))?;
+            copy_matching(ctx.work_dir, &files.source, &dir.join("work"))?;
+            let env = EnvRun {
+                dir: &dir,
+                run: plain_specs(&requirements.run),
+                build: plain_specs(&requirements.build),
+                text: script_text(script, ctx.recipe_dir, what)?,
+                settings: Settings {
+                    interpreter: script.interpreter.as_deref(),
+                    env: &script.env,
+                    secrets: &script.secrets,
+                    cwd: Cwd::Work(script.cwd.as_deref()),
+                    fill_names: matches!(script.content, ScriptContent::Commands(_)),
+                },
+                what: label.to_string(),
+            };
+            run_in_env(&ctx.env, envs, env, echo)?;
+        }
+        Test::Downstream(spec) => {
+            let dir = fresh(ctx.env.dir, &format!("test-{index}"))?;
+            downstream::check(&ctx.env, envs, spec, &dir, label)?;
+        }
+        Test::Python { .. } | Test::Perl { .. } | Test::R { .. } | Test::Ruby { .. } => {}
+    }
+    Ok(())
 }
 
 /// A fresh directory `root/name` with an empty `work/` in it.

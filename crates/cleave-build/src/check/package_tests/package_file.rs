@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cleave_channel::local::{Overwrite, Transfer};
 use cleave_recipe::model::{PackageContents, Test};
@@ -19,6 +20,7 @@ use super::stored::{self, CommandsTest, StoredTest};
 use super::{
     Cwd, EnvRun, Settings, Subject, TestEnv, contents, downstream, fresh, language, run_in_env,
 };
+use crate::engine::{Event, Reporter};
 use crate::environment::Environments;
 use crate::error::BuildError;
 use crate::script::guard::Guard;
@@ -42,19 +44,12 @@ pub struct PackageFileTests {
     pub platform: Subdir,
 }
 
-/// What happens while the tests run.
-pub enum Progress<'a> {
-    /// A line a test script printed.
-    Line(&'a str),
-    /// A test passed.
-    Passed(&'a str),
-}
-
 /// Runs every test `options.package` stores, in order; the first failure
-/// stops. Returns how many ran.
+/// stops. Returns how many ran. `reporter` sees them as a build's tests
+/// (`test N of NAME`), and the test environments' downloads and installs.
 pub fn test_package_file(
     options: &PackageFileTests,
-    report: &mut dyn FnMut(Progress<'_>),
+    reporter: Arc<dyn Reporter>,
 ) -> Result<usize, BuildError> {
     let file = cleave_channel::package::inspect(&options.package)?;
     let index: IndexJson = rattler_package_streaming::seek::read_package_file(&options.package)
@@ -96,7 +91,8 @@ pub fn test_package_file(
             channel: "http".into(),
             reason: e.to_string(),
         })?;
-    let envs = Environments::new(options.channels.clone(), &options.cache_dir, client)?;
+    let mut envs = Environments::new(options.channels.clone(), &options.cache_dir, client)?;
+    envs.set_reporter(reporter.clone());
     let subject = Subject {
         name: index.name.as_normalized().to_string(),
         version: index.version.to_string(),
@@ -114,9 +110,18 @@ pub fn test_package_file(
         base_env: &options.base_env,
         channels: std::slice::from_ref(&own),
     };
+    reporter.event(Event::Started {
+        kind: "test",
+        what: &file.identifier,
+    });
+    reporter.event(Event::Testing {
+        what: &subject.name,
+        count: tests.len(),
+    });
+    let echo = &mut |line: &str| reporter.event(Event::Line(line));
     let mut ran = 0;
     for (index, test) in tests.iter().enumerate() {
-        let label = format!("{} (test {})", subject.name, index + 1);
+        let label = format!("test {} of {}", index + 1, subject.name);
         match test {
             StoredTest::PackageContents { package_contents } => {
                 let contents = stored_contents(package_contents, &label)?;
@@ -140,9 +145,7 @@ pub fn test_package_file(
             }
             StoredTest::Commands(test) => {
                 let dir = fresh(env.dir, &format!("test-{index}"))?;
-                run_script(&env, &envs, test, &dir, &label, &mut |line| {
-                    report(Progress::Line(line))
-                })?;
+                run_script(&env, &envs, test, &dir, &label, echo)?;
             }
             StoredTest::Python { .. }
             | StoredTest::Perl { .. }
@@ -153,7 +156,7 @@ pub fn test_package_file(
                 };
                 for (n, run) in runs?.into_iter().enumerate() {
                     let dir = fresh(env.dir, &format!("test-{index}-{n}"))?;
-                    let what = format!("{label}, {}", run.label);
+                    let what = format!("{label} ({})", run.label);
                     let env_run = EnvRun {
                         dir: &dir,
                         run: run.specs,
@@ -162,15 +165,17 @@ pub fn test_package_file(
                         settings: Settings::default(),
                         what,
                     };
-                    run_in_env(&env, &envs, env_run, &mut |line| {
-                        report(Progress::Line(line))
-                    })?;
+                    run_in_env(&env, &envs, env_run, echo)?;
                 }
             }
         }
         ran += 1;
-        report(Progress::Passed(&label));
+        reporter.event(Event::TestPassed { test: &label });
     }
+    reporter.event(Event::Tested {
+        what: &subject.name,
+        count: ran,
+    });
     Ok(ran)
 }
 
@@ -309,7 +314,7 @@ mod tests {
     use super::*;
 
     fn contents(text: &str) -> Result<PackageContents, BuildError> {
-        stored_contents(&serde_yaml_ng::from_str(text).unwrap(), "demo (test 1)")
+        stored_contents(&serde_yaml_ng::from_str(text).unwrap(), "test 1 of demo")
     }
 
     #[test]
@@ -327,6 +332,6 @@ mod tests {
     #[test]
     fn an_unknown_package_contents_check_is_an_error_not_skipped() {
         let err = contents("files: [a]\nlicenses: [COPYING]").unwrap_err();
-        assert!(err.to_string().contains("demo (test 1)"), "{err}");
+        assert!(err.to_string().contains("test 1 of demo"), "{err}");
     }
 }

@@ -281,6 +281,33 @@ fn github_actions_get_groups_annotations_and_a_step_summary() {
     assert!(error.contains("recipe.yaml,line=10,col=5,"), "{error}");
     assert!(error.contains("exit code 3"), "{error}");
 
+    // Files no package takes: a warning annotation at the staging
+    // build's name (line 14 of tests/cache/claims).
+    let claims = tempfile::tempdir().unwrap();
+    common::copy_dir(
+        &repo().join("tests/cache/claims"),
+        &claims.path().join("recipe"),
+    );
+    let warned = run(cleave_build(claims.path(), &[], &[]).env("GITHUB_ACTIONS", "true"));
+    assert_success(&warned);
+    let text = stderr(&warned);
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("::warning ") && l.contains("are in no package"))
+        .unwrap_or_else(|| panic!("no warning annotation in {text}"));
+    assert!(warning.contains("recipe.yaml,line=14,col=13,"), "{warning}");
+    let json = run(&mut cleave_build(
+        claims.path(),
+        &["--log-style", "json"],
+        &["--no-cache"],
+    ));
+    let unclaimed: serde_json::Value = stderr(&json)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|r| r["type"] == "unclaimed")
+        .expect("an unclaimed record");
+    assert_eq!(unclaimed["line"], 14, "{unclaimed}");
+
     // A recipe error: an annotation at the offending key.
     let bad = recipe_dir(&SLOW.replace("  noarch: generic", "  noarch: generic\n  scrip: oops"));
     let failed = run(cleave_build(bad.path(), &[], &[]).env("GITHUB_ACTIONS", "true"));

@@ -115,6 +115,10 @@ pub(crate) fn run(args: BuildArgs) -> miette::Result<Status> {
             reporter.failed(what);
             printer.error(&report(error), location.as_ref());
         }
+        Event::Unclaimed { staging, .. } | Event::Overlapping { staging, .. } => {
+            let location = super::recipe::locate_staging(&rendered, staging);
+            reporter.event_at(event, location.as_ref());
+        }
         other => reporter.event(other),
     });
     let steps = reporter.finish();

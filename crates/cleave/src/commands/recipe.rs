@@ -199,6 +199,27 @@ pub(crate) fn locate(rendered: &[Rendered], err: &BuildError) -> Option<Location
     })
 }
 
+/// Where a staging build is named in its recipe (`staging: name:`), for
+/// a warning about its files; with several recipes, the first that names
+/// it. A top-level `cache:` has no name to point at.
+pub(crate) fn locate_staging(rendered: &[Rendered], staging: &str) -> Option<Location> {
+    rendered.iter().find_map(|recipe| {
+        let parsed = &recipe.parsed;
+        let span = parsed.locate(Some(staging), "staging", "name", Some(staging))?;
+        // `locate` falls back to another output's name: only this one's.
+        let text = parsed.source().slice(span);
+        if text.trim_matches(['"', '\'']) != staging {
+            return None;
+        }
+        let (line, col) = parsed.source().line_col(span.offset());
+        Some(Location {
+            file: recipe.file.display().to_string(),
+            line,
+            col,
+        })
+    })
+}
+
 /// The variant file next to the recipe (`variants.yaml`, or else
 /// conda-build's `conda_build_config.yaml`, as rattler-build picks it), then
 /// each `--variant-config` in order, then the `--variant` overrides (the

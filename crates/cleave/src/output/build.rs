@@ -12,7 +12,7 @@ use cleave_compile::{rust, stats};
 
 use super::progress::{Activities, spawn_ticker};
 use super::summary::{CompileCounts, Step, StepResult};
-use super::{Printer, github, human_duration, json};
+use super::{Location, Printer, github, human_duration, json};
 use crate::cli::LogStyle;
 use crate::commands::build::{human_size, short};
 
@@ -249,8 +249,9 @@ impl Inner {
         }
     }
 
-    /// The lines a person reads.
-    fn human(&self, event: &Event<'_>) {
+    /// The lines a person reads; a warning's annotation points `at` a
+    /// place in the recipe when given.
+    fn human(&self, event: &Event<'_>, at: Option<&Location>) {
         let p = self.printer;
         if p.quiet() {
             return;
@@ -260,7 +261,7 @@ impl Inner {
         let dim = |text: String| console::style(text).dim().for_stderr().to_string();
         let warn = |text: &str| {
             if github {
-                github::warning(p, "cleave build", text);
+                github::warning(p, at, "cleave build", text);
             } else {
                 p.line(&format!(
                     "{} {text}",
@@ -403,6 +404,7 @@ impl Inner {
             ))),
             Event::Line(line) => p.line(&format!("   │ {line}")),
             Event::Packaged(pkg) => p.line(&format!("   wrote {}", pkg.path.display())),
+            Event::TestPassed { test } => p.line(&dim(format!("   passed: {test}"))),
             Event::Tested { what, count } => p.line(&format!("   {what}: {count} tests passed")),
             Event::Failed { what, error } => {
                 p.line(&failed_line(what));
@@ -410,7 +412,7 @@ impl Inner {
             }
             // Outside the group of the step before them.
             Event::Skipped { .. } | Event::NotBuilt { .. } if github && self.close_group() => {
-                self.human(event)
+                self.human(event, at)
             }
             Event::Skipped { what, channel } => p.line(&format!(
                 "── skipped {what}: it is in {} already",
@@ -463,19 +465,34 @@ fn open_step(state: &mut State) -> Option<&mut Step> {
     state.steps.last_mut().filter(|s| s.duration.is_none())
 }
 
-impl Reporter for BuildReporter {
-    fn event(&self, event: Event<'_>) {
+impl BuildReporter {
+    /// An event about a place in a recipe (files of a staging build no
+    /// package took): a GitHub annotation points there, a JSON record
+    /// names it.
+    pub(crate) fn event_at(&self, event: Event<'_>, at: Option<&Location>) {
         let inner = &self.inner;
         inner.track(&event);
         let p = inner.printer;
         match p.style {
             LogStyle::Json => {
                 if !p.quiet() {
-                    p.line(&json::record(p, &event).to_string());
+                    let mut record = json::record(p, &event);
+                    if let Some(l) = at {
+                        record["file"] = l.file.clone().into();
+                        record["line"] = l.line.into();
+                        record["col"] = l.col.into();
+                    }
+                    p.line(&record.to_string());
                 }
             }
-            _ => inner.human(&event),
+            _ => inner.human(&event, at),
         }
+    }
+}
+
+impl Reporter for BuildReporter {
+    fn event(&self, event: Event<'_>) {
+        self.event_at(event, None);
     }
 
     fn install(&self) -> Option<Arc<dyn rattler::install::Reporter>> {

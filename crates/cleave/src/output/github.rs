@@ -43,13 +43,9 @@ pub(crate) fn end_group(printer: &Printer) {
     printer.line("::endgroup::");
 }
 
-/// `::warning::MESSAGE`, with a title.
-pub(crate) fn warning(printer: &Printer, title: &str, message: &str) {
-    printer.line(&format!(
-        "::warning title={}::{}",
-        escape_property(title),
-        escape_data(message)
-    ));
+/// `::warning::MESSAGE`, with a title, at a place when known.
+pub(crate) fn warning(printer: &Printer, at: Option<&Location>, title: &str, message: &str) {
+    printer.line(&annotation("warning", at, title, message));
 }
 
 /// The places a diagnostic and the diagnostics related to it point at,
@@ -135,6 +131,7 @@ pub(crate) fn append_step_summary(printer: &Printer, markdown: &str) {
     if let Err(e) = written {
         warning(
             printer,
+            None,
             "step summary",
             &format!(
                 "cannot write the step summary to {}: {e}",

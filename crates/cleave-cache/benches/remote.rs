@@ -5,7 +5,8 @@
 //! moved.
 //!
 //! Each remote's restore is timed beside a local restore of its own, just
-//! before it, so that both see the same load on the machine.
+//! before it, so that both see the same load on the machine; each timed
+//! step starts once the page cache holds nothing dirty (`sync`).
 //!
 //! `cargo bench -p cleave-cache --bench remote` (moto_server,
 //! redis-server and bgd on PATH: `scripts/prerequisites --with-oracles`).
@@ -28,6 +29,13 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Writes out what earlier steps left dirty in the page cache, so that
+/// a timed step does not pay for the writeback of the one before it (on
+/// a slow disk that alone moved a fetch from 1.5 s to 7 s between runs).
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 fn restore(entry: &Entry, dir: &Path) -> Duration {
@@ -127,11 +135,13 @@ fn main() {
         drop(up);
 
         let local_dir = work.path().join(format!("local{i}"));
+        settle();
         let local = restore(&entry, &local_dir);
         let _ = std::fs::remove_dir_all(&local_dir);
 
         let store_b = Store::open(work.path().join(format!("b{i}"))).unwrap();
         let mut down = Remotes::new(vec![config], &store_b);
+        settle();
         let started = Instant::now();
         let (fetched, _) = down
             .fetch(&store_b, &entry.meta().key, None, &mut |w| panic!("{w}"))

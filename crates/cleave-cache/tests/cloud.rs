@@ -5,46 +5,15 @@
 //! service allows them and no anonymous writes where it does not; damaged
 //! objects refused; a service that is down costs one bounded wait.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cleave_cache::remote::{Mode, RemoteConfig, RemoteUrl, Remotes};
-use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::{Digest, Store};
 
+mod common;
 mod services;
 
-/// A tree of `files` small files and one of 300 kB, as a staging build's
-/// prefix.
-fn tree(files: usize, salt: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for i in 0..files {
-        let sub = dir.path().join(format!("d{}", i % 50));
-        std::fs::create_dir_all(&sub).unwrap();
-        std::fs::write(sub.join(format!("f{i}")), format!("file {i} of {salt}\n")).unwrap();
-    }
-    std::fs::write(dir.path().join("big"), vec![7u8; 300_000]).unwrap();
-    dir
-}
-
-fn put(store: &Store, dir: &Path, name: &str) -> Entry {
-    let mut inputs = Inputs::new();
-    inputs.insert("name", name);
-    store
-        .put(&Capture {
-            name,
-            inputs: &inputs,
-            trees: vec![TreeSource {
-                name: "prefix",
-                dir,
-                select: Select::All,
-            }],
-            roots: vec![("prefix", dir)],
-            extra: serde_json::Value::Null,
-        })
-        .unwrap()
-        .entry
-}
+use common::{contents, no_warnings, put, restore, tree};
 
 /// A remote as a build with the Azure variables of the tests (and no
 /// Google ones) in its environment configures it.
@@ -57,31 +26,6 @@ fn config(url: &str) -> RemoteConfig {
 
 fn remotes(store: &Store, urls: &[&str]) -> Remotes {
     Remotes::new(urls.iter().map(|u| config(u)).collect(), store)
-}
-
-/// Every file below `dir`, with its contents.
-fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((
-                    path.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&path).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn no_warnings() -> impl FnMut(String) {
-    |w| panic!("unexpected warning: {w}")
 }
 
 /// Machine A stores and pushes to `url`; machine B, with an empty store,
@@ -124,16 +68,7 @@ fn carries_an_entry(url: &str, read_url: &str, files: usize) {
         stats.requests
     );
     let out = tempfile::tempdir().unwrap();
-    found
-        .restore(
-            &[Target {
-                tree: "prefix",
-                dir: out.path(),
-                select: Select::All,
-            }],
-            &[("prefix", out.path())],
-        )
-        .unwrap();
+    restore(&found, out.path());
     assert_eq!(contents(out.path()), contents(src.path()), "{read_url}");
 }
 

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use cleave_cache::remote::{RemoteConfig, RemoteUrl, Remotes, action_digest};
-use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
-use cleave_cache::{Digest, Inputs, Store};
+use cleave_cache::{Digest, Store};
 use sha2::Digest as _;
 
 mod common;
 mod services;
 
+use common::{no_warnings, put, restore};
 use services::{Grid, GridStorage};
 
 /// A prefix-like tree: `files` small files in 50 directories, a 300 kB
@@ -56,25 +56,6 @@ fn noise(len: usize, salt: &str) -> Vec<u8> {
     out
 }
 
-fn put(store: &Store, dir: &Path, name: &str) -> Entry {
-    let mut inputs = Inputs::new();
-    inputs.insert("name", name);
-    store
-        .put(&Capture {
-            name,
-            inputs: &inputs,
-            trees: vec![TreeSource {
-                name: "prefix",
-                dir,
-                select: Select::All,
-            }],
-            roots: vec![("prefix", dir)],
-            extra: serde_json::Value::Null,
-        })
-        .unwrap()
-        .entry
-}
-
 fn config_with(url: &str, env: &dyn Fn(&str) -> Option<String>) -> RemoteConfig {
     let mut config = RemoteConfig::new(RemoteUrl::parse_with(url, env).unwrap());
     config.timeout = Duration::from_secs(5);
@@ -84,10 +65,6 @@ fn config_with(url: &str, env: &dyn Fn(&str) -> Option<String>) -> RemoteConfig 
 
 fn remotes(store: &Store, url: &str) -> Remotes {
     Remotes::new(vec![config_with(url, &|_| None)], store)
-}
-
-fn no_warnings() -> impl FnMut(String) {
-    |w| panic!("unexpected warning: {w}")
 }
 
 /// Every item below `dir`: path, and contents (files), target (links) or
@@ -119,19 +96,6 @@ fn contents(dir: &Path) -> Vec<(PathBuf, String, Vec<u8>)> {
     }
     out.sort();
     out
-}
-
-fn restore(entry: &Entry, dir: &Path) {
-    entry
-        .restore(
-            &[Target {
-                tree: "prefix",
-                dir,
-                select: Select::All,
-            }],
-            &[("prefix", dir)],
-        )
-        .unwrap();
 }
 
 fn stores() -> (tempfile::TempDir, Store) {

@@ -27,10 +27,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 mod common;
+use common::differences::{Difference, Expected, cell};
 use common::{repo, skip_unless_required, stderr};
 
 const REQUIRE: &str = "CLEAVE_REQUIRE_CONFORMANCE";
@@ -61,38 +61,6 @@ impl Package {
 struct Render {
     error: Option<String>,
     packages: Vec<Package>,
-}
-
-/// One way the two renders of a recipe differ.
-#[derive(Debug, Clone, PartialEq)]
-struct Difference {
-    recipe: String,
-    /// The package output's name, for build strings and requirements.
-    package: Option<String>,
-    /// `renders`, `packages`, `build_string` or a requirements section.
-    what: String,
-    detail: String,
-    /// Listed in expected-differences.toml.
-    expected: bool,
-}
-
-/// An entry of `tests/conformance/expected-differences.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expected {
-    recipe: String,
-    /// The package output; every package output of the recipe when absent.
-    package: Option<String>,
-    /// `build_string`, `build`, `host`, `run` or `run_constraints`.
-    what: String,
-    reason: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectedFile {
-    #[serde(default)]
-    difference: Vec<Expected>,
 }
 
 fn corpus() -> PathBuf {
@@ -517,6 +485,7 @@ fn compare(recipe: &str, peer: &Render, cleave: &Render) -> Vec<Difference> {
         recipe: recipe.to_string(),
         package: package.map(String::from),
         what: what.to_string(),
+        item: None,
         detail,
         expected: false,
     };
@@ -574,50 +543,6 @@ fn compare(recipe: &str, peer: &Render, cleave: &Render) -> Vec<Difference> {
     differences
 }
 
-fn load_expected() -> Vec<Expected> {
-    let path = repo().join("tests/conformance/expected-differences.toml");
-    let text = std::fs::read_to_string(&path).expect("read expected-differences.toml");
-    let file: ExpectedFile = toml::from_str(&text).expect("parse expected-differences.toml");
-    for entry in &file.difference {
-        assert!(
-            EXCUSABLE.contains(&entry.what.as_str()),
-            "expected-differences.toml: `what = {:?}` for {}: must be one of {EXCUSABLE:?}",
-            entry.what,
-            entry.recipe
-        );
-        assert!(
-            !entry.reason.trim().is_empty(),
-            "expected-differences.toml: {} {:?} needs a reason",
-            entry.recipe,
-            entry.what
-        );
-    }
-    file.difference
-}
-
-fn excuses(entry: &Expected, d: &Difference) -> bool {
-    entry.recipe == d.recipe
-        && entry.what == d.what
-        && (entry.package.is_none() || entry.package == d.package)
-}
-
-/// A table cell for the differences of the kinds `what`.
-fn cell(differences: &[Difference], what: &[&str], comparable: bool) -> &'static str {
-    let mine: Vec<&Difference> = differences
-        .iter()
-        .filter(|d| what.contains(&d.what.as_str()))
-        .collect();
-    if !comparable {
-        "-"
-    } else if mine.is_empty() {
-        "yes"
-    } else if mine.iter().all(|d| d.expected) {
-        "expected"
-    } else {
-        "no"
-    }
-}
-
 /// The report: a table, then every difference; and the failures.
 fn report(
     names: &[String],
@@ -635,7 +560,7 @@ fn report(
     for ((name, p), c) in names.iter().zip(peer).zip(cleave) {
         let mut differences = compare(name, p, c);
         for d in &mut differences {
-            if let Some(i) = expected.iter().position(|e| excuses(e, d)) {
+            if let Some(i) = expected.iter().position(|e| e.excuses(d)) {
                 d.expected = true;
                 used[i] = true;
             }
@@ -737,7 +662,10 @@ fn cleave_renders_real_recipes_as_the_peer_does() {
         );
     }
 
-    let expected = load_expected();
+    let expected = common::differences::load_expected(
+        &repo().join("tests/conformance/expected-differences.toml"),
+        &EXCUSABLE,
+    );
     let (text, mut failures) = report(&names, &peer, &cleave, &expected);
     eprintln!("cleave vs py-rattler-build 0.73, linux-64\n\n{text}");
     for ((name, dir), p) in names.iter().zip(&dirs).zip(&peer) {
@@ -959,6 +887,7 @@ mod comparison {
             recipe: "r".into(),
             package: Some("a".into()),
             what: what.into(),
+            item: None,
             reason: "because".into(),
         };
         let (text, failures) = report(&names, &peer, &cleave, &[entry("build_string")]);

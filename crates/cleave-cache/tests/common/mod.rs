@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_cache::Digest;
+use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
+use cleave_cache::{Digest, Inputs, Store};
 
 /// The directory of the entry under `key`.
 pub fn entry_dir(store: &Path, key: &Digest) -> PathBuf {
@@ -165,4 +166,77 @@ pub fn mutate_bytes(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A tree of `files` small files (and a few shared ones), as a staging
+/// build's prefix.
+pub fn tree(files: usize, salt: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..files {
+        let sub = dir.path().join(format!("d{}", i % 50));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("f{i}")), format!("file {i} of {salt}\n")).unwrap();
+    }
+    std::fs::write(dir.path().join("big"), vec![7u8; 300_000]).unwrap();
+    dir
+}
+
+/// Every file below `dir`, with its contents.
+pub fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Stores `dir` as the entry `name` (its only input).
+pub fn put(store: &Store, dir: &Path, name: &str) -> Entry {
+    let mut inputs = Inputs::new();
+    inputs.insert("name", name);
+    store
+        .put(&Capture {
+            name,
+            inputs: &inputs,
+            trees: vec![TreeSource {
+                name: "prefix",
+                dir,
+                select: Select::All,
+            }],
+            roots: vec![("prefix", dir)],
+            extra: serde_json::Value::Null,
+        })
+        .unwrap()
+        .entry
+}
+
+/// Restores the entry's `prefix` tree into `dir`.
+pub fn restore(entry: &Entry, dir: &Path) {
+    entry
+        .restore(
+            &[Target {
+                tree: "prefix",
+                dir,
+                select: Select::All,
+            }],
+            &[("prefix", dir)],
+        )
+        .unwrap();
+}
+
+/// A warning sink that fails the test on any warning.
+pub fn no_warnings() -> impl FnMut(String) {
+    |w| panic!("unexpected warning: {w}")
 }

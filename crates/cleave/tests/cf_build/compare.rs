@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
+use crate::common::differences::{Difference, Expected, cell};
 use crate::common::repo;
 use crate::runs::Run;
 
@@ -33,68 +33,12 @@ const COLUMNS: [(&str, &[&str]); 4] = [
     ("metadata", &["index", "about", "licenses", "tests", "link"]),
 ];
 
-/// One way a package of cleave differs from the peer's.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Difference {
-    pub recipe: String,
-    pub package: Option<String>,
-    /// `packages` or one of [`EXCUSABLE`].
-    pub what: String,
-    /// The path, key or test it is about.
-    pub item: Option<String>,
-    pub detail: String,
-    /// Listed in expected-differences.toml.
-    pub expected: bool,
-}
-
-/// An entry of `tests/cf-build/expected-differences.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expected {
-    pub recipe: String,
-    /// The package; every package of the recipe when absent.
-    pub package: Option<String>,
-    /// One of [`EXCUSABLE`].
-    pub what: String,
-    /// The path (files, licenses), key (index, about, run_exports) or test;
-    /// every one when absent.
-    pub item: Option<String>,
-    pub reason: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectedFile {
-    #[serde(default)]
-    difference: Vec<Expected>,
-}
-
+/// The differences tests/cf-build/expected-differences.toml excuses.
 pub fn load_expected() -> Vec<Expected> {
-    let path = repo().join("tests/cf-build/expected-differences.toml");
-    let text = std::fs::read_to_string(&path).expect("read expected-differences.toml");
-    let file: ExpectedFile = toml::from_str(&text).expect("parse expected-differences.toml");
-    for entry in &file.difference {
-        assert!(
-            EXCUSABLE.contains(&entry.what.as_str()),
-            "expected-differences.toml: `what = {:?}` for {}: must be one of {EXCUSABLE:?}",
-            entry.what,
-            entry.recipe
-        );
-        assert!(
-            !entry.reason.trim().is_empty(),
-            "expected-differences.toml: {} {:?} needs a reason",
-            entry.recipe,
-            entry.what
-        );
-    }
-    file.difference
-}
-
-fn excuses(entry: &Expected, d: &Difference) -> bool {
-    entry.recipe == d.recipe
-        && entry.what == d.what
-        && (entry.package.is_none() || entry.package == d.package)
-        && (entry.item.is_none() || entry.item == d.item)
+    crate::common::differences::load_expected(
+        &repo().join("tests/cf-build/expected-differences.toml"),
+        &EXCUSABLE,
+    )
 }
 
 /// How a tool's own channel paths are written in `about.json`'s
@@ -377,23 +321,6 @@ pub fn compare(
     differences
 }
 
-/// A table cell for the differences of the kinds `what`.
-fn cell(differences: &[Difference], what: &[&str], comparable: bool) -> String {
-    let mine: Vec<&Difference> = differences
-        .iter()
-        .filter(|d| what.contains(&d.what.as_str()))
-        .collect();
-    if !comparable {
-        "-".to_string()
-    } else if mine.is_empty() {
-        "yes".to_string()
-    } else if mine.iter().all(|d| d.expected) {
-        "expected".to_string()
-    } else {
-        format!("no ({})", mine.iter().filter(|d| !d.expected).count())
-    }
-}
-
 /// One recipe's builds and packages, as the report takes them.
 #[derive(Clone, Copy)]
 pub struct Recipe<'a> {
@@ -425,7 +352,7 @@ pub fn report(
             Vec::new()
         };
         for d in &mut differences {
-            if let Some(i) = expected.iter().position(|e| excuses(e, d)) {
+            if let Some(i) = expected.iter().position(|e| e.excuses(d)) {
                 d.expected = true;
                 used[i] = true;
             }

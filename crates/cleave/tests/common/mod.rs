@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod differences;
 pub mod machines;
 pub mod quetz;
 

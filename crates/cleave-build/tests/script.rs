@@ -12,6 +12,9 @@ use cleave_build::BuildError;
 use cleave_build::script::guard::Guard;
 use cleave_build::script::{ScriptRun, run};
 
+mod processes;
+use processes::gone_within;
+
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     match args.first().and_then(|a| a.to_str()) {
@@ -196,27 +199,6 @@ fn a_failing_command_stops_the_script_and_reports_the_tail() {
         }
         other => panic!("unexpected {other:?}"),
     }
-}
-
-/// True once no process has `pid`, within `limit`.
-fn gone_within(pid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        // A zombie still has a /proc entry; its state says `Z`.
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat)
-                if stat
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|s| s.trim_start().starts_with('Z')) =>
-            {
-                return true;
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-    false
 }
 
 fn read_pid(path: &Path) -> i32 {

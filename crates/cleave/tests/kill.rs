@@ -21,7 +21,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "../../cleave-build/tests/processes/mod.rs"]
+mod processes;
 use common::{assert_success, stderr};
+use processes::gone_within;
 
 const RECIPE: &str = r#"schema_version: 1
 recipe:
@@ -122,26 +125,6 @@ impl Case {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let _ = std::fs::remove_file(&file);
         text.lines().filter_map(|l| l.trim().parse().ok()).collect()
-    }
-}
-
-/// True when `pid` is gone (or a zombie) within `limit`.
-fn gone_within(pid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat)
-                if stat
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|s| s.trim_start().starts_with('Z')) =>
-            {
-                return true;
-            }
-            Ok(_) if Instant::now() >= deadline => return false,
-            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
     }
 }
 

@@ -17,9 +17,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cleave_cache::remote::{RemoteConfig, RemoteUrl, Remotes};
-use cleave_cache::store::{Capture, Entry, Select, Target, TreeSource};
+use cleave_cache::store::{Capture, Entry, Select, TreeSource};
 use cleave_cache::{Inputs, Store};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/services/mod.rs"]
 mod services;
 mod tree;
@@ -38,18 +40,10 @@ fn settle() {
     let _ = std::process::Command::new("sync").status();
 }
 
+/// How long restoring the entry's prefix into `dir` takes.
 fn restore(entry: &Entry, dir: &Path) -> Duration {
     let started = Instant::now();
-    entry
-        .restore(
-            &[Target {
-                tree: "prefix",
-                dir,
-                select: Select::All,
-            }],
-            &[("prefix", dir)],
-        )
-        .unwrap();
+    common::restore(entry, dir);
     started.elapsed()
 }
 

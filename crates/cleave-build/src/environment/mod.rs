@@ -169,14 +169,7 @@ impl Environments {
         let output = self
             .runtime
             .block_on(query)
-            .map_err(|e| BuildError::Channel {
-                channel: channels
-                    .iter()
-                    .map(|c| c.base_url.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: error_chain(&e),
-            })?;
+            .map_err(|e| unreadable(&channels, &e))?;
         let available: Vec<Vec<RepoDataRecord>> = output
             .repodata
             .iter()
@@ -277,14 +270,7 @@ impl Environments {
         let output = self
             .runtime
             .block_on(query)
-            .map_err(|e| BuildError::Channel {
-                channel: channels
-                    .iter()
-                    .map(|c| c.base_url.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: error_chain(&e),
-            })?;
+            .map_err(|e| unreadable(channels, &e))?;
         for record in output.repodata.iter().flat_map(|r| r.iter()) {
             let p = &record.package_record;
             let id = format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build);
@@ -394,6 +380,18 @@ pub fn activated(
 }
 
 /// An error with its causes, one per line, for messages.
+/// The channels' repodata could not be read: which channels, and why.
+fn unreadable(channels: &[Channel], err: &dyn std::error::Error) -> BuildError {
+    BuildError::Channel {
+        channel: channels
+            .iter()
+            .map(|c| c.base_url.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason: error_chain(err),
+    }
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

@@ -4,8 +4,11 @@
 //! directory, against a restore from the local store; requests and bytes
 //! moved.
 //!
-//! Each remote's restore is timed beside a local restore of its own, just
-//! before it, so that both see the same load on the machine; each timed
+//! Each remote's restore is compared with local restores of the same
+//! entry timed just before and just after it, so that both see the same
+//! machine: restores get slower as a run goes on (a second local restore
+//! in the same state took 1.9 s where the first took 0.7 s, in memory),
+//! and a local restore timed only before would flatter itself. Each timed
 //! step starts once the page cache holds nothing dirty (`sync`).
 //!
 //! `cargo bench -p cleave-cache --bench remote` (moto_server,
@@ -38,6 +41,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// a slow disk that alone moved a fetch from 1.5 s to 7 s between runs).
 fn settle() {
     let _ = std::process::Command::new("sync").status();
+}
+
+/// A local restore of the entry into `dir`, timed after a [`settle`],
+/// then removed again.
+fn local_restore(entry: &Entry, dir: &Path) -> Duration {
+    settle();
+    let took = restore(entry, dir);
+    let _ = std::fs::remove_dir_all(dir);
+    took
 }
 
 /// How long restoring the entry's prefix into `dir` takes.
@@ -79,7 +91,7 @@ fn main() {
         put.as_secs_f64(),
     );
     println!(
-        "| remote | upload | requests up | local restore | remote restore (fetch + restore) | vs local restore | requests down | bytes down |"
+        "| remote | upload | requests up | local restore (before, after) | remote restore (fetch + restore) | vs local restore | requests down | bytes down |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let picked = std::env::var("BENCH_REMOTES").unwrap_or_else(|_| "s3,redis,reapi,dir".into());
@@ -128,10 +140,7 @@ fn main() {
         let up_stats = up.stats()[0].clone();
         drop(up);
 
-        let local_dir = work.path().join(format!("local{i}"));
-        settle();
-        let local = restore(&entry, &local_dir);
-        let _ = std::fs::remove_dir_all(&local_dir);
+        let local_before = local_restore(&entry, &work.path().join(format!("local{i}")));
 
         let store_b = Store::open(work.path().join(format!("b{i}"))).unwrap();
         let mut down = Remotes::new(vec![config], &store_b);
@@ -143,12 +152,17 @@ fn main() {
         let fetch = started.elapsed();
         let restored = restore(&fetched, &work.path().join(format!("restore{i}")));
         let total = started.elapsed();
+        let _ = std::fs::remove_dir_all(work.path().join(format!("restore{i}")));
+        let local_after = local_restore(&entry, &work.path().join(format!("after{i}")));
+        let local = (local_before + local_after) / 2;
         let down_stats = down.stats()[0].clone();
         println!(
-            "| {label} | {:.2} s | {} | {:.2} s | {:.2} s ({:.2} + {:.2}) | {:.2}x | {} | {:.0} MiB |",
+            "| {label} | {:.2} s | {} | {:.2} s ({:.2}, {:.2}) | {:.2} s ({:.2} + {:.2}) | {:.2}x | {} | {:.0} MiB |",
             upload.as_secs_f64(),
             up_stats.requests,
             local.as_secs_f64(),
+            local_before.as_secs_f64(),
+            local_after.as_secs_f64(),
             total.as_secs_f64(),
             fetch.as_secs_f64(),
             restored.as_secs_f64(),
@@ -157,7 +171,6 @@ fn main() {
             down_stats.bytes_down as f64 / 1048576.0
         );
         drop(fetched);
-        let _ = std::fs::remove_dir_all(work.path().join(format!("restore{i}")));
         let _ = std::fs::remove_dir_all(work.path().join(format!("b{i}")));
     }
 }

@@ -379,7 +379,6 @@ pub fn activated(
     Ok(env)
 }
 
-/// An error with its causes, one per line, for messages.
 /// The channels' repodata could not be read: which channels, and why.
 fn unreadable(channels: &[Channel], err: &dyn std::error::Error) -> BuildError {
     BuildError::Channel {
@@ -392,6 +391,7 @@ fn unreadable(channels: &[Channel], err: &dyn std::error::Error) -> BuildError {
     }
 }
 
+/// An error with its causes, one per line, for messages.
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

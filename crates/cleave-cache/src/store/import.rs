@@ -142,9 +142,9 @@ impl Store {
         // The temporary file goes beside the blob, not into tmp/: a rename
         // within one directory locks that directory alone, where one from
         // tmp/ into a shard takes the file system's rename lock, which the
-        // parallel writers of a fetch then wait on in turn (a third of a
-        // 20,000-blob fetch). A killed writer's leftover there is no
-        // digest, so `gc` sweeps it.
+        // parallel writers of a fetch then wait on in turn (15% of the
+        // samples of a 20,000-blob bench). A killed writer's leftover there
+        // is no digest, so `gc` sweeps it.
         let shard = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(shard).map_err(io())?;
         let mut temp = tempfile::Builder::new()

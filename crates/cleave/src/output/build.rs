@@ -478,9 +478,7 @@ impl BuildReporter {
                 if !p.quiet() {
                     let mut record = json::record(p, &event);
                     if let Some(l) = at {
-                        record["file"] = l.file.clone().into();
-                        record["line"] = l.line.into();
-                        record["col"] = l.col.into();
+                        json::place(&mut record, l);
                     }
                     p.line(&record.to_string());
                 }

@@ -5,10 +5,17 @@
 use cleave_build::engine::Event;
 use serde_json::{Value, json};
 
-use super::Printer;
+use super::{Location, Printer};
 
 fn secs(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Adds where in a recipe a record is about: `file`, `line`, `col`.
+pub(super) fn place(record: &mut Value, at: &Location) {
+    record["file"] = at.file.clone().into();
+    record["line"] = at.line.into();
+    record["col"] = at.col.into();
 }
 
 /// The record of `event`.

@@ -183,9 +183,7 @@ impl Printer {
                     .cloned()
                     .or_else(|| github::locations(report.as_ref()).into_iter().next());
                 if let Some(loc) = found {
-                    record["file"] = loc.file.into();
-                    record["line"] = loc.line.into();
-                    record["col"] = loc.col.into();
+                    json::place(&mut record, &loc);
                 }
                 self.line(&record.to_string());
             }

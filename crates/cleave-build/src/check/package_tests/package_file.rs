@@ -45,8 +45,10 @@ pub struct PackageFileTests {
 }
 
 /// Runs every test `options.package` stores, in order; the first failure
-/// stops. Returns how many ran. `reporter` sees them as a build's tests
-/// (`test N of NAME`), and the test environments' downloads and installs.
+/// stops. Returns how many ran, for the caller to report, as a build's
+/// engine reports its outputs' tests. `reporter` sees each test as a
+/// build's (`test N of NAME`), and the test environments' downloads and
+/// installs.
 pub fn test_package_file(
     options: &PackageFileTests,
     reporter: Arc<dyn Reporter>,
@@ -172,10 +174,6 @@ pub fn test_package_file(
         ran += 1;
         reporter.event(Event::TestPassed { test: &label });
     }
-    reporter.event(Event::Tested {
-        what: &subject.name,
-        count: ran,
-    });
     Ok(ran)
 }
 
